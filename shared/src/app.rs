@@ -1,0 +1,171 @@
+//! Application layer: the ports, limits and clock every use case runs against, and the two
+//! ways a use case talks to clients: [`App::reply`] and [`App::deliver`].
+
+use crate::Error;
+use crate::domain::{ConnectionId, UserId};
+use crate::memory::InMemoryStore;
+use crate::ports::{Connections, Conversations, LastSeen, MessageLog, PushError, Pusher};
+use crate::protocol::ServerFrame;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// The current time; injectable so tests control it.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Limits of the service (all configurable; defaults fit API Gateway's quotas).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest message body in UTF-8 bytes (`too_large` past it).
+    pub max_body_bytes: usize,
+    /// Largest serialised `sync`/`history` page. PostToConnection accepts 128 KB; we leave room.
+    pub page_bytes: usize,
+    /// Most messages in one `sync` page.
+    pub page_messages: usize,
+    /// Most messages in one `history` page (and the default).
+    pub history_max: usize,
+    pub history_default: usize,
+    /// Most users in one `presence` request.
+    pub presence_users: usize,
+    /// How long messages are kept (the TTL attribute); `None` keeps them forever.
+    pub retention: Option<chrono::Duration>,
+    /// How long a connection record lives: API Gateway's 2 h maximum plus a margin.
+    pub connection_ttl: chrono::Duration,
+    /// How many PostToConnection calls one fan-out makes at once.
+    pub push_concurrency: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            page_bytes: 100 * 1024,
+            page_messages: 100,
+            history_max: 100,
+            history_default: 20,
+            presence_users: 100,
+            retention: None,
+            connection_ttl: chrono::Duration::minutes(125),
+            push_concurrency: 32,
+        }
+    }
+}
+
+/// Everything a use case needs, built once per process (a Lambda's init, or the gateway's start).
+#[derive(Clone)]
+pub struct App {
+    pub connections: Arc<dyn Connections>,
+    pub conversations: Arc<dyn Conversations>,
+    pub messages: Arc<dyn MessageLog>,
+    pub last_seen: Arc<dyn LastSeen>,
+    pub pusher: Arc<dyn Pusher>,
+    pub limits: Limits,
+    pub clock: Clock,
+}
+
+/// Who a fan-out reached.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Users with at least one live connection that accepted the frame.
+    pub online: BTreeSet<UserId>,
+    /// Users it reached on no connection (none live, or every one was gone).
+    pub offline: BTreeSet<UserId>,
+    /// PostToConnection calls made, and how many of them found the connection gone.
+    pub posts: usize,
+    pub gone: usize,
+}
+
+impl App {
+    /// An app over one fresh in-memory store.
+    pub fn in_memory(pusher: Arc<dyn Pusher>, limits: Limits) -> Self {
+        let store = Arc::new(InMemoryStore::new());
+        Self {
+            connections: store.clone(),
+            conversations: store.clone(),
+            messages: store.clone(),
+            last_seen: store,
+            pusher,
+            limits,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Answers the connection that made a request. A reply that cannot be delivered is logged,
+    /// not retried: the client re-sends on reconnect, and every request is idempotent.
+    pub async fn reply(
+        &self,
+        conn: &ConnectionId,
+        id: Option<&serde_json::Value>,
+        frame: &ServerFrame,
+    ) {
+        match self.pusher.post(conn, &frame.to_json(id)).await {
+            Ok(()) => {}
+            Err(PushError::Gone) => {
+                tracing::info!(connection = %conn, "reply to a closed connection dropped")
+            }
+            Err(e) => tracing::warn!(connection = %conn, error = %e, "reply failed"),
+        }
+    }
+
+    /// Pushes `frame` to every live connection of `users`, except `skip` (the requesting one).
+    /// One batched read of connections, then concurrent posts. A connection that turns out to be
+    /// gone (410) is deleted, exactly that one, and does not count its user as reached.
+    pub async fn deliver(
+        &self,
+        users: &[UserId],
+        frame: &ServerFrame,
+        skip: Option<&ConnectionId>,
+    ) -> Result<Delivery, Error> {
+        let now = self.now();
+        let conns = self.connections.of_users(users, now).await?;
+        let json = frame.to_json(None);
+        let mut delivery = Delivery::default();
+        let targets: Vec<_> = conns
+            .iter()
+            .filter(|c| {
+                let is_skipped = Some(&c.id) == skip;
+                if is_skipped {
+                    // The requester is online by definition; it got its own reply.
+                    delivery.online.insert(c.user.clone());
+                }
+                !is_skipped
+            })
+            .collect();
+        delivery.posts = targets.len();
+        let mut results = futures_util::stream::iter(targets)
+            .map(|c| {
+                let json = &json;
+                async move { (c, self.pusher.post(&c.id, json).await) }
+            })
+            .buffer_unordered(self.limits.push_concurrency.max(1));
+        while let Some((conn, result)) = results.next().await {
+            match result {
+                Ok(()) => {
+                    delivery.online.insert(conn.user.clone());
+                }
+                Err(PushError::Gone) => {
+                    delivery.gone += 1;
+                    tracing::info!(connection = %conn.id, user = %conn.user, "stale connection removed");
+                    if let Err(e) = self.connections.remove(&conn.user, &conn.id).await {
+                        tracing::warn!(connection = %conn.id, error = %e, "could not remove stale connection");
+                    }
+                }
+                Err(e) => {
+                    // Not gone, just failed: the message is stored, so the device syncs later.
+                    tracing::warn!(connection = %conn.id, error = %e, "push failed");
+                }
+            }
+        }
+        delivery.offline = users
+            .iter()
+            .filter(|u| !delivery.online.contains(*u))
+            .cloned()
+            .collect();
+        Ok(delivery)
+    }
+}

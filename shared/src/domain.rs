@@ -1,0 +1,221 @@
+//! Domain layer: ids, messages, memberships and their validation rules. No I/O here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Per-conversation sequence number, assigned by the server: 1, 2, 3, … without gaps.
+pub type Seq = u64;
+
+/// Longest id we accept for users, devices, conversations and client message ids.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Why an id was refused; becomes a `bad_request` for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} {value:?}: {reason}")]
+pub struct InvalidId {
+    pub kind: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+fn check_id(kind: &'static str, value: &str, extra: &[char]) -> Result<(), InvalidId> {
+    let fail = |reason| {
+        Err(InvalidId {
+            kind,
+            value: value.chars().take(MAX_ID_LEN).collect(),
+            reason,
+        })
+    };
+    if value.is_empty() {
+        return fail("must not be empty");
+    }
+    if value.len() > MAX_ID_LEN {
+        return fail("is longer than 128 bytes");
+    }
+    let ok = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._@|+-".contains(c) || extra.contains(&c));
+    if !ok {
+        return fail("may only contain ASCII letters, digits and . _ @ | + -");
+    }
+    Ok(())
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $extra:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps an id.
+            pub fn new(value: impl Into<String>) -> Result<Self, InvalidId> {
+                let value = value.into();
+                check_id($kind, &value, $extra)?;
+                Ok(Self(value))
+            }
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(value: String) -> Result<Self, InvalidId> {
+                Self::new(value)
+            }
+        }
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A user, as named by the `sub` claim of their token. Never taken from a client frame.
+    UserId, "user id", &[]
+);
+string_id!(
+    /// One of a user's devices (the token's optional `device` claim).
+    DeviceId, "device id", &[]
+);
+string_id!(
+    /// A conversation: `dm:<a>:<b>` for 1:1 (users sorted), other forms for groups.
+    ConversationId, "conversation id", &[':']
+);
+string_id!(
+    /// The client's idempotency key for a message, unique per sender.
+    ClientMsgId, "client_msg_id", &[':']
+);
+string_id!(
+    /// An API Gateway connection id (opaque; base64-ish on AWS).
+    ConnectionId, "connection id", &['=', '/']
+);
+
+impl DeviceId {
+    /// The device of a token without a `device` claim.
+    pub fn unnamed() -> Self {
+        Self("default".into())
+    }
+}
+
+impl ConversationId {
+    /// The 1:1 conversation of two users: the same id whoever writes first.
+    /// User ids cannot contain `:`, so the id is unambiguous.
+    pub fn direct(a: &UserId, b: &UserId) -> Self {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        Self(format!("dm:{lo}:{hi}"))
+    }
+
+    /// The two members of a 1:1 conversation, or `None` for any other kind.
+    pub fn direct_members(&self) -> Option<(UserId, UserId)> {
+        let rest = self.0.strip_prefix("dm:")?;
+        let (a, b) = rest.split_once(':')?;
+        let (a, b) = (UserId::new(a).ok()?, UserId::new(b).ok()?);
+        (a <= b && Self::direct(&a, &b) == *self).then_some((a, b))
+    }
+}
+
+/// A stored message: one item of a conversation's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub from: UserId,
+    pub client_msg_id: ClientMsgId,
+    pub body: String,
+    pub sent_at: DateTime<Utc>,
+    /// Retention: readers treat the message as gone after this instant.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What a sender asks the log to append; the log assigns the seq.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation: ConversationId,
+    pub from: UserId,
+    pub client_msg_id: ClientMsgId,
+    pub body: String,
+    pub sent_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A live WebSocket connection of one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub user: UserId,
+    pub device: DeviceId,
+    pub connected_at: DateTime<Utc>,
+    /// API Gateway drops every socket after 2 h; the record expires a little later (TTL).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Which pointer an `ack` moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    Delivered,
+    Read,
+}
+
+/// A user's membership of a conversation, with their delivery and read pointers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub conversation: ConversationId,
+    pub user: UserId,
+    pub joined_at: DateTime<Utc>,
+    pub delivered: Seq,
+    pub read: Seq,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(s: &str) -> UserId {
+        UserId::new(s).unwrap()
+    }
+
+    #[test]
+    fn direct_id_is_the_same_whoever_starts() {
+        let (a, b) = (user("alice"), user("bob"));
+        assert_eq!(
+            ConversationId::direct(&a, &b),
+            ConversationId::direct(&b, &a)
+        );
+        assert_eq!(ConversationId::direct(&a, &b).as_str(), "dm:alice:bob");
+        assert_eq!(
+            ConversationId::direct(&b, &a).direct_members(),
+            Some((a, b))
+        );
+    }
+
+    #[test]
+    fn direct_members_rejects_non_canonical_ids() {
+        assert_eq!(
+            ConversationId::new("dm:bob:alice")
+                .unwrap()
+                .direct_members(),
+            None
+        );
+        assert_eq!(ConversationId::new("g:123").unwrap().direct_members(), None);
+    }
+
+    #[test]
+    fn user_ids_cannot_smuggle_separators() {
+        assert!(UserId::new("a:b").is_err());
+        assert!(UserId::new("").is_err());
+        assert!(UserId::new("x".repeat(129)).is_err());
+        assert!(UserId::new("auth0|abc-123@x.y").is_ok());
+    }
+}

@@ -1,0 +1,61 @@
+//! The one error type of the use cases, and the one place it becomes a client `error` frame.
+
+use crate::domain::InvalidId;
+use crate::ports::StoreError;
+use crate::protocol::ErrorCode;
+
+/// Why a request failed. Client mistakes carry a message meant for the client; infrastructure
+/// failures keep their source for the logs and show the client only a generic text.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("unknown action {0:?}")]
+    UnknownAction(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("too many requests")]
+    RateLimited,
+    #[error("store failed")]
+    Store(#[from] StoreError),
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
+}
+
+impl From<InvalidId> for Error {
+    fn from(e: InvalidId) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
+impl Error {
+    /// The code the client sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::UnknownAction(_) => ErrorCode::UnknownAction,
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::Forbidden(_) | Self::Unauthenticated(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::RateLimited => ErrorCode::RateLimited,
+            Self::Store(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The message the client sees: never an infrastructure detail.
+    pub fn client_message(&self, request_id: &str) -> String {
+        match self {
+            Self::Store(_) => format!("internal error (request {request_id}); please retry"),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether this is the server's fault (logged at error level) rather than the client's.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::Store(_))
+    }
+}

@@ -1,0 +1,265 @@
+//! Adapter layer: in-memory implementations of every storage port, for unit tests and the
+//! embedded gateway. One lock per store makes each operation atomic, which gives the same
+//! guarantees the DynamoDB adapters get from conditional writes and transactions.
+
+use crate::domain::{
+    ClientMsgId, Connection, ConnectionId, ConversationId, Membership, Message, NewMessage,
+    ReceiptKind, Seq, UserId,
+};
+use crate::ports::{Appended, Connections, Conversations, LastSeen, MessageLog, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+/// Every storage port in memory. Cheap to create; share it behind an `Arc`.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    connections: HashMap<UserId, BTreeMap<ConnectionId, Connection>>,
+    /// conversation → user → membership
+    members: BTreeMap<ConversationId, BTreeMap<UserId, Membership>>,
+    logs: HashMap<ConversationId, Vec<Message>>,
+    /// (sender, client_msg_id) → where the message was stored
+    sent: HashMap<(UserId, ClientMsgId), (ConversationId, Seq)>,
+    last_seen: HashMap<UserId, DateTime<Utc>>,
+}
+
+impl InMemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied operation behind (every
+        // operation mutates after its checks), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn live(m: &Message, now: DateTime<Utc>) -> bool {
+    m.expires_at.is_none_or(|t| t > now)
+}
+
+#[async_trait]
+impl Connections for InMemoryStore {
+    async fn put(&self, conn: &Connection) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.connections
+            .entry(conn.user.clone())
+            .or_default()
+            .insert(conn.id.clone(), conn.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, user: &UserId, id: &ConnectionId) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if let Some(conns) = s.connections.get_mut(user) {
+            conns.remove(id);
+            if conns.is_empty() {
+                s.connections.remove(user);
+            }
+        }
+        Ok(())
+    }
+
+    async fn of_users(
+        &self,
+        users: &[UserId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let s = self.lock();
+        Ok(users
+            .iter()
+            .filter_map(|u| s.connections.get(u))
+            .flat_map(|conns| conns.values())
+            .filter(|c| c.expires_at > now)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Conversations for InMemoryStore {
+    async fn join(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.members
+            .entry(conv.clone())
+            .or_default()
+            .entry(user.clone())
+            .or_insert_with(|| Membership {
+                conversation: conv.clone(),
+                user: user.clone(),
+                joined_at: at,
+                delivered: 0,
+                read: 0,
+            });
+        Ok(())
+    }
+
+    async fn membership(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+    ) -> Result<Option<Membership>, StoreError> {
+        Ok(self
+            .lock()
+            .members
+            .get(conv)
+            .and_then(|m| m.get(user))
+            .cloned())
+    }
+
+    async fn members(&self, conv: &ConversationId) -> Result<Vec<UserId>, StoreError> {
+        Ok(self
+            .lock()
+            .members
+            .get(conv)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn of_user(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+        Ok(self
+            .lock()
+            .members
+            .values()
+            .filter_map(|m| m.get(user))
+            .cloned()
+            .collect())
+    }
+
+    async fn advance(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        kind: ReceiptKind,
+        seq: Seq,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let Some(m) = s.members.get_mut(conv).and_then(|m| m.get_mut(user)) else {
+            return Ok(false);
+        };
+        let pointer = match kind {
+            ReceiptKind::Delivered => &mut m.delivered,
+            ReceiptKind::Read => &mut m.read,
+        };
+        if *pointer >= seq {
+            return Ok(false);
+        }
+        *pointer = seq;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl MessageLog for InMemoryStore {
+    async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError> {
+        let mut s = self.lock();
+        let key = (msg.from.clone(), msg.client_msg_id.clone());
+        if let Some((conv, seq)) = s.sent.get(&key) {
+            let original = s
+                .logs
+                .get(conv)
+                .and_then(|log| log.get((*seq - 1) as usize))
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("{conv}#{seq} missing")))?;
+            return Ok(Appended {
+                message: original,
+                duplicate: true,
+            });
+        }
+        let log = s.logs.entry(msg.conversation.clone()).or_default();
+        let message = Message {
+            seq: log.len() as Seq + 1,
+            conversation: msg.conversation,
+            from: msg.from,
+            client_msg_id: msg.client_msg_id,
+            body: msg.body,
+            sent_at: msg.sent_at,
+            expires_at: msg.expires_at,
+        };
+        log.push(message.clone());
+        s.sent
+            .insert(key, (message.conversation.clone(), message.seq));
+        Ok(Appended {
+            message,
+            duplicate: false,
+        })
+    }
+
+    async fn last_seqs(
+        &self,
+        convs: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, Seq>, StoreError> {
+        let s = self.lock();
+        Ok(convs
+            .iter()
+            .map(|c| (c.clone(), s.logs.get(c).map_or(0, |l| l.len() as Seq)))
+            .collect())
+    }
+
+    async fn after(
+        &self,
+        conv: &ConversationId,
+        after: Seq,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError> {
+        let s = self.lock();
+        let log = s.logs.get(conv).map(Vec::as_slice).unwrap_or_default();
+        let start = (after as usize).min(log.len());
+        Ok(log[start..]
+            .iter()
+            .filter(|m| live(m, now))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn before(
+        &self,
+        conv: &ConversationId,
+        before: Seq,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError> {
+        let s = self.lock();
+        let log = s.logs.get(conv).map(Vec::as_slice).unwrap_or_default();
+        let end = (before.saturating_sub(1) as usize).min(log.len());
+        Ok(log[..end]
+            .iter()
+            .rev()
+            .filter(|m| live(m, now))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl LastSeen for InMemoryStore {
+    async fn touch(&self, user: &UserId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let seen = s.last_seen.entry(user.clone()).or_insert(at);
+        *seen = (*seen).max(at);
+        Ok(())
+    }
+
+    async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, DateTime<Utc>>, StoreError> {
+        let s = self.lock();
+        Ok(users
+            .iter()
+            .filter_map(|u| s.last_seen.get(u).map(|t| (u.clone(), *t)))
+            .collect())
+    }
+}

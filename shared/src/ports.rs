@@ -1,0 +1,127 @@
+//! Ports: the small traits the use cases need from the outside world. Each has an in-memory
+//! adapter ([`crate::memory`]) and a production one; both keep the semantics written here.
+
+use crate::domain::{
+    Connection, ConnectionId, ConversationId, Membership, Message, NewMessage, ReceiptKind, Seq,
+    UserId,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+/// A storage backend failed (throttled, unreachable, corrupt item). The source is kept for logs.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("corrupt item: {0}")]
+    Corrupt(String),
+}
+
+/// Live connections, by user.
+#[async_trait]
+pub trait Connections: Send + Sync {
+    /// Registers a connection (overwrites one with the same id).
+    async fn put(&self, conn: &Connection) -> Result<(), StoreError>;
+    /// Removes exactly this connection; removing an absent one is not an error.
+    async fn remove(&self, user: &UserId, id: &ConnectionId) -> Result<(), StoreError>;
+    /// Connections of these users not expired at `now` (one batched read in production).
+    async fn of_users(
+        &self,
+        users: &[UserId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Connection>, StoreError>;
+}
+
+/// Membership of conversations, with each member's delivered/read pointers.
+#[async_trait]
+pub trait Conversations: Send + Sync {
+    /// Makes `user` a member of `conv` unless they already are (pointers untouched then).
+    async fn join(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The user's membership, or `None` when they are not a member.
+    async fn membership(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+    ) -> Result<Option<Membership>, StoreError>;
+    /// Every member of the conversation.
+    async fn members(&self, conv: &ConversationId) -> Result<Vec<UserId>, StoreError>;
+    /// Every conversation the user belongs to (one query in production).
+    async fn of_user(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
+    /// Moves one pointer forward to `seq`; returns `false` (and changes nothing) when it already
+    /// stood at or past `seq`, or when the user is not a member. Pointers never move back.
+    async fn advance(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        kind: ReceiptKind,
+        seq: Seq,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The result of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub message: Message,
+    /// The `(sender, client_msg_id)` was already stored: `message` is the original.
+    pub duplicate: bool,
+}
+
+/// The per-conversation message log.
+#[async_trait]
+pub trait MessageLog: Send + Sync {
+    /// Stores the message under the conversation's next seq, atomically: concurrent appends get
+    /// distinct, gapless seqs and a failure leaves no hole. A second append with the same
+    /// `(from, client_msg_id)` stores nothing and returns the original.
+    async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError>;
+    /// Latest seq of each conversation (0 for one with no messages).
+    async fn last_seqs(
+        &self,
+        convs: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, Seq>, StoreError>;
+    /// Up to `limit` messages with seq > `after`, oldest first, strongly consistent, without
+    /// messages expired at `now`.
+    async fn after(
+        &self,
+        conv: &ConversationId,
+        after: Seq,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError>;
+    /// Up to `limit` messages with seq < `before`, newest first, without expired ones.
+    async fn before(
+        &self,
+        conv: &ConversationId,
+        before: Seq,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError>;
+}
+
+/// When users were last seen (connect, heartbeat, disconnect).
+#[async_trait]
+pub trait LastSeen: Send + Sync {
+    async fn touch(&self, user: &UserId, at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, DateTime<Utc>>, StoreError>;
+}
+
+/// Why a push to a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The connection no longer exists (API Gateway's 410 GoneException).
+    #[error("connection is gone")]
+    Gone,
+    #[error("push failed: {0}")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Sends a frame to one connection (API Gateway's PostToConnection).
+#[async_trait]
+pub trait Pusher: Send + Sync {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PushError>;
+}

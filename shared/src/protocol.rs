@@ -1,0 +1,224 @@
+//! Protocol layer: the JSON frames of the WebSocket API (documented in docs/protocol.md).
+//!
+//! Client frames are parsed per route; unknown fields are ignored (so a forged `from` has no
+//! effect), wrong types and missing fields are `bad_request`. Server frames are one tagged enum.
+
+use crate::domain::{ClientMsgId, ConversationId, Message, ReceiptKind, Seq, UserId};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+
+/// Version of the wire protocol described in docs/protocol.md.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The actions that have their own route; anything else goes to `$default`.
+pub const ACTIONS: [&str; 5] = ["send", "ack", "sync", "history", "presence"];
+
+/// `send`: exactly one of `to` (a user, for 1:1) or `conversation`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SendFrame {
+    pub to: Option<UserId>,
+    pub conversation: Option<ConversationId>,
+    pub client_msg_id: ClientMsgId,
+    pub body: String,
+}
+
+/// `ack`: this user has received (`delivered`) or seen (`read`) everything up to `seq`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AckFrame {
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub kind: ReceiptKind,
+}
+
+/// `sync`: everything after each cursor, for every conversation of the user.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SyncFrame {
+    #[serde(default)]
+    pub since: BTreeMap<ConversationId, Seq>,
+    pub limit: Option<usize>,
+}
+
+/// `history`: older messages of one conversation, newest first.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistoryFrame {
+    pub conversation: ConversationId,
+    pub before: Option<Seq>,
+    pub limit: Option<usize>,
+}
+
+/// `presence`: online status and last-seen of some users; also a heartbeat.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PresenceFrame {
+    pub users: Vec<UserId>,
+}
+
+/// A message as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub from: UserId,
+    pub body: String,
+    #[serde(serialize_with = "rfc3339_millis")]
+    pub sent_at: DateTime<Utc>,
+    pub client_msg_id: ClientMsgId,
+}
+
+impl From<&Message> for MessageView {
+    fn from(m: &Message) -> Self {
+        Self {
+            conversation: m.conversation.clone(),
+            seq: m.seq,
+            from: m.from.clone(),
+            body: m.body.clone(),
+            sent_at: m.sent_at,
+            client_msg_id: m.client_msg_id.clone(),
+        }
+    }
+}
+
+/// One user's status in a `presence` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceView {
+    pub user: UserId,
+    pub online: bool,
+    #[serde(serialize_with = "opt_rfc3339_millis")]
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// Error codes of the `error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownAction,
+    TooLarge,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Internal,
+}
+
+/// Every frame the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The message is durably stored under `seq`.
+    Sent {
+        client_msg_id: ClientMsgId,
+        conversation: ConversationId,
+        seq: Seq,
+        #[serde(serialize_with = "rfc3339_millis")]
+        sent_at: DateTime<Utc>,
+        /// True when this was a retry of an already stored message (nothing new was stored).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        duplicate: bool,
+    },
+    /// A new message in one of the user's conversations.
+    Message(MessageView),
+    /// A member's delivered/read pointer moved.
+    Receipt {
+        conversation: ConversationId,
+        seq: Seq,
+        kind: ReceiptKind,
+        by: UserId,
+    },
+    /// Reply to `ack`: the pointer now stands at (at least) `seq`.
+    Acked {
+        conversation: ConversationId,
+        seq: Seq,
+        kind: ReceiptKind,
+    },
+    /// Reply to `sync`: send `since` back to get the next page while `more`.
+    Sync {
+        messages: Vec<MessageView>,
+        more: bool,
+        since: BTreeMap<ConversationId, Seq>,
+    },
+    /// Reply to `history`: newest first.
+    History {
+        conversation: ConversationId,
+        messages: Vec<MessageView>,
+        more: bool,
+    },
+    Presence {
+        users: Vec<PresenceView>,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// Echo of the failed frame's `client_msg_id`, when it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+}
+
+/// A server frame with the request id it answers (absent for pushes).
+#[derive(Debug, Serialize)]
+pub struct Envelope<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a serde_json::Value>,
+    #[serde(flatten)]
+    pub frame: &'a ServerFrame,
+}
+
+impl ServerFrame {
+    /// The frame as JSON text, echoing `id` when given.
+    pub fn to_json(&self, id: Option<&serde_json::Value>) -> String {
+        serde_json::to_string(&Envelope { id, frame: self })
+            .expect("server frames always serialise")
+    }
+}
+
+/// Timestamps on the wire: RFC 3339, UTC, milliseconds.
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn rfc3339_millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_time(t))
+}
+
+fn opt_rfc3339_millis<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339_millis(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn frames_serialise_with_type_tag_and_echoed_id() {
+        let f = ServerFrame::Error {
+            code: ErrorCode::TooLarge,
+            message: "x".into(),
+            client_msg_id: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(&f.to_json(Some(&json!("r1")))).unwrap();
+        assert_eq!(
+            v,
+            json!({"id":"r1","type":"error","code":"too_large","message":"x"})
+        );
+    }
+
+    #[test]
+    fn send_frame_ignores_a_forged_from() {
+        let f: SendFrame = serde_json::from_value(
+            json!({"action":"send","to":"bob","client_msg_id":"c1","body":"hi","from":"mallory"}),
+        )
+        .unwrap();
+        assert_eq!(f.to.unwrap().as_str(), "bob");
+    }
+
+    #[test]
+    fn sync_cursors_are_keyed_by_conversation() {
+        let f: SyncFrame = serde_json::from_value(json!({"since":{"dm:a:b":3}})).unwrap();
+        assert_eq!(f.since.values().copied().collect::<Vec<_>>(), vec![3]);
+        assert!(serde_json::from_value::<SyncFrame>(json!({"since":{"dm:a:b":-1}})).is_err());
+    }
+}

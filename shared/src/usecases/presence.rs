@@ -1,0 +1,58 @@
+//! Use case of the `presence` route: who is online, and when others were last seen.
+
+use crate::apigw::Request;
+use crate::domain::{ConversationId, UserId};
+use crate::protocol::{PresenceFrame, PresenceView, ServerFrame};
+use crate::{App, Error};
+use std::collections::HashSet;
+
+/// `presence`: the status of the asked users, and a heartbeat for the caller. Status is shown
+/// only for the caller and the people they share a 1:1 conversation with; anyone else reads as
+/// never seen, as on Messenger, so presence cannot be used to watch strangers.
+pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<(), Error> {
+    let me = &req.caller.user;
+    let max = app.limits.presence_users;
+    if frame.users.len() > max {
+        return Err(Error::BadRequest(format!(
+            "at most {max} users per presence request"
+        )));
+    }
+    let now = app.now();
+    app.last_seen.touch(me, now).await?;
+
+    let mut seen_ids = HashSet::new();
+    let users: Vec<UserId> = frame
+        .users
+        .into_iter()
+        .filter(|u| seen_ids.insert(u.clone()))
+        .collect();
+    let mine: HashSet<ConversationId> = app
+        .conversations
+        .of_user(me)
+        .await?
+        .into_iter()
+        .map(|m| m.conversation)
+        .collect();
+    let visible: Vec<UserId> = users
+        .iter()
+        .filter(|u| *u == me || mine.contains(&ConversationId::direct(me, u)))
+        .cloned()
+        .collect();
+    let (online, last_seen) = if visible.is_empty() {
+        Default::default()
+    } else {
+        let conns = app.connections.of_users(&visible, now).await?;
+        let online: HashSet<UserId> = conns.into_iter().map(|c| c.user).collect();
+        (online, app.last_seen.get(&visible).await?)
+    };
+    let users = users
+        .into_iter()
+        .map(|user| PresenceView {
+            online: online.contains(&user),
+            last_seen: last_seen.get(&user).copied(),
+            user,
+        })
+        .collect();
+    req.reply(app, &ServerFrame::Presence { users }).await;
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Use case of the `send` route: store first, ack the sender, then fan out.
+
+use super::{members_of, require_member};
+use crate::apigw::Request;
+use crate::domain::{ConversationId, NewMessage, UserId};
+use crate::protocol::{SendFrame, ServerFrame};
+use crate::{App, Error};
+
+/// `send`: validates the frame, makes sure a 1:1 conversation exists, appends the message
+/// (idempotent on `(sender, client_msg_id)`), answers `sent` once it is durable, then pushes it
+/// to every live connection of every member except the sending one.
+pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Error> {
+    let me = &req.caller.user;
+    let limit = app.limits.max_body_bytes;
+    if frame.body.len() > limit {
+        return Err(Error::TooLarge(format!(
+            "message body is {} bytes; the limit is {limit}",
+            frame.body.len()
+        )));
+    }
+    if frame.body.is_empty() {
+        return Err(Error::BadRequest("message body must not be empty".into()));
+    }
+    let conv = match (frame.to, frame.conversation) {
+        (Some(to), None) => ConversationId::direct(me, &to),
+        (None, Some(conv)) => conv,
+        (Some(_), Some(_)) => {
+            return Err(Error::BadRequest(
+                "give either \"to\" or \"conversation\", not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(Error::BadRequest(
+                "missing \"to\" or \"conversation\"".into(),
+            ));
+        }
+    };
+    ensure_member(app, &conv, me).await?;
+
+    let now = app.now();
+    let appended = app
+        .messages
+        .append(NewMessage {
+            conversation: conv.clone(),
+            from: me.clone(),
+            client_msg_id: frame.client_msg_id,
+            body: frame.body,
+            sent_at: now,
+            expires_at: app.limits.retention.map(|r| now + r),
+        })
+        .await?;
+    let m = &appended.message;
+    req.reply(
+        app,
+        &ServerFrame::Sent {
+            client_msg_id: m.client_msg_id.clone(),
+            conversation: m.conversation.clone(),
+            seq: m.seq,
+            sent_at: m.sent_at,
+            duplicate: appended.duplicate,
+        },
+    )
+    .await;
+    if appended.duplicate {
+        tracing::info!(conversation = %m.conversation, seq = m.seq, "duplicate send answered");
+        return Ok(());
+    }
+
+    // The message is durable and acknowledged: a failing fan-out must not turn into an error
+    // for the sender. Recipients that miss the push get the message on their next sync.
+    let frame = ServerFrame::Message(m.into());
+    let members = members_of(app, &m.conversation).await?;
+    match app
+        .deliver(&members, &frame, Some(&req.caller.connection))
+        .await
+    {
+        Ok(d) => tracing::info!(
+            conversation = %m.conversation, seq = m.seq, posts = d.posts, gone = d.gone,
+            offline = d.offline.len(), "message stored and fanned out"
+        ),
+        Err(e) => {
+            tracing::error!(conversation = %m.conversation, seq = m.seq, error = ?e, "fan-out failed")
+        }
+    }
+    Ok(())
+}
+
+/// The sender must belong to the conversation. A 1:1 conversation springs into existence the
+/// first time either of its two users writes to it.
+async fn ensure_member(app: &App, conv: &ConversationId, me: &UserId) -> Result<(), Error> {
+    if app.conversations.membership(conv, me).await?.is_some() {
+        return Ok(());
+    }
+    match conv.direct_members() {
+        Some((a, b)) if &a == me || &b == me => {
+            let now = app.now();
+            // The other member first: if we die in between, our own missing membership makes the
+            // next send repeat both joins (each is idempotent).
+            let other = if &a == me { &b } else { &a };
+            app.conversations.join(conv, other, now).await?;
+            app.conversations.join(conv, me, now).await?;
+            Ok(())
+        }
+        _ => require_member(app, conv, me).await.map(drop),
+    }
+}

@@ -1,0 +1,155 @@
+//! Use cases of the `sync` and `history` routes: what a device missed, and older pages.
+
+use super::require_member;
+use crate::apigw::Request;
+use crate::domain::{ConversationId, Message, Seq};
+use crate::protocol::{HistoryFrame, MessageView, ServerFrame, SyncFrame};
+use crate::{App, Error};
+use std::collections::BTreeMap;
+
+/// Messages collected for one reply, bounded by count and by serialised size, so a page always
+/// fits API Gateway's 128 KB message limit. The first message always fits (bodies are capped).
+struct Page {
+    messages: Vec<MessageView>,
+    bytes: usize,
+    max_bytes: usize,
+    max_count: usize,
+}
+
+impl Page {
+    fn new(app: &App, max_count: usize) -> Self {
+        Self {
+            messages: Vec::new(),
+            bytes: 0,
+            max_bytes: app.limits.page_bytes,
+            max_count,
+        }
+    }
+
+    fn room(&self) -> usize {
+        self.max_count.saturating_sub(self.messages.len())
+    }
+
+    /// Adds the message unless it would overflow the page.
+    fn push(&mut self, m: &Message) -> bool {
+        let view = MessageView::from(m);
+        let size = serde_json::to_vec(&view).map_or(0, |v| v.len()) + 1;
+        if self.room() == 0 || (!self.messages.is_empty() && self.bytes + size > self.max_bytes) {
+            return false;
+        }
+        self.bytes += size;
+        self.messages.push(view);
+        true
+    }
+}
+
+/// `sync`: for every conversation of the caller, the messages after the client's cursor
+/// (absent = 0), oldest first, conversation by conversation, one bounded page per request. The
+/// reply's `since` holds the advanced cursors; the client merges them into its own and asks
+/// again while `more`. Cursors of conversations the caller is not in are ignored.
+pub async fn sync(app: &App, req: &Request, frame: SyncFrame) -> Result<(), Error> {
+    let me = &req.caller.user;
+    let max = app.limits.page_messages;
+    let mut page = Page::new(app, frame.limit.unwrap_or(max).clamp(1, max));
+    let now = app.now();
+    let mut convs: Vec<ConversationId> = app
+        .conversations
+        .of_user(me)
+        .await?
+        .into_iter()
+        .map(|m| m.conversation)
+        .collect();
+    convs.sort();
+    let heads = app.messages.last_seqs(&convs).await?;
+
+    let mut since = BTreeMap::new();
+    let mut more = false;
+    'convs: for conv in convs {
+        let start = frame.since.get(&conv).copied().unwrap_or(0);
+        let head = heads.get(&conv).copied().unwrap_or(0);
+        if head <= start {
+            continue;
+        }
+        let room = page.room();
+        if room == 0 {
+            more = true;
+            break;
+        }
+        let batch = app.messages.after(&conv, start, room, now).await?;
+        let got_all = batch.len() < room;
+        let mut cursor = start;
+        for m in &batch {
+            if !page.push(m) {
+                more = true;
+                record(&mut since, &conv, start, cursor);
+                break 'convs;
+            }
+            cursor = m.seq;
+        }
+        if got_all {
+            // Whatever lies between the last message and the head has expired.
+            cursor = cursor.max(head);
+        } else if cursor < head {
+            more = true;
+        }
+        record(&mut since, &conv, start, cursor);
+        if more {
+            break;
+        }
+    }
+    req.reply(
+        app,
+        &ServerFrame::Sync {
+            messages: page.messages,
+            more,
+            since,
+        },
+    )
+    .await;
+    Ok(())
+}
+
+fn record(
+    since: &mut BTreeMap<ConversationId, Seq>,
+    conv: &ConversationId,
+    start: Seq,
+    cursor: Seq,
+) {
+    if cursor > start {
+        since.insert(conv.clone(), cursor);
+    }
+}
+
+/// `history`: up to `limit` messages before `before` (default: the newest), newest first.
+pub async fn history(app: &App, req: &Request, frame: HistoryFrame) -> Result<(), Error> {
+    let conv = &frame.conversation;
+    require_member(app, conv, &req.caller.user).await?;
+    let limits = &app.limits;
+    let limit = frame
+        .limit
+        .unwrap_or(limits.history_default)
+        .clamp(1, limits.history_max);
+    let before = frame.before.unwrap_or(Seq::MAX);
+    let batch = app
+        .messages
+        .before(conv, before, limit + 1, app.now())
+        .await?;
+    let mut page = Page::new(app, limit);
+    let mut more = batch.len() > limit;
+    for m in batch.iter().take(limit) {
+        if !page.push(m) {
+            more = true;
+            break;
+        }
+    }
+    req.reply(
+        app,
+        &ServerFrame::History {
+            conversation: conv.clone(),
+            messages: page.messages,
+            more,
+        },
+    )
+    .await;
+    Ok(())
+}
