@@ -20,6 +20,7 @@ pub use aws_lambda_events::apigw::{
     ApiGatewayProxyResponse as WsResponse, ApiGatewayWebsocketProxyRequest as WsEvent,
 };
 
+pub use aws_lambda_events::encodings::Body as ResponseBody;
 pub use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 
 /// Authorizer context key holding the user id (API Gateway copies the authorizer's context

@@ -2,12 +2,14 @@
 //! ways a use case talks to clients: [`App::reply`] and [`App::deliver`].
 
 use crate::Error;
+use crate::domain::Connection;
 use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
 use crate::ports::{Connections, Conversations, LastSeen, MessageLog, PushError, Pusher};
 use crate::protocol::ServerFrame;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -76,19 +78,52 @@ pub struct Delivery {
     pub gone: usize,
 }
 
-impl App {
-    /// An app over one fresh in-memory store.
-    pub fn in_memory(pusher: Arc<dyn Pusher>, limits: Limits) -> Self {
-        let store = Arc::new(InMemoryStore::new());
+/// The storage ports of an [`App`], usually all backed by one store.
+#[derive(Clone)]
+pub struct Stores {
+    pub connections: Arc<dyn Connections>,
+    pub conversations: Arc<dyn Conversations>,
+    pub messages: Arc<dyn MessageLog>,
+    pub last_seen: Arc<dyn LastSeen>,
+}
+
+impl Stores {
+    /// Every port served by one store.
+    pub fn from_one<S>(store: Arc<S>) -> Self
+    where
+        S: Connections + Conversations + MessageLog + LastSeen + 'static,
+    {
         Self {
             connections: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),
             last_seen: store,
+        }
+    }
+
+    /// A fresh in-memory store.
+    pub fn in_memory() -> Self {
+        Self::from_one(Arc::new(InMemoryStore::new()))
+    }
+}
+
+impl App {
+    /// An app over `stores`, answering through `pusher`, with the real clock.
+    pub fn new(stores: Stores, pusher: Arc<dyn Pusher>, limits: Limits) -> Self {
+        Self {
+            connections: stores.connections,
+            conversations: stores.conversations,
+            messages: stores.messages,
+            last_seen: stores.last_seen,
             pusher,
             limits,
             clock: Arc::new(Utc::now),
         }
+    }
+
+    /// An app over one fresh in-memory store.
+    pub fn in_memory(pusher: Arc<dyn Pusher>, limits: Limits) -> Self {
+        Self::new(Stores::in_memory(), pusher, limits)
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -137,13 +172,18 @@ impl App {
             })
             .collect();
         delivery.posts = targets.len();
-        let mut results = futures_util::stream::iter(targets)
-            .map(|c| {
-                let json = &json;
-                async move { (c, self.pusher.post(&c.id, json).await) }
-            })
-            .buffer_unordered(self.limits.push_concurrency.max(1));
-        while let Some((conn, result)) = results.next().await {
+        // Bounded concurrency without stream-combinator closures, whose borrowed futures trip
+        // the compiler's `Send` inference (rust-lang/rust#102211) when the caller is spawned.
+        let mut pending = targets.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < self.limits.push_concurrency.max(1) {
+                let Some(conn) = pending.next() else { break };
+                in_flight.push(self.post_one(conn, &json));
+            }
+            let Some((conn, result)) = in_flight.next().await else {
+                break;
+            };
             match result {
                 Ok(()) => {
                     delivery.online.insert(conn.user.clone());
@@ -167,5 +207,13 @@ impl App {
             .cloned()
             .collect();
         Ok(delivery)
+    }
+
+    async fn post_one<'a>(
+        &'a self,
+        conn: &'a Connection,
+        json: &'a str,
+    ) -> (&'a Connection, Result<(), PushError>) {
+        (conn, self.pusher.post(&conn.id, json).await)
     }
 }

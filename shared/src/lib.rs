@@ -24,5 +24,5 @@ pub mod ports;
 pub mod protocol;
 pub mod usecases;
 
-pub use app::{App, Clock, Delivery, Limits};
+pub use app::{App, Clock, Delivery, Limits, Stores};
 pub use error::Error;

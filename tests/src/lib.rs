@@ -1,1 +1,275 @@
+//! Test harness: a real embedded gateway on a loopback port and real WebSocket clients.
+//!
+//! [`TestGateway::start`] serves `messenger-local` on 127.0.0.1:0 in this process; [`Client`]
+//! is a tokio-tungstenite client speaking the JSON protocol. Every wait is for an event (a frame,
+//! a close); the timeout on each wait only turns a hang into a failure.
 
+use futures_util::{SinkExt, StreamExt};
+use messenger::Stores;
+use messenger::auth;
+use messenger::domain::{DeviceId, UserId};
+use messenger_local::GatewayConfig;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// How long any single wait may take before the test fails (a hang guard, not a timing check).
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// An embedded gateway serving on a loopback port until dropped.
+pub struct TestGateway {
+    pub addr: std::net::SocketAddr,
+    pub config: GatewayConfig,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestGateway {
+    /// A gateway with default settings over a fresh in-memory store.
+    pub async fn start() -> Self {
+        Self::start_with(GatewayConfig::default(), Stores::in_memory()).await
+    }
+
+    pub async fn start_with(config: GatewayConfig, stores: Stores) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let served = config.clone();
+        tokio::spawn(async move {
+            messenger_local::serve(listener, served, stores, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("gateway serves");
+        });
+        Self {
+            addr,
+            config,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// The WebSocket URL without a token.
+    pub fn url(&self) -> String {
+        format!("ws://{}/{}", self.addr, self.config.stage)
+    }
+
+    /// The management API URL of a connection.
+    pub fn connection_url(&self, connection_id: &str) -> String {
+        format!(
+            "http://{}/{}/@connections/{connection_id}",
+            self.addr, self.config.stage
+        )
+    }
+
+    /// A valid token for `user` on `device`.
+    pub fn token(&self, user: &str, device: &str) -> String {
+        let now = chrono::Utc::now();
+        auth::mint(
+            &self.config.jwt_secret,
+            &UserId::new(user).unwrap(),
+            Some(&DeviceId::new(device).unwrap()),
+            now,
+            now + chrono::Duration::hours(1),
+        )
+    }
+
+    /// Connects `user` on `device` with a valid token.
+    pub async fn connect(&self, user: &str, device: &str) -> Client {
+        let url = format!("{}?token={}", self.url(), self.token(user, device));
+        Client::connect(&url, user)
+            .await
+            .expect("connect with a valid token")
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A WebSocket client that keeps frames it was not waiting for, so none is lost.
+pub struct Client {
+    pub user: String,
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    backlog: VecDeque<Value>,
+    next_id: u64,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// A close frame with this code.
+    Code(u16),
+    /// The TCP connection ended without a close frame.
+    Dropped,
+}
+
+impl Client {
+    pub async fn connect(
+        url: &str,
+        user: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let (ws, _) = connect_async(url).await?;
+        Ok(Self {
+            user: user.into(),
+            ws,
+            backlog: VecDeque::new(),
+            next_id: 0,
+        })
+    }
+
+    /// Sends a frame as JSON text.
+    pub async fn send(&mut self, frame: Value) {
+        self.send_raw(Message::Text(frame.to_string().into())).await;
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("socket open");
+    }
+
+    /// The next frame from the socket (not the backlog); panics on close.
+    async fn read(&mut self) -> Value {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{}: no frame within {WAIT:?}; still waiting: {:?}",
+                        self.user, self.backlog
+                    )
+                });
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    return serde_json::from_str(&t).expect("server frames are JSON");
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("{}: expected a frame, got {other:?}", self.user),
+            }
+        }
+    }
+
+    /// The first frame (oldest first) matching `pred`; others stay queued for later waits.
+    pub async fn recv_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i).unwrap();
+        }
+        loop {
+            let v = self.read().await;
+            if pred(&v) {
+                return v;
+            }
+            self.backlog.push_back(v);
+        }
+    }
+
+    /// The next frame of this `type`.
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        self.recv_where(|v| v["type"] == ty).await
+    }
+
+    /// Sends `frame` with a fresh request id and returns the reply echoing it.
+    pub async fn request(&mut self, mut frame: Value) -> Value {
+        self.next_id += 1;
+        let id = format!("{}-{}", self.user, self.next_id);
+        frame["id"] = json!(id);
+        self.send(frame).await;
+        self.recv_where(|v| v["id"] == id.as_str()).await
+    }
+
+    /// Sends a 1:1 message and returns the `sent` (or `error`) reply.
+    pub async fn send_to(&mut self, to: &str, client_msg_id: &str, body: &str) -> Value {
+        self.request(json!({"action":"send","to":to,"client_msg_id":client_msg_id,"body":body}))
+            .await
+    }
+
+    /// Frames received but not yet consumed.
+    pub fn backlog(&self) -> &VecDeque<Value> {
+        &self.backlog
+    }
+
+    /// Waits for the server to close the connection; frames before the close are kept.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: not closed within {WAIT:?}", self.user));
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    self.backlog
+                        .push_back(serde_json::from_str(&t).expect("JSON"));
+                }
+                Some(Ok(Message::Close(Some(CloseFrame { code, .. })))) => {
+                    return Closed::Code(code.into());
+                }
+                Some(Ok(Message::Close(None))) => return Closed::Code(1005),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Closed::Dropped,
+            }
+        }
+    }
+
+    /// Closes the connection and waits for the server's close.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+    }
+}
+
+/// A minimal HTTP/1.1 call on loopback (the management API): (status, `x-amzn-ErrorType`, body).
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, Option<String>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to the gateway");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("HTTP answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let error_type = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("x-amzn-errortype:")
+            .map(|_| l[17..].trim().to_owned())
+    });
+    (status, error_type, body.to_owned())
+}
+
+/// Waits until `cond` holds, for state no client can observe as an event (a store record).
+pub async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let wait = async {
+        while !cond().await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("never happened: {what}"));
+}

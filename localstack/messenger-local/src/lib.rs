@@ -1,1 +1,18 @@
+//! `messenger-local`: Messenger on one laptop, no AWS, Docker or Python needed.
+//!
+//! An API Gateway WebSocket emulator that calls the very route handlers the Lambdas run
+//! (`functions/*`), in-process:
+//! - [`gateway`]: the WebSocket endpoint (authorizer on `$connect`, route selection on
+//!   `$request.body.action`, size limits, idle and maximum-duration timeouts) and the
+//!   `@connections` management API over HTTP.
+//! - [`registry`]: the live sockets, and [`registry::LocalPusher`], the in-process
+//!   PostToConnection with the same 410 semantics.
+//! - [`events`]: API Gateway event JSON of the real shape.
+//! - [`routes`]: which handler serves which route key, and which routes are two-way.
 
+pub mod events;
+pub mod gateway;
+pub mod registry;
+pub mod routes;
+
+pub use gateway::{GatewayConfig, serve};

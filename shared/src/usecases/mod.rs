@@ -9,6 +9,8 @@ pub mod send;
 pub mod sync;
 #[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;
 
 use crate::domain::{ConversationId, Membership, UserId};
 use crate::{App, Error};

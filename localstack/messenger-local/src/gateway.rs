@@ -1,0 +1,445 @@
+//! The emulated API Gateway: WebSocket endpoint, route invocation, `@connections` API.
+//!
+//! Faithful where clients can tell: the REQUEST authorizer runs before the handshake (401
+//! without a token, 403 when it denies); `$connect` runs before the handshake too and a non-2xx
+//! refuses it; PostToConnection during `$connect` finds no connection (410); frames are routed
+//! on `$request.body.action` with `$default` as fallback and invoked concurrently, as Lambda
+//! does; a route's returned body reaches the client only on a two-way route; frames over
+//! 32 KB or messages over 128 KB close the socket with 1009; idle and maximum-duration
+//! timeouts close it with 1001; `$disconnect` runs after every close, whatever the cause.
+
+use crate::events::{self, Body, ConnectionContext};
+use crate::registry::{Entry, LocalPusher, Outbound, PostError, Registry};
+use crate::routes;
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use futures_util::SinkExt;
+use messenger::apigw::{WsEvent, WsResponse, status};
+use messenger::{App, Limits, Stores};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How the emulated API behaves. Defaults are API Gateway's quotas.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The stage: the WebSocket URL is `ws://host:port/{stage}`.
+    pub stage: String,
+    /// The HS256 secret the authorizer verifies tokens with.
+    pub jwt_secret: Vec<u8>,
+    /// Limits handed to the route handlers (body size, page sizes, …).
+    pub limits: Limits,
+    /// Close a socket after this long without a frame in either direction (API Gateway: 10 min).
+    pub idle_timeout: Duration,
+    /// Close every socket after this long (API Gateway: 2 h).
+    pub max_connection_duration: Duration,
+    /// Largest WebSocket frame a client may send (API Gateway: 32 KB).
+    pub max_frame_bytes: usize,
+    /// Largest message, reassembled from frames, and largest PostToConnection (128 KB).
+    pub max_message_bytes: usize,
+    /// A route invocation that takes longer is abandoned (API Gateway: 29 s).
+    pub integration_timeout: Duration,
+    /// Routes with a route response: only their returned body is sent back to the client.
+    pub two_way_routes: BTreeSet<String>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            stage: "local".into(),
+            jwt_secret: messenger::auth::DEV_SECRET.as_bytes().to_vec(),
+            limits: Limits::default(),
+            idle_timeout: Duration::from_secs(10 * 60),
+            max_connection_duration: Duration::from_secs(2 * 60 * 60),
+            max_frame_bytes: 32 * 1024,
+            max_message_bytes: 128 * 1024,
+            integration_timeout: Duration::from_secs(29),
+            two_way_routes: BTreeSet::new(),
+        }
+    }
+}
+
+struct Gateway {
+    config: GatewayConfig,
+    app: App,
+    registry: Arc<Registry>,
+    api_id: String,
+    domain_name: String,
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then closes every socket.
+/// Tests bind port 0 and pass their own shutdown signal.
+pub async fn serve(
+    listener: TcpListener,
+    config: GatewayConfig,
+    stores: Stores,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let registry = Arc::new(Registry::new(config.max_message_bytes));
+    let app = App::new(
+        stores,
+        Arc::new(LocalPusher(registry.clone())),
+        config.limits.clone(),
+    );
+    let gateway = Arc::new(Gateway {
+        api_id: "messenger".into(),
+        domain_name: listener.local_addr()?.to_string(),
+        config,
+        app,
+        registry: registry.clone(),
+    });
+    let router = Router::new()
+        .route("/{stage}", get(connect))
+        .route(
+            "/{stage}/@connections/{id}",
+            get(get_connection)
+                .post(post_to_connection)
+                .delete(delete_connection),
+        )
+        .with_state(gateway);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        registry.close_all(1001, "Going away");
+    })
+    .await
+}
+
+fn api_error(code: StatusCode, message: &str, error_type: &'static str) -> Response {
+    let mut r = (code, Json(json!({ "message": message }))).into_response();
+    r.headers_mut()
+        .insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
+    r
+}
+
+/// `GET /{stage}` with an upgrade: authorizer, `$connect`, handshake.
+async fn connect(
+    State(gw): State<Arc<Gateway>>,
+    Path(stage): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Some(r) = wrong_stage(&gw, &stage) {
+        return r;
+    }
+    // API Gateway answers 401 itself when the identity source is missing.
+    if query
+        .get(fn_authorizer::TOKEN_PARAM)
+        .is_none_or(String::is_empty)
+    {
+        return api_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "UnauthorizedException",
+        );
+    }
+    let source_ip = peer.ip().to_string();
+    let auth_event = events::authorizer(&gw.api_id, &stage, &headers, &query, &source_ip);
+    let decision = fn_authorizer::handle(&gw.config.jwt_secret, &auth_event, Utc::now());
+    if !fn_authorizer::allows(&decision) {
+        return api_error(StatusCode::FORBIDDEN, "Forbidden", "ForbiddenException");
+    }
+    let mut authorizer = match decision.context {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    authorizer.insert("principalId".into(), json!(decision.principal_id));
+
+    let connected_at = Utc::now();
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ctx = ConnectionContext {
+        api_id: gw.api_id.clone(),
+        stage,
+        domain_name: gw.domain_name.clone(),
+        connection_id: events::random_id(),
+        connected_at,
+        source_ip: source_ip.clone(),
+        user_agent: user_agent.clone(),
+        authorizer,
+    };
+    let response = gw
+        .invoke("$connect", ctx.connect(&headers, &query, connected_at))
+        .await;
+    if !(200..300).contains(&response.status_code) {
+        let code = u16::try_from(response.status_code)
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return api_error(code, "Connection refused by $connect", "ForbiddenException");
+    }
+
+    // Registered before the 101 goes out: a client that has seen its handshake complete can be
+    // posted to at once (posts queue until the socket task starts).
+    let (tx, rx) = mpsc::unbounded_channel();
+    let entry = Entry {
+        tx,
+        connected_at,
+        last_active: Arc::new(AtomicI64::new(connected_at.timestamp_millis())),
+        source_ip,
+        user_agent,
+    };
+    gw.registry.insert(ctx.connection_id.clone(), entry.clone());
+    let (gw_failed, ctx_failed) = (gw.clone(), ctx.clone());
+    upgrade
+        .max_frame_size(gw.config.max_frame_bytes)
+        .max_message_size(gw.config.max_message_bytes)
+        .on_failed_upgrade(move |e| {
+            tracing::info!(error = %e, "handshake failed after $connect");
+            gw_failed.registry.remove(&ctx_failed.connection_id);
+            tokio::spawn(async move {
+                gw_failed
+                    .disconnect(&ctx_failed, 1006, "handshake failed")
+                    .await
+            });
+        })
+        .on_upgrade(move |socket| async move { gw.run_socket(ctx, entry, rx, socket).await })
+}
+
+/// Whether an integration's returned body goes back to the client: only on a two-way route.
+pub fn route_response(
+    two_way_routes: &BTreeSet<String>,
+    route: &str,
+    response: WsResponse,
+) -> Option<Outbound> {
+    use messenger::apigw::ResponseBody as B;
+    if !two_way_routes.contains(route) {
+        return None;
+    }
+    match response.body? {
+        B::Text(t) => Some(Outbound::Text(t)),
+        B::Binary(b) => Some(Outbound::Binary(b)),
+        _ => None,
+    }
+}
+
+impl Gateway {
+    async fn invoke(&self, route: &str, event: WsEvent) -> WsResponse {
+        let call = routes::invoke(&self.app, route, event);
+        match tokio::time::timeout(self.config.integration_timeout, call).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!(route, "integration timed out");
+                status(504)
+            }
+        }
+    }
+
+    async fn disconnect(&self, ctx: &ConnectionContext, code: u16, reason: &str) {
+        let event = ctx.disconnect(code, reason, Utc::now());
+        self.invoke("$disconnect", event).await;
+    }
+
+    /// Invokes the selected route for one client frame, concurrently with the socket's other
+    /// frames (API Gateway does not serialise a connection's invocations).
+    fn dispatch(self: &Arc<Self>, ctx: &ConnectionContext, entry: &Entry, body: Body) {
+        let route = match &body {
+            Body::Text(t) => routes::select(Some(t)),
+            Body::Binary(_) => "$default",
+        };
+        let event = ctx.message(route, body, Utc::now());
+        let (gw, entry) = (self.clone(), entry.clone());
+        tokio::spawn(async move {
+            let response = gw.invoke(route, event).await;
+            if let Some(out) = route_response(&gw.config.two_way_routes, route, response) {
+                let _ = entry.tx.send(out);
+            }
+        });
+    }
+
+    async fn run_socket(
+        self: Arc<Self>,
+        ctx: ConnectionContext,
+        entry: Entry,
+        mut rx: mpsc::UnboundedReceiver<Outbound>,
+        mut socket: WebSocket,
+    ) {
+        let span = tracing::info_span!("socket", connection = %ctx.connection_id);
+        let deadline = Instant::now() + self.config.max_connection_duration;
+        let idle = self.config.idle_timeout;
+        let mut client_closed = false;
+        let (code, reason): (u16, &'static str) = loop {
+            let quiet = (Utc::now() - entry.last_active())
+                .to_std()
+                .unwrap_or_default();
+            let wake = deadline.min(Instant::now() + idle.saturating_sub(quiet));
+            tokio::select! {
+                out = rx.recv() => match out {
+                    Some(Outbound::Text(t)) => {
+                        if socket.send(Message::Text(t.into())).await.is_err() {
+                            break (1006, "send failed");
+                        }
+                    }
+                    Some(Outbound::Binary(b)) => {
+                        if socket.send(Message::Binary(b.into())).await.is_err() {
+                            break (1006, "send failed");
+                        }
+                    }
+                    Some(Outbound::Close(code, reason)) => break (code, reason),
+                    None => break (1001, "Going away"),
+                },
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(t))) => {
+                        entry.touch();
+                        self.dispatch(&ctx, &entry, Body::Text(t.to_string()));
+                    }
+                    Some(Ok(Message::Binary(b))) => {
+                        entry.touch();
+                        self.dispatch(&ctx, &entry, Body::Binary(b.to_vec()));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => entry.touch(),
+                    Some(Ok(Message::Close(_))) | None => {
+                        client_closed = true;
+                        break (1000, "Client closed");
+                    }
+                    Some(Err(e)) => {
+                        if is_too_big(e) {
+                            break (1009, "Message too big");
+                        }
+                        client_closed = true;
+                        break (1006, "Connection lost");
+                    }
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    if Instant::now() >= deadline {
+                        break (1001, "Going away");
+                    }
+                    if (Utc::now() - entry.last_active()).to_std().unwrap_or_default() >= idle {
+                        break (1001, "Going away");
+                    }
+                }
+            }
+        };
+        self.registry.remove(&ctx.connection_id);
+        // `$disconnect` runs before the close handshake completes, so a client that has seen
+        // its socket close knows the connection is forgotten. (AWS promises no order here;
+        // nothing may depend on it but this emulator's own tests.)
+        self.disconnect(&ctx, code, reason).await;
+        if !client_closed {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = socket.send(Message::Close(Some(frame))).await;
+        }
+        let _ = SinkExt::close(&mut socket).await;
+        tracing::info!(parent: &span, code, reason, "socket closed");
+    }
+}
+
+fn is_too_big(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
+
+/// API Gateway's answer to a path outside the deployed stage.
+fn wrong_stage(gw: &Gateway, stage: &str) -> Option<Response> {
+    (stage != gw.config.stage)
+        .then(|| api_error(StatusCode::FORBIDDEN, "Forbidden", "ForbiddenException"))
+}
+
+fn gone() -> Response {
+    api_error(StatusCode::GONE, "Gone", "GoneException")
+}
+
+/// `POST /{stage}/@connections/{id}`: PostToConnection.
+async fn post_to_connection(
+    State(gw): State<Arc<Gateway>>,
+    Path((stage, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = wrong_stage(&gw, &stage) {
+        return r;
+    }
+    match gw.registry.post(&id, body.to_vec()) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(PostError::Gone) => gone(),
+        Err(PostError::TooLarge) => api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Message too long",
+            "PayloadTooLargeException",
+        ),
+    }
+}
+
+/// `GET /{stage}/@connections/{id}`: GetConnection.
+async fn get_connection(
+    State(gw): State<Arc<Gateway>>,
+    Path((stage, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = wrong_stage(&gw, &stage) {
+        return r;
+    }
+    let Some(entry) = gw.registry.get(&id) else {
+        return gone();
+    };
+    let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Json(json!({
+        "connectedAt": fmt(entry.connected_at),
+        "identity": { "sourceIp": entry.source_ip, "userAgent": entry.user_agent },
+        "lastActiveAt": fmt(entry.last_active()),
+    }))
+    .into_response()
+}
+
+/// `DELETE /{stage}/@connections/{id}`: DeleteConnection (the socket closes, `$disconnect` runs).
+async fn delete_connection(
+    State(gw): State<Arc<Gateway>>,
+    Path((stage, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = wrong_stage(&gw, &stage) {
+        return r;
+    }
+    match gw
+        .registry
+        .close(&id, 1000, "Connection closed by the service")
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => gone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use messenger::apigw::ResponseBody;
+
+    fn response(body: &str) -> WsResponse {
+        let mut r = status(200);
+        r.body = Some(ResponseBody::Text(body.into()));
+        r
+    }
+
+    #[test]
+    fn a_returned_body_reaches_the_client_only_on_a_two_way_route() {
+        let two_way: BTreeSet<String> = ["echo".to_string()].into();
+        assert!(route_response(&two_way, "send", response("x")).is_none());
+        assert!(matches!(
+            route_response(&two_way, "echo", response("x")),
+            Some(Outbound::Text(t)) if t == "x"
+        ));
+        assert!(route_response(&two_way, "echo", status(200)).is_none());
+    }
+}

@@ -1,0 +1,265 @@
+//! Use cases against the in-memory adapters, GIVEN / WHEN / THEN.
+
+use super::testkit::World;
+use super::{ack::ack, presence::presence, send::send, sync::history, sync::sync};
+use crate::Limits;
+use crate::apigw::Caller;
+use crate::domain::ConversationId;
+use serde_json::{Value, json};
+
+const DM: &str = "dm:alice:bob";
+
+async fn send_to(
+    w: &World,
+    from: &Caller,
+    to: &str,
+    cmid: &str,
+    body: &str,
+) -> Result<(), crate::Error> {
+    let req = w.request(from, json!({"to": to, "client_msg_id": cmid, "body": body}));
+    send(&w.app, &req, req.frame()?).await
+}
+
+fn types(frames: &[Value]) -> Vec<&str> {
+    frames.iter().map(|f| f["type"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn send_acks_the_sender_then_reaches_every_other_device() {
+    // GIVEN alice on two devices and bob on one
+    let w = World::new();
+    let (alice, alice2, bob) = (
+        w.connect("alice", "phone").await,
+        w.connect("alice", "laptop").await,
+        w.connect("bob", "phone").await,
+    );
+    // WHEN alice writes to bob
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    // THEN alice's phone gets `sent` (and no echo), her laptop and bob get the message
+    let mine = w.take(&alice);
+    assert_eq!(types(&mine), ["sent"]);
+    assert_eq!(
+        (mine[0]["seq"].as_u64(), mine[0]["conversation"].as_str()),
+        (Some(1), Some(DM))
+    );
+    for other in [&alice2, &bob] {
+        let got = w.take(other);
+        assert_eq!(types(&got), ["message"]);
+        assert_eq!(got[0]["from"], "alice");
+    }
+}
+
+#[tokio::test]
+async fn a_retried_send_returns_the_original_and_fans_out_nothing() {
+    // GIVEN a message alice already sent
+    let w = World::new();
+    let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    w.take(&alice);
+    w.take(&bob);
+    // WHEN she retries it with the same client_msg_id
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    // THEN she gets the original seq, flagged duplicate, and bob gets nothing
+    let mine = w.take(&alice);
+    assert_eq!(
+        (mine[0]["seq"].as_u64(), mine[0]["duplicate"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert!(w.take(&bob).is_empty());
+    let conv = ConversationId::new(DM).unwrap();
+    assert_eq!(
+        w.app
+            .messages
+            .last_seqs(std::slice::from_ref(&conv))
+            .await
+            .unwrap()[&conv],
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_oversize_body_is_refused_and_nothing_is_stored() {
+    // GIVEN a 5-byte limit
+    let w = World::with_limits(Limits {
+        max_body_bytes: 5,
+        ..Limits::default()
+    });
+    let alice = w.connect("alice", "p").await;
+    // WHEN alice sends 6 bytes
+    let err = send_to(&w, &alice, "bob", "c-1", "123456")
+        .await
+        .unwrap_err();
+    // THEN it is too_large and the conversation does not even exist
+    assert_eq!(err.code(), crate::protocol::ErrorCode::TooLarge);
+    assert!(
+        w.app
+            .conversations
+            .of_user(&alice.user)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_non_member_cannot_post_read_or_ack() {
+    // GIVEN a conversation between alice and bob
+    let w = World::new();
+    let (alice, carol) = (w.connect("alice", "p").await, w.connect("carol", "p").await);
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    // WHEN carol tries to post, read history and ack in it
+    let post = w.request(
+        &carol,
+        json!({"conversation": DM, "client_msg_id": "x", "body": "hi"}),
+    );
+    let read = w.request(&carol, json!({"conversation": DM}));
+    let acks = w.request(
+        &carol,
+        json!({"conversation": DM, "seq": 1, "kind": "read"}),
+    );
+    // THEN every one is forbidden
+    let errors = [
+        send(&w.app, &post, post.frame().unwrap())
+            .await
+            .unwrap_err(),
+        history(&w.app, &read, read.frame().unwrap())
+            .await
+            .unwrap_err(),
+        ack(&w.app, &acks, acks.frame().unwrap()).await.unwrap_err(),
+    ];
+    for e in errors {
+        assert_eq!(e.code(), crate::protocol::ErrorCode::Forbidden, "{e}");
+    }
+}
+
+#[tokio::test]
+async fn ack_moves_pointers_forward_only_and_receipts_only_on_a_move() {
+    // GIVEN three messages from alice to bob
+    let w = World::new();
+    let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
+    for i in 1..=3 {
+        send_to(&w, &alice, "bob", &format!("c-{i}"), "m")
+            .await
+            .unwrap();
+    }
+    w.take(&alice);
+    let do_ack = async |seq: u64, kind: &str| {
+        let r = w.request(&bob, json!({"conversation": DM, "seq": seq, "kind": kind}));
+        ack(&w.app, &r, r.frame().unwrap()).await
+    };
+    // WHEN bob reads up to 3, then acks delivered 2 (late, out of order)
+    do_ack(3, "read").await.unwrap();
+    do_ack(2, "delivered").await.unwrap();
+    // THEN alice got delivered+read receipts for 3 once, and nothing for the stale ack
+    let receipts: Vec<(u64, String)> = w
+        .take(&alice)
+        .iter()
+        .map(|r| {
+            (
+                r["seq"].as_u64().unwrap(),
+                r["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        receipts,
+        [(3, "delivered".to_owned()), (3, "read".to_owned())]
+    );
+    let m = w
+        .app
+        .conversations
+        .membership(&ConversationId::new(DM).unwrap(), &bob.user)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.delivered, m.read), (3, 3));
+    // AND an ack past the latest message is a bad request
+    assert!(do_ack(4, "read").await.is_err());
+}
+
+#[tokio::test]
+async fn a_stale_connection_is_removed_on_410_and_its_user_counts_as_offline() {
+    // GIVEN bob's only device died without $disconnect
+    let w = World::new();
+    let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
+    w.kill(&bob);
+    // WHEN alice writes to him
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    // THEN the message is stored, and bob's connection record is gone
+    assert_eq!(w.take(&alice)[0]["type"], "sent");
+    assert!(
+        w.app
+            .connections
+            .of_users(std::slice::from_ref(&bob.user), w.app.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn sync_pages_by_count_and_by_size_and_resumes_from_the_returned_cursors() {
+    // GIVEN five messages of 1 KB and a page budget of about two of them
+    let w = World::with_limits(Limits {
+        page_bytes: 2500,
+        ..Limits::default()
+    });
+    let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
+    let body = "x".repeat(1000);
+    for i in 1..=5 {
+        send_to(&w, &alice, "bob", &format!("c-{i}"), &body)
+            .await
+            .unwrap();
+    }
+    w.take(&bob);
+    // WHEN bob syncs from nothing, following `since` while `more`
+    let mut since = json!({});
+    let mut pages = Vec::new();
+    loop {
+        let r = w.request(&bob, json!({"since": since}));
+        sync(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        let page = w.take(&bob).pop().unwrap();
+        pages.push(
+            page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["seq"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+        );
+        for (k, v) in page["since"].as_object().unwrap() {
+            since[k] = v.clone();
+        }
+        if page["more"] == false {
+            break;
+        }
+    }
+    // THEN the pages hold every message once, in order, two at a time
+    assert_eq!(pages, [vec![1, 2], vec![3, 4], vec![5]]);
+}
+
+#[tokio::test]
+async fn presence_is_visible_only_between_people_who_share_a_conversation() {
+    // GIVEN alice and bob have talked; carol is a stranger; all online
+    let w = World::new();
+    let (alice, bob, carol) = (
+        w.connect("alice", "p").await,
+        w.connect("bob", "p").await,
+        w.connect("carol", "p").await,
+    );
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    // WHEN bob and carol ask about alice
+    for who in [&bob, &carol] {
+        let r = w.request(who, json!({"users": ["alice"]}));
+        presence(&w.app, &r, r.frame().unwrap()).await.unwrap();
+    }
+    // THEN bob sees her online, carol sees nothing
+    let bobs = w.take(&bob).pop().unwrap();
+    assert_eq!(bobs["users"][0]["online"], true);
+    assert!(bobs["users"][0]["last_seen"].is_string());
+    let carols = w.take(&carol).pop().unwrap();
+    assert_eq!(
+        carols["users"][0],
+        json!({"user": "alice", "online": false, "last_seen": null})
+    );
+}
