@@ -36,6 +36,12 @@ pub struct Limits {
     pub connection_ttl: chrono::Duration,
     /// How many PostToConnection calls one fan-out makes at once.
     pub push_concurrency: usize,
+    /// Most members of a group, creator included.
+    pub max_group_members: usize,
+    /// Longest group name, in characters.
+    pub max_group_name_chars: usize,
+    /// Most conversations in one `conversations` page (and the default).
+    pub conversations_page: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +56,9 @@ impl Default for Limits {
             retention: None,
             connection_ttl: chrono::Duration::minutes(125),
             push_concurrency: 32,
+            max_group_members: 256,
+            max_group_name_chars: 100,
+            conversations_page: 100,
         }
     }
 }

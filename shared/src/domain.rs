@@ -133,6 +133,8 @@ pub struct Message {
     pub from: UserId,
     pub client_msg_id: ClientMsgId,
     pub body: String,
+    /// Set on system messages: a membership change, in log order with the chat.
+    pub event: Option<GroupEvent>,
     pub sent_at: DateTime<Utc>,
     /// Retention: readers treat the message as gone after this instant.
     pub expires_at: Option<DateTime<Utc>>,
@@ -145,6 +147,7 @@ pub struct NewMessage {
     pub from: UserId,
     pub client_msg_id: ClientMsgId,
     pub body: String,
+    pub event: Option<GroupEvent>,
     pub sent_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -168,14 +171,108 @@ pub enum ReceiptKind {
     Read,
 }
 
+/// What a member may do in a group. 1:1 members are plain members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May add and remove others.
+    Admin,
+    Member,
+}
+
 /// A user's membership of a conversation, with their delivery and read pointers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
     pub conversation: ConversationId,
     pub user: UserId,
+    pub role: Role,
     pub joined_at: DateTime<Utc>,
+    /// The first seq this member may read: the event that added them (1 for 1:1 and founders).
+    pub from_seq: Seq,
     pub delivered: Seq,
     pub read: Seq,
+}
+
+impl Membership {
+    /// A fresh membership with both pointers at zero.
+    pub fn new(
+        conversation: &ConversationId,
+        user: &UserId,
+        role: Role,
+        from_seq: Seq,
+        joined_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            conversation: conversation.clone(),
+            user: user.clone(),
+            role,
+            joined_at,
+            from_seq,
+            delivered: 0,
+            read: 0,
+        }
+    }
+}
+
+/// A group's name and origin (1:1 conversations have none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub conversation: ConversationId,
+    pub name: String,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A membership change, stored as a system message so every device sees the same history of
+/// who was there. The acting user is the message's `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum GroupEvent {
+    GroupCreated {
+        name: String,
+        members: Vec<UserId>,
+    },
+    MembersAdded {
+        users: Vec<UserId>,
+    },
+    MembersRemoved {
+        users: Vec<UserId>,
+    },
+    /// `promoted`: members made admin because the last admin left.
+    MemberLeft {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        promoted: Vec<UserId>,
+    },
+    GroupRenamed {
+        name: String,
+    },
+}
+
+/// `bytes` random bytes as lowercase hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the OS provides randomness");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ConversationId {
+    /// A group id. Derived from the creator and their `client_msg_id` when given, so a retried
+    /// create lands on the same group; random otherwise.
+    pub fn group(creator: &UserId, client_msg_id: Option<&ClientMsgId>) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut seed = [0u8; 32];
+        match client_msg_id {
+            Some(c) => seed = Sha256::digest(format!("{creator}\0{c}")).into(),
+            None => getrandom::fill(&mut seed).expect("the OS provides randomness"),
+        }
+        let hex: String = seed[..10].iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("g:{hex}"))
+    }
+
+    /// Whether this is a group (not a 1:1 conversation).
+    pub fn is_group(&self) -> bool {
+        self.0.starts_with("g:")
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +306,19 @@ mod tests {
             None
         );
         assert_eq!(ConversationId::new("g:123").unwrap().direct_members(), None);
+    }
+
+    #[test]
+    fn group_ids_are_stable_for_a_retried_create_and_random_otherwise() {
+        let (alice, c) = (user("alice"), ClientMsgId::new("c-1").unwrap());
+        let a = ConversationId::group(&alice, Some(&c));
+        assert_eq!(a, ConversationId::group(&alice, Some(&c)));
+        assert_ne!(a, ConversationId::group(&user("bob"), Some(&c)));
+        assert_ne!(
+            ConversationId::group(&alice, None),
+            ConversationId::group(&alice, None)
+        );
+        assert!(a.is_group() && a.direct_members().is_none());
     }
 
     #[test]

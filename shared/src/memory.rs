@@ -3,8 +3,8 @@
 //! guarantees the DynamoDB adapters get from conditional writes and transactions.
 
 use crate::domain::{
-    ClientMsgId, Connection, ConnectionId, ConversationId, Membership, Message, NewMessage,
-    ReceiptKind, Seq, UserId,
+    ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Membership, Message,
+    NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use crate::ports::{Appended, Connections, Conversations, LastSeen, MessageLog, StoreError};
 use async_trait::async_trait;
@@ -27,6 +27,7 @@ struct State {
     /// (sender, client_msg_id) → where the message was stored
     sent: HashMap<(UserId, ClientMsgId), (ConversationId, Seq)>,
     last_seen: HashMap<UserId, DateTime<Utc>>,
+    groups: HashMap<ConversationId, GroupInfo>,
 }
 
 impl InMemoryStore {
@@ -85,25 +86,40 @@ impl Connections for InMemoryStore {
 
 #[async_trait]
 impl Conversations for InMemoryStore {
-    async fn join(
+    async fn join(&self, membership: &Membership) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let members = s
+            .members
+            .entry(membership.conversation.clone())
+            .or_default();
+        if members.contains_key(&membership.user) {
+            return Ok(false);
+        }
+        members.insert(membership.user.clone(), membership.clone());
+        Ok(true)
+    }
+
+    async fn leave(&self, conv: &ConversationId, user: &UserId) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        Ok(s.members
+            .get_mut(conv)
+            .is_some_and(|m| m.remove(user).is_some()))
+    }
+
+    async fn set_role(
         &self,
         conv: &ConversationId,
         user: &UserId,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        role: Role,
+    ) -> Result<bool, StoreError> {
         let mut s = self.lock();
-        s.members
-            .entry(conv.clone())
-            .or_default()
-            .entry(user.clone())
-            .or_insert_with(|| Membership {
-                conversation: conv.clone(),
-                user: user.clone(),
-                joined_at: at,
-                delivered: 0,
-                read: 0,
-            });
-        Ok(())
+        match s.members.get_mut(conv).and_then(|m| m.get_mut(user)) {
+            Some(m) => {
+                m.role = role;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     async fn membership(
@@ -119,12 +135,12 @@ impl Conversations for InMemoryStore {
             .cloned())
     }
 
-    async fn members(&self, conv: &ConversationId) -> Result<Vec<UserId>, StoreError> {
+    async fn members(&self, conv: &ConversationId) -> Result<Vec<Membership>, StoreError> {
         Ok(self
             .lock()
             .members
             .get(conv)
-            .map(|m| m.keys().cloned().collect())
+            .map(|m| m.values().cloned().collect())
             .unwrap_or_default())
     }
 
@@ -159,6 +175,24 @@ impl Conversations for InMemoryStore {
         *pointer = seq;
         Ok(true)
     }
+
+    async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError> {
+        self.lock()
+            .groups
+            .insert(info.conversation.clone(), info.clone());
+        Ok(())
+    }
+
+    async fn groups(
+        &self,
+        convs: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, GroupInfo>, StoreError> {
+        let s = self.lock();
+        Ok(convs
+            .iter()
+            .filter_map(|c| s.groups.get(c).map(|g| (c.clone(), g.clone())))
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -185,6 +219,7 @@ impl MessageLog for InMemoryStore {
             from: msg.from,
             client_msg_id: msg.client_msg_id,
             body: msg.body,
+            event: msg.event,
             sent_at: msg.sent_at,
             expires_at: msg.expires_at,
         };

@@ -2,8 +2,8 @@
 //! adapter ([`crate::memory`]) and a production one; both keep the semantics written here.
 
 use crate::domain::{
-    Connection, ConnectionId, ConversationId, Membership, Message, NewMessage, ReceiptKind, Seq,
-    UserId,
+    Connection, ConnectionId, ConversationId, GroupInfo, Membership, Message, NewMessage,
+    ReceiptKind, Role, Seq, UserId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -33,16 +33,22 @@ pub trait Connections: Send + Sync {
     ) -> Result<Vec<Connection>, StoreError>;
 }
 
-/// Membership of conversations, with each member's delivered/read pointers.
+/// Membership of conversations (with roles and each member's delivered/read pointers) and
+/// group metadata.
 #[async_trait]
 pub trait Conversations: Send + Sync {
-    /// Makes `user` a member of `conv` unless they already are (pointers untouched then).
-    async fn join(
+    /// Adds the membership unless the user is already a member (then nothing changes, and the
+    /// result is `false`).
+    async fn join(&self, membership: &Membership) -> Result<bool, StoreError>;
+    /// Removes the user from the conversation; `false` when they were not a member.
+    async fn leave(&self, conv: &ConversationId, user: &UserId) -> Result<bool, StoreError>;
+    /// Changes a member's role; `false` when they are not a member.
+    async fn set_role(
         &self,
         conv: &ConversationId,
         user: &UserId,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+        role: Role,
+    ) -> Result<bool, StoreError>;
     /// The user's membership, or `None` when they are not a member.
     async fn membership(
         &self,
@@ -50,7 +56,7 @@ pub trait Conversations: Send + Sync {
         user: &UserId,
     ) -> Result<Option<Membership>, StoreError>;
     /// Every member of the conversation.
-    async fn members(&self, conv: &ConversationId) -> Result<Vec<UserId>, StoreError>;
+    async fn members(&self, conv: &ConversationId) -> Result<Vec<Membership>, StoreError>;
     /// Every conversation the user belongs to (one query in production).
     async fn of_user(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
     /// Moves one pointer forward to `seq`; returns `false` (and changes nothing) when it already
@@ -62,6 +68,13 @@ pub trait Conversations: Send + Sync {
         kind: ReceiptKind,
         seq: Seq,
     ) -> Result<bool, StoreError>;
+    /// Creates or replaces a group's metadata (rename).
+    async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError>;
+    /// Metadata of those of `convs` that are groups.
+    async fn groups(
+        &self,
+        convs: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, GroupInfo>, StoreError>;
 }
 
 /// The result of an append.

@@ -3,7 +3,9 @@
 //! Client frames are parsed per route; unknown fields are ignored (so a forged `from` has no
 //! effect), wrong types and missing fields are `bad_request`. Server frames are one tagged enum.
 
-use crate::domain::{ClientMsgId, ConversationId, Message, ReceiptKind, Seq, UserId};
+use crate::domain::{
+    ClientMsgId, ConversationId, GroupEvent, Message, ReceiptKind, Role, Seq, UserId,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -12,7 +14,29 @@ use std::collections::BTreeMap;
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The actions that have their own route; anything else goes to `$default`.
-pub const ACTIONS: [&str; 5] = ["send", "ack", "sync", "history", "presence"];
+pub const ACTIONS: [&str; 11] = [
+    "send",
+    "ack",
+    "sync",
+    "history",
+    "presence",
+    "create_group",
+    "add_members",
+    "remove_members",
+    "leave_group",
+    "rename_group",
+    "conversations",
+];
+
+/// The actions served by the groups function.
+pub const GROUP_ACTIONS: [&str; 6] = [
+    "create_group",
+    "add_members",
+    "remove_members",
+    "leave_group",
+    "rename_group",
+    "conversations",
+];
 
 /// `send`: exactly one of `to` (a user, for 1:1) or `conversation`.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +77,81 @@ pub struct PresenceFrame {
     pub users: Vec<UserId>,
 }
 
+/// `create_group`: a group with the caller as admin and `members` as members.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateGroupFrame {
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<UserId>,
+    /// Makes a retried create land on the same group.
+    pub client_msg_id: Option<ClientMsgId>,
+}
+
+/// `add_members` / `remove_members` (admins only).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MembersFrame {
+    pub conversation: ConversationId,
+    pub users: Vec<UserId>,
+    /// Makes a retry store no second event.
+    pub client_msg_id: Option<ClientMsgId>,
+}
+
+/// `leave_group`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LeaveGroupFrame {
+    pub conversation: ConversationId,
+    pub client_msg_id: Option<ClientMsgId>,
+}
+
+/// `rename_group` (any member).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RenameGroupFrame {
+    pub conversation: ConversationId,
+    pub name: String,
+    pub client_msg_id: Option<ClientMsgId>,
+}
+
+/// `conversations`: the caller's inbox, in conversation-id order, paged.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ConversationsFrame {
+    /// Continue after this conversation id (the last one of the previous page).
+    pub after: Option<ConversationId>,
+    pub limit: Option<usize>,
+}
+
+/// A group member as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub user: UserId,
+    pub role: Role,
+}
+
+/// Whether a conversation is 1:1 or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    Direct,
+    Group,
+}
+
+/// One line of the inbox: enough for a new device to draw it without further requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub conversation: ConversationId,
+    pub kind: ConversationKind,
+    /// The group's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The other user of a 1:1 conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<UserId>,
+    pub role: Role,
+    /// The latest seq, and the caller's pointers: unread = last_seq - read.
+    pub last_seq: Seq,
+    pub delivered: Seq,
+    pub read: Seq,
+}
+
 /// A message as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageView {
@@ -60,6 +159,9 @@ pub struct MessageView {
     pub seq: Seq,
     pub from: UserId,
     pub body: String,
+    /// Present on system messages (membership changes); `body` is empty then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<GroupEvent>,
     #[serde(serialize_with = "rfc3339_millis")]
     pub sent_at: DateTime<Utc>,
     pub client_msg_id: ClientMsgId,
@@ -72,6 +174,7 @@ impl From<&Message> for MessageView {
             seq: m.seq,
             from: m.from.clone(),
             body: m.body.clone(),
+            event: m.event.clone(),
             sent_at: m.sent_at,
             client_msg_id: m.client_msg_id.clone(),
         }
@@ -144,6 +247,23 @@ pub enum ServerFrame {
     },
     Presence {
         users: Vec<PresenceView>,
+    },
+    /// Reply to a group change: the group as it now is, and the seq of the change's event.
+    Group {
+        conversation: ConversationId,
+        name: String,
+        members: Vec<MemberView>,
+        seq: Seq,
+    },
+    /// Reply to `leave_group`.
+    Left {
+        conversation: ConversationId,
+        seq: Seq,
+    },
+    /// Reply to `conversations`: ask again with `after` = the last id while `more`.
+    Conversations {
+        conversations: Vec<ConversationView>,
+        more: bool,
     },
     Error {
         code: ErrorCode,

@@ -4,6 +4,7 @@
 
 pub mod ack;
 pub mod connect;
+pub mod groups;
 pub mod presence;
 pub mod send;
 pub mod sync;
@@ -33,6 +34,12 @@ pub(crate) async fn members_of(app: &App, conv: &ConversationId) -> Result<Vec<U
     match conv.direct_members() {
         Some((a, b)) if a == b => Ok(vec![a]),
         Some((a, b)) => Ok(vec![a, b]),
-        None => Ok(app.conversations.members(conv).await?),
+        None => Ok(app
+            .conversations
+            .members(conv)
+            .await?
+            .into_iter()
+            .map(|m| m.user)
+            .collect()),
     }
 }

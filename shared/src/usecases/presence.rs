@@ -7,8 +7,8 @@ use crate::{App, Error};
 use std::collections::HashSet;
 
 /// `presence`: the status of the asked users, and a heartbeat for the caller. Status is shown
-/// only for the caller and the people they share a 1:1 conversation with; anyone else reads as
-/// never seen, as on Messenger, so presence cannot be used to watch strangers.
+/// only for the caller and the people they share a conversation with (1:1 or group); anyone else
+/// reads as never seen, as on Messenger, so presence cannot be used to watch strangers.
 pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     let max = app.limits.presence_users;
@@ -26,16 +26,29 @@ pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<
         .into_iter()
         .filter(|u| seen_ids.insert(u.clone()))
         .collect();
-    let mine: HashSet<ConversationId> = app
+    let mine: Vec<ConversationId> = app
         .conversations
         .of_user(me)
         .await?
         .into_iter()
         .map(|m| m.conversation)
         .collect();
+    let mut contacts: HashSet<UserId> = mine
+        .iter()
+        .filter_map(ConversationId::direct_members)
+        .flat_map(|(a, b)| [a, b])
+        .collect();
+    contacts.insert(me.clone());
+    // Group mates cost one members query per group: asked only when 1:1s do not settle it.
+    if users.iter().any(|u| !contacts.contains(u)) {
+        for group in mine.iter().filter(|c| c.is_group()) {
+            let members = app.conversations.members(group).await?;
+            contacts.extend(members.into_iter().map(|m| m.user));
+        }
+    }
     let visible: Vec<UserId> = users
         .iter()
-        .filter(|u| *u == me || mine.contains(&ConversationId::direct(me, u)))
+        .filter(|u| contacts.contains(*u))
         .cloned()
         .collect();
     let (online, last_seen) = if visible.is_empty() {

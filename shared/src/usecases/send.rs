@@ -2,7 +2,7 @@
 
 use super::{members_of, require_member};
 use crate::apigw::Request;
-use crate::domain::{ConversationId, NewMessage, UserId};
+use crate::domain::{ConversationId, Membership, NewMessage, Role, UserId};
 use crate::protocol::{SendFrame, ServerFrame};
 use crate::{App, Error};
 
@@ -45,6 +45,7 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
             from: me.clone(),
             client_msg_id: frame.client_msg_id,
             body: frame.body,
+            event: None,
             sent_at: now,
             expires_at: app.limits.retention.map(|r| now + r),
         })
@@ -97,8 +98,10 @@ async fn ensure_member(app: &App, conv: &ConversationId, me: &UserId) -> Result<
             // The other member first: if we die in between, our own missing membership makes the
             // next send repeat both joins (each is idempotent).
             let other = if &a == me { &b } else { &a };
-            app.conversations.join(conv, other, now).await?;
-            app.conversations.join(conv, me, now).await?;
+            for user in [other, me] {
+                let membership = Membership::new(conv, user, Role::Member, 1, now);
+                app.conversations.join(&membership).await?;
+            }
             Ok(())
         }
         _ => require_member(app, conv, me).await.map(drop),

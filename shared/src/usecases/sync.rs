@@ -52,20 +52,18 @@ pub async fn sync(app: &App, req: &Request, frame: SyncFrame) -> Result<(), Erro
     let max = app.limits.page_messages;
     let mut page = Page::new(app, frame.limit.unwrap_or(max).clamp(1, max));
     let now = app.now();
-    let mut convs: Vec<ConversationId> = app
-        .conversations
-        .of_user(me)
-        .await?
-        .into_iter()
-        .map(|m| m.conversation)
-        .collect();
-    convs.sort();
+    let mut memberships = app.conversations.of_user(me).await?;
+    memberships.sort_by(|a, b| a.conversation.cmp(&b.conversation));
+    let convs: Vec<ConversationId> = memberships.iter().map(|m| m.conversation.clone()).collect();
     let heads = app.messages.last_seqs(&convs).await?;
 
     let mut since = BTreeMap::new();
     let mut more = false;
-    'convs: for conv in convs {
-        let start = frame.since.get(&conv).copied().unwrap_or(0);
+    'convs: for membership in memberships {
+        let conv = membership.conversation;
+        // A member reads from the event that added them onwards, never before.
+        let floor = membership.from_seq.saturating_sub(1);
+        let start = frame.since.get(&conv).copied().unwrap_or(0).max(floor);
         let head = heads.get(&conv).copied().unwrap_or(0);
         if head <= start {
             continue;
@@ -123,17 +121,18 @@ fn record(
 /// `history`: up to `limit` messages before `before` (default: the newest), newest first.
 pub async fn history(app: &App, req: &Request, frame: HistoryFrame) -> Result<(), Error> {
     let conv = &frame.conversation;
-    require_member(app, conv, &req.caller.user).await?;
+    let membership = require_member(app, conv, &req.caller.user).await?;
     let limits = &app.limits;
     let limit = frame
         .limit
         .unwrap_or(limits.history_default)
         .clamp(1, limits.history_max);
     let before = frame.before.unwrap_or(Seq::MAX);
-    let batch = app
+    let mut batch = app
         .messages
         .before(conv, before, limit + 1, app.now())
         .await?;
+    batch.retain(|m| m.seq >= membership.from_seq);
     let mut page = Page::new(app, limit);
     let mut more = batch.len() > limit;
     for m in batch.iter().take(limit) {

@@ -263,3 +263,47 @@ async fn presence_is_visible_only_between_people_who_share_a_conversation() {
         json!({"user": "alice", "online": false, "last_seen": null})
     );
 }
+
+mod groups {
+    use super::super::groups::{create_group, leave_group};
+    use super::super::testkit::World;
+    use crate::domain::{ConversationId, Role};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn the_last_admin_leaving_promotes_the_longest_standing_member() {
+        // GIVEN a group created by alice with bob and carol, then dave added later
+        let w = World::new();
+        let (alice, _bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
+        let r = w.request(&alice, json!({"name": "G", "members": ["carol", "bob"]}));
+        create_group(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        let g = ConversationId::new(w.take(&alice)[0]["conversation"].as_str().unwrap()).unwrap();
+        // WHEN alice, the only admin, leaves
+        let r = w.request(&alice, json!({"conversation": g.as_str()}));
+        leave_group(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        // THEN bob (a founder; ties break by user id) is admin, carol is not, alice is gone
+        let members = w.app.conversations.members(&g).await.unwrap();
+        let roles: Vec<(&str, Role)> = members.iter().map(|m| (m.user.as_str(), m.role)).collect();
+        assert_eq!(roles, [("bob", Role::Admin), ("carol", Role::Member)]);
+        let left = w.take(&alice);
+        assert_eq!(
+            (left[0]["type"].as_str(), left[0]["seq"].as_u64()),
+            (Some("left"), Some(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_of_one_can_be_left_and_is_then_empty() {
+        // GIVEN a group with only its creator
+        let w = World::new();
+        let alice = w.connect("alice", "p").await;
+        let r = w.request(&alice, json!({"name": "Notes"}));
+        create_group(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        let g = ConversationId::new(w.take(&alice)[0]["conversation"].as_str().unwrap()).unwrap();
+        // WHEN she leaves
+        let r = w.request(&alice, json!({"conversation": g.as_str()}));
+        leave_group(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        // THEN nobody is left and nobody was promoted
+        assert!(w.app.conversations.members(&g).await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,389 @@
+//! Group chats end to end: real WebSocket clients through the embedded gateway.
+
+use messenger::Stores;
+use messenger_e2e::{Client, TestGateway};
+use messenger_local::GatewayConfig;
+use serde_json::{Value, json};
+
+/// Creates a group as `admin` with `members` and returns its conversation id.
+async fn create(admin: &mut Client, name: &str, members: &[&str]) -> String {
+    let g = admin
+        .request(json!({"action":"create_group","name":name,"members":members}))
+        .await;
+    assert_eq!(g["type"], "group", "{g}");
+    g["conversation"].as_str().unwrap().to_owned()
+}
+
+async fn say(client: &mut Client, conv: &str, cmid: &str, body: &str) -> Value {
+    client
+        .request(json!({"action":"send","conversation":conv,"client_msg_id":cmid,"body":body}))
+        .await
+}
+
+/// The whole log of `conv` as this device sees it through sync: (seq, from, body, event type).
+async fn synced(client: &mut Client, conv: &str) -> Vec<(u64, String, String, String)> {
+    let page = client.request(json!({"action":"sync","since":{}})).await;
+    assert_eq!(page["more"], false);
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["conversation"] == conv)
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap(),
+                m["from"].as_str().unwrap().to_owned(),
+                m["body"].as_str().unwrap().to_owned(),
+                m["event"]["type"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn code(v: &Value) -> &str {
+    v["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error, got {v}"))
+}
+
+#[tokio::test]
+async fn members_on_and_offline_converge_on_the_same_messages_and_membership_events() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let mut carol = gw.connect("carol", "phone").await;
+
+    let created = alice
+        .request(json!({"action":"create_group","name":"Trip","members":["bob","carol","bob"]}))
+        .await;
+    let g = created["conversation"].as_str().unwrap().to_owned();
+    assert!(g.starts_with("g:"));
+    assert_eq!(created["name"], "Trip");
+    assert_eq!(created["seq"], 1);
+    assert_eq!(
+        created["members"],
+        json!([{"user":"alice","role":"admin"},{"user":"bob","role":"member"},{"user":"carol","role":"member"}])
+    );
+    for c in [&mut bob, &mut carol] {
+        let m = c
+            .recv_where(|v| v["type"] == "message" && v["seq"] == 1)
+            .await;
+        assert_eq!(m["event"]["type"], "group_created");
+        assert_eq!(m["event"]["members"], json!(["alice", "bob", "carol"]));
+    }
+
+    assert_eq!(say(&mut alice, &g, "a-1", "where to?").await["seq"], 2);
+    assert_eq!(say(&mut bob, &g, "b-1", "Lisbon").await["seq"], 3);
+    let renamed = carol
+        .request(json!({"action":"rename_group","conversation":g,"name":"Lisbon trip"}))
+        .await;
+    assert_eq!(
+        (renamed["seq"].as_u64(), renamed["name"].as_str()),
+        (Some(4), Some("Lisbon trip"))
+    );
+    let added = alice
+        .request(json!({"action":"add_members","conversation":g,"users":["dave","bob"]}))
+        .await;
+    assert_eq!(added["seq"], 5);
+    assert_eq!(added["members"].as_array().unwrap().len(), 4);
+
+    // Live devices saw every message by push, in seq order per conversation.
+    for c in [&mut bob, &mut carol] {
+        let m = c
+            .recv_where(|v| v["type"] == "message" && v["seq"] == 5)
+            .await;
+        assert_eq!(m["event"], json!({"type":"members_added","users":["dave"]}));
+    }
+
+    // Devices that were offline catch up through sync and see exactly the same log.
+    let expected = synced(&mut alice, &g).await;
+    assert_eq!(
+        expected.iter().map(|m| m.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        expected[2],
+        (3, "bob".into(), "Lisbon".into(), String::new())
+    );
+    assert_eq!(expected[3].3, "group_renamed");
+    let mut alice_laptop = gw.connect("alice", "laptop").await;
+    let mut bob_tablet = gw.connect("bob", "tablet").await;
+    for c in [&mut alice_laptop, &mut bob_tablet, &mut carol] {
+        assert_eq!(synced(c, &g).await, expected, "{}", c.user);
+    }
+
+    // The new member reads from the event that added them, never the earlier history.
+    let mut dave = gw.connect("dave", "phone").await;
+    assert_eq!(synced(&mut dave, &g).await, expected[4..].to_vec());
+    let h = dave
+        .request(json!({"action":"history","conversation":g}))
+        .await;
+    assert_eq!(h["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(h["more"], false);
+    assert_eq!(say(&mut dave, &g, "d-1", "hi all").await["seq"], 6);
+}
+
+#[tokio::test]
+async fn a_removed_member_gets_nothing_more_and_can_neither_read_nor_post() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let mut carol = gw.connect("carol", "phone").await;
+    let g = create(&mut alice, "Team", &["bob", "carol"]).await;
+
+    let removed = alice
+        .request(json!({"action":"remove_members","conversation":g,"users":["carol"]}))
+        .await;
+    assert_eq!(removed["members"].as_array().unwrap().len(), 2);
+    let event = carol
+        .recv_where(|v| v["type"] == "message" && v["seq"] == 2)
+        .await;
+    assert_eq!(
+        event["event"],
+        json!({"type":"members_removed","users":["carol"]})
+    );
+
+    say(&mut bob, &g, "b-1", "carol is gone").await;
+    alice
+        .recv_where(|v| v["type"] == "message" && v["seq"] == 3)
+        .await;
+    assert_eq!(
+        code(&say(&mut carol, &g, "c-1", "still here?").await),
+        "forbidden"
+    );
+    assert_eq!(
+        code(
+            &carol
+                .request(json!({"action":"history","conversation":g}))
+                .await
+        ),
+        "forbidden"
+    );
+    assert_eq!(
+        code(
+            &carol
+                .request(json!({"action":"ack","conversation":g,"seq":3,"kind":"read"}))
+                .await
+        ),
+        "forbidden"
+    );
+    let page = carol
+        .request(json!({"action":"sync","since":{g.clone(): 0}}))
+        .await;
+    assert_eq!(page["messages"], json!([]));
+    assert!(
+        carol.backlog().iter().all(|v| v["seq"] != 3),
+        "nothing sent after the removal reached carol: {:?}",
+        carol.backlog()
+    );
+}
+
+#[tokio::test]
+async fn five_members_sending_concurrently_get_gapless_seqs() {
+    let gw = TestGateway::start().await;
+    let names = ["m1", "m2", "m3", "m4", "m5"];
+    let mut admin = gw.connect("m1", "phone").await;
+    let g = create(&mut admin, "Load", &names[1..]).await;
+    admin.close().await;
+    let mut tasks = Vec::new();
+    for name in names {
+        let mut c = gw.connect(name, "phone").await;
+        let g = g.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let id = format!("{name}-{i}");
+                c.send(
+                    json!({"action":"send","conversation":g,"client_msg_id":id,"body":"x","id":id}),
+                )
+                .await;
+            }
+            let mut seqs = Vec::new();
+            for i in 0..20 {
+                let id = format!("{name}-{i}");
+                seqs.push(
+                    c.recv_where(|v| v["id"] == id.as_str()).await["seq"]
+                        .as_u64()
+                        .unwrap(),
+                );
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (2..=101).collect::<Vec<u64>>(),
+        "seq 1 is the created event"
+    );
+}
+
+#[tokio::test]
+async fn only_admins_manage_members_and_the_last_admin_leaving_promotes_the_next() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let mut mallory = gw.connect("mallory", "phone").await;
+    let g = create(&mut alice, "Club", &["bob", "carol"]).await;
+
+    // A member, a forged frame and an outsider are all refused.
+    assert_eq!(
+        code(
+            &bob.request(json!({"action":"add_members","conversation":g,"users":["mallory"]}))
+                .await
+        ),
+        "forbidden"
+    );
+    let forged = json!({"action":"remove_members","conversation":g,"users":["carol"],"from":"alice","role":"admin","userId":"alice"});
+    assert_eq!(code(&bob.request(forged).await), "forbidden");
+    assert_eq!(
+        code(
+            &mallory
+                .request(json!({"action":"add_members","conversation":g,"users":["mallory"]}))
+                .await
+        ),
+        "forbidden"
+    );
+    assert_eq!(code(&say(&mut mallory, &g, "m-1", "hi").await), "forbidden");
+    assert_eq!(
+        code(
+            &mallory
+                .request(json!({"action":"leave_group","conversation":g}))
+                .await
+        ),
+        "forbidden"
+    );
+    assert_eq!(
+        code(
+            &alice
+                .request(json!({"action":"remove_members","conversation":g,"users":["alice"]}))
+                .await
+        ),
+        "bad_request"
+    );
+
+    let left = alice
+        .request(json!({"action":"leave_group","conversation":g}))
+        .await;
+    assert_eq!(
+        (left["type"].as_str(), left["seq"].as_u64()),
+        (Some("left"), Some(2))
+    );
+    let event = bob
+        .recv_where(|v| v["type"] == "message" && v["seq"] == 2)
+        .await;
+    assert_eq!(event["from"], "alice");
+    assert_eq!(
+        event["event"],
+        json!({"type":"member_left","promoted":["bob"]})
+    );
+    let added = bob
+        .request(json!({"action":"add_members","conversation":g,"users":["dave"]}))
+        .await;
+    assert_eq!(
+        added["members"],
+        json!([{"user":"bob","role":"admin"},{"user":"carol","role":"member"},{"user":"dave","role":"member"}])
+    );
+    assert_eq!(
+        code(&say(&mut alice, &g, "a-9", "back?").await),
+        "forbidden"
+    );
+}
+
+#[tokio::test]
+async fn the_group_size_limit_is_a_typed_error() {
+    let mut config = GatewayConfig::default();
+    config.limits.max_group_members = 3;
+    let gw = TestGateway::start_with(config, Stores::in_memory()).await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let e = alice
+        .request(json!({"action":"create_group","name":"Big","members":["b","c","d"]}))
+        .await;
+    assert_eq!(code(&e), "too_large");
+    let g = create(&mut alice, "Small", &["b", "c"]).await;
+    let e = alice
+        .request(json!({"action":"add_members","conversation":g,"users":["d"]}))
+        .await;
+    assert_eq!(code(&e), "too_large");
+    let e = alice
+        .request(json!({"action":"create_group","name":"   "}))
+        .await;
+    assert_eq!(code(&e), "bad_request");
+}
+
+#[tokio::test]
+async fn a_retried_create_lands_on_the_same_group_with_one_event() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let frame =
+        json!({"action":"create_group","name":"Once","members":["bob"],"client_msg_id":"g-1"});
+    let first = alice.request(frame.clone()).await;
+    let retry = alice.request(frame).await;
+    assert_eq!(
+        (&first["conversation"], &first["seq"]),
+        (&retry["conversation"], &retry["seq"])
+    );
+    let g = first["conversation"].as_str().unwrap();
+    assert_eq!(synced(&mut alice, g).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_inbox_lists_every_conversation_with_latest_seq_and_my_pointers() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut bob = gw.connect("bob", "phone").await;
+    alice.send_to("bob", "c-1", "hi").await;
+    alice.send_to("bob", "c-2", "there").await;
+    let g = create(&mut alice, "Pals", &["bob"]).await;
+    bob.request(json!({"action":"ack","conversation":"dm:alice:bob","seq":1,"kind":"read"}))
+        .await;
+
+    let inbox = bob.request(json!({"action":"conversations"})).await;
+    assert_eq!(inbox["more"], false);
+    assert_eq!(
+        inbox["conversations"],
+        json!([
+            {"conversation":"dm:alice:bob","kind":"direct","with":"alice","role":"member","last_seq":2,"delivered":1,"read":1},
+            {"conversation":g,"kind":"group","name":"Pals","role":"member","last_seq":1,"delivered":0,"read":0},
+        ])
+    );
+    let first = bob
+        .request(json!({"action":"conversations","limit":1}))
+        .await;
+    assert_eq!(
+        (
+            first["conversations"].as_array().unwrap().len(),
+            &first["more"]
+        ),
+        (1, &json!(true))
+    );
+    let rest = bob
+        .request(json!({"action":"conversations","after":"dm:alice:bob"}))
+        .await;
+    assert_eq!(rest["conversations"][0]["conversation"], g);
+}
+
+#[tokio::test]
+async fn group_mates_see_each_others_presence_until_removed() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut carol = gw.connect("carol", "phone").await;
+    let g = create(&mut alice, "Neighbours", &["carol"]).await;
+    let p = carol
+        .request(json!({"action":"presence","users":["alice"]}))
+        .await;
+    assert_eq!(p["users"][0]["online"], true);
+    alice
+        .request(json!({"action":"remove_members","conversation":g,"users":["carol"]}))
+        .await;
+    let p = carol
+        .request(json!({"action":"presence","users":["alice"]}))
+        .await;
+    assert_eq!(
+        p["users"][0],
+        json!({"user":"alice","online":false,"last_seen":null})
+    );
+}
