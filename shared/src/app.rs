@@ -5,8 +5,13 @@ use crate::Error;
 use crate::domain::Connection;
 use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
-use crate::ports::{Connections, Conversations, LastSeen, MessageLog, PushError, Pusher};
+use crate::ports::{
+    Connections, Conversations, LastSeen, MessageLog, Notifier, NotifyError, PushDevices,
+    PushError, Pusher,
+};
 use crate::protocol::ServerFrame;
+use crate::push::{MessageEvent, Notification, Platform, PushDevice};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -42,6 +47,11 @@ pub struct Limits {
     pub max_group_name_chars: usize,
     /// Most conversations in one `conversations` page (and the default).
     pub conversations_page: usize,
+    /// At most one push per conversation per device within this window, unless it acks.
+    pub push_window: chrono::Duration,
+    /// Push offline members from the `send` invocation itself, right after the fan-out. Off
+    /// when a stream-driven function does it instead.
+    pub push_inline: bool,
 }
 
 impl Default for Limits {
@@ -59,6 +69,8 @@ impl Default for Limits {
             max_group_members: 256,
             max_group_name_chars: 100,
             conversations_page: 100,
+            push_window: chrono::Duration::seconds(60),
+            push_inline: true,
         }
     }
 }
@@ -70,7 +82,9 @@ pub struct App {
     pub conversations: Arc<dyn Conversations>,
     pub messages: Arc<dyn MessageLog>,
     pub last_seen: Arc<dyn LastSeen>,
+    pub push_devices: Arc<dyn PushDevices>,
     pub pusher: Arc<dyn Pusher>,
+    pub notifier: Arc<dyn Notifier>,
     pub limits: Limits,
     pub clock: Clock,
 }
@@ -94,19 +108,21 @@ pub struct Stores {
     pub conversations: Arc<dyn Conversations>,
     pub messages: Arc<dyn MessageLog>,
     pub last_seen: Arc<dyn LastSeen>,
+    pub push_devices: Arc<dyn PushDevices>,
 }
 
 impl Stores {
     /// Every port served by one store.
     pub fn from_one<S>(store: Arc<S>) -> Self
     where
-        S: Connections + Conversations + MessageLog + LastSeen + 'static,
+        S: Connections + Conversations + MessageLog + LastSeen + PushDevices + 'static,
     {
         Self {
             connections: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),
-            last_seen: store,
+            last_seen: store.clone(),
+            push_devices: store,
         }
     }
 
@@ -124,10 +140,18 @@ impl App {
             conversations: stores.conversations,
             messages: stores.messages,
             last_seen: stores.last_seen,
+            push_devices: stores.push_devices,
             pusher,
+            notifier: Arc::new(NoNotifier),
             limits,
             clock: Arc::new(Utc::now),
         }
+    }
+
+    /// The same app, pushing offline members and publishing events through `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// An app over one fresh in-memory store.
@@ -224,5 +248,33 @@ impl App {
         json: &'a str,
     ) -> (&'a Connection, Result<(), PushError>) {
         (conn, self.pusher.post(&conn.id, json).await)
+    }
+}
+
+/// The notifier of an app configured without push: registrations are refused, nothing is sent.
+#[derive(Debug, Clone, Copy)]
+pub struct NoNotifier;
+
+#[async_trait]
+impl Notifier for NoNotifier {
+    async fn register(
+        &self,
+        _: Platform,
+        _: &str,
+        _: &UserId,
+        _: Option<&str>,
+    ) -> Result<String, NotifyError> {
+        Err(NotifyError::Failed(
+            "push is not configured for this deployment".into(),
+        ))
+    }
+    async fn unregister(&self, _: &str) -> Result<(), NotifyError> {
+        Ok(())
+    }
+    async fn push(&self, _: &PushDevice, _: &Notification) -> Result<(), NotifyError> {
+        Ok(())
+    }
+    async fn publish(&self, _: &MessageEvent) -> Result<(), NotifyError> {
+        Ok(())
     }
 }

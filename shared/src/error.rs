@@ -22,6 +22,8 @@ pub enum Error {
     RateLimited,
     #[error("store failed")]
     Store(#[from] StoreError),
+    #[error("push platform failed")]
+    Notify(#[from] crate::ports::NotifyError),
     #[error("not authenticated: {0}")]
     Unauthenticated(String),
 }
@@ -42,20 +44,22 @@ impl Error {
             Self::Forbidden(_) | Self::Unauthenticated(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::RateLimited => ErrorCode::RateLimited,
-            Self::Store(_) => ErrorCode::Internal,
+            Self::Store(_) | Self::Notify(_) => ErrorCode::Internal,
         }
     }
 
     /// The message the client sees: never an infrastructure detail.
     pub fn client_message(&self, request_id: &str) -> String {
         match self {
-            Self::Store(_) => format!("internal error (request {request_id}); please retry"),
+            Self::Store(_) | Self::Notify(_) => {
+                format!("internal error (request {request_id}); please retry")
+            }
             other => other.to_string(),
         }
     }
 
     /// Whether this is the server's fault (logged at error level) rather than the client's.
     pub fn is_internal(&self) -> bool {
-        matches!(self, Self::Store(_))
+        matches!(self, Self::Store(_) | Self::Notify(_))
     }
 }

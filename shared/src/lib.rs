@@ -11,6 +11,8 @@
 //! - [`ports`]: small traits for connections, conversations, the message log, last-seen and the
 //!   pusher. [`memory`] implements them in memory with production semantics (conditional writes,
 //!   gapless per-conversation seq, idempotent appends, monotonic pointers).
+//! - [`push`]: offline push: registered devices, notifications and their APNs/FCM payloads;
+//!   the [`ports::Notifier`] sends them (SNS on AWS, a recorder when embedded).
 //! - [`auth`]: HS256 JWTs, verified by the `$connect` authorizer and minted for development.
 //! - [`App`]: the ports, limits and clock a use case runs against, built once per process.
 
@@ -22,7 +24,8 @@ mod error;
 pub mod memory;
 pub mod ports;
 pub mod protocol;
+pub mod push;
 pub mod usecases;
 
-pub use app::{App, Clock, Delivery, Limits, Stores};
+pub use app::{App, Clock, Delivery, Limits, NoNotifier, Stores};
 pub use error::Error;

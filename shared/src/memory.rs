@@ -2,11 +2,15 @@
 //! embedded gateway. One lock per store makes each operation atomic, which gives the same
 //! guarantees the DynamoDB adapters get from conditional writes and transactions.
 
+use crate::domain::DeviceId;
 use crate::domain::{
     ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Membership, Message,
     NewMessage, ReceiptKind, Role, Seq, UserId,
 };
-use crate::ports::{Appended, Connections, Conversations, LastSeen, MessageLog, StoreError};
+use crate::ports::{
+    Appended, Connections, Conversations, LastSeen, MessageLog, PushDevices, StoreError,
+};
+use crate::push::PushDevice;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +32,9 @@ struct State {
     sent: HashMap<(UserId, ClientMsgId), (ConversationId, Seq)>,
     last_seen: HashMap<UserId, DateTime<Utc>>,
     groups: HashMap<ConversationId, GroupInfo>,
+    push_devices: HashMap<UserId, BTreeMap<DeviceId, PushDevice>>,
+    /// (user, device, conversation) → when its standing push claim was made
+    push_claims: HashMap<(UserId, DeviceId, ConversationId), DateTime<Utc>>,
 }
 
 impl InMemoryStore {
@@ -296,5 +303,80 @@ impl LastSeen for InMemoryStore {
             .iter()
             .filter_map(|u| s.last_seen.get(u).map(|t| (u.clone(), *t)))
             .collect())
+    }
+}
+
+#[async_trait]
+impl PushDevices for InMemoryStore {
+    async fn put(&self, device: &PushDevice) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let devices = s.push_devices.entry(device.user.clone()).or_default();
+        devices.insert(device.device.clone(), device.clone());
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<Option<PushDevice>, StoreError> {
+        Ok(self
+            .lock()
+            .push_devices
+            .get(user)
+            .and_then(|d| d.get(device))
+            .cloned())
+    }
+
+    async fn remove(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<Option<PushDevice>, StoreError> {
+        Ok(self
+            .lock()
+            .push_devices
+            .get_mut(user)
+            .and_then(|d| d.remove(device)))
+    }
+
+    async fn of_users(&self, users: &[UserId]) -> Result<Vec<PushDevice>, StoreError> {
+        let s = self.lock();
+        Ok(users
+            .iter()
+            .filter_map(|u| s.push_devices.get(u))
+            .flat_map(|d| d.values().cloned())
+            .collect())
+    }
+
+    async fn claim(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        conv: &ConversationId,
+        now: DateTime<Utc>,
+        not_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let key = (user.clone(), device.clone(), conv.clone());
+        match s.push_claims.get(&key) {
+            Some(at) if *at > not_before => Ok(false),
+            _ => {
+                s.push_claims.insert(key, now);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        conv: &ConversationId,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .push_claims
+            .remove(&(user.clone(), device.clone(), conv.clone()));
+        Ok(())
     }
 }

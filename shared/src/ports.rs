@@ -1,10 +1,12 @@
 //! Ports: the small traits the use cases need from the outside world. Each has an in-memory
 //! adapter ([`crate::memory`]) and a production one; both keep the semantics written here.
 
+use crate::domain::DeviceId;
 use crate::domain::{
     Connection, ConnectionId, ConversationId, GroupInfo, Membership, Message, NewMessage,
     ReceiptKind, Role, Seq, UserId,
 };
+use crate::push::{MessageEvent, Notification, Platform, PushDevice};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -137,4 +139,75 @@ pub enum PushError {
 #[async_trait]
 pub trait Pusher: Send + Sync {
     async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PushError>;
+}
+
+/// Devices registered for push, and the claims that coalesce pushes.
+#[async_trait]
+pub trait PushDevices: Send + Sync {
+    /// Registers (or replaces) a device.
+    async fn put(&self, device: &PushDevice) -> Result<(), StoreError>;
+    async fn get(&self, user: &UserId, device: &DeviceId)
+    -> Result<Option<PushDevice>, StoreError>;
+    /// Forgets a device; returns what was registered.
+    async fn remove(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<Option<PushDevice>, StoreError>;
+    /// Every registered device of these users.
+    async fn of_users(&self, users: &[UserId]) -> Result<Vec<PushDevice>, StoreError>;
+    /// Claims the one push allowed for (user, device, conversation) until the device acks:
+    /// `true` (and the claim is recorded at `now`) unless a claim made after `not_before` stands.
+    async fn claim(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        conv: &ConversationId,
+        now: DateTime<Utc>,
+        not_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Drops the claim (the device acked, or the push failed): the next message pushes again.
+    async fn release(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        conv: &ConversationId,
+    ) -> Result<(), StoreError>;
+}
+
+/// Why a push-platform call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The platform no longer accepts the token (SNS `EndpointDisabled`): forget the device.
+    #[error("endpoint disabled: the platform rejected the token")]
+    Disabled,
+    /// The endpoint no longer exists.
+    #[error("endpoint not found")]
+    NotFound,
+    #[error("push failed: {0}")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Mobile push and the messages topic (SNS on AWS, a recorder when embedded).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Creates the endpoint of a device token, or updates `existing` to this token and
+    /// re-enables it; returns the endpoint id.
+    async fn register(
+        &self,
+        platform: Platform,
+        token: &str,
+        user: &UserId,
+        existing: Option<&str>,
+    ) -> Result<String, NotifyError>;
+    /// Deletes an endpoint; deleting an absent one succeeds.
+    async fn unregister(&self, endpoint: &str) -> Result<(), NotifyError>;
+    /// Sends one notification to one device.
+    async fn push(
+        &self,
+        device: &PushDevice,
+        notification: &Notification,
+    ) -> Result<(), NotifyError>;
+    /// Publishes a stored message's event to the topic.
+    async fn publish(&self, event: &MessageEvent) -> Result<(), NotifyError>;
 }

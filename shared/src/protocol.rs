@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The actions that have their own route; anything else goes to `$default`.
-pub const ACTIONS: [&str; 11] = [
+pub const ACTIONS: [&str; 13] = [
     "send",
     "ack",
     "sync",
@@ -26,7 +26,12 @@ pub const ACTIONS: [&str; 11] = [
     "leave_group",
     "rename_group",
     "conversations",
+    "register_push",
+    "unregister_push",
 ];
+
+/// The actions served by the devices function.
+pub const DEVICE_ACTIONS: [&str; 2] = ["register_push", "unregister_push"];
 
 /// The actions served by the groups function.
 pub const GROUP_ACTIONS: [&str; 6] = [
@@ -117,6 +122,17 @@ pub struct ConversationsFrame {
     /// Continue after this conversation id (the last one of the previous page).
     pub after: Option<ConversationId>,
     pub limit: Option<usize>,
+}
+
+/// `register_push`: this device (the token's `device` claim) wants pushes while offline.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegisterPushFrame {
+    pub platform: crate::push::Platform,
+    /// The APNs or FCM device token.
+    pub token: String,
+    /// Show the message text in pushes (off by default: pushes are content-free).
+    #[serde(default)]
+    pub preview: bool,
 }
 
 /// A group member as clients see it.
@@ -259,6 +275,16 @@ pub enum ServerFrame {
     Left {
         conversation: ConversationId,
         seq: Seq,
+    },
+    /// Reply to `register_push`.
+    PushRegistered {
+        device: crate::domain::DeviceId,
+        platform: crate::push::Platform,
+        preview: bool,
+    },
+    /// Reply to `unregister_push`.
+    PushUnregistered {
+        device: crate::domain::DeviceId,
     },
     /// Reply to `conversations`: ask again with `after` = the last id while `more`.
     Conversations {

@@ -34,6 +34,40 @@ impl TestGateway {
         Self::start_with(GatewayConfig::default(), Stores::in_memory()).await
     }
 
+    /// A gateway over an in-memory store the test can inspect.
+    pub async fn start_with_store(
+        config: GatewayConfig,
+    ) -> (Self, std::sync::Arc<messenger::memory::InMemoryStore>) {
+        let store = std::sync::Arc::new(messenger::memory::InMemoryStore::new());
+        (
+            Self::start_with(config, Stores::from_one(store.clone())).await,
+            store,
+        )
+    }
+
+    /// What the embedded notifier recorded: `{"pushes":[…],"events":[…]}`.
+    pub async fn recorded_pushes(&self, user: Option<&str>) -> Value {
+        let path = match user {
+            Some(u) => format!("/_local/pushes?user={u}"),
+            None => "/_local/pushes".to_owned(),
+        };
+        let (status, _, body) = http(self.addr, "GET", &path, b"").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    /// Waits until `n` messages have been published to the topic: each is published after its
+    /// pushes were decided, so the recorded pushes are then final.
+    pub async fn published(&self, n: usize) -> Value {
+        let mut last = Value::Null;
+        eventually(&format!("{n} topic events"), async || {
+            last = self.recorded_pushes(None).await;
+            last["events"].as_array().map_or(0, Vec::len) >= n
+        })
+        .await;
+        last
+    }
+
     pub async fn start_with(config: GatewayConfig, stores: Stores) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -9,6 +9,7 @@
 //! timeouts close it with 1001; `$disconnect` runs after every close, whatever the cause.
 
 use crate::events::{self, Body, ConnectionContext};
+use crate::notifier::LocalNotifier;
 use crate::registry::{Entry, LocalPusher, Outbound, PostError, Registry};
 use crate::routes;
 use axum::body::Bytes;
@@ -73,6 +74,7 @@ impl Default for GatewayConfig {
 }
 
 struct Gateway {
+    notifier: Arc<LocalNotifier>,
     config: GatewayConfig,
     app: App,
     registry: Arc<Registry>,
@@ -89,12 +91,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let registry = Arc::new(Registry::new(config.max_message_bytes));
+    let notifier = Arc::new(LocalNotifier::default());
     let app = App::new(
         stores,
         Arc::new(LocalPusher(registry.clone())),
         config.limits.clone(),
-    );
+    )
+    .with_notifier(notifier.clone());
     let gateway = Arc::new(Gateway {
+        notifier,
         api_id: "messenger".into(),
         domain_name: listener.local_addr()?.to_string(),
         config,
@@ -102,6 +107,7 @@ pub async fn serve(
         registry: registry.clone(),
     });
     let router = Router::new()
+        .route("/_local/pushes", get(recorded_pushes))
         .route("/{stage}", get(connect))
         .route(
             "/{stage}/@connections/{id}",
@@ -362,6 +368,14 @@ fn wrong_stage(gw: &Gateway, stage: &str) -> Option<Response> {
 
 fn gone() -> Response {
     api_error(StatusCode::GONE, "Gone", "GoneException")
+}
+
+/// `GET /_local/pushes[?user=U]`: what SNS would have pushed and published (embedded only).
+async fn recorded_pushes(
+    State(gw): State<Arc<Gateway>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    Json(gw.notifier.snapshot(query.get("user").map(String::as_str))).into_response()
 }
 
 /// `POST /{stage}/@connections/{id}`: PostToConnection.

@@ -8,10 +8,12 @@
 //! - [`registry`]: the live sockets, and [`registry::LocalPusher`], the in-process
 //!   PostToConnection with the same 410 semantics.
 //! - [`events`]: API Gateway event JSON of the real shape.
+//! - [`notifier`]: records the pushes and topic events SNS would send (`GET /_local/pushes`).
 //! - [`routes`]: which handler serves which route key, and which routes are two-way.
 
 pub mod events;
 pub mod gateway;
+pub mod notifier;
 pub mod registry;
 pub mod routes;
 

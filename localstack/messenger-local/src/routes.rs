@@ -2,7 +2,7 @@
 
 use messenger::App;
 use messenger::apigw::{WsEvent, WsResponse};
-use messenger::protocol::{ACTIONS, GROUP_ACTIONS};
+use messenger::protocol::{ACTIONS, DEVICE_ACTIONS, GROUP_ACTIONS};
 
 /// API Gateway's route selection on `$request.body.action`: a text frame whose JSON `action`
 /// names a route goes there; anything else (no JSON, no action, unknown action, binary) goes to
@@ -31,6 +31,7 @@ pub async fn invoke(app: &App, route_key: &str, event: WsEvent) -> WsResponse {
         "sync" | "history" => fn_sync::handle(app, event).await,
         "presence" => fn_presence::handle(app, event).await,
         r if GROUP_ACTIONS.contains(&r) => fn_groups::handle(app, event).await,
+        r if DEVICE_ACTIONS.contains(&r) => fn_devices::handle(app, event).await,
         _ => fn_default::handle(app, event).await,
     }
 }

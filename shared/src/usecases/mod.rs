@@ -6,6 +6,7 @@ pub mod ack;
 pub mod connect;
 pub mod groups;
 pub mod presence;
+pub mod push;
 pub mod send;
 pub mod sync;
 #[cfg(test)]

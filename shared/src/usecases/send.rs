@@ -75,10 +75,15 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
         .deliver(&members, &frame, Some(&req.caller.connection))
         .await
     {
-        Ok(d) => tracing::info!(
-            conversation = %m.conversation, seq = m.seq, posts = d.posts, gone = d.gone,
-            offline = d.offline.len(), "message stored and fanned out"
-        ),
+        Ok(d) => {
+            tracing::info!(
+                conversation = %m.conversation, seq = m.seq, posts = d.posts, gone = d.gone,
+                offline = d.offline.len(), "message stored and fanned out"
+            );
+            if app.limits.push_inline {
+                super::push::notify(app, m, &d.offline).await;
+            }
+        }
         Err(e) => {
             tracing::error!(conversation = %m.conversation, seq = m.seq, error = ?e, "fan-out failed")
         }

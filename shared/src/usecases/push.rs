@@ -1,0 +1,162 @@
+//! Use cases of offline push: registering devices, and pushing members a message missed.
+
+use crate::apigw::Request;
+use crate::domain::{Message, UserId};
+use crate::ports::NotifyError;
+use crate::protocol::{RegisterPushFrame, ServerFrame};
+use crate::push::{MessageEvent, Notification, PushDevice};
+use crate::{App, Error};
+use std::collections::BTreeSet;
+
+/// Longest device token we accept (APNs tokens are 64 hex digits, FCM's about 160 characters).
+const MAX_TOKEN_LEN: usize = 4096;
+
+/// `register_push`: the caller's device receives pushes while it has no live connection. A new
+/// token for the same device updates (and re-enables) its endpoint; another platform replaces it.
+pub async fn register_push(
+    app: &App,
+    req: &Request,
+    frame: RegisterPushFrame,
+) -> Result<(), Error> {
+    let (user, device) = (&req.caller.user, &req.caller.device);
+    let token = frame.token.trim();
+    if token.is_empty()
+        || token.len() > MAX_TOKEN_LEN
+        || !token.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(Error::BadRequest(format!(
+            "a device token is 1 to {MAX_TOKEN_LEN} printable ASCII characters"
+        )));
+    }
+    let existing = app.push_devices.get(user, device).await?;
+    let reuse = existing
+        .as_ref()
+        .filter(|d| d.platform == frame.platform)
+        .map(|d| d.endpoint.as_str());
+    let endpoint = match app
+        .notifier
+        .register(frame.platform, token, user, reuse)
+        .await
+    {
+        Ok(e) => e,
+        Err(NotifyError::Disabled) => {
+            return Err(Error::BadRequest(
+                "the push platform rejected this token".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(old) = existing.filter(|d| d.endpoint != endpoint)
+        && let Err(e) = app.notifier.unregister(&old.endpoint).await
+    {
+        tracing::warn!(error = %e, endpoint = old.endpoint, "could not delete replaced endpoint");
+    }
+    app.push_devices
+        .put(&PushDevice {
+            user: user.clone(),
+            device: device.clone(),
+            platform: frame.platform,
+            token: token.to_owned(),
+            endpoint,
+            preview: frame.preview,
+            registered_at: app.now(),
+        })
+        .await?;
+    let reply = ServerFrame::PushRegistered {
+        device: device.clone(),
+        platform: frame.platform,
+        preview: frame.preview,
+    };
+    req.reply(app, &reply).await;
+    Ok(())
+}
+
+/// `unregister_push`: the caller's device gets no more pushes.
+pub async fn unregister_push(app: &App, req: &Request) -> Result<(), Error> {
+    let (user, device) = (&req.caller.user, &req.caller.device);
+    if let Some(old) = app.push_devices.remove(user, device).await? {
+        app.notifier.unregister(&old.endpoint).await?;
+    }
+    req.reply(
+        app,
+        &ServerFrame::PushUnregistered {
+            device: device.clone(),
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// Pushes a stored message to the registered devices of the members it reached on no live
+/// connection (`offline`), at most one push per conversation per device until that device acks
+/// or the window passes; then publishes the message's event to the topic. Never fails: the
+/// message is stored already, so a failed push is logged and counted, nothing more.
+pub async fn notify(app: &App, message: &Message, offline: &BTreeSet<UserId>) {
+    let recipients: Vec<UserId> = offline
+        .iter()
+        .filter(|u| **u != message.from)
+        .cloned()
+        .collect();
+    // Membership events are not worth waking a phone for; they arrive with the next sync.
+    if message.event.is_none()
+        && !recipients.is_empty()
+        && let Err(e) = push_devices(app, message, &recipients).await
+    {
+        tracing::error!(error = ?e, conversation = %message.conversation, seq = message.seq, "push failed");
+    }
+    let event = MessageEvent {
+        conversation: message.conversation.clone(),
+        seq: message.seq,
+        from: message.from.clone(),
+        sent_at: crate::protocol::format_time(&message.sent_at),
+        offline: recipients,
+    };
+    if let Err(e) = app.notifier.publish(&event).await {
+        tracing::warn!(error = %e, conversation = %message.conversation, seq = message.seq, "topic publish failed");
+    }
+}
+
+async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Result<(), Error> {
+    let now = app.now();
+    let not_before = now - app.limits.push_window;
+    let (mut sent, mut coalesced, mut failed) = (0, 0, 0);
+    for device in app.push_devices.of_users(recipients).await? {
+        let conv = &message.conversation;
+        if !app
+            .push_devices
+            .claim(&device.user, &device.device, conv, now, not_before)
+            .await?
+        {
+            coalesced += 1;
+            continue;
+        }
+        let n = Notification::for_device(&device, conv, message.seq, &message.from, &message.body);
+        match app.notifier.push(&device, &n).await {
+            Ok(()) => sent += 1,
+            Err(NotifyError::Disabled | NotifyError::NotFound) => {
+                // The platform says the token is gone: forget the device (and its endpoint).
+                failed += 1;
+                tracing::info!(user = %device.user, device = %device.device, "push token gone; device unregistered");
+                app.push_devices
+                    .remove(&device.user, &device.device)
+                    .await?;
+                app.push_devices
+                    .release(&device.user, &device.device, conv)
+                    .await?;
+                if let Err(e) = app.notifier.unregister(&device.endpoint).await {
+                    tracing::warn!(error = %e, "could not delete a disabled endpoint");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::warn!(error = %e, user = %device.user, device = %device.device, "push failed");
+                // Let the next message try again.
+                app.push_devices
+                    .release(&device.user, &device.device, conv)
+                    .await?;
+            }
+        }
+    }
+    tracing::info!(conversation = %message.conversation, seq = message.seq, sent, coalesced, failed, "offline pushes");
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Offline push end to end through the embedded gateway and its recording notifier.
+
+use chrono::Utc;
+use messenger::domain::{Connection, ConnectionId, DeviceId, UserId};
+use messenger::ports::{Connections, PushDevices};
+use messenger_e2e::{Client, TestGateway};
+use messenger_local::GatewayConfig;
+use serde_json::{Value, json};
+
+async fn register(c: &mut Client, token: &str, preview: bool) -> Value {
+    let r = c
+        .request(json!({"action":"register_push","platform":"fcm","token":token,"preview":preview}))
+        .await;
+    assert_eq!(r["type"], "push_registered", "{r}");
+    r
+}
+
+fn pushed_seqs(recorded: &Value, user: &str) -> Vec<u64> {
+    recorded["pushes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["user"] == user)
+        .map(|p| {
+            let fcm: Value = serde_json::from_str(p["message"]["GCM"].as_str().unwrap()).unwrap();
+            fcm["fcmV1Message"]["message"]["data"]["seq"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_offline_device_gets_one_push_per_burst_until_it_acks() {
+    let gw = TestGateway::start().await;
+    let mut bob = gw.connect("bob", "phone").await;
+    register(&mut bob, "tok-bob-phone", false).await;
+    bob.close().await;
+
+    let mut alice = gw.connect("alice", "phone").await;
+    for i in 1..=5 {
+        assert_eq!(
+            alice.send_to("bob", &format!("c-{i}"), "psst").await["type"],
+            "sent"
+        );
+    }
+    let recorded = gw.published(5).await;
+    assert_eq!(
+        pushed_seqs(&recorded, "bob"),
+        vec![1],
+        "one push for the burst"
+    );
+    let push = &recorded["pushes"][0];
+    assert_eq!(
+        (push["device"].as_str(), push["platform"].as_str()),
+        (Some("phone"), Some("fcm"))
+    );
+    let fcm: Value = serde_json::from_str(push["message"]["GCM"].as_str().unwrap()).unwrap();
+    let note = &fcm["fcmV1Message"]["message"];
+    assert_eq!(
+        note["notification"],
+        json!({"title":"alice","body":"New message"}),
+        "content-free"
+    );
+    assert_eq!(note["data"]["conversation"], "dm:alice:bob");
+    assert!(
+        !recorded.to_string().contains("psst"),
+        "no message text anywhere by default"
+    );
+
+    // The device comes back, catches up and acks: the next message pushes again.
+    let mut bob = gw.connect("bob", "phone").await;
+    bob.request(json!({"action":"ack","conversation":"dm:alice:bob","seq":5,"kind":"delivered"}))
+        .await;
+    bob.close().await;
+    alice.send_to("bob", "c-6", "again").await;
+    assert_eq!(pushed_seqs(&gw.published(6).await, "bob"), vec![1, 6]);
+}
+
+#[tokio::test]
+async fn an_online_recipient_gets_no_push_and_every_message_reaches_the_topic() {
+    let gw = TestGateway::start().await;
+    let mut bob = gw.connect("bob", "phone").await;
+    register(&mut bob, "tok-bob", false).await;
+    let mut alice = gw.connect("alice", "phone").await;
+    alice.send_to("bob", "c-1", "hi").await;
+    alice.send_to("bob", "c-2", "there").await;
+    let recorded = gw.published(2).await;
+    assert_eq!(pushed_seqs(&recorded, "bob"), Vec::<u64>::new());
+    let event = &recorded["events"][1];
+    assert_eq!(
+        event["attributes"],
+        json!({"user":"alice","conversation":"dm:alice:bob"})
+    );
+    assert_eq!(
+        (
+            event["message"]["seq"].as_u64(),
+            event["message"]["offline"].as_array().map(Vec::len)
+        ),
+        (Some(2), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn a_recipient_whose_only_connection_is_stale_gets_a_push() {
+    let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
+    let mut bob = gw.connect("bob", "phone").await;
+    register(&mut bob, "tok-bob", false).await;
+    bob.close().await;
+    let now = Utc::now();
+    let stale = Connection {
+        id: ConnectionId::new("stale=").unwrap(),
+        user: UserId::new("bob").unwrap(),
+        device: DeviceId::new("phone").unwrap(),
+        connected_at: now,
+        expires_at: now + chrono::Duration::hours(2),
+    };
+    Connections::put(&*store, &stale).await.unwrap();
+
+    let mut alice = gw.connect("alice", "phone").await;
+    alice.send_to("bob", "c-1", "hi").await;
+    assert_eq!(
+        pushed_seqs(&gw.published(1).await, "bob"),
+        vec![1],
+        "410 counts as offline"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_token_unregisters_the_device_and_the_send_still_succeeds() {
+    let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
+    let mut bob = gw.connect("bob", "phone").await;
+    register(&mut bob, "invalid-token", false).await;
+    bob.close().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let sent = alice.send_to("bob", "c-1", "hi").await;
+    assert_eq!(sent["type"], "sent");
+    assert_eq!(
+        pushed_seqs(&gw.published(1).await, "bob"),
+        Vec::<u64>::new()
+    );
+    let bob_id = UserId::new("bob").unwrap();
+    let device = store
+        .get(&bob_id, &DeviceId::new("phone").unwrap())
+        .await
+        .unwrap();
+    assert!(device.is_none(), "the dead token's device is forgotten");
+
+    // A fresh token registers it again and pushes flow.
+    let mut bob = gw.connect("bob", "phone").await;
+    register(&mut bob, "fresh-token", false).await;
+    bob.close().await;
+    alice.send_to("bob", "c-2", "hi again").await;
+    assert_eq!(pushed_seqs(&gw.published(2).await, "bob"), vec![2]);
+}
+
+#[tokio::test]
+async fn a_new_token_updates_the_same_endpoint_and_previews_are_opt_in() {
+    let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
+    let (bob_id, phone) = (UserId::new("bob").unwrap(), DeviceId::new("phone").unwrap());
+    let mut bob = gw.connect("bob", "phone").await;
+    register(&mut bob, "old-token", false).await;
+    let first = PushDevices::get(&*store, &bob_id, &phone)
+        .await
+        .unwrap()
+        .unwrap();
+    register(&mut bob, "new-token", true).await;
+    let second = PushDevices::get(&*store, &bob_id, &phone)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.endpoint, second.endpoint);
+    assert_eq!((second.token.as_str(), second.preview), ("new-token", true));
+    bob.close().await;
+
+    let mut alice = gw.connect("alice", "phone").await;
+    alice.send_to("bob", "c-1", "see you at 8").await;
+    let recorded = gw.published(1).await;
+    assert!(
+        recorded["pushes"][0]["message"]["GCM"]
+            .as_str()
+            .unwrap()
+            .contains("see you at 8")
+    );
+
+    let r = alice
+        .request(json!({"action":"register_push","platform":"pigeon","token":"x"}))
+        .await;
+    assert_eq!(r["code"], "bad_request");
+    let mut bob = gw.connect("bob", "phone").await;
+    let r = bob.request(json!({"action":"unregister_push"})).await;
+    assert_eq!(r["type"], "push_unregistered");
+    assert!(
+        PushDevices::get(&*store, &bob_id, &phone)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
