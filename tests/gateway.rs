@@ -4,12 +4,9 @@
 use chrono::Utc;
 use messenger::Stores;
 use messenger::domain::{Connection, ConnectionId, DeviceId, UserId};
-use messenger::memory::InMemoryStore;
-use messenger::ports::Connections;
 use messenger_e2e::{Client, Closed, TestGateway, eventually, http};
 use messenger_local::GatewayConfig;
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -17,17 +14,16 @@ fn user(u: &str) -> UserId {
     UserId::new(u).unwrap()
 }
 
-/// A gateway whose store the test can inspect.
-async fn gateway_with_store(config: GatewayConfig) -> (TestGateway, Arc<InMemoryStore>) {
-    let store = Arc::new(InMemoryStore::new());
-    (
-        TestGateway::start_with(config, Stores::from_one(store.clone())).await,
-        store,
-    )
+async fn gateway_with_store(config: GatewayConfig) -> (TestGateway, Stores) {
+    TestGateway::start_with_store(config).await
 }
 
-async fn connection_ids(store: &InMemoryStore, u: &str) -> Vec<String> {
-    let conns = store.of_users(&[user(u)], Utc::now()).await.unwrap();
+async fn connection_ids(store: &Stores, u: &str) -> Vec<String> {
+    let conns = store
+        .connections
+        .of_users(&[user(u)], Utc::now())
+        .await
+        .unwrap();
     conns.into_iter().map(|c| c.id.to_string()).collect()
 }
 
@@ -262,7 +258,7 @@ async fn a_connection_is_closed_at_its_maximum_duration_even_when_busy() {
         max_connection_duration: Duration::from_millis(500),
         ..GatewayConfig::default()
     };
-    let gw = TestGateway::start_with(config, Stores::in_memory()).await;
+    let gw = TestGateway::start_with(config).await;
     let mut alice = gw.connect("alice", "phone").await;
     // Keep it busy: heartbeats until the gateway closes it.
     let closed = loop {
@@ -331,7 +327,7 @@ async fn a_stale_connection_is_deleted_on_410_and_the_live_ones_still_get_the_me
         connected_at: now,
         expires_at: now + chrono::Duration::hours(2),
     };
-    store.put(&stale).await.unwrap();
+    store.connections.put(&stale).await.unwrap();
     assert_eq!(connection_ids(&store, "bob").await.len(), 2);
 
     alice.send_to("bob", "c-1", "hi").await;

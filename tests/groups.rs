@@ -1,6 +1,5 @@
 //! Group chats end to end: real WebSocket clients through the embedded gateway.
 
-use messenger::Stores;
 use messenger_e2e::{Client, TestGateway};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
@@ -297,7 +296,7 @@ async fn only_admins_manage_members_and_the_last_admin_leaving_promotes_the_next
 async fn the_group_size_limit_is_a_typed_error() {
     let mut config = GatewayConfig::default();
     config.limits.max_group_members = 3;
-    let gw = TestGateway::start_with(config, Stores::in_memory()).await;
+    let gw = TestGateway::start_with(config).await;
     let mut alice = gw.connect("alice", "phone").await;
     let e = alice
         .request(json!({"action":"create_group","name":"Big","members":["b","c","d"]}))

@@ -2,7 +2,6 @@
 
 use chrono::Utc;
 use messenger::domain::{Connection, ConnectionId, DeviceId, UserId};
-use messenger::ports::{Connections, PushDevices};
 use messenger_e2e::{Client, TestGateway};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
@@ -117,7 +116,7 @@ async fn a_recipient_whose_only_connection_is_stale_gets_a_push() {
         connected_at: now,
         expires_at: now + chrono::Duration::hours(2),
     };
-    Connections::put(&*store, &stale).await.unwrap();
+    store.connections.put(&stale).await.unwrap();
 
     let mut alice = gw.connect("alice", "phone").await;
     alice.send_to("bob", "c-1", "hi").await;
@@ -143,6 +142,7 @@ async fn a_rejected_token_unregisters_the_device_and_the_send_still_succeeds() {
     );
     let bob_id = UserId::new("bob").unwrap();
     let device = store
+        .push_devices
         .get(&bob_id, &DeviceId::new("phone").unwrap())
         .await
         .unwrap();
@@ -162,12 +162,16 @@ async fn a_new_token_updates_the_same_endpoint_and_previews_are_opt_in() {
     let (bob_id, phone) = (UserId::new("bob").unwrap(), DeviceId::new("phone").unwrap());
     let mut bob = gw.connect("bob", "phone").await;
     register(&mut bob, "old-token", false).await;
-    let first = PushDevices::get(&*store, &bob_id, &phone)
+    let first = store
+        .push_devices
+        .get(&bob_id, &phone)
         .await
         .unwrap()
         .unwrap();
     register(&mut bob, "new-token", true).await;
-    let second = PushDevices::get(&*store, &bob_id, &phone)
+    let second = store
+        .push_devices
+        .get(&bob_id, &phone)
         .await
         .unwrap()
         .unwrap();
@@ -193,7 +197,9 @@ async fn a_new_token_updates_the_same_endpoint_and_previews_are_opt_in() {
     let r = bob.request(json!({"action":"unregister_push"})).await;
     assert_eq!(r["type"], "push_unregistered");
     assert!(
-        PushDevices::get(&*store, &bob_id, &phone)
+        store
+            .push_devices
+            .get(&bob_id, &phone)
             .await
             .unwrap()
             .is_none()

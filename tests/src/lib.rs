@@ -21,6 +21,15 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 /// How long any single wait may take before the test fails (a hang guard, not a timing check).
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Fresh, empty stores for one test: in memory, or DynamoDB when `MESSENGER_E2E_STORE=dynamodb`
+/// (the test command runs the whole suite both ways).
+pub async fn test_stores() -> Stores {
+    match std::env::var("MESSENGER_E2E_STORE").as_deref() {
+        Err(_) | Ok("memory") => Stores::in_memory(),
+        Ok(other) => panic!("MESSENGER_E2E_STORE={other}: expected memory or dynamodb"),
+    }
+}
+
 /// An embedded gateway serving on a loopback port until dropped.
 pub struct TestGateway {
     pub addr: std::net::SocketAddr,
@@ -29,20 +38,20 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
-    /// A gateway with default settings over a fresh in-memory store.
+    /// A gateway with default settings over fresh stores (see [`test_stores`]).
     pub async fn start() -> Self {
-        Self::start_with(GatewayConfig::default(), Stores::in_memory()).await
+        Self::start_with(GatewayConfig::default()).await
     }
 
-    /// A gateway over an in-memory store the test can inspect.
-    pub async fn start_with_store(
-        config: GatewayConfig,
-    ) -> (Self, std::sync::Arc<messenger::memory::InMemoryStore>) {
-        let store = std::sync::Arc::new(messenger::memory::InMemoryStore::new());
-        (
-            Self::start_with(config, Stores::from_one(store.clone())).await,
-            store,
-        )
+    /// A gateway with `config` over fresh stores.
+    pub async fn start_with(config: GatewayConfig) -> Self {
+        Self::start_with_store(config).await.0
+    }
+
+    /// A gateway over fresh stores the test can also inspect through the ports.
+    pub async fn start_with_store(config: GatewayConfig) -> (Self, Stores) {
+        let stores = test_stores().await;
+        (Self::start_on(config, stores.clone()).await, stores)
     }
 
     /// What the embedded notifier recorded: `{"pushes":[…],"events":[…]}`.
@@ -68,7 +77,8 @@ impl TestGateway {
         last
     }
 
-    pub async fn start_with(config: GatewayConfig, stores: Stores) -> Self {
+    /// A gateway with `config` over `stores`.
+    pub async fn start_on(config: GatewayConfig, stores: Stores) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
