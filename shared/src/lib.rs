@@ -12,11 +12,14 @@
 //!   pusher. [`memory`] implements them in memory with production semantics (conditional writes,
 //!   gapless per-conversation seq, idempotent appends, monotonic pointers).
 //! - [`auth`]: HS256 JWTs, verified by the `$connect` authorizer and minted for development.
+//! - `contract` (feature `contract`): the port contract suite every storage adapter runs.
 //! - [`App`]: the ports, limits and clock a use case runs against, built once per process.
 
 pub mod apigw;
 mod app;
 pub mod auth;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod domain;
 mod error;
 pub mod memory;
