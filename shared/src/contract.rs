@@ -120,6 +120,8 @@ pub struct CancelStats {
     pub cancelled: usize,
     /// Appends that finished.
     pub completed: usize,
+    /// Cancelled appends whose write had landed anyway (their retry was a duplicate).
+    pub landed_anyway: usize,
 }
 
 /// Appenders cancelled at random points (the future dropped by a timeout, or the task aborted)
@@ -166,15 +168,17 @@ pub async fn cancelled_appenders_leave_no_hole(log: Arc<dyn MessageLog>) -> Canc
         s.await.unwrap();
     }
     assert_gapless(log.as_ref(), &c).await;
+    let mut landed_anyway = 0;
     for cmid in &cancelled_ids {
         let m = new_message(&c, &from, cmid, Utc::now(), None);
-        append(log.as_ref(), m).await;
+        landed_anyway += usize::from(append(log.as_ref(), m).await.duplicate);
     }
     let all = assert_gapless(log.as_ref(), &c).await;
     assert_eq!(all.len(), 20 + 30, "every send is stored exactly once");
     CancelStats {
         cancelled: cancelled_ids.len(),
         completed,
+        landed_anyway,
     }
 }
 
