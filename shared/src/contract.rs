@@ -343,7 +343,7 @@ pub async fn connections_of_users(conns: Arc<dyn Connections>) {
     assert_eq!(got, vec![moved]);
     assert_eq!(
         conns
-            .of_users(&[carol.clone()], now + Duration::hours(2))
+            .of_users(std::slice::from_ref(&carol), now + Duration::hours(2))
             .await
             .unwrap(),
         vec![],

@@ -150,6 +150,15 @@ struct Cancelled {
     other: Vec<String>,
 }
 
+/// Which seqs of a bucket a query reads, and in which order.
+#[derive(Debug, Clone, Copy)]
+enum Range {
+    /// Seqs greater than this one, oldest first.
+    After(Seq),
+    /// Seqs up to and including this one, newest first.
+    UpTo(Seq),
+}
+
 /// Position of each action inside the append transaction.
 const TX_MESSAGE: usize = 1;
 const TX_IDEM: usize = 2;
@@ -448,20 +457,23 @@ impl DynamoStore {
         &self,
         conv: &ConversationId,
         bucket: u64,
-        range: (&str, Seq),
-        forward: bool,
+        range: Range,
         limit: usize,
         start: Option<Item>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<Message>, bool, Option<Item>), StoreError> {
+        let (op, seq, forward) = match range {
+            Range::After(seq) => (">", seq, true),
+            Range::UpTo(seq) => ("<=", seq, false),
+        };
         let out = self
             .client
             .query()
             .table_name(&self.tables.messages)
-            .key_condition_expression(format!("pk = :pk AND sk {} :seq", range.0))
+            .key_condition_expression(format!("pk = :pk AND sk {op} :seq"))
             .filter_expression("attribute_not_exists(expires_at) OR expires_at > :now")
             .expression_attribute_values(":pk", self.bucket_pk(conv, bucket))
-            .expression_attribute_values(":seq", n(range.1))
+            .expression_attribute_values(":seq", n(seq))
             .expression_attribute_values(":now", ts(now))
             .consistent_read(true)
             .scan_index_forward(forward)
@@ -555,7 +567,7 @@ impl DynamoStore {
             .build()
             .map_err(backend)?;
         actions.push(TransactWriteItem::builder().put(idem_put).build());
-        if seq % self.bucket == 0 {
+        if seq.is_multiple_of(self.bucket) {
             // The first message of a bucket leaves a marker (no TTL) at the end of the previous
             // bucket, so readers know to go on even when every message there has expired.
             let mut marker = HashMap::from([
@@ -894,8 +906,7 @@ impl MessageLog for DynamoStore {
                 .query_bucket(
                     conv,
                     bucket,
-                    (">", after),
-                    true,
+                    Range::After(after),
                     limit - out.len(),
                     start,
                     now,
@@ -945,8 +956,7 @@ impl MessageLog for DynamoStore {
                 .query_bucket(
                     conv,
                     bucket,
-                    ("<=", top),
-                    false,
+                    Range::UpTo(top),
                     limit - out.len(),
                     start,
                     now,

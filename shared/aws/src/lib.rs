@@ -9,11 +9,15 @@
 //! - [`pusher`]: [`ApiGwPusher`], PostToConnection with explicit timeouts; 410 → `Gone`.
 //! - [`lambda`]: what each `functions/<route>/src/main.rs` calls: typed config from env,
 //!   JSON tracing, clients built once, then the runtime loop.
+//! - `testing` (feature `test-support`): a stub Lambda Runtime API to run route binaries.
 
 pub mod dynamo;
+pub mod lambda;
 pub mod metrics;
 pub mod pusher;
 pub mod sdk;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use dynamo::{DynamoStore, Tables};
 pub use metrics::{OpStats, Snapshot};
