@@ -186,7 +186,7 @@ fn read_cancellation(e: &TransactWriteItemsError) -> Option<Cancelled> {
 /// A random delay in `[0, min(cap, base·2^attempt)]` ("full jitter"): concurrent senders that
 /// lost the same race spread out instead of colliding again.
 fn backoff(attempt: u32) -> Duration {
-    let ceiling_ms = (5u64 << attempt.min(6)).min(200);
+    let ceiling_ms = (5u64 << attempt.min(6)).min(250);
     let r = getrandom::u64().unwrap_or(0);
     Duration::from_millis(r % (ceiling_ms + 1))
 }
@@ -202,7 +202,7 @@ impl DynamoStore {
             client: Client::from_conf(config),
             tables,
             bucket: DEFAULT_BUCKET,
-            max_attempts: 16,
+            max_attempts: 50,
             counters,
         }
     }
