@@ -214,6 +214,26 @@ impl Membership {
     }
 }
 
+/// A member as the member list shows them (without their pointers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user: UserId,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+    pub from_seq: Seq,
+}
+
+impl From<&Membership> for Member {
+    fn from(m: &Membership) -> Self {
+        Self {
+            user: m.user.clone(),
+            role: m.role,
+            joined_at: m.joined_at,
+            from_seq: m.from_seq,
+        }
+    }
+}
+
 /// A group's name and origin (1:1 conversations have none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupInfo {

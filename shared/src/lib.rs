@@ -14,11 +14,14 @@
 //! - [`push`]: offline push: registered devices, notifications and their APNs/FCM payloads;
 //!   the [`ports::Notifier`] sends them (SNS on AWS, a recorder when embedded).
 //! - [`auth`]: HS256 JWTs, verified by the `$connect` authorizer and minted for development.
+//! - `contract` (feature `contract`): the port contract suite every storage adapter runs.
 //! - [`App`]: the ports, limits and clock a use case runs against, built once per process.
 
 pub mod apigw;
 mod app;
 pub mod auth;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod domain;
 mod error;
 pub mod memory;

@@ -4,13 +4,13 @@
 
 use crate::domain::DeviceId;
 use crate::domain::{
-    ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Membership, Message,
+    ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Member, Membership, Message,
     NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use crate::ports::{
     Appended, Connections, Conversations, LastSeen, MessageLog, PushDevices, StoreError,
 };
-use crate::push::PushDevice;
+use crate::push::{PushClaim, PushDevice};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -33,8 +33,8 @@ struct State {
     last_seen: HashMap<UserId, DateTime<Utc>>,
     groups: HashMap<ConversationId, GroupInfo>,
     push_devices: HashMap<UserId, BTreeMap<DeviceId, PushDevice>>,
-    /// (user, device, conversation) → when its standing push claim was made
-    push_claims: HashMap<(UserId, DeviceId, ConversationId), DateTime<Utc>>,
+    /// (user, device, conversation) → when the standing push claim was made, and for which seq
+    push_claims: HashMap<(UserId, DeviceId, ConversationId), (DateTime<Utc>, Seq)>,
 }
 
 impl InMemoryStore {
@@ -142,12 +142,12 @@ impl Conversations for InMemoryStore {
             .cloned())
     }
 
-    async fn members(&self, conv: &ConversationId) -> Result<Vec<Membership>, StoreError> {
+    async fn members(&self, conv: &ConversationId) -> Result<Vec<Member>, StoreError> {
         Ok(self
             .lock()
             .members
             .get(conv)
-            .map(|m| m.values().cloned().collect())
+            .map(|m| m.values().map(Member::from).collect())
             .unwrap_or_default())
     }
 
@@ -349,20 +349,13 @@ impl PushDevices for InMemoryStore {
             .collect())
     }
 
-    async fn claim(
-        &self,
-        user: &UserId,
-        device: &DeviceId,
-        conv: &ConversationId,
-        now: DateTime<Utc>,
-        not_before: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn claim(&self, c: &PushClaim) -> Result<bool, StoreError> {
         let mut s = self.lock();
-        let key = (user.clone(), device.clone(), conv.clone());
+        let key = (c.user.clone(), c.device.clone(), c.conversation.clone());
         match s.push_claims.get(&key) {
-            Some(at) if *at > not_before => Ok(false),
+            Some((at, seq)) if *at > c.not_before && *seq > c.acked => Ok(false),
             _ => {
-                s.push_claims.insert(key, now);
+                s.push_claims.insert(key, (c.at, c.seq));
                 Ok(true)
             }
         }

@@ -3,10 +3,10 @@
 
 use crate::domain::DeviceId;
 use crate::domain::{
-    Connection, ConnectionId, ConversationId, GroupInfo, Membership, Message, NewMessage,
+    Connection, ConnectionId, ConversationId, GroupInfo, Member, Membership, Message, NewMessage,
     ReceiptKind, Role, Seq, UserId,
 };
-use crate::push::{MessageEvent, Notification, Platform, PushDevice};
+use crate::push::{MessageEvent, Notification, Platform, PushClaim, PushDevice};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -57,8 +57,9 @@ pub trait Conversations: Send + Sync {
         conv: &ConversationId,
         user: &UserId,
     ) -> Result<Option<Membership>, StoreError>;
-    /// Every member of the conversation.
-    async fn members(&self, conv: &ConversationId) -> Result<Vec<Membership>, StoreError>;
+    /// Every member of the conversation, with role and join point (no pointers: the list is
+    /// served from an index that pointer updates do not touch).
+    async fn members(&self, conv: &ConversationId) -> Result<Vec<Member>, StoreError>;
     /// Every conversation the user belongs to (one query in production).
     async fn of_user(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
     /// Moves one pointer forward to `seq`; returns `false` (and changes nothing) when it already
@@ -156,17 +157,11 @@ pub trait PushDevices: Send + Sync {
     ) -> Result<Option<PushDevice>, StoreError>;
     /// Every registered device of these users.
     async fn of_users(&self, users: &[UserId]) -> Result<Vec<PushDevice>, StoreError>;
-    /// Claims the one push allowed for (user, device, conversation) until the device acks:
-    /// `true` (and the claim is recorded at `now`) unless a claim made after `not_before` stands.
-    async fn claim(
-        &self,
-        user: &UserId,
-        device: &DeviceId,
-        conv: &ConversationId,
-        now: DateTime<Utc>,
-        not_before: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-    /// Drops the claim (the device acked, or the push failed): the next message pushes again.
+    /// Claims the one push allowed for (user, device, conversation) until the user reads on:
+    /// `true` (and the claim is recorded) unless a claim stands that was made after
+    /// `not_before` for a seq beyond the user's `acked` pointer.
+    async fn claim(&self, claim: &PushClaim) -> Result<bool, StoreError>;
+    /// Drops the claim (the push failed): the next message pushes again.
     async fn release(
         &self,
         user: &UserId,

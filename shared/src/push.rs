@@ -41,6 +41,21 @@ pub struct PushDevice {
     pub registered_at: DateTime<Utc>,
 }
 
+/// A request to push one device about one message, for [`crate::ports::PushDevices::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushClaim {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub conversation: ConversationId,
+    /// The message to push about.
+    pub seq: Seq,
+    pub at: DateTime<Utc>,
+    /// Claims made at or before this instant have lapsed (the coalescing window).
+    pub not_before: DateTime<Utc>,
+    /// The user's delivered pointer in the conversation: claims for seqs up to it have lapsed.
+    pub acked: Seq,
+}
+
 /// What one push tells a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Notification {

@@ -26,6 +26,10 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub async fn test_stores() -> Stores {
     match std::env::var("MESSENGER_E2E_STORE").as_deref() {
         Err(_) | Ok("memory") => Stores::in_memory(),
+        // Small log buckets, so the scenarios cross bucket boundaries too.
+        Ok("dynamodb") => {
+            Stores::from_one(std::sync::Arc::new(messenger_aws::testing::fresh_store(10).await))
+        }
         Ok(other) => panic!("MESSENGER_E2E_STORE={other}: expected memory or dynamodb"),
     }
 }

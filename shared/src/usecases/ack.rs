@@ -46,11 +46,6 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
     {
         moved.push(frame.kind);
     }
-    // This device has caught up: the next message may push it again.
-    let caller = &req.caller;
-    app.push_devices
-        .release(&caller.user, &caller.device, conv)
-        .await?;
     req.reply(
         app,
         &ServerFrame::Acked {

@@ -159,7 +159,7 @@ pub async fn leave_group(app: &App, req: &Request, frame: LeaveGroupFrame) -> Re
     let conv = &frame.conversation;
     let mine = require_member(app, conv, me).await?;
     require_group(conv)?;
-    let mut others: Vec<Membership> = app
+    let mut others: Vec<crate::domain::Member> = app
         .conversations
         .members(conv)
         .await?

@@ -1,12 +1,14 @@
 //! Use cases of offline push: registering devices, and pushing members a message missed.
 
 use crate::apigw::Request;
+use crate::domain::Seq;
 use crate::domain::{Message, UserId};
 use crate::ports::NotifyError;
 use crate::protocol::{RegisterPushFrame, ServerFrame};
-use crate::push::{MessageEvent, Notification, PushDevice};
+use crate::push::{MessageEvent, Notification, PushClaim, PushDevice};
 use crate::{App, Error};
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 
 /// Longest device token we accept (APNs tokens are 64 hex digits, FCM's about 160 characters).
 const MAX_TOKEN_LEN: usize = 4096;
@@ -88,8 +90,8 @@ pub async fn unregister_push(app: &App, req: &Request) -> Result<(), Error> {
 }
 
 /// Pushes a stored message to the registered devices of the members it reached on no live
-/// connection (`offline`), at most one push per conversation per device until that device acks
-/// or the window passes; then publishes the message's event to the topic. Never fails: the
+/// connection (`offline`), at most one push per conversation per device until the user acks the
+/// pushed message (on any device) or the window passes; then publishes the message's event to the topic. Never fails: the
 /// message is stored already, so a failed push is logged and counted, nothing more.
 pub async fn notify(app: &App, message: &Message, offline: &BTreeSet<UserId>) {
     let recipients: Vec<UserId> = offline
@@ -120,13 +122,31 @@ async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Re
     let now = app.now();
     let not_before = now - app.limits.push_window;
     let (mut sent, mut coalesced, mut failed) = (0, 0, 0);
+    let conv = &message.conversation;
+    // A user's delivered pointer lifts the coalescing: once they acked up to the pushed seq
+    // (on any device), the next message pushes again. Read per user that has devices, so acks
+    // themselves cost no extra write.
+    let mut acked: HashMap<UserId, Seq> = HashMap::new();
     for device in app.push_devices.of_users(recipients).await? {
-        let conv = &message.conversation;
-        if !app
-            .push_devices
-            .claim(&device.user, &device.device, conv, now, not_before)
-            .await?
-        {
+        let pointer = match acked.get(&device.user) {
+            Some(p) => *p,
+            None => {
+                let m = app.conversations.membership(conv, &device.user).await?;
+                let p = m.map_or(0, |m| m.delivered.max(m.read));
+                acked.insert(device.user.clone(), p);
+                p
+            }
+        };
+        let claim = PushClaim {
+            user: device.user.clone(),
+            device: device.device.clone(),
+            conversation: conv.clone(),
+            seq: message.seq,
+            at: now,
+            not_before,
+            acked: pointer,
+        };
+        if !app.push_devices.claim(&claim).await? {
             coalesced += 1;
             continue;
         }

@@ -1,0 +1,35 @@
+//! The `fn-connect` binary handles a recorded API Gateway event, and refuses to start unconfigured.
+
+use messenger_aws::testing::{emulator_env, fixture, invoke_once, run_unconfigured};
+use std::path::Path;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fn-connect");
+
+#[tokio::test]
+async fn handles_a_recorded_connect_event() {
+    let (vars, store) = emulator_env().await;
+    let got = invoke_once(
+        Path::new(BIN),
+        &vars,
+        fixture("websocket-connect-event.json"),
+    )
+    .await;
+    assert!(!got.is_error, "{got:?}");
+    assert_eq!(got.response["statusCode"], 200);
+    assert!(got.posts.is_empty(), "no PostToConnection during $connect");
+    use messenger::ports::Connections;
+    let alice = messenger::domain::UserId::new("alice").unwrap();
+    let conns = store.of_users(&[alice], chrono::Utc::now()).await.unwrap();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(
+        (conns[0].id.as_str(), conns[0].device.as_str()),
+        ("ZLtyMcR7IAMCFZQ=", "phone")
+    );
+}
+
+#[tokio::test]
+async fn exits_with_a_clear_message_when_unconfigured() {
+    let (code, stderr) = run_unconfigured(Path::new(BIN)).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("MESSENGER_CONNECTIONS_TABLE"), "{stderr}");
+}

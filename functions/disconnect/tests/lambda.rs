@@ -1,0 +1,39 @@
+//! The `fn-disconnect` binary handles a recorded API Gateway event, and refuses to start unconfigured.
+
+use messenger_aws::testing::{emulator_env, fixture, invoke_once, run_unconfigured};
+use std::path::Path;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fn-disconnect");
+
+#[tokio::test]
+async fn handles_a_recorded_disconnect_event() {
+    use messenger::domain::{Connection, ConnectionId, DeviceId, UserId};
+    use messenger::ports::Connections;
+    let (vars, store) = emulator_env().await;
+    let alice = UserId::new("alice").unwrap();
+    let now = chrono::Utc::now();
+    let conn = Connection {
+        id: ConnectionId::new("ZLtyMcR7IAMCFZQ=").unwrap(),
+        user: alice.clone(),
+        device: DeviceId::new("phone").unwrap(),
+        connected_at: now,
+        expires_at: now + chrono::Duration::hours(2),
+    };
+    store.put(&conn).await.unwrap();
+    let got = invoke_once(
+        Path::new(BIN),
+        &vars,
+        fixture("websocket-disconnect-event.json"),
+    )
+    .await;
+    assert!(!got.is_error, "{got:?}");
+    assert_eq!(got.response["statusCode"], 200);
+    assert_eq!(store.of_users(&[alice], now).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn exits_with_a_clear_message_when_unconfigured() {
+    let (code, stderr) = run_unconfigured(Path::new(BIN)).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("MESSENGER_CONNECTIONS_TABLE"), "{stderr}");
+}

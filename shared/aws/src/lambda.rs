@@ -1,0 +1,284 @@
+//! Infrastructure layer: everything a route binary's `main` does, written once. Each
+//! `functions/<route>/src/main.rs` is one call to [`run_route`] or [`run_authorizer`].
+
+use crate::dynamo::{DEFAULT_BUCKET, DynamoStore, Tables};
+use crate::pusher::{ApiGwPusher, PushTimeouts};
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
+use lambda_runtime::{LambdaEvent, service_fn};
+use messenger::apigw::{AuthorizerEvent, AuthorizerResponse, WsEvent, WsResponse};
+use messenger::domain::ConnectionId;
+use messenger::ports::{PushError, Pusher};
+use messenger::{App, Limits, Stores};
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+
+/// Environment variables the route functions read (set by the IaC template).
+pub mod env {
+    /// Table of live connections.
+    pub const CONNECTIONS_TABLE: &str = "MESSENGER_CONNECTIONS_TABLE";
+    /// Table of memberships (with the `by_conversation` index).
+    pub const MEMBERSHIPS_TABLE: &str = "MESSENGER_MEMBERSHIPS_TABLE";
+    /// Table of conversation heads, message log buckets and idempotency keys.
+    pub const MESSAGES_TABLE: &str = "MESSENGER_MESSAGES_TABLE";
+    /// Table of last-seen instants.
+    pub const LAST_SEEN_TABLE: &str = "MESSENGER_LAST_SEEN_TABLE";
+    /// Table of push registrations and push claims.
+    pub const DEVICES_TABLE: &str = "MESSENGER_DEVICES_TABLE";
+    /// Optional: most members of a group.
+    pub const MAX_GROUP_MEMBERS: &str = "MESSENGER_MAX_GROUP_MEMBERS";
+    /// Optional: the `@connections` management endpoint. Without it, the first event's
+    /// `https://{domainName}/{stage}` is used (right on AWS without a custom domain).
+    pub const MANAGEMENT_ENDPOINT: &str = "MESSENGER_MANAGEMENT_ENDPOINT";
+    /// Optional: longest message body in bytes.
+    pub const MAX_BODY_BYTES: &str = "MESSENGER_MAX_BODY_BYTES";
+    /// Optional: message retention in days (the TTL); unset keeps messages forever.
+    pub const RETENTION_DAYS: &str = "MESSENGER_RETENTION_DAYS";
+    /// Optional: seqs per message-log partition (must match every writer of the table).
+    pub const LOG_BUCKET: &str = "MESSENGER_LOG_BUCKET";
+    /// The authorizer's HS256 secret.
+    pub const JWT_SECRET: &str = "MESSENGER_JWT_SECRET";
+}
+
+/// Why the configuration could not be read. The message names the variable to set.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing environment variable {0}: {1}")]
+    Missing(&'static str, &'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// The route functions' configuration, read once at start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tables: Tables,
+    pub management_endpoint: Option<String>,
+    pub limits: Limits,
+    pub log_bucket: u64,
+}
+
+fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    what: &'static str,
+) -> Result<String, ConfigError> {
+    get(name)
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Missing(name, what))
+}
+
+fn number<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    get(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: format!("{v:?}: {e}"),
+            })
+        })
+        .transpose()
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let tables = Tables {
+            connections: required(&get, env::CONNECTIONS_TABLE, "the connections table name")?,
+            memberships: required(&get, env::MEMBERSHIPS_TABLE, "the memberships table name")?,
+            messages: required(&get, env::MESSAGES_TABLE, "the messages table name")?,
+            last_seen: required(&get, env::LAST_SEEN_TABLE, "the last-seen table name")?,
+            devices: required(&get, env::DEVICES_TABLE, "the push devices table name")?,
+        };
+        let mut limits = Limits::default();
+        if let Some(n) = number(&get, env::MAX_BODY_BYTES)? {
+            limits.max_body_bytes = n;
+        }
+        limits.retention = number(&get, env::RETENTION_DAYS)?.map(chrono::Duration::days);
+        if let Some(n) = number(&get, env::MAX_GROUP_MEMBERS)? {
+            limits.max_group_members = n;
+        }
+        let log_bucket = number(&get, env::LOG_BUCKET)?.unwrap_or(DEFAULT_BUCKET);
+        if log_bucket < 2 {
+            return Err(ConfigError::Invalid {
+                name: env::LOG_BUCKET,
+                reason: "must be at least 2".into(),
+            });
+        }
+        Ok(Self {
+            tables,
+            management_endpoint: get(env::MANAGEMENT_ENDPOINT).filter(|v| !v.is_empty()),
+            limits,
+            log_bucket,
+        })
+    }
+}
+
+/// JSON logs on stdout (CloudWatch keeps each line as one event); level from `RUST_LOG`,
+/// default `info`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+}
+
+/// Stops the process before the runtime loop when the configuration is unusable: Lambda
+/// reports the init failure, and the log says which variable to set.
+fn fail_fast(e: &ConfigError) -> ! {
+    tracing::error!(error = %e, "configuration error");
+    eprintln!("messenger: configuration error: {e}");
+    std::process::exit(2)
+}
+
+/// A [`Pusher`] whose management endpoint is configured, or learnt from the first event
+/// (`https://{domainName}/{stage}`); its client is built once either way.
+pub struct RoutePusher {
+    sdk: SdkConfig,
+    inner: OnceLock<ApiGwPusher>,
+}
+
+impl RoutePusher {
+    /// A pusher for `endpoint`, or one that learns it from the first event when `None`.
+    pub fn new(sdk: &SdkConfig, endpoint: Option<&str>) -> Self {
+        let inner = OnceLock::new();
+        if let Some(e) = endpoint {
+            let _ = inner.set(ApiGwPusher::new(sdk, e, PushTimeouts::default()));
+        }
+        Self {
+            sdk: sdk.clone(),
+            inner,
+        }
+    }
+
+    /// Learns the endpoint from an event when none is known yet.
+    pub fn learn(&self, event: &WsEvent) {
+        let ctx = &event.request_context;
+        if let (Some(domain), Some(stage)) = (&ctx.domain_name, &ctx.stage) {
+            self.inner.get_or_init(|| {
+                let endpoint = format!("https://{domain}/{stage}");
+                tracing::info!(%endpoint, "management endpoint taken from the event");
+                ApiGwPusher::new(&self.sdk, &endpoint, PushTimeouts::default())
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl Pusher for RoutePusher {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PushError> {
+        match self.inner.get() {
+            Some(p) => p.post(conn, data).await,
+            None => Err(PushError::Failed(
+                format!("no management endpoint: set {}", env::MANAGEMENT_ENDPOINT).into(),
+            )),
+        }
+    }
+}
+
+/// Builds the app of a route function: the DynamoDB store and the pusher, once.
+pub fn build_app(sdk: &SdkConfig, config: &Config) -> (App, Arc<RoutePusher>) {
+    let store =
+        Arc::new(DynamoStore::new(sdk, config.tables.clone()).with_bucket_size(config.log_bucket));
+    let pusher = Arc::new(RoutePusher::new(sdk, config.management_endpoint.as_deref()));
+    let stores = Stores::from_one(store);
+    let app = App::new(stores, pusher.clone(), config.limits.clone());
+    (app, pusher)
+}
+
+/// The whole `main` of a WebSocket route: tracing, config (or exit with a clear message),
+/// SDK clients, then the runtime loop calling `handler` for each event.
+pub async fn run_route(
+    handler: impl AsyncFn(&App, WsEvent) -> WsResponse,
+) -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let config = Config::from_env().unwrap_or_else(|e| fail_fast(&e));
+    let sdk = crate::sdk::load().await;
+    let (app, pusher) = build_app(&sdk, &config);
+    let (app, pusher, handler) = (&app, &pusher, &handler);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<WsEvent>| async move {
+        pusher.learn(&event.payload);
+        Ok::<_, Infallible>(handler(app, event.payload).await)
+    }))
+    .await
+}
+
+/// The whole `main` of the `$connect` authorizer: tracing, the JWT secret (or exit), then the
+/// runtime loop. It touches no AWS service.
+pub async fn run_authorizer(
+    handler: impl Fn(&[u8], &AuthorizerEvent, DateTime<Utc>) -> AuthorizerResponse,
+) -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let get = |k: &str| std::env::var(k).ok();
+    let secret = required(
+        &get,
+        env::JWT_SECRET,
+        "the HS256 secret tokens are signed with",
+    )
+    .unwrap_or_else(|e| fail_fast(&e));
+    let (secret, handler) = (secret.as_bytes(), &handler);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<AuthorizerEvent>| async move {
+            Ok::<_, Infallible>(handler(secret, &event.payload, Utc::now()))
+        },
+    ))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const TABLES: [(&str, &str); 5] = [
+        (env::CONNECTIONS_TABLE, "c"),
+        (env::MEMBERSHIPS_TABLE, "m"),
+        (env::MESSAGES_TABLE, "l"),
+        (env::DEVICES_TABLE, "d"),
+        (env::LAST_SEEN_TABLE, "s"),
+    ];
+
+    #[test]
+    fn a_missing_table_is_named() {
+        let e = Config::from_lookup(lookup(&TABLES[..4])).unwrap_err();
+        assert!(e.to_string().contains(env::LAST_SEEN_TABLE), "{e}");
+    }
+
+    #[test]
+    fn optional_settings_are_parsed_or_refused() {
+        let mut vars = TABLES.to_vec();
+        vars.extend([(env::RETENTION_DAYS, "30"), (env::LOG_BUCKET, "500")]);
+        let c = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(c.limits.retention, Some(chrono::Duration::days(30)));
+        assert_eq!((c.log_bucket, c.management_endpoint), (500, None));
+        assert_eq!(c.tables.messages, "l");
+        vars.push((env::MAX_BODY_BYTES, "lots"));
+        let e = Config::from_lookup(lookup(&vars)).unwrap_err();
+        assert!(e.to_string().contains(env::MAX_BODY_BYTES), "{e}");
+    }
+}

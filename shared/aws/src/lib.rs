@@ -1,0 +1,24 @@
+//! Messenger on AWS: the production adapters of the core's ports, and the Lambda wiring.
+//!
+//! Every AWS type lives in this crate; the core (`messenger`) never sees one.
+//! - [`sdk`]: one `SdkConfig` per process, with the rustls+ring HTTP client and endpoint
+//!   overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`) so the same binaries run on
+//!   AWS, MiniStack and LocalStack.
+//! - [`dynamo`]: [`DynamoStore`], every storage port on DynamoDB (tables in docs/data-model.md).
+//! - [`metrics`]: counts every DynamoDB request and the capacity units it consumed.
+//! - [`pusher`]: [`ApiGwPusher`], PostToConnection with explicit timeouts; 410 → `Gone`.
+//! - [`lambda`]: what each `functions/<route>/src/main.rs` calls: typed config from env,
+//!   JSON tracing, clients built once, then the runtime loop.
+//! - `testing` (feature `test-support`): a stub Lambda Runtime API to run route binaries.
+
+pub mod dynamo;
+pub mod lambda;
+pub mod metrics;
+pub mod pusher;
+pub mod sdk;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use dynamo::{DynamoStore, Tables};
+pub use metrics::{OpStats, Snapshot};
+pub use pusher::{ApiGwPusher, PushTimeouts};

@@ -1,0 +1,33 @@
+//! Infrastructure layer: the one AWS SDK configuration a process builds at start.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+/// Loads the SDK configuration from the environment (region, credentials, and endpoint
+/// overrides: `AWS_ENDPOINT_URL` for every service, `AWS_ENDPOINT_URL_DYNAMODB` etc. for one),
+/// with the rustls+ring HTTPS client. The SDK crates are built without a default client (that
+/// one pulls the aws-lc C build), so the client must be passed here explicitly.
+pub async fn load() -> SdkConfig {
+    base().load().await
+}
+
+/// A configuration for an emulator at `endpoint`: fixed test credentials, `us-east-1` unless
+/// `AWS_REGION` says otherwise. Used by tests and local tools.
+pub async fn for_endpoint(endpoint: &str) -> SdkConfig {
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    base()
+        .endpoint_url(endpoint)
+        .region(Region::new(region))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "emulator",
+        ))
+        .load()
+        .await
+}
+
+fn base() -> aws_config::ConfigLoader {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
+}

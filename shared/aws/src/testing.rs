@@ -1,0 +1,318 @@
+//! Test support (feature `test-support`): runs a route binary against a stub Lambda Runtime
+//! API on 127.0.0.1 that hands it one event, records its response, and doubles as the
+//! `@connections` management endpoint so the frames it posts are recorded too.
+
+use crate::dynamo::{DynamoStore, Tables};
+use crate::lambda::env;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// What one invocation of a route binary did.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The body the binary posted to `/runtime/invocation/{id}/response` (or `/error`).
+    pub response: Value,
+    /// Whether it reported an invocation error instead of a response.
+    pub is_error: bool,
+    /// PostToConnection calls: (connection id, frame).
+    pub posts: Vec<(String, Value)>,
+}
+
+/// The request id the stub hands out.
+pub const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
+
+#[derive(Default)]
+struct Recorded {
+    served: bool,
+    posts: Vec<(String, Value)>,
+}
+
+struct HttpRequest {
+    method: String,
+    path: String,
+    body: Vec<u8>,
+}
+
+async fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<HttpRequest>> {
+    let mut line = String::new();
+    if r.read_line(&mut line).await? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or("").to_owned(),
+        parts.next().unwrap_or("").to_owned(),
+    );
+    let (mut length, mut chunked) = (0usize, false);
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).await?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap_or((h, ""));
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = v.trim().parse().unwrap_or(0),
+            "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
+            _ => {}
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).await?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        body.resize(length, 0);
+        r.read_exact(&mut body).await?;
+    }
+    Ok(Some(HttpRequest { method, path, body }))
+}
+
+/// Connection ids are percent-encoded in the management API's path (`=` → `%3D`).
+fn percent_decode(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn respond(w: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    let mut head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    // A client that went away is the test's concern (it sees no response), not the stub's.
+    let _ = w.write_all(head.as_bytes()).await;
+    let _ = w.write_all(body).await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    event: Arc<Value>,
+    recorded: Arc<Mutex<Recorded>>,
+    done: mpsc::UnboundedSender<(bool, Value)>,
+) {
+    let mut r = BufReader::new(stream);
+    while let Ok(Some(req)) = read_request(&mut r).await {
+        let w = r.get_mut();
+        let path = percent_decode(&req.path);
+        if req.method == "GET" && path.ends_with("/runtime/invocation/next") {
+            let first = !std::mem::replace(&mut recorded.lock().unwrap().served, true);
+            if !first {
+                // One event per test: leave the runtime waiting until the test kills it.
+                std::future::pending::<()>().await;
+            }
+            let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
+            let headers = [
+                ("lambda-runtime-aws-request-id", REQUEST_ID.to_owned()),
+                ("lambda-runtime-deadline-ms", deadline.to_string()),
+                (
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:000000000000:function:test".to_owned(),
+                ),
+                ("content-type", "application/json".to_owned()),
+            ];
+            respond(w, "200 OK", &headers, event.to_string().as_bytes()).await;
+        } else if req.method == "POST" && path.contains("/runtime/") {
+            let is_error = path.ends_with("/error");
+            let body = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            respond(w, "202 Accepted", &[], b"{}").await;
+            let _ = done.send((is_error, body));
+        } else if req.method == "POST" && path.contains("/@connections/") {
+            let conn = path.rsplit('/').next().unwrap_or("").to_owned();
+            let frame = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            recorded.lock().unwrap().posts.push((conn, frame));
+            respond(w, "200 OK", &[], b"").await;
+        } else {
+            respond(w, "404 Not Found", &[], b"").await;
+        }
+    }
+}
+
+/// Runs the binary at `bin` with exactly `vars` as its environment (plus the runtime's own
+/// variables), hands it `event`, and returns what it answered and posted. The stub is also the
+/// management endpoint: `{endpoint}/prod` is in [`env::MANAGEMENT_ENDPOINT`] unless `vars`
+/// sets it. Panics when the binary exits or gives no answer within 60 s.
+pub async fn invoke_once(bin: &Path, vars: &[(String, String)], event: Value) -> Invocation {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind stub");
+    let addr = listener.local_addr().unwrap();
+    let recorded = Arc::new(Mutex::new(Recorded::default()));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let event = Arc::new(event);
+    let server = {
+        let recorded = recorded.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_connection(
+                    stream,
+                    event.clone(),
+                    recorded.clone(),
+                    done_tx.clone(),
+                ));
+            }
+        })
+    };
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "test")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env(env::MANAGEMENT_ENDPOINT, format!("http://{addr}/prod"))
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn the route binary");
+    let answer = tokio::select! {
+        a = done_rx.recv() => a,
+        status = child.wait() => {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err).await;
+            }
+            panic!("{} exited ({status:?}) before answering:\n{err}", bin.display());
+        }
+        _ = tokio::time::sleep(Duration::from_secs(60)) => None,
+    };
+    let _ = child.kill().await;
+    server.abort();
+    let (is_error, response) = answer.expect("the binary answered within 60 s");
+    let posts = std::mem::take(&mut recorded.lock().unwrap().posts);
+    Invocation {
+        response,
+        is_error,
+        posts,
+    }
+}
+
+/// Runs the binary with no configuration at all and returns (exit code, stderr).
+pub async fn run_unconfigured(bin: &Path) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new(bin)
+        .env_clear()
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("an unconfigured binary exits at once")
+        .expect("run the binary");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// The variable the test command sets to the running emulator's endpoint.
+pub const ENDPOINT_VAR: &str = "MESSENGER_DYNAMODB_ENDPOINT";
+
+/// The emulator's endpoint. Unset means the suite was run without the emulator: fail loudly,
+/// never skip.
+pub fn emulator_endpoint() -> String {
+    std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{ENDPOINT_VAR} is not set: this test needs a DynamoDB emulator. Run the README's \
+             test command (tests/run.sh): it starts MiniStack, sets {ENDPOINT_VAR} and stops it"
+        )
+    })
+}
+
+/// A store over new tables named `t<random>-…` on the emulator, with this log bucket size
+/// (so test binaries and tests can run in parallel without seeing each other's data).
+pub async fn fresh_store(bucket: u64) -> DynamoStore {
+    let sdk = crate::sdk::for_endpoint(&emulator_endpoint()).await;
+    let prefix = format!("t{}-", messenger::contract::tag());
+    let store = DynamoStore::new(&sdk, Tables::with_prefix(&prefix)).with_bucket_size(bucket);
+    store.create_tables().await.expect("create tables");
+    store
+}
+
+/// The route functions' environment for fresh tables on the emulator named by
+/// `MESSENGER_DYNAMODB_ENDPOINT` (the tables are created here), and a store to inspect them.
+pub async fn emulator_env() -> (Vec<(String, String)>, DynamoStore) {
+    let endpoint = emulator_endpoint();
+    let store = fresh_store(crate::dynamo::DEFAULT_BUCKET).await;
+    let tables = store.tables().clone();
+    let vars = [
+        ("AWS_ENDPOINT_URL", endpoint),
+        (env::CONNECTIONS_TABLE, tables.connections),
+        (env::MEMBERSHIPS_TABLE, tables.memberships),
+        (env::MESSAGES_TABLE, tables.messages),
+        (env::LAST_SEEN_TABLE, tables.last_seen),
+        (env::DEVICES_TABLE, tables.devices),
+    ];
+    (
+        vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        store,
+    )
+}
+
+/// A recorded API Gateway WebSocket event from `shared/tests/fixtures/`.
+pub fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name);
+    let raw = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read fixture {}: {e}", path.display()));
+    serde_json::from_str(&raw).expect("fixture is JSON")
+}
+
+/// Seeds the state the recorded events expect: Alice and Bob share `dm:alice:bob`, where Bob
+/// wrote seq 1.
+pub async fn seed_direct_conversation(store: &DynamoStore) {
+    use messenger::domain::{ClientMsgId, ConversationId, Membership, NewMessage, Role, UserId};
+    use messenger::ports::{Conversations, MessageLog};
+    let (alice, bob) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
+    let conv = ConversationId::direct(&alice, &bob);
+    let now = chrono::Utc::now();
+    for user in [&alice, &bob] {
+        let membership = Membership::new(&conv, user, Role::Member, 1, now);
+        store.join(&membership).await.expect("join");
+    }
+    let m = NewMessage {
+        conversation: conv,
+        from: bob,
+        client_msg_id: ClientMsgId::new("b-1").unwrap(),
+        body: "hello".into(),
+        event: None,
+        sent_at: now,
+        expires_at: None,
+    };
+    store.append(m).await.expect("append");
+}

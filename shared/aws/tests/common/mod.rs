@@ -1,0 +1,18 @@
+//! Test support for the emulator suites: stores over fresh, uniquely named tables on the
+//! emulator (so test binaries and tests can run in parallel).
+
+#![allow(dead_code)] // each test file uses a different part
+
+use messenger_aws::DynamoStore;
+use std::sync::Arc;
+
+/// A store over new tables, with the given log bucket size.
+pub async fn store_with_bucket(bucket: u64) -> Arc<DynamoStore> {
+    Arc::new(messenger_aws::testing::fresh_store(bucket).await)
+}
+
+/// A store whose log buckets hold 10 seqs, so the contract's 30-message logs cross two
+/// bucket boundaries.
+pub async fn store() -> Arc<DynamoStore> {
+    store_with_bucket(10).await
+}

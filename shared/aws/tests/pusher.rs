@@ -1,0 +1,111 @@
+//! ApiGwPusher against a local stand-in of the `@connections` endpoint: a posted frame arrives
+//! at the right path, 410 becomes `PushError::Gone`, and a hanging endpoint cannot hold a send
+//! (the explicit timeouts turn it into `Failed`).
+
+use messenger::domain::ConnectionId;
+use messenger::ports::{PushError, Pusher};
+use messenger_aws::{ApiGwPusher, PushTimeouts};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Serves every request with `reply` (None: accept and never answer); sends each request's
+/// head and body to the returned channel.
+async fn endpoint(reply: Option<&'static str>) -> (String, mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/prod", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 65536];
+                let mut got = Vec::new();
+                // Head and a small body arrive together from the SDK; read until both are in.
+                loop {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    if n == 0 || complete(&text) {
+                        let _ = tx.send(text);
+                        break;
+                    }
+                }
+                match reply {
+                    Some(r) => {
+                        let _ = s.write_all(r.as_bytes()).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+fn complete(req: &str) -> bool {
+    let Some((head, body)) = req.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    body.len() >= len
+}
+
+async fn pusher(url: &str, timeouts: PushTimeouts) -> ApiGwPusher {
+    let sdk = messenger_aws::sdk::for_endpoint("http://127.0.0.1:9").await;
+    ApiGwPusher::new(&sdk, url, timeouts)
+}
+
+fn conn() -> ConnectionId {
+    ConnectionId::new("ZLtyMcR7IAMCFZQ=").unwrap()
+}
+
+#[tokio::test]
+async fn a_frame_is_posted_to_the_connection() {
+    let (url, mut requests) = endpoint(Some("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")).await;
+    let p = pusher(&url, PushTimeouts::default()).await;
+    p.post(&conn(), r#"{"type":"message"}"#).await.unwrap();
+    let req = requests.recv().await.unwrap();
+    assert!(
+        req.starts_with("POST /prod/@connections/ZLtyMcR7IAMCFZQ%3D "),
+        "{req}"
+    );
+    assert!(req.ends_with(r#"{"type":"message"}"#), "{req}");
+}
+
+#[tokio::test]
+async fn gone_connections_answer_gone() {
+    let body = r#"{"message":null}"#;
+    let reply: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 410 Gone\r\nx-amzn-errortype: GoneException\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_boxed_str(),
+    );
+    let (url, _requests) = endpoint(Some(reply)).await;
+    let p = pusher(&url, PushTimeouts::default()).await;
+    assert!(matches!(p.post(&conn(), "{}").await, Err(PushError::Gone)));
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_fails_instead_of_holding_the_send() {
+    let (url, _requests) = endpoint(None).await;
+    let quick = PushTimeouts {
+        connect: Duration::from_millis(200),
+        read: Duration::from_millis(200),
+        attempt: Duration::from_millis(300),
+        operation: Duration::from_secs(1),
+    };
+    let p = pusher(&url, quick).await;
+    let r = p.post(&conn(), "{}").await;
+    assert!(matches!(r, Err(PushError::Failed(_))), "{r:?}");
+}
