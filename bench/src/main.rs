@@ -17,6 +17,8 @@ usage:
       --embedded              start messenger-local in this process (in-memory store)
       --reference             start the raw reference fan-out server in this process
       --reference-nagle       the reference server, leaving Nagle's algorithm on (like axum)
+      --reference-read-buffer N   the reference server's read buffer per socket (default 8192;
+                              tungstenite's and axum's default is 131072)
       --url ws://HOST:PORT/STAGE   any running gateway; tokens are minted with --secret
       --secret S              HS256 secret (default: the development secret)
     OPTIONS:
@@ -119,14 +121,19 @@ fn real_main() -> Result<bool> {
     let embedded = args.flag("--embedded");
     let reference = args.flag("--reference");
     let reference_nagle = args.flag("--reference-nagle");
+    let read_buffer: Option<usize> = args.value("--reference-read-buffer")?;
+    let reference_config = ReferenceConfig {
+        nodelay: !reference_nagle,
+        read_buffer_bytes: read_buffer
+            .unwrap_or_else(|| ReferenceConfig::default().read_buffer_bytes),
+        ..ReferenceConfig::default()
+    };
     let target = match (url, embedded, reference, reference_nagle) {
         (Some(url), false, false, false) => Target::Url { url, secret },
-        (None, _, false, false) => Target::Embedded,
-        (None, false, true, false) => Target::Reference(ReferenceConfig::default()),
-        (None, false, false, true) => Target::Reference(ReferenceConfig {
-            nodelay: false,
-            ..ReferenceConfig::default()
-        }),
+        (None, _, false, false) if read_buffer.is_none() => Target::Embedded,
+        (None, false, _, _) if reference || reference_nagle || read_buffer.is_some() => {
+            Target::Reference(reference_config)
+        }
         _ => bail!("choose one target: --embedded, --reference, --reference-nagle or --url"),
     };
     let defaults = BenchConfig::default();

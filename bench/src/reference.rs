@@ -29,6 +29,10 @@ pub struct ReferenceConfig {
     /// Disable Nagle's algorithm on accepted sockets (true: what a latency-minded server does;
     /// false reproduces a server that leaves the OS default, as axum does unless told).
     pub nodelay: bool,
+    /// tungstenite's read buffer per socket. tungstenite zero-fills it up to this size on every
+    /// read attempt, so its 128 KiB default costs CPU per frame and RSS per socket; 8 KiB
+    /// (the default here) holds several chat frames.
+    pub read_buffer_bytes: usize,
 }
 
 impl Default for ReferenceConfig {
@@ -36,6 +40,7 @@ impl Default for ReferenceConfig {
         Self {
             jwt_secret: auth::DEV_SECRET.as_bytes().to_vec(),
             nodelay: true,
+            read_buffer_bytes: 8 * 1024,
         }
     }
 }
@@ -104,7 +109,12 @@ async fn connection(stream: TcpStream, hub: Arc<Hub>, config: Arc<ReferenceConfi
             Err(_) => Err(refuse(StatusCode::FORBIDDEN)),
         }
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, authorize).await else {
+    let accepting = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        authorize,
+        Some(crate::client::ws_config().read_buffer_size(config.read_buffer_bytes)),
+    );
+    let Ok(ws) = accepting.await else {
         return;
     };
     let Some(user) = user else { return };

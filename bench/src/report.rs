@@ -41,6 +41,8 @@ pub struct Machine {
     pub cpu_model: String,
     pub mem_total_mib: u64,
     pub open_files_limit: u64,
+    /// /proc/loadavg at the end of the run: other work on a shared machine skews results.
+    pub loadavg: String,
 }
 
 /// The run's parameters, echoed so a result file explains itself.

@@ -210,7 +210,8 @@ async fn connect_all(
             let _permit = gate.acquire_owned().await.expect("never closed");
             let t0 = Instant::now();
             // Nagle off: small frames must not wait for the peer's delayed ACK.
-            let connecting = tokio_tungstenite::connect_async_with_config(url, None, true);
+            let connecting =
+                tokio_tungstenite::connect_async_with_config(url, Some(client::ws_config()), true);
             match tokio::time::timeout(timeout, connecting).await {
                 Ok(Ok((ws, _))) => Ok((index, ws, t0.elapsed())),
                 Ok(Err(source)) => Err(BenchError::Connect { index, source }),

@@ -73,5 +73,9 @@ pub fn machine() -> Machine {
         cpu_model,
         mem_total_mib: mem_total_kib / 1024,
         open_files_limit: open_files_limit(),
+        loadavg: std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
     }
 }
