@@ -12,8 +12,8 @@ use hdrhistogram::Histogram;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -67,6 +67,24 @@ impl Schedule {
     }
 }
 
+/// send → `sent` and send → `message` latencies of the whole run. One pair shared by every
+/// connection, not one per connection: a 3-digit histogram up to a minute is ~270 KB, and 5,000
+/// pairs of them would outweigh the sockets being measured.
+#[derive(Debug)]
+pub struct Latencies {
+    pub sent: Histogram<u64>,
+    pub delivery: Histogram<u64>,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self {
+            sent: histogram(),
+            delivery: histogram(),
+        }
+    }
+}
+
 /// Running totals every connection adds to, read by the progress line and the drain.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -97,6 +115,7 @@ pub struct Shared {
     /// queueing more (counted as `skipped`), so an overloaded target cannot exhaust memory.
     pub max_inflight: usize,
     pub counters: Counters,
+    pub latencies: Mutex<Latencies>,
 }
 
 /// A send the sender got `sent` for.
@@ -136,9 +155,6 @@ pub struct Outcome {
     pub skipped: u64,
     /// Why the socket ended before the run did, if it did.
     pub closed_early: Option<String>,
-    /// send → `sent`, and send → `message` at the recipient, for messages sent in the window.
-    pub sent_latency: Histogram<u64>,
-    pub delivery_latency: Histogram<u64>,
     /// Replies and deliveries that arrived within the measurement window.
     pub acked_in_window: u64,
     pub delivered_in_window: u64,
@@ -269,8 +285,6 @@ impl Task {
                 unexpected: 0,
                 skipped: 0,
                 closed_early: None,
-                sent_latency: histogram(),
-                delivery_latency: histogram(),
                 acked_in_window: 0,
                 delivered_in_window: 0,
             },
@@ -348,7 +362,7 @@ impl Task {
         };
         let schedule = &self.shared.schedule;
         if schedule.measured(at) {
-            record(&mut self.out.sent_latency, now - at);
+            self.record(|l| &mut l.sent, now - at);
         }
         if schedule.measured(now) {
             self.out.acked_in_window += 1;
@@ -392,10 +406,7 @@ impl Task {
         let schedule = self.shared.schedule;
         let sent_at = schedule.epoch + Duration::from_micros(micros);
         if schedule.measured(sent_at) {
-            record(
-                &mut self.out.delivery_latency,
-                now.saturating_duration_since(sent_at),
-            );
+            self.record(|l| &mut l.delivery, now.saturating_duration_since(sent_at));
         }
         if schedule.measured(now) {
             self.out.delivered_in_window += 1;
@@ -415,7 +426,14 @@ impl Task {
     }
 }
 
-fn record(h: &mut Histogram<u64>, d: Duration) {
-    // Saturates at the histogram's top (a minute) rather than failing the run.
-    h.saturating_record((d.as_micros() as u64).max(1));
+impl Task {
+    fn record(&self, which: impl FnOnce(&mut Latencies) -> &mut Histogram<u64>, d: Duration) {
+        let mut latencies = self
+            .shared
+            .latencies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Saturates at the histogram's top (a minute) rather than failing the run.
+        which(&mut latencies).saturating_record((d.as_micros() as u64).max(1));
+    }
 }

@@ -2,7 +2,7 @@
 //! acknowledged message reached every recipient exactly once, under the seq its sender was
 //! given, and each conversation's seqs are gapless.
 
-use crate::client::{Outcome, histogram};
+use crate::client::Outcome;
 use crate::plan::Plan;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -140,8 +140,6 @@ pub struct Report {
 /// The merged outcome of every connection.
 pub struct Merged {
     pub messages: Messages,
-    pub sent_latency: Histogram<u64>,
-    pub delivery_latency: Histogram<u64>,
     pub acked_in_window: u64,
     pub delivered_in_window: u64,
 }
@@ -149,8 +147,6 @@ pub struct Merged {
 /// Merges the connections' outcomes and checks delivery against the plan.
 pub fn merge(plan: &Plan, outcomes: &[Outcome]) -> Merged {
     let mut m = Messages::default();
-    let mut sent_latency = histogram();
-    let mut delivery_latency = histogram();
     let (mut acked_in_window, mut delivered_in_window) = (0, 0);
     // (sender, n) → (conversation, seq) of every acknowledged message.
     let mut acked: HashMap<(usize, u64), (&str, u64)> = HashMap::new();
@@ -168,9 +164,6 @@ pub fn merge(plan: &Plan, outcomes: &[Outcome]) -> Merged {
         m.closed_early += u64::from(o.closed_early.is_some());
         acked_in_window += o.acked_in_window;
         delivered_in_window += o.delivered_in_window;
-        // Both histograms share bounds, so adding cannot fail.
-        let _ = sent_latency.add(&o.sent_latency);
-        let _ = delivery_latency.add(&o.delivery_latency);
         for a in &o.acked {
             m.duplicate_acks += u64::from(a.duplicate);
             acked.insert((o.index, a.n), (a.conversation.as_str(), a.seq));
@@ -214,8 +207,6 @@ pub fn merge(plan: &Plan, outcomes: &[Outcome]) -> Merged {
 
     Merged {
         messages: m,
-        sent_latency,
-        delivery_latency,
         acked_in_window,
         delivered_in_window,
     }
@@ -311,8 +302,6 @@ mod tests {
             unexpected: 0,
             skipped: 0,
             closed_early: None,
-            sent_latency: histogram(),
-            delivery_latency: histogram(),
             acked_in_window: 0,
             delivered_in_window: 0,
         }

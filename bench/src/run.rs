@@ -357,6 +357,7 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
         body_bytes: config.body_bytes,
         max_inflight: config.max_inflight.max(1),
         counters: Counters::default(),
+        latencies: Default::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -394,8 +395,11 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     let cpu = (cpu_to - cpu_from).as_secs_f64();
     let delivered_per_s = merged.delivered_in_window as f64 / window;
     let mut latency_ms = BTreeMap::new();
-    latency_ms.insert("send_to_sent", Latency::of(&merged.sent_latency));
-    latency_ms.insert("send_to_message", Latency::of(&merged.delivery_latency));
+    {
+        let l = shared.latencies.lock().unwrap_or_else(|e| e.into_inner());
+        latency_ms.insert("send_to_sent", Latency::of(&l.sent));
+        latency_ms.insert("send_to_message", Latency::of(&l.delivery));
+    }
     let (rate, window_per_conn) = match config.load {
         Load::Rate(r) => (Some(r), None),
         Load::Window(w) => (None, Some(w)),
