@@ -1,12 +1,29 @@
 #!/usr/bin/env bash
-# The one test command (README): formatting, lints, then every test tier.
-# Run from anywhere; exits non-zero on the first failure.
+# The one test command (README): formatting and lints, then every test tier.
+#   1. unit tests, the port contract on the in-memory store, the bench smoke test;
+#   2. the emulator tier: MiniStack (installed into localstack/.venv on first use, pinned in
+#      localstack/requirements.txt) on a free 127.0.0.1 port; the contract suite, request counts
+#      and the route binaries on DynamoDB;
+#   3. the end-to-end WebSocket scenarios through the embedded gateway, once over the in-memory
+#      store and once over DynamoDB on MiniStack.
+# MiniStack is stopped however the run ends. Exits non-zero on the first failure.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "==> unit and end-to-end tests (embedded gateway, in-memory store)"
-cargo test --workspace --locked
+
+echo "==> starting MiniStack"
+endpoint="$(localstack/ministack start)"
+trap 'localstack/ministack stop' EXIT
+export MESSENGER_DYNAMODB_ENDPOINT="$endpoint"
+echo "    MiniStack at $endpoint"
+
+echo "==> unit, contract (in-memory and DynamoDB), route binaries, e2e over the in-memory store"
+MESSENGER_E2E_STORE=memory cargo test --workspace --locked
+
+echo "==> e2e WebSocket scenarios over DynamoDB on MiniStack"
+MESSENGER_E2E_STORE=dynamodb cargo test --locked -p messenger-e2e

@@ -28,7 +28,9 @@ pub async fn test_stores() -> Stores {
         Err(_) | Ok("memory") => Stores::in_memory(),
         // Small log buckets, so the scenarios cross bucket boundaries too.
         Ok("dynamodb") => {
-            Stores::from_one(std::sync::Arc::new(messenger_aws::testing::fresh_store(10).await))
+            let store = messenger_aws::testing::fresh_store(10).await;
+            // As messenger-local runs it: one process, appends queued per conversation.
+            Stores::from_one(std::sync::Arc::new(store.with_local_append_lock()))
         }
         Ok(other) => panic!("MESSENGER_E2E_STORE={other}: expected memory or dynamodb"),
     }

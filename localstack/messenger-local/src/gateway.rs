@@ -208,6 +208,11 @@ async fn connect(
     gw.registry.insert(ctx.connection_id.clone(), entry.clone());
     let (gw_failed, ctx_failed) = (gw.clone(), ctx.clone());
     upgrade
+        // tungstenite zero-fills its read buffer before every read: the default 128 KiB made
+        // that memset the gateway's hottest spot and cost ~140 KiB per connection (see
+        // docs/benchmarks.md). Frames larger than 8 KiB still arrive; the buffer grows.
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
         .max_frame_size(gw.config.max_frame_bytes)
         .max_message_size(gw.config.max_message_bytes)
         .on_failed_upgrade(move |e| {

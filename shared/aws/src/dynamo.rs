@@ -76,6 +76,24 @@ pub struct DynamoStore {
     bucket: u64,
     max_attempts: u32,
     counters: Arc<Counters>,
+    append_locks: Option<Arc<AppendLocks>>,
+}
+
+/// Striped per-conversation locks: bounded memory, and two conversations share a stripe only
+/// by hash collision.
+#[derive(Debug)]
+struct AppendLocks(Vec<tokio::sync::Mutex<()>>);
+
+impl AppendLocks {
+    fn new(stripes: usize) -> Self {
+        Self((0..stripes).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+
+    async fn lock(&self, conv: &ConversationId) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(conv);
+        self.0[(hash % self.0.len() as u64) as usize].lock().await
+    }
 }
 
 fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
@@ -245,7 +263,17 @@ impl DynamoStore {
             bucket: DEFAULT_BUCKET,
             max_attempts: 50,
             counters,
+            append_locks: None,
         }
+    }
+
+    /// Serialises this process's appends to the same conversation (striped locks). The
+    /// conditional transaction alone is correct under any concurrency, but a burst of senders
+    /// in one process would race for the head and retry O(n²) times; queueing them locally
+    /// leaves only races between processes (Lambda instances) to the condition.
+    pub fn with_local_append_lock(mut self) -> Self {
+        self.append_locks = Some(Arc::new(AppendLocks::new(256)));
+        self
     }
 
     /// Seqs per message-log partition. Every reader and writer of a table must agree on it.
@@ -930,6 +958,10 @@ impl MessageLog for DynamoStore {
     /// and its idempotency key. All or nothing, so a sender that dies at any point leaves no
     /// hole; a lost race on the head is retried with jittered backoff.
     async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError> {
+        let _queued = match &self.append_locks {
+            Some(locks) => Some(locks.lock(&msg.conversation).await),
+            None => None,
+        };
         let head_key = Self::head_key(&msg.conversation);
         let idem_key = Self::idem_key(&msg.from, &msg.client_msg_id);
         let sent = msg.sent_at.to_rfc3339_opts(SecondsFormat::Nanos, true);

@@ -195,8 +195,11 @@ impl Pusher for RoutePusher {
 
 /// Builds the app of a route function: the DynamoDB store and the pusher, once.
 pub fn build_app(sdk: &SdkConfig, config: &Config) -> (App, Arc<RoutePusher>) {
-    let store =
-        Arc::new(DynamoStore::new(sdk, config.tables.clone()).with_bucket_size(config.log_bucket));
+    let store = Arc::new(
+        DynamoStore::new(sdk, config.tables.clone())
+            .with_bucket_size(config.log_bucket)
+            .with_local_append_lock(),
+    );
     let pusher = Arc::new(RoutePusher::new(sdk, config.management_endpoint.as_deref()));
     let stores = Stores::from_one(store);
     let app = App::new(stores, pusher.clone(), config.limits.clone());

@@ -1,4 +1,4 @@
-//! The port contract suite against DynamoDB on the emulator (see tests/emulator.sh).
+//! The port contract suite against DynamoDB on the emulator (started by tests/run.sh).
 
 mod common;
 
