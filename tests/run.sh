@@ -3,7 +3,8 @@
 #   1. unit tests, the port contract on the in-memory store, the bench smoke test;
 #   2. the emulator tier: MiniStack (installed into localstack/.venv on first use, pinned in
 #      localstack/requirements.txt) on a free 127.0.0.1 port; the contract suite, request counts
-#      and the route binaries on DynamoDB;
+#      and the route binaries on DynamoDB; push and topic events on MiniStack's SNS, and the
+#      disabled-endpoint path on moto (localstack/.venv-moto, requirements-moto.txt);
 #   3. the end-to-end WebSocket scenarios through the embedded gateway, once over the in-memory
 #      store and once over DynamoDB on MiniStack.
 # MiniStack is stopped however the run ends. Exits non-zero on the first failure.
@@ -16,11 +17,12 @@ cargo fmt --all -- --check
 echo "==> cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "==> starting MiniStack"
-endpoint="$(localstack/ministack start)"
-trap 'localstack/ministack stop' EXIT
-export MESSENGER_DYNAMODB_ENDPOINT="$endpoint"
-echo "    MiniStack at $endpoint"
+echo "==> starting MiniStack and moto"
+trap 'localstack/ministack stop; localstack/moto stop' EXIT
+MESSENGER_DYNAMODB_ENDPOINT="$(localstack/ministack start)"
+MESSENGER_MOTO_ENDPOINT="$(localstack/moto start)"
+export MESSENGER_DYNAMODB_ENDPOINT MESSENGER_MOTO_ENDPOINT
+echo "    MiniStack at $MESSENGER_DYNAMODB_ENDPOINT (DynamoDB, SNS, SQS), moto at $MESSENGER_MOTO_ENDPOINT (SNS)"
 
 echo "==> unit, contract (in-memory and DynamoDB), route binaries, e2e over the in-memory store"
 MESSENGER_E2E_STORE=memory cargo test --workspace --locked

@@ -264,7 +264,7 @@ impl Notifier for NoNotifier {
         _: &UserId,
         _: Option<&str>,
     ) -> Result<String, NotifyError> {
-        Err(NotifyError::Failed(
+        Err(NotifyError::Unsupported(
             "push is not configured for this deployment".into(),
         ))
     }

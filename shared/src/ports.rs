@@ -179,6 +179,9 @@ pub enum NotifyError {
     /// The endpoint no longer exists.
     #[error("endpoint not found")]
     NotFound,
+    /// This deployment has no platform application for what was asked.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("push failed: {0}")]
     Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

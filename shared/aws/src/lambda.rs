@@ -2,6 +2,7 @@
 //! `functions/<route>/src/main.rs` is one call to [`run_route`] or [`run_authorizer`].
 
 use crate::dynamo::{DEFAULT_BUCKET, DynamoStore, Tables};
+use crate::notifier::{PlatformApps, SnsNotifier};
 use crate::pusher::{ApiGwPusher, PushTimeouts};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -37,6 +38,14 @@ pub mod env {
     pub const RETENTION_DAYS: &str = "MESSENGER_RETENTION_DAYS";
     /// Optional: seqs per message-log partition (must match every writer of the table).
     pub const LOG_BUCKET: &str = "MESSENGER_LOG_BUCKET";
+    /// Optional: the SNS topic every stored message is published to.
+    pub const TOPIC_ARN: &str = "MESSENGER_TOPIC_ARN";
+    /// Optional: SNS platform application for APNs (production).
+    pub const APNS_APP_ARN: &str = "MESSENGER_APNS_APP_ARN";
+    /// Optional: SNS platform application for the APNs sandbox.
+    pub const APNS_SANDBOX_APP_ARN: &str = "MESSENGER_APNS_SANDBOX_APP_ARN";
+    /// Optional: SNS platform application for FCM.
+    pub const FCM_APP_ARN: &str = "MESSENGER_FCM_APP_ARN";
     /// The authorizer's HS256 secret.
     pub const JWT_SECRET: &str = "MESSENGER_JWT_SECRET";
 }
@@ -57,6 +66,9 @@ pub struct Config {
     pub management_endpoint: Option<String>,
     pub limits: Limits,
     pub log_bucket: u64,
+    /// Platform applications for mobile push (none: registrations are refused).
+    pub push_apps: PlatformApps,
+    pub topic_arn: Option<String>,
 }
 
 fn required(
@@ -67,6 +79,10 @@ fn required(
     get(name)
         .filter(|v| !v.is_empty())
         .ok_or(ConfigError::Missing(name, what))
+}
+
+fn optional(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Option<String> {
+    get(name).filter(|v| !v.is_empty())
 }
 
 fn number<T: std::str::FromStr>(
@@ -119,9 +135,15 @@ impl Config {
         }
         Ok(Self {
             tables,
-            management_endpoint: get(env::MANAGEMENT_ENDPOINT).filter(|v| !v.is_empty()),
+            management_endpoint: optional(&get, env::MANAGEMENT_ENDPOINT),
             limits,
             log_bucket,
+            push_apps: PlatformApps {
+                apns: optional(&get, env::APNS_APP_ARN),
+                apns_sandbox: optional(&get, env::APNS_SANDBOX_APP_ARN),
+                fcm: optional(&get, env::FCM_APP_ARN),
+            },
+            topic_arn: optional(&get, env::TOPIC_ARN),
         })
     }
 }
@@ -202,7 +224,11 @@ pub fn build_app(sdk: &SdkConfig, config: &Config) -> (App, Arc<RoutePusher>) {
     );
     let pusher = Arc::new(RoutePusher::new(sdk, config.management_endpoint.as_deref()));
     let stores = Stores::from_one(store);
-    let app = App::new(stores, pusher.clone(), config.limits.clone());
+    let mut app = App::new(stores, pusher.clone(), config.limits.clone());
+    if config.topic_arn.is_some() || config.push_apps != PlatformApps::default() {
+        let notifier = SnsNotifier::new(sdk, config.push_apps.clone(), config.topic_arn.clone());
+        app = app.with_notifier(Arc::new(notifier));
+    }
     (app, pusher)
 }
 

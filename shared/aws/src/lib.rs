@@ -7,6 +7,8 @@
 //! - [`dynamo`]: [`DynamoStore`], every storage port on DynamoDB (tables in docs/data-model.md).
 //! - [`metrics`]: counts every DynamoDB request and the capacity units it consumed.
 //! - [`pusher`]: [`ApiGwPusher`], PostToConnection with explicit timeouts; 410 → `Gone`.
+//! - [`notifier`]: [`SnsNotifier`], mobile push through SNS platform endpoints and the messages
+//!   topic.
 //! - [`lambda`]: what each `functions/<route>/src/main.rs` calls: typed config from env,
 //!   JSON tracing, clients built once, then the runtime loop.
 //! - `testing` (feature `test-support`): a stub Lambda Runtime API to run route binaries.
@@ -14,6 +16,7 @@
 pub mod dynamo;
 pub mod lambda;
 pub mod metrics;
+pub mod notifier;
 pub mod pusher;
 pub mod sdk;
 #[cfg(feature = "test-support")]
@@ -21,4 +24,5 @@ pub mod testing;
 
 pub use dynamo::{DynamoStore, Tables};
 pub use metrics::{OpStats, Snapshot};
+pub use notifier::{PlatformApps, SnsNotifier};
 pub use pusher::{ApiGwPusher, PushTimeouts};

@@ -46,6 +46,7 @@ pub async fn register_push(
                 "the push platform rejected this token".into(),
             ));
         }
+        Err(NotifyError::Unsupported(why)) => return Err(Error::BadRequest(why)),
         Err(e) => return Err(e.into()),
     };
     if let Some(old) = existing.filter(|d| d.endpoint != endpoint)

@@ -6,6 +6,9 @@
 use messenger_aws::DynamoStore;
 use std::sync::Arc;
 
+#[allow(unused_imports)] // not every test file needs it
+pub use messenger_aws::testing::emulator_endpoint as endpoint;
+
 /// A store over new tables, with the given log bucket size.
 pub async fn store_with_bucket(bucket: u64) -> Arc<DynamoStore> {
     Arc::new(messenger_aws::testing::fresh_store(bucket).await)

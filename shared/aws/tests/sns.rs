@@ -1,0 +1,394 @@
+//! Offline push and topic events on SNS: MiniStack for the whole flow (its SNS accepts platform
+//! endpoints and delivers topic messages to SQS), moto for the disabled-endpoint path (MiniStack
+//! accepts publishes to disabled endpoints; AWS and moto refuse them).
+
+mod common;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use messenger::apigw::{Caller, Request};
+use messenger::domain::{Connection, ConnectionId, DeviceId, UserId};
+use messenger::ports::{Notifier, NotifyError, PushError, Pusher};
+use messenger::push::{MessageEvent, Platform};
+use messenger::{App, Limits, Stores, usecases};
+use messenger_aws::{PlatformApps, SnsNotifier};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+/// A gateway stand-in: every connection is live except those marked gone (410).
+#[derive(Default)]
+struct Gateway {
+    gone: Mutex<HashSet<ConnectionId>>,
+    frames: Mutex<Vec<(ConnectionId, Value)>>,
+}
+
+#[async_trait]
+impl Pusher for Gateway {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PushError> {
+        if self.gone.lock().unwrap().contains(conn) {
+            return Err(PushError::Gone);
+        }
+        let frame = serde_json::from_str(data).expect("frames are JSON");
+        self.frames.lock().unwrap().push((conn.clone(), frame));
+        Ok(())
+    }
+}
+
+impl Gateway {
+    fn last_reply(&self, conn: &ConnectionId) -> Value {
+        let frames = self.frames.lock().unwrap();
+        frames
+            .iter()
+            .rev()
+            .find(|(c, _)| c == conn)
+            .map(|(_, v)| v.clone())
+            .expect("a reply")
+    }
+}
+
+async fn sdk(endpoint: &str) -> SdkConfig {
+    messenger_aws::sdk::for_endpoint(endpoint).await
+}
+
+/// A fresh FCM platform application on the emulator at `endpoint`.
+async fn platform_app(sdk: &SdkConfig) -> String {
+    let out = aws_sdk_sns::Client::new(sdk)
+        .create_platform_application()
+        .name(format!("messenger-{}", messenger::contract::tag()))
+        .platform("GCM")
+        .attributes("PlatformCredential", "test-server-key")
+        .send()
+        .await
+        .expect("create platform application");
+    out.platform_application_arn.expect("an ARN")
+}
+
+fn caller(user: &str, tag: &str) -> Caller {
+    Caller {
+        user: UserId::new(format!("{user}-{tag}")).unwrap(),
+        device: DeviceId::new("phone").unwrap(),
+        connection: ConnectionId::new(format!("{user}-phone-{tag}")).unwrap(),
+        connected_at: None,
+    }
+}
+
+struct World {
+    app: App,
+    gateway: Arc<Gateway>,
+    notifier: SnsNotifier,
+    tag: String,
+}
+
+impl World {
+    async fn new(sns: &SdkConfig) -> Self {
+        let store = common::store().await;
+        let apps = PlatformApps {
+            fcm: Some(platform_app(sns).await),
+            ..PlatformApps::default()
+        };
+        let notifier = SnsNotifier::new(sns, apps, None);
+        let gateway = Arc::new(Gateway::default());
+        let app = App::new(Stores::from_one(store), gateway.clone(), Limits::default())
+            .with_notifier(Arc::new(notifier.clone()));
+        Self {
+            app,
+            gateway,
+            notifier,
+            tag: messenger::contract::tag(),
+        }
+    }
+
+    async fn run(&self, who: &Caller, body: Value) -> Value {
+        let req = Request::new(who.clone(), None, "req-sns", body);
+        let action = req.action().unwrap_or_default().to_owned();
+        let app = &self.app;
+        let result = match action.as_str() {
+            "register_push" => usecases::push::register_push(app, &req, req.frame().unwrap()).await,
+            "send" => usecases::send::send(app, &req, req.frame().unwrap()).await,
+            "ack" => usecases::ack::ack(app, &req, req.frame().unwrap()).await,
+            other => panic!("no {other}"),
+        };
+        result.unwrap_or_else(|e| panic!("{action}: {e}"));
+        self.gateway.last_reply(&who.connection)
+    }
+
+    /// Registers `who`'s phone for FCM pushes; with `online` its connection is live too.
+    async fn device(&self, user: &str, online: bool) -> Caller {
+        let who = caller(user, &self.tag);
+        self.run(&who, json!({"action":"register_push","platform":"fcm","token":format!("token-{user}-{}", self.tag)})).await;
+        if online {
+            let now = chrono::Utc::now();
+            let conn = Connection {
+                id: who.connection.clone(),
+                user: who.user.clone(),
+                device: who.device.clone(),
+                connected_at: now,
+                expires_at: now + chrono::Duration::hours(2),
+            };
+            self.app.connections.put(&conn).await.unwrap();
+        }
+        who
+    }
+
+    async fn send(&self, from: &Caller, to: &Caller, n: usize) -> Value {
+        let to = to.user.to_string();
+        let mut last = Value::Null;
+        for i in 0..n {
+            let cmid = format!("{}-{i}-{}", from.user, messenger::contract::tag());
+            last = self
+                .run(
+                    from,
+                    json!({"action":"send","to":to,"client_msg_id":cmid,"body":"hi"}),
+                )
+                .await;
+            assert_eq!(last["type"], "sent", "{last}");
+        }
+        last
+    }
+
+    fn pushes(&self) -> u64 {
+        self.notifier.counters().snapshot().0
+    }
+}
+
+#[tokio::test]
+async fn registering_creates_an_endpoint_and_a_new_token_updates_it() {
+    let sns = sdk(&common::endpoint()).await;
+    let app = platform_app(&sns).await;
+    let notifier = SnsNotifier::new(
+        &sns,
+        PlatformApps {
+            fcm: Some(app),
+            ..Default::default()
+        },
+        None,
+    );
+    let bob = UserId::new("bob").unwrap();
+    let client = aws_sdk_sns::Client::new(&sns);
+    let (old, fresh) = (
+        format!("old-{}", messenger::contract::tag()),
+        format!("fresh-{}", messenger::contract::tag()),
+    );
+    let first = notifier
+        .register(Platform::Fcm, &old, &bob, None)
+        .await
+        .unwrap();
+    let attrs = client
+        .get_endpoint_attributes()
+        .endpoint_arn(&first)
+        .send()
+        .await
+        .unwrap();
+    let attrs = attrs.attributes.unwrap();
+    assert_eq!(
+        (attrs["Token"].as_str(), attrs["Enabled"].as_str()),
+        (old.as_str(), "true")
+    );
+
+    let second = notifier
+        .register(Platform::Fcm, &fresh, &bob, Some(&first))
+        .await
+        .unwrap();
+    assert_eq!(second, first, "a new token updates the same endpoint");
+    let attrs = client
+        .get_endpoint_attributes()
+        .endpoint_arn(&first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attrs.attributes.unwrap()["Token"], fresh);
+
+    notifier.unregister(&first).await.unwrap();
+    assert!(
+        client
+            .get_endpoint_attributes()
+            .endpoint_arn(&first)
+            .send()
+            .await
+            .is_err(),
+        "deleted"
+    );
+    let apns = notifier
+        .register(Platform::Apns, "t", &bob, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(apns, NotifyError::Unsupported(_)), "{apns}");
+}
+
+#[tokio::test]
+async fn offline_members_get_one_coalesced_push_online_ones_none_stale_ones_one() {
+    let sns = sdk(&common::endpoint()).await;
+    let w = World::new(&sns).await;
+    let alice = w.device("alice", true).await;
+    let bob = w.device("bob", false).await;
+
+    // A burst to an offline recipient: one push.
+    w.send(&alice, &bob, 3).await;
+    assert_eq!(w.pushes(), 1);
+    // Bob reads up to the pushed message on another device: the next one pushes again.
+    let conv = format!("dm:{}:{}", alice.user, bob.user);
+    w.run(
+        &bob,
+        json!({"action":"ack","conversation":conv,"seq":3,"kind":"read"}),
+    )
+    .await;
+    w.send(&alice, &bob, 1).await;
+    assert_eq!(w.pushes(), 2);
+
+    // Online: no push.
+    let carol = w.device("carol", true).await;
+    w.send(&alice, &carol, 2).await;
+    assert_eq!(w.pushes(), 2);
+
+    // Connected on paper, gone in fact (410): pushed once, and the connection is forgotten.
+    let dave = w.device("dave", true).await;
+    w.gateway
+        .gone
+        .lock()
+        .unwrap()
+        .insert(dave.connection.clone());
+    w.send(&alice, &dave, 1).await;
+    assert_eq!(w.pushes(), 3);
+    let conns = w
+        .app
+        .connections
+        .of_users(std::slice::from_ref(&dave.user), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(conns.is_empty());
+    assert_eq!(w.notifier.counters().snapshot().2, 0, "no failed SNS call");
+}
+
+#[tokio::test]
+async fn a_disabled_endpoint_unregisters_the_device_and_the_send_still_succeeds() {
+    // moto, because MiniStack accepts publishes to disabled endpoints.
+    let moto = std::env::var("MESSENGER_MOTO_ENDPOINT")
+        .expect("MESSENGER_MOTO_ENDPOINT is not set: run the README's test command (tests/run.sh)");
+    let sns = sdk(&moto).await;
+    let w = World::new(&sns).await;
+    let alice = w.device("alice", true).await;
+    let bob = w.device("bob", false).await;
+    let endpoint = w
+        .app
+        .push_devices
+        .get(&bob.user, &bob.device)
+        .await
+        .unwrap()
+        .unwrap()
+        .endpoint;
+    // The platform reported the token dead, so SNS disabled the endpoint.
+    let client = aws_sdk_sns::Client::new(&sns);
+    client
+        .set_endpoint_attributes()
+        .endpoint_arn(&endpoint)
+        .attributes("Enabled", "false")
+        .send()
+        .await
+        .unwrap();
+
+    let sent = w.send(&alice, &bob, 1).await;
+    assert_eq!(sent["seq"], 1, "the send succeeded");
+    assert_eq!(w.pushes(), 0);
+    assert_eq!(w.notifier.counters().snapshot().2, 1, "one refused publish");
+    assert_eq!(
+        w.app
+            .push_devices
+            .get(&bob.user, &bob.device)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        client
+            .get_endpoint_attributes()
+            .endpoint_arn(&endpoint)
+            .send()
+            .await
+            .is_err(),
+        "endpoint deleted"
+    );
+
+    // A fresh token brings the device back.
+    w.run(
+        &bob,
+        json!({"action":"register_push","platform":"fcm","token":"fresh-token"}),
+    )
+    .await;
+    w.send(&alice, &bob, 1).await;
+    assert_eq!(w.pushes(), 1);
+}
+
+#[tokio::test]
+async fn every_message_event_reaches_an_sqs_subscriber_with_filterable_attributes() {
+    let sdk = sdk(&common::endpoint()).await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let tag = messenger::contract::tag();
+    let topic = sns
+        .create_topic()
+        .name(format!("messages-{tag}"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("analytics-{tag}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn =
+        attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+
+    let notifier = SnsNotifier::new(&sdk, PlatformApps::default(), Some(topic));
+    let event = MessageEvent {
+        conversation: messenger::domain::ConversationId::new("dm:alice:bob").unwrap(),
+        seq: 7,
+        from: UserId::new("alice").unwrap(),
+        sent_at: "2026-11-29T05:58:01.472Z".into(),
+        offline: vec![UserId::new("bob").unwrap()],
+    };
+    notifier.publish(&event).await.unwrap();
+
+    let got = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .wait_time_seconds(10)
+        .send()
+        .await
+        .unwrap();
+    let message = got
+        .messages
+        .unwrap_or_default()
+        .pop()
+        .expect("the event reached the queue");
+    let envelope: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+    let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"conversation":"dm:alice:bob","seq":7,"from":"alice","sent_at":"2026-11-29T05:58:01.472Z","offline":["bob"]})
+    );
+    assert_eq!(envelope["MessageAttributes"]["user"]["Value"], "alice");
+    assert_eq!(
+        envelope["MessageAttributes"]["conversation"]["Value"],
+        "dm:alice:bob"
+    );
+}
