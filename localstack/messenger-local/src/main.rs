@@ -17,7 +17,11 @@ const USAGE: &str = "\
 usage:
   messenger-local serve [--port N] [--host ADDR] [--stage NAME] [--max-body-bytes N]
                         [--idle-timeout-secs N] [--max-connection-secs N] [--two-way ROUTE]...
-      Serves the WebSocket API (default ws://127.0.0.1:8080/local) over an in-memory store.
+                        [--store memory|dynamodb] [--dynamodb-endpoint URL]
+                        [--table-prefix P] [--create-tables]
+      Serves the WebSocket API (default ws://127.0.0.1:8080/local) over an in-memory store, or
+      over DynamoDB: tables P* (default messenger-*) at URL (default MESSENGER_DYNAMODB_ENDPOINT,
+      else the AWS configuration in the environment); --create-tables creates missing ones.
   messenger-local token USER [--device DEVICE] [--hours N]
       Prints a token the local gateway accepts (connect with ?token=...).
 
@@ -96,6 +100,68 @@ impl<'a> Options<'a> {
     }
 }
 
+/// Where the gateway keeps its data: in memory (the default), or DynamoDB (MiniStack,
+/// LocalStack or AWS) with the production adapter.
+enum StoreChoice {
+    Memory,
+    Dynamo {
+        endpoint: Option<String>,
+        prefix: String,
+        create: bool,
+    },
+}
+
+impl StoreChoice {
+    fn from_options(opts: &Options<'_>, create: bool) -> Result<Self, String> {
+        let store: String = opts.get("--store")?.unwrap_or_else(|| "memory".into());
+        match store.as_str() {
+            "memory" => Ok(Self::Memory),
+            "dynamodb" => Ok(Self::Dynamo {
+                endpoint: opts
+                    .get("--dynamodb-endpoint")?
+                    .or_else(|| std::env::var("MESSENGER_DYNAMODB_ENDPOINT").ok()),
+                prefix: opts
+                    .get("--table-prefix")?
+                    .unwrap_or_else(|| "messenger-".into()),
+                create,
+            }),
+            other => Err(format!("--store takes memory or dynamodb, not {other:?}")),
+        }
+    }
+
+    /// The stores, and a line saying what they are.
+    async fn open(self) -> Result<(Stores, String), String> {
+        match self {
+            Self::Memory => Ok((Stores::in_memory(), "in-memory store".into())),
+            Self::Dynamo {
+                endpoint,
+                prefix,
+                create,
+            } => {
+                // An explicit endpoint is an emulator (test credentials); otherwise the usual
+                // AWS configuration chain (AWS_ENDPOINT_URL, profiles, region) applies.
+                let sdk = match &endpoint {
+                    Some(e) => messenger_aws::sdk::for_endpoint(e).await,
+                    None => messenger_aws::sdk::load().await,
+                };
+                let tables = messenger_aws::Tables::with_prefix(&prefix);
+                let store = messenger_aws::DynamoStore::new(&sdk, tables).with_local_append_lock();
+                if create {
+                    store
+                        .create_tables()
+                        .await
+                        .map_err(|e| format!("cannot create tables: {e}"))?;
+                }
+                let at = endpoint
+                    .as_deref()
+                    .unwrap_or("the AWS account in the environment");
+                let described = format!("DynamoDB at {at}, tables {prefix}*");
+                Ok((Stores::from_one(std::sync::Arc::new(store)), described))
+            }
+        }
+    }
+}
+
 fn token(args: &[String]) -> Result<(), String> {
     let (positional, opts) = Options::parse(args, &["--device", "--hours"])?;
     let [user] = positional[..] else {
@@ -131,8 +197,18 @@ fn serve(args: &[String]) -> Result<(), String> {
         "--idle-timeout-secs",
         "--max-connection-secs",
         "--two-way",
+        "--store",
+        "--dynamodb-endpoint",
+        "--table-prefix",
     ];
-    let (positional, opts) = Options::parse(args, &allowed)?;
+    // The one flag without a value.
+    let create_tables = args.iter().any(|a| a == "--create-tables");
+    let args: Vec<String> = args
+        .iter()
+        .filter(|a| *a != "--create-tables")
+        .cloned()
+        .collect();
+    let (positional, opts) = Options::parse(&args, &allowed)?;
     if !positional.is_empty() {
         return Err(format!("serve takes no arguments\n\n{USAGE}"));
     }
@@ -155,8 +231,11 @@ fn serve(args: &[String]) -> Result<(), String> {
         config.max_connection_duration = Duration::from_secs(s);
     }
     config.two_way_routes = opts.all("--two-way").map(str::to_owned).collect();
+    let store = StoreChoice::from_options(&opts, create_tables)?;
 
+    // Logs on stderr: stdout carries only what a script reads (the URLs).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -168,14 +247,15 @@ fn serve(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stage = config.stage.clone();
-        println!("Messenger local gateway ready");
+        let (stores, described) = store.open().await?;
+        println!("Messenger local gateway ready ({described})");
         println!("  WebSocket:   ws://{addr}/{stage}?token=<token>");
         println!("  Management:  http://{addr}/{stage}/@connections/<connectionId>");
         println!("  Token:       messenger-local token <user> [--device <device>]");
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        messenger_local::serve(listener, config, Stores::in_memory(), shutdown)
+        messenger_local::serve(listener, config, stores, shutdown)
             .await
             .map_err(|e| e.to_string())
     })

@@ -242,6 +242,29 @@ fn read_cancellation(e: &TransactWriteItemsError) -> Option<Cancelled> {
     Some(c)
 }
 
+/// Whether CreateTable made the table: `false` when it already existed (so `create_tables`
+/// can run against a set-up that has some or all of them).
+fn created(
+    r: Result<
+        aws_sdk_dynamodb::operation::create_table::CreateTableOutput,
+        SdkError<
+            aws_sdk_dynamodb::operation::create_table::CreateTableError,
+            aws_smithy_runtime_api::http::Response,
+        >,
+    >,
+) -> Result<bool, StoreError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(backend(e)),
+    }
+}
+
 /// A random delay in `[0, min(cap, base·2^attempt)]` ("full jitter"): concurrent senders that
 /// lost the same race spread out instead of colliding again.
 fn backoff(attempt: u32) -> Duration {
@@ -299,8 +322,8 @@ impl DynamoStore {
         self.counters.snapshot()
     }
 
-    /// Creates the four tables (on-demand, TTL on `ttl` where items expire) and waits until
-    /// they are active. For tests and local set-up; deployments create them from the template.
+    /// Creates the five tables (on-demand, TTL on `ttl` where items expire) unless they exist,
+    /// and waits until they are active. For tests and local set-up; deployments create them from the template.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
         let t = &self.tables;
         let key = |name: &str, kind| {
@@ -359,22 +382,27 @@ impl DynamoStore {
                         .map_err(backend)?,
                 );
             }
-            req.send().await.map_err(backend)?;
+            if !created(req.send().await)? {
+                continue;
+            }
             self.wait_active(table).await?;
             if with_ttl {
                 self.enable_ttl(table).await?;
             }
         }
-        self.client
+        let last_seen = self
+            .client
             .create_table()
             .table_name(&t.last_seen)
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key("user", KeyType::Hash)?)
             .attribute_definitions(attr("user", ScalarAttributeType::S)?)
             .send()
-            .await
-            .map_err(backend)?;
-        self.wait_active(&t.last_seen).await
+            .await;
+        if created(last_seen)? {
+            self.wait_active(&t.last_seen).await?;
+        }
+        Ok(())
     }
 
     async fn wait_active(&self, table: &str) -> Result<(), StoreError> {
