@@ -248,10 +248,11 @@ fn serve(args: &[String]) -> Result<(), String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stage = config.stage.clone();
         let (stores, described) = store.open().await?;
-        println!("Messenger local gateway ready ({described})");
-        println!("  WebSocket:   ws://{addr}/{stage}?token=<token>");
-        println!("  Management:  http://{addr}/{stage}/@connections/<connectionId>");
-        println!("  Token:       messenger-local token <user> [--device <device>]");
+        // Written once; a reader that stops reading (`| head -2`) must not stop the server.
+        let banner = format!(
+            "Messenger local gateway ready ({described})\n  WebSocket:   ws://{addr}/{stage}?token=<token>\n  Management:  http://{addr}/{stage}/@connections/<connectionId>\n  Pushes:      http://{addr}/_local/pushes\n  Token:       messenger-local token <user> [--device <device>]\n"
+        );
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };

@@ -47,6 +47,8 @@ async fn serve(args: &[&str]) -> (Child, String) {
     })
     .await
     .expect("serve prints its URL when ready");
+    // Keep reading, as a terminal would: a closed pipe would fail the server's next print.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, url)
 }
 
