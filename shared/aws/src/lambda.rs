@@ -4,6 +4,7 @@
 use crate::dynamo::{DEFAULT_BUCKET, DynamoStore, Tables};
 use crate::notifier::{PlatformApps, SnsNotifier};
 use crate::pusher::{ApiGwPusher, PushTimeouts};
+use crate::stream::{StreamEvent, StreamResponse};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
@@ -38,6 +39,9 @@ pub mod env {
     pub const RETENTION_DAYS: &str = "MESSENGER_RETENTION_DAYS";
     /// Optional: seqs per message-log partition (must match every writer of the table).
     pub const LOG_BUCKET: &str = "MESSENGER_LOG_BUCKET";
+    /// Optional: `false` when the stream-driven `notify` function pushes offline members instead
+    /// of the `send` function (default `true`).
+    pub const PUSH_INLINE: &str = "MESSENGER_PUSH_INLINE";
     /// Optional: the SNS topic every stored message is published to.
     pub const TOPIC_ARN: &str = "MESSENGER_TOPIC_ARN";
     /// Optional: SNS platform application for APNs (production).
@@ -125,6 +129,9 @@ impl Config {
         limits.retention = number(&get, env::RETENTION_DAYS)?.map(chrono::Duration::days);
         if let Some(n) = number(&get, env::MAX_GROUP_MEMBERS)? {
             limits.max_group_members = n;
+        }
+        if let Some(inline) = number(&get, env::PUSH_INLINE)? {
+            limits.push_inline = inline;
         }
         let log_bucket = number(&get, env::LOG_BUCKET)?.unwrap_or(DEFAULT_BUCKET);
         if log_bucket < 2 {
@@ -246,6 +253,25 @@ pub async fn run_route(
         pusher.learn(&event.payload);
         Ok::<_, Infallible>(handler(app, event.payload).await)
     }))
+    .await
+}
+
+/// The whole `main` of the stream-driven `notify` function: like [`run_route`], for DynamoDB
+/// Streams batches of the messages table.
+/// The handler also gets the log bucket size, to tell messages from continuation markers.
+pub async fn run_stream(
+    handler: impl AsyncFn(&App, u64, StreamEvent) -> StreamResponse,
+) -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let config = Config::from_env().unwrap_or_else(|e| fail_fast(&e));
+    let sdk = crate::sdk::load().await;
+    let (app, _) = build_app(&sdk, &config);
+    let (app, handler, bucket) = (&app, &handler, config.log_bucket);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<StreamEvent>| async move {
+            Ok::<_, Infallible>(handler(app, bucket, event.payload).await)
+        },
+    ))
     .await
 }
 

@@ -9,6 +9,7 @@
 //! - [`pusher`]: [`ApiGwPusher`], PostToConnection with explicit timeouts; 410 → `Gone`.
 //! - [`notifier`]: [`SnsNotifier`], mobile push through SNS platform endpoints and the messages
 //!   topic.
+//! - [`stream`]: DynamoDB Streams records of the messages table (the `notify` function's input).
 //! - [`lambda`]: what each `functions/<route>/src/main.rs` calls: typed config from env,
 //!   JSON tracing, clients built once, then the runtime loop.
 //! - `testing` (feature `test-support`): a stub Lambda Runtime API to run route binaries.
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod notifier;
 pub mod pusher;
 pub mod sdk;
+pub mod stream;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

@@ -1,7 +1,7 @@
 //! Use cases of offline push: registering devices, and pushing members a message missed.
 
 use crate::apigw::Request;
-use crate::domain::Seq;
+use crate::domain::{ConversationId, Seq};
 use crate::domain::{Message, UserId};
 use crate::ports::NotifyError;
 use crate::protocol::{RegisterPushFrame, ServerFrame};
@@ -117,6 +117,35 @@ pub async fn notify(app: &App, message: &Message, offline: &BTreeSet<UserId>) {
     if let Err(e) = app.notifier.publish(&event).await {
         tracing::warn!(error = %e, conversation = %message.conversation, seq = message.seq, "topic publish failed");
     }
+}
+
+/// The stream-driven variant of [`notify`], for a message read back from the log by its seq:
+/// the members it reached on no live connection are those without a connection record (the
+/// `send` that stored it has already deleted the records PostToConnection found gone).
+pub async fn notify_stored(app: &App, conv: &ConversationId, seq: Seq) -> Result<(), Error> {
+    let now = app.now();
+    let found = app
+        .messages
+        .after(conv, seq.saturating_sub(1), 1, now)
+        .await?;
+    let Some(message) = found.into_iter().find(|m| m.seq == seq) else {
+        // Expired already, or a record that is not a message: nothing to push.
+        return Ok(());
+    };
+    let members = super::members_of(app, conv).await?;
+    let online: BTreeSet<UserId> = app
+        .connections
+        .of_users(&members, now)
+        .await?
+        .into_iter()
+        .map(|c| c.user)
+        .collect();
+    let offline = members
+        .into_iter()
+        .filter(|u| !online.contains(u))
+        .collect();
+    notify(app, &message, &offline).await;
+    Ok(())
 }
 
 async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Result<(), Error> {

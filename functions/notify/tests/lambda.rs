@@ -1,0 +1,149 @@
+//! The `fn-notify` binary handles a recorded DynamoDB Streams batch on the emulator: the offline
+//! recipient's device gets a push (SNS), the topic gets the event (SQS subscriber), records that
+//! are not inserted messages are skipped; and it refuses to start unconfigured.
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use messenger::domain::{ConversationId, DeviceId, UserId};
+use messenger::ports::{Notifier, PushDevices};
+use messenger::push::{Platform, PushClaim, PushDevice};
+use messenger_aws::testing::{
+    emulator_endpoint, emulator_env, fixture, invoke_once, run_unconfigured,
+    seed_direct_conversation,
+};
+use messenger_aws::{PlatformApps, SnsNotifier};
+use std::path::Path;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fn-notify");
+
+#[tokio::test]
+async fn pushes_the_offline_recipient_and_publishes_the_topic_event() {
+    let (mut vars, store) = emulator_env().await;
+    seed_direct_conversation(&store).await; // bob wrote seq 1 to alice, who is offline
+    let sdk = messenger_aws::sdk::for_endpoint(&emulator_endpoint()).await;
+    let (sns, sqs) = (
+        aws_sdk_sns::Client::new(&sdk),
+        aws_sdk_sqs::Client::new(&sdk),
+    );
+    let tag = messenger::contract::tag();
+
+    let app = sns
+        .create_platform_application()
+        .name(format!("fcm-{tag}"))
+        .platform("GCM")
+        .attributes("PlatformCredential", "test-server-key")
+        .send()
+        .await
+        .unwrap()
+        .platform_application_arn
+        .unwrap();
+    let topic = sns
+        .create_topic()
+        .name(format!("messages-{tag}"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("sub-{tag}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn = attrs.attributes.unwrap()[&QueueAttributeName::QueueArn].clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+
+    // Alice's phone is registered for push (as `register_push` would do it).
+    let (alice, phone) = (
+        UserId::new("alice").unwrap(),
+        DeviceId::new("phone").unwrap(),
+    );
+    let notifier = SnsNotifier::new(
+        &sdk,
+        PlatformApps {
+            fcm: Some(app.clone()),
+            ..Default::default()
+        },
+        None,
+    );
+    let endpoint = notifier
+        .register(Platform::Fcm, &format!("token-{tag}"), &alice, None)
+        .await
+        .unwrap();
+    let device = PushDevice {
+        user: alice.clone(),
+        device: phone.clone(),
+        platform: Platform::Fcm,
+        token: format!("token-{tag}"),
+        endpoint,
+        preview: false,
+        registered_at: chrono::Utc::now(),
+    };
+    store.put(&device).await.unwrap();
+
+    vars.push(("MESSENGER_FCM_APP_ARN".into(), app));
+    vars.push(("MESSENGER_TOPIC_ARN".into(), topic));
+    let got = invoke_once(Path::new(BIN), &vars, fixture("dynamodb-stream-event.json")).await;
+    assert!(!got.is_error, "{got:?}");
+    assert_eq!(got.response, serde_json::json!({"batchItemFailures": []}));
+    assert!(got.posts.is_empty(), "notify posts to no connection");
+
+    // The push was made: its claim for seq 1 stands, so another push for it is coalesced.
+    let conv = ConversationId::new("dm:alice:bob").unwrap();
+    let now = chrono::Utc::now();
+    let again = PushClaim {
+        user: alice,
+        device: phone,
+        conversation: conv,
+        seq: 1,
+        at: now,
+        not_before: now - chrono::Duration::seconds(60),
+        acked: 0,
+    };
+    assert!(
+        !store.claim(&again).await.unwrap(),
+        "the push for seq 1 was claimed and sent"
+    );
+
+    // One topic event, for the inserted message only (the head's MODIFY is skipped).
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .wait_time_seconds(10)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let envelope: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (event["seq"].as_u64(), event["from"].as_str()),
+        (Some(1), Some("bob"))
+    );
+    assert_eq!(event["offline"], serde_json::json!(["alice"]));
+}
+
+#[tokio::test]
+async fn exits_with_a_clear_message_when_unconfigured() {
+    let (code, stderr) = run_unconfigured(Path::new(BIN)).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("MESSENGER_CONNECTIONS_TABLE"), "{stderr}");
+}
