@@ -2,13 +2,12 @@
 //! recipient's device gets a push (SNS), the topic gets the event (SQS subscriber), records that
 //! are not inserted messages are skipped; and it refuses to start unconfigured.
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use messenger::domain::{ConversationId, DeviceId, UserId};
 use messenger::ports::{Notifier, PushDevices};
 use messenger::push::{Platform, PushClaim, PushDevice};
 use messenger_aws::testing::{
-    emulator_endpoint, emulator_env, fixture, invoke_once, run_unconfigured,
-    seed_direct_conversation,
+    emulator_endpoint, emulator_env, fixture, invoke_once, platform_application, received_events,
+    run_unconfigured, seed_direct_conversation, topic_with_queue,
 };
 use messenger_aws::{PlatformApps, SnsNotifier};
 use std::path::Path;
@@ -20,53 +19,9 @@ async fn pushes_the_offline_recipient_and_publishes_the_topic_event() {
     let (mut vars, store) = emulator_env().await;
     seed_direct_conversation(&store).await; // bob wrote seq 1 to alice, who is offline
     let sdk = messenger_aws::sdk::for_endpoint(&emulator_endpoint()).await;
-    let (sns, sqs) = (
-        aws_sdk_sns::Client::new(&sdk),
-        aws_sdk_sqs::Client::new(&sdk),
-    );
     let tag = messenger::contract::tag();
-
-    let app = sns
-        .create_platform_application()
-        .name(format!("fcm-{tag}"))
-        .platform("GCM")
-        .attributes("PlatformCredential", "test-server-key")
-        .send()
-        .await
-        .unwrap()
-        .platform_application_arn
-        .unwrap();
-    let topic = sns
-        .create_topic()
-        .name(format!("messages-{tag}"))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue = sqs
-        .create_queue()
-        .queue_name(format!("sub-{tag}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&queue)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn = attrs.attributes.unwrap()[&QueueAttributeName::QueueArn].clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let app = platform_application(&sdk).await;
+    let (topic, queue) = topic_with_queue(&sdk).await;
 
     // Alice's phone is registered for push (as `register_push` would do it).
     let (alice, phone) = (
@@ -121,19 +76,9 @@ async fn pushes_the_offline_recipient_and_publishes_the_topic_event() {
     );
 
     // One topic event, for the inserted message only (the head's MODIFY is skipped).
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue)
-        .max_number_of_messages(10)
-        .wait_time_seconds(10)
-        .send()
-        .await
-        .unwrap();
-    let messages = received.messages.unwrap_or_default();
-    assert_eq!(messages.len(), 1, "{messages:?}");
-    let envelope: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
-    let event: serde_json::Value =
-        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    let events = received_events(&sdk, &queue).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (event, _) = &events[0];
     assert_eq!(
         (event["seq"].as_u64(), event["from"].as_str()),
         (Some(1), Some("bob"))

@@ -201,6 +201,21 @@ where
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+/// The outcome of a conditional write: `true` when it was applied, `false` when its condition
+/// did not hold (an expected answer, not an error).
+fn applied<T, E>(
+    r: Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>,
+) -> Result<bool, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(backend(e)),
+    }
+}
+
 /// Which parts of the append transaction failed (from its cancellation reasons).
 #[derive(Debug, Default)]
 struct Cancelled {
@@ -821,25 +836,21 @@ impl Conversations for DynamoStore {
         user: &UserId,
         role: Role,
     ) -> Result<bool, StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.tables.memberships)
-            .key("user", s(user.as_str()))
-            .key("conv", s(conv.as_str()))
-            .update_expression("SET #r = :r")
-            .condition_expression("attribute_exists(#u)")
-            .expression_attribute_names("#r", "role")
-            .expression_attribute_names("#u", "user")
-            .expression_attribute_values(":r", s(role_s(role)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        applied(
+            self.client
+                .update_item()
+                .table_name(&self.tables.memberships)
+                .key("user", s(user.as_str()))
+                .key("conv", s(conv.as_str()))
+                .update_expression("SET #r = :r")
+                .condition_expression("attribute_exists(#u)")
+                .expression_attribute_names("#r", "role")
+                .expression_attribute_names("#u", "user")
+                .expression_attribute_values(":r", s(role_s(role)))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await,
+        )
     }
 
     async fn membership(
@@ -913,25 +924,21 @@ impl Conversations for DynamoStore {
             ReceiptKind::Delivered => "delivered",
             ReceiptKind::Read => "read",
         };
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.tables.memberships)
-            .key("user", s(user.as_str()))
-            .key("conv", s(conv.as_str()))
-            .update_expression("SET #p = :seq")
-            .condition_expression("attribute_exists(#u) AND #p < :seq")
-            .expression_attribute_names("#p", pointer)
-            .expression_attribute_names("#u", "user")
-            .expression_attribute_values(":seq", n(seq))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        applied(
+            self.client
+                .update_item()
+                .table_name(&self.tables.memberships)
+                .key("user", s(user.as_str()))
+                .key("conv", s(conv.as_str()))
+                .update_expression("SET #p = :seq")
+                .condition_expression("attribute_exists(#u) AND #p < :seq")
+                .expression_attribute_names("#p", pointer)
+                .expression_attribute_names("#u", "user")
+                .expression_attribute_values(":seq", n(seq))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await,
+        )
     }
 
     /// The group's item in the messages table: `G#<conv>`, sk 0.
@@ -1336,28 +1343,24 @@ impl PushDevices for DynamoStore {
     /// A conditional PutItem: it succeeds only if no claim stands that is both recent and for
     /// a seq the user has not acked, so concurrent senders cannot both push.
     async fn claim(&self, c: &PushClaim) -> Result<bool, StoreError> {
-        let r = self
-            .client
-            .put_item()
-            .table_name(&self.tables.devices)
-            .item("user", s(c.user.as_str()))
-            .item("sk", s(format!("C#{}#{}", c.device, c.conversation)))
-            .item("claimed_at", ts(c.at))
-            .item("claimed_seq", n(c.seq))
-            .item(TTL_ATTR, ttl(c.at + CLAIM_TTL))
-            .condition_expression(
-                "attribute_not_exists(sk) OR claimed_at <= :nb OR claimed_seq <= :acked",
-            )
-            .expression_attribute_values(":nb", ts(c.not_before))
-            .expression_attribute_values(":acked", n(c.acked))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        applied(
+            self.client
+                .put_item()
+                .table_name(&self.tables.devices)
+                .item("user", s(c.user.as_str()))
+                .item("sk", s(format!("C#{}#{}", c.device, c.conversation)))
+                .item("claimed_at", ts(c.at))
+                .item("claimed_seq", n(c.seq))
+                .item(TTL_ATTR, ttl(c.at + CLAIM_TTL))
+                .condition_expression(
+                    "attribute_not_exists(sk) OR claimed_at <= :nb OR claimed_seq <= :acked",
+                )
+                .expression_attribute_values(":nb", ts(c.not_before))
+                .expression_attribute_values(":acked", n(c.acked))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await,
+        )
     }
 
     async fn release(

@@ -316,3 +316,79 @@ pub async fn seed_direct_conversation(store: &DynamoStore) {
     };
     store.append(m).await.expect("append");
 }
+
+/// A fresh FCM platform application on the emulator behind `sdk`.
+pub async fn platform_application(sdk: &aws_config::SdkConfig) -> String {
+    aws_sdk_sns::Client::new(sdk)
+        .create_platform_application()
+        .name(format!("fcm-{}", messenger::contract::tag()))
+        .platform("GCM")
+        .attributes("PlatformCredential", "test-server-key")
+        .send()
+        .await
+        .expect("create platform application")
+        .platform_application_arn
+        .expect("an ARN")
+}
+
+/// A fresh topic with a fresh SQS queue subscribed to it: (topic ARN, queue URL).
+pub async fn topic_with_queue(sdk: &aws_config::SdkConfig) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let (sns, sqs) = (aws_sdk_sns::Client::new(sdk), aws_sdk_sqs::Client::new(sdk));
+    let tag = messenger::contract::tag();
+    let topic = sns
+        .create_topic()
+        .name(format!("messages-{tag}"))
+        .send()
+        .await
+        .expect("topic");
+    let topic = topic.topic_arn.expect("a topic ARN");
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("sub-{tag}"))
+        .send()
+        .await
+        .expect("queue");
+    let queue = queue.queue_url.expect("a queue URL");
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes");
+    let arn = attrs.attributes.expect("attributes")[&QueueAttributeName::QueueArn].clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await
+        .expect("subscribe");
+    (topic, queue)
+}
+
+/// The SNS messages (the notification envelopes' `Message`, parsed) and their message
+/// attributes that reached `queue`, waiting up to 10 s for the first.
+pub async fn received_events(sdk: &aws_config::SdkConfig, queue: &str) -> Vec<(Value, Value)> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let got = sqs
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(10)
+        .wait_time_seconds(10)
+        .send()
+        .await
+        .expect("receive");
+    got.messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let envelope: Value =
+                serde_json::from_str(m.body().unwrap_or("{}")).expect("an SNS envelope");
+            let message =
+                serde_json::from_str(envelope["Message"].as_str().unwrap_or("null")).expect("JSON");
+            (message, envelope["MessageAttributes"].clone())
+        })
+        .collect()
+}

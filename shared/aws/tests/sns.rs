@@ -51,19 +51,6 @@ async fn sdk(endpoint: &str) -> SdkConfig {
     messenger_aws::sdk::for_endpoint(endpoint).await
 }
 
-/// A fresh FCM platform application on the emulator at `endpoint`.
-async fn platform_app(sdk: &SdkConfig) -> String {
-    let out = aws_sdk_sns::Client::new(sdk)
-        .create_platform_application()
-        .name(format!("messenger-{}", messenger::contract::tag()))
-        .platform("GCM")
-        .attributes("PlatformCredential", "test-server-key")
-        .send()
-        .await
-        .expect("create platform application");
-    out.platform_application_arn.expect("an ARN")
-}
-
 fn caller(user: &str, tag: &str) -> Caller {
     Caller {
         user: UserId::new(format!("{user}-{tag}")).unwrap(),
@@ -84,7 +71,7 @@ impl World {
     async fn new(sns: &SdkConfig) -> Self {
         let store = common::store().await;
         let apps = PlatformApps {
-            fcm: Some(platform_app(sns).await),
+            fcm: Some(messenger_aws::testing::platform_application(sns).await),
             ..PlatformApps::default()
         };
         let notifier = SnsNotifier::new(sns, apps, None);
@@ -155,7 +142,7 @@ impl World {
 #[tokio::test]
 async fn registering_creates_an_endpoint_and_a_new_token_updates_it() {
     let sns = sdk(&common::endpoint()).await;
-    let app = platform_app(&sns).await;
+    let app = messenger_aws::testing::platform_application(&sns).await;
     let notifier = SnsNotifier::new(
         &sns,
         PlatformApps {
@@ -322,41 +309,7 @@ async fn a_disabled_endpoint_unregisters_the_device_and_the_send_still_succeeds(
 #[tokio::test]
 async fn every_message_event_reaches_an_sqs_subscriber_with_filterable_attributes() {
     let sdk = sdk(&common::endpoint()).await;
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let tag = messenger::contract::tag();
-    let topic = sns
-        .create_topic()
-        .name(format!("messages-{tag}"))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue = sqs
-        .create_queue()
-        .queue_name(format!("analytics-{tag}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&queue)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn =
-        attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let (topic, queue) = messenger_aws::testing::topic_with_queue(&sdk).await;
 
     let notifier = SnsNotifier::new(&sdk, PlatformApps::default(), Some(topic));
     let event = MessageEvent {
@@ -368,27 +321,12 @@ async fn every_message_event_reaches_an_sqs_subscriber_with_filterable_attribute
     };
     notifier.publish(&event).await.unwrap();
 
-    let got = sqs
-        .receive_message()
-        .queue_url(&queue)
-        .wait_time_seconds(10)
-        .send()
-        .await
-        .unwrap();
-    let message = got
-        .messages
-        .unwrap_or_default()
-        .pop()
-        .expect("the event reached the queue");
-    let envelope: Value = serde_json::from_str(message.body().unwrap()).unwrap();
-    let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    let events = messenger_aws::testing::received_events(&sdk, &queue).await;
+    let (body, attributes) = events.first().expect("the event reached the queue");
     assert_eq!(
         body,
-        json!({"conversation":"dm:alice:bob","seq":7,"from":"alice","sent_at":"2026-11-29T05:58:01.472Z","offline":["bob"]})
+        &json!({"conversation":"dm:alice:bob","seq":7,"from":"alice","sent_at":"2026-11-29T05:58:01.472Z","offline":["bob"]})
     );
-    assert_eq!(envelope["MessageAttributes"]["user"]["Value"], "alice");
-    assert_eq!(
-        envelope["MessageAttributes"]["conversation"]["Value"],
-        "dm:alice:bob"
-    );
+    assert_eq!(attributes["user"]["Value"], "alice");
+    assert_eq!(attributes["conversation"]["Value"], "dm:alice:bob");
 }
