@@ -359,12 +359,15 @@ def destroy(args: argparse.Namespace, t: Target) -> None:
     say(f"stack {stack} deleted")
     kept = [v for k, v in sorted(outputs.items()) if k.endswith("TableName") and k != "ConnectionsTableName"]
     if kept:
-        detail("the data tables are retained (DeletionPolicy: Retain) with deletion protection:")
+        detail("the data tables are retained (DeletionPolicy: Retain):")
         for table in kept:
             detail(f"  {table}")
-        detail("to delete one for good (this destroys its data):")
-        detail("  aws dynamodb update-table --table-name NAME --no-deletion-protection-enabled")
-        detail("  aws dynamodb delete-table --table-name NAME")
+        if t.kind == "local":
+            detail("on MiniStack `localstack/ministack reset` drops them (and everything else)")
+        else:
+            detail("to delete one for good (this destroys its data; deletion protection is on by default):")
+            detail("  aws dynamodb update-table --table-name NAME --no-deletion-protection-enabled")
+            detail("  aws dynamodb delete-table --table-name NAME")
     detail(f"artifacts stay in s3://{t.bucket_name(args.bucket)}/{stack}/ (delete with `aws s3 rm --recursive`)")
 
 
