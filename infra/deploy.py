@@ -95,16 +95,17 @@ def build_host(release: bool) -> Path:
     return ROOT / "target" / ("release" if release else "debug")
 
 
-def build_lambda_arm64(venv_bin: Path) -> Path:
-    """arm64 release binaries for AWS with cargo-lambda (from PyPI, brings zig)."""
+def build_lambda(venv_bin: Path, arch: str) -> Path:
+    """Release binaries for Lambda's provided.al2023 with cargo-lambda (from PyPI, brings zig,
+    which links against an old glibc so the binaries run in the Lambda image)."""
     cargo_lambda = venv_bin / "cargo-lambda"
     if not cargo_lambda.exists():
-        fail(f"{cargo_lambda} missing: infra/deploy installs it for --target aws")
-    say("building arm64 release binaries with cargo-lambda (slow the first time: ~15 min cold)")
+        fail(f"{cargo_lambda} missing: infra/deploy installs it for --target aws and --lambda-build")
+    say(f"building {arch} release binaries with cargo-lambda (slow the first time: ~15 min cold)")
     env = dict(os.environ)
     # cargo finds the `cargo-lambda` subcommand on PATH; zig (pip's ziglang) sits next to it.
     env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
-    cmd = ["cargo", "lambda", "build", "--release", "--arm64", "--locked"]
+    cmd = ["cargo", "lambda", "build", "--release", "--arm64" if arch == "arm64" else "--x86-64", "--locked"]
     for name, _ in FUNCTIONS:
         cmd += ["-p", f"fn-{name}"]
     run(cmd, env=env)
@@ -280,6 +281,8 @@ def parameters(args: argparse.Namespace, t: Target, bucket: str, keys: dict[str,
     secret = args.jwt_secret or os.environ.get("MESSENGER_JWT_SECRET")
     if t.kind == "local":
         params["EmulatorEndpoint"] = t.endpoint
+        # MiniStack runs the binaries as host processes; LocalStack in containers of the host's
+        # architecture. Either way: the host's.
         params["Architecture"] = host_architecture()
         # A throwaway local stack: tables go with it.
         params["TableDeletionProtection"] = "false"
@@ -386,6 +389,8 @@ def main() -> None:
     p.add_argument("--bucket", help="artifact bucket (default messenger-artifacts[-ACCOUNT-REGION])")
     p.add_argument("--binaries", type=Path, help="use the binaries in this directory (fn-<name> or fn-<name>/bootstrap); no build")
     p.add_argument("--release", action="store_true", help="local: build and ship release binaries")
+    p.add_argument("--lambda-build", action="store_true",
+                   help="local: build with cargo-lambda for the host architecture (for LocalStack, whose Lambdas run in containers)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="template parameter override (repeatable)")
     p.add_argument("--outputs-json", type=Path, help="also write the stack outputs to this file as JSON")
     p.add_argument("--poll", type=float, default=None, help="seconds between status polls (default 1 local, 5 aws)")
@@ -400,14 +405,16 @@ def main() -> None:
         return
 
     started = time.time()
+    # Credentials and account first: a missing profile should not cost a 15-minute build.
+    bucket = t.bucket_name(args.bucket)
     if args.binaries:
         bin_dir = args.binaries.resolve()
-    elif args.target == "local":
+    elif args.target == "local" and not args.lambda_build:
         bin_dir = build_host(args.release)
     else:
-        bin_dir = build_lambda_arm64(Path(sys.executable).parent)
+        arch = "arm64" if args.target == "aws" else host_architecture()
+        bin_dir = build_lambda(Path(sys.executable).parent, arch)
     zips = package(bin_dir)
-    bucket = t.bucket_name(args.bucket)
     ensure_bucket(t, bucket)
     keys = upload(t, bucket, args.stack_name, zips)
     final = deploy_stack(args, t, bucket, keys)
