@@ -6,7 +6,10 @@
 #      and the route binaries on DynamoDB; push and topic events on MiniStack's SNS, and the
 #      disabled-endpoint path on moto (localstack/.venv-moto, requirements-moto.txt);
 #   3. the end-to-end WebSocket scenarios through the embedded gateway, once over the in-memory
-#      store and once over DynamoDB on MiniStack.
+#      store and once over DynamoDB on MiniStack;
+#   4. the deploy tier: cfn-lint on infra/template.yaml (pinned in infra/requirements.txt,
+#      installed into infra/.venv on first use), then the template deployed on the same
+#      MiniStack with the real (debug, host) Lambda binaries, driven by WebSocket clients.
 # MiniStack is stopped however the run ends. Exits non-zero on the first failure.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,10 +19,17 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The deployed-stack test is `test = false` (it runs only in tier 4), so --all-targets skips it.
+cargo clippy --locked -p messenger-e2e --test deployed -- -D warnings
+
+echo "==> cfn-lint infra/template.yaml"
+infra/lint
 
 echo "==> starting MiniStack and moto"
 trap 'localstack/ministack stop; localstack/moto stop' EXIT
-MESSENGER_DYNAMODB_ENDPOINT="$(localstack/ministack start)"
+# IAM enforced: the deployed stack's functions run with their roles' credentials, so a
+# permission missing from infra/template.yaml fails the deploy tier.
+MESSENGER_DYNAMODB_ENDPOINT="$(localstack/ministack start --enforce-iam)"
 MESSENGER_MOTO_ENDPOINT="$(localstack/moto start)"
 export MESSENGER_DYNAMODB_ENDPOINT MESSENGER_MOTO_ENDPOINT
 echo "    MiniStack at $MESSENGER_DYNAMODB_ENDPOINT (DynamoDB, SNS, SQS), moto at $MESSENGER_MOTO_ENDPOINT (SNS)"
@@ -29,3 +39,9 @@ MESSENGER_E2E_STORE=memory cargo test --workspace --locked
 
 echo "==> e2e WebSocket scenarios over DynamoDB on MiniStack"
 MESSENGER_E2E_STORE=dynamodb cargo test --locked -p messenger-e2e
+
+echo "==> deploy tier: infra/template.yaml on MiniStack, WebSocket scenarios through it"
+# The function binaries the stack runs: already built by the tests above, so this is a no-op
+# that makes sure they are current.
+cargo build --locked --workspace --bins
+cargo test --locked -p messenger-e2e --test deployed

@@ -2,7 +2,10 @@
 //!
 //! [`TestGateway::start`] serves `messenger-local` on 127.0.0.1:0 in this process; [`Client`]
 //! is a tokio-tungstenite client speaking the JSON protocol. Every wait is for an event (a frame,
-//! a close); the timeout on each wait only turns a hang into a failure.
+//! a close); the timeout on each wait only turns a hang into a failure. [`deployed`] does the
+//! same against the IaC template deployed on an emulator.
+
+pub mod deployed;
 
 use futures_util::{SinkExt, StreamExt};
 use messenger::Stores;

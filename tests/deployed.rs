@@ -1,0 +1,161 @@
+//! The IaC template deployed on MiniStack, driven through its API Gateway WebSocket with real
+//! clients: the authorizer, routes, integrations, IAM wiring, environment and tables of
+//! `infra/template.yaml`, with the real Lambda binaries behind them.
+//!
+//! Every test shares one stack (deployed on first use by `infra/deploy --target local`) and
+//! uses its own users, so the tests run in parallel without seeing each other's messages.
+//! `tests/run.sh` runs this target after building the binaries:
+//! `cargo test -p messenger-e2e --test deployed` with `MESSENGER_DYNAMODB_ENDPOINT` set.
+
+use messenger::domain::{Connection, ConnectionId, DeviceId, UserId};
+use messenger::ports::Connections;
+use messenger_e2e::deployed::{DeployedStack, mint, refused_status};
+use messenger_e2e::{Client, eventually};
+use serde_json::{Value, json};
+
+async fn message(client: &mut Client, seq: u64) -> Value {
+    client
+        .recv_where(|v| v["type"] == "message" && v["seq"] == seq)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connecting_needs_a_valid_token() {
+    let stack = DeployedStack::get();
+    let url = stack.url();
+    // No identity source at all: API Gateway refuses before running the authorizer.
+    assert_eq!(refused_status(url).await, 401);
+    // The authorizer runs and denies: garbage, and a well-formed token signed with another
+    // secret (messenger-local's development secret, which this stack was not given).
+    assert_eq!(refused_status(&format!("{url}?token=not-a-jwt")).await, 403);
+    let foreign = mint(messenger::auth::DEV_SECRET, "mallory", "phone");
+    assert_eq!(refused_status(&format!("{url}?token={foreign}")).await, 403);
+
+    // A valid token connects, and the authorizer's context names the caller: replies work.
+    let mut ok = stack.connect("trudy", "phone").await;
+    let reply = ok
+        .request(json!({"action":"presence","users":["trudy"]}))
+        .await;
+    assert_eq!(reply["type"], "presence", "{reply}");
+    assert_eq!(reply["users"][0]["user"], "trudy");
+    assert_eq!(reply["users"][0]["online"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_reaches_both_devices_and_the_ack_comes_back_as_a_receipt() {
+    let stack = DeployedStack::get();
+    let dm = "dm:alice:bob";
+    let mut alice = stack.connect("alice", "phone").await;
+    let mut bob_phone = stack.connect("bob", "phone").await;
+    let mut bob_laptop = stack.connect("bob", "laptop").await;
+
+    let sent = alice.send_to("bob", "c-1", "hi bob").await;
+    assert_eq!(
+        (&sent["type"], &sent["conversation"], &sent["seq"]),
+        (&json!("sent"), &json!(dm), &json!(1)),
+        "{sent}"
+    );
+    for device in [&mut bob_phone, &mut bob_laptop] {
+        let m = message(device, 1).await;
+        assert_eq!(
+            (&m["from"], &m["body"], &m["client_msg_id"]),
+            (&json!("alice"), &json!("hi bob"), &json!("c-1"))
+        );
+        assert_eq!(m["sent_at"], sent["sent_at"]);
+    }
+
+    let acked = bob_phone
+        .request(json!({"action":"ack","conversation":dm,"seq":1,"kind":"delivered"}))
+        .await;
+    assert_eq!(acked["type"], "acked", "{acked}");
+    let receipt = alice.recv_type("receipt").await;
+    assert_eq!(
+        receipt,
+        json!({"type":"receipt","conversation":dm,"seq":1,"kind":"delivered","by":"bob"})
+    );
+
+    // $default answers an unknown action with an error frame echoing the request id.
+    let unknown = alice.request(json!({"action":"dance"})).await;
+    assert_eq!(
+        (&unknown["type"], &unknown["code"]),
+        (&json!("error"), &json!("unknown_action")),
+        "{unknown}"
+    );
+    assert!(
+        alice.backlog().iter().all(|v| v["type"] != "message"),
+        "the sender's own connection gets no echo"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_offline_recipient_gets_what_it_missed_by_sync_after_reconnecting() {
+    let stack = DeployedStack::get();
+    let dm = "dm:carol:dave";
+    let mut carol = stack.connect("carol", "phone").await;
+    let mut dave = stack.connect("dave", "phone").await;
+    carol.send_to("dave", "c-1", "one").await;
+    message(&mut dave, 1).await;
+    dave.close().await;
+
+    // While dave is away (his $disconnect may still be running: a post to his closed
+    // connection then gets 410, which counts him offline too), two more messages.
+    for (i, body) in [(2, "two"), (3, "three")] {
+        let sent = carol.send_to("dave", &format!("c-{i}"), body).await;
+        assert_eq!(sent["seq"], i, "{sent}");
+    }
+
+    let mut dave = stack.connect("dave", "phone").await;
+    let page = dave
+        .request(json!({"action":"sync","since":{ dm: 1 }}))
+        .await;
+    assert_eq!(page["type"], "sync", "{page}");
+    let got: Vec<(u64, &str)> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["body"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, [(2, "two"), (3, "three")], "{page}");
+    assert_eq!(page["more"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_connection_answering_410_is_deleted_by_the_send() {
+    let stack = DeployedStack::get();
+    let store = stack.store().await;
+    let erin = UserId::new("erin").unwrap();
+    // A record whose socket does not exist (its $disconnect never ran): API Gateway answers
+    // PostToConnection with 410 Gone. It sits in the deployed table like a real one.
+    let now = chrono::Utc::now();
+    let stale = Connection {
+        id: ConnectionId::new("StaleConnId00=").unwrap(),
+        user: erin.clone(),
+        device: DeviceId::new("old-phone").unwrap(),
+        connected_at: now,
+        expires_at: now + chrono::Duration::hours(2),
+    };
+    store.put(&stale).await.unwrap();
+    let before = store
+        .of_users(std::slice::from_ref(&erin), now)
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 1, "the stale record is in place: {before:?}");
+
+    let mut frank = stack.connect("frank", "phone").await;
+    let sent = frank.send_to("erin", "c-1", "are you there?").await;
+    assert_eq!(sent["type"], "sent", "{sent}");
+
+    // The send's fan-out posts to the stale id, gets 410 and deletes exactly that record.
+    eventually("the stale connection record is deleted", async || {
+        store
+            .of_users(std::slice::from_ref(&erin), chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    // And the message waits in the log for erin's next sync.
+    let mut erin_now = stack.connect("erin", "phone").await;
+    let page = erin_now.request(json!({"action":"sync","since":{}})).await;
+    assert_eq!(page["messages"][0]["body"], "are you there?", "{page}");
+}

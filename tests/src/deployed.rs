@@ -1,0 +1,162 @@
+//! The IaC template deployed on a running emulator (MiniStack), for the deployed-stack tests.
+//!
+//! [`DeployedStack::get`] runs `infra/deploy --target local` once per test binary against
+//! `MESSENGER_DYNAMODB_ENDPOINT` (the emulator `tests/run.sh` starts; every service is on that
+//! endpoint), with the host binaries next to this test binary (`target/debug/fn-*`, built by
+//! `cargo build --workspace --bins`). Clients then talk to the deployed API Gateway WebSocket,
+//! whose routes run the real Lambda binaries as emulator processes.
+
+use crate::Client;
+use messenger::auth;
+use messenger::domain::{DeviceId, UserId};
+use messenger_aws::{DynamoStore, Tables};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The secret the test stack's authorizer verifies tokens with (any 32+ characters).
+const SECRET: &str = "deployed-stack-test-secret-0123456789";
+
+/// A stack deployed from `infra/template.yaml`, with its outputs.
+#[derive(Debug)]
+pub struct DeployedStack {
+    pub endpoint: String,
+    pub name: String,
+    pub outputs: HashMap<String, String>,
+}
+
+impl DeployedStack {
+    /// The stack of this test binary, deployed on first use (a blocking call: the deploy script
+    /// is a child process, and every test shares its stack).
+    pub fn get() -> &'static DeployedStack {
+        static STACK: OnceLock<DeployedStack> = OnceLock::new();
+        STACK.get_or_init(Self::deploy)
+    }
+
+    fn deploy() -> Self {
+        let endpoint = std::env::var("MESSENGER_DYNAMODB_ENDPOINT").expect(
+            "MESSENGER_DYNAMODB_ENDPOINT: the deployed-stack test needs a running MiniStack \
+             (tests/run.sh starts one; by hand: localstack/ministack start)",
+        );
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .to_path_buf();
+        // target/<profile>/deps/deployed-<hash> → target/<profile>, where fn-* are.
+        let bin_dir = std::env::current_exe()
+            .expect("test binary path")
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target directory")
+            .to_path_buf();
+        for name in ["connect", "send", "authorizer"] {
+            let bin = bin_dir.join(format!("fn-{name}"));
+            assert!(
+                bin.is_file(),
+                "{} missing: run `cargo build --workspace --bins` first",
+                bin.display()
+            );
+        }
+        // A fresh stack per run: its tables start empty, whatever ran on this emulator before.
+        let name = format!(
+            "e2e-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp()
+        );
+        let outputs_file = std::env::temp_dir().join(format!("{name}-outputs.json"));
+        let started = std::time::Instant::now();
+        let status = Command::new(root.join("infra/deploy"))
+            .current_dir(&root)
+            .args(["--target", "local", "--endpoint", &endpoint])
+            .args([
+                "--stack-name",
+                &name,
+                "--stage",
+                "e2e",
+                "--jwt-secret",
+                SECRET,
+            ])
+            .arg("--binaries")
+            .arg(&bin_dir)
+            // Small log buckets: the scenarios cross partition boundaries, as the other tiers do.
+            .args(["--param", "MessageLogBucket=10"])
+            .arg("--outputs-json")
+            .arg(&outputs_file)
+            .status()
+            .expect("run infra/deploy");
+        assert!(status.success(), "infra/deploy failed: {status}");
+        let outputs: HashMap<String, String> =
+            serde_json::from_str(&std::fs::read_to_string(&outputs_file).expect("outputs file"))
+                .expect("outputs JSON");
+        eprintln!(
+            "deployed stack {name} in {:.1} s: {}",
+            started.elapsed().as_secs_f64(),
+            outputs["WebSocketUrl"]
+        );
+        Self {
+            endpoint,
+            name,
+            outputs,
+        }
+    }
+
+    /// One stack output (panics with the list when absent).
+    pub fn output(&self, key: &str) -> &str {
+        self.outputs
+            .get(key)
+            .unwrap_or_else(|| panic!("no output {key} in {:?}", self.outputs))
+    }
+
+    /// The WebSocket URL without a token.
+    pub fn url(&self) -> &str {
+        self.output("WebSocketUrl")
+    }
+
+    /// A token the stack's authorizer accepts.
+    pub fn token(&self, user: &str, device: &str) -> String {
+        mint(SECRET, user, device)
+    }
+
+    /// Connects `user` on `device` with a valid token; `$connect` has run when this returns.
+    pub async fn connect(&self, user: &str, device: &str) -> Client {
+        let url = format!("{}?token={}", self.url(), self.token(user, device));
+        Client::connect(&url, user)
+            .await
+            .unwrap_or_else(|e| panic!("{user}/{device} connects to the deployed API: {e}"))
+    }
+
+    /// The deployed tables, through the production adapter (the item format the functions use).
+    pub async fn store(&self) -> DynamoStore {
+        let sdk = messenger_aws::sdk::for_endpoint(&self.endpoint).await;
+        let tables = Tables {
+            connections: self.output("ConnectionsTableName").to_owned(),
+            memberships: self.output("MembershipsTableName").to_owned(),
+            messages: self.output("MessagesTableName").to_owned(),
+            last_seen: self.output("LastSeenTableName").to_owned(),
+            devices: self.output("DevicesTableName").to_owned(),
+        };
+        DynamoStore::new(&sdk, tables).with_bucket_size(10)
+    }
+}
+
+/// A token for `user` on `device` signed with `secret`, valid for an hour.
+pub fn mint(secret: &str, user: &str, device: &str) -> String {
+    let now = chrono::Utc::now();
+    auth::mint(
+        secret.as_bytes(),
+        &UserId::new(user).unwrap(),
+        Some(&DeviceId::new(device).unwrap()),
+        now,
+        now + chrono::Duration::hours(1),
+    )
+}
+
+/// The HTTP status of a refused WebSocket handshake (panics if the handshake succeeds).
+pub async fn refused_status(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => panic!("{url}: the handshake was accepted"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(e) => panic!("{url}: expected an HTTP refusal, got {e}"),
+    }
+}
