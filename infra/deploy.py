@@ -47,6 +47,7 @@ FUNCTIONS = [
     ("presence", "PresenceCodeKey"),
     ("groups", "GroupsCodeKey"),
     ("devices", "DevicesCodeKey"),
+    ("notify", "NotifyCodeKey"),
     ("authorizer", "AuthorizerCodeKey"),
 ]
 

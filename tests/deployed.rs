@@ -159,3 +159,79 @@ async fn a_stale_connection_answering_410_is_deleted_by_the_send() {
     let page = erin_now.request(json!({"action":"sync","since":{}})).await;
     assert_eq!(page["messages"][0]["body"], "are you there?", "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_event() {
+    use messenger::ports::PushDevices;
+    let stack = DeployedStack::get();
+    let sdk = messenger_aws::sdk::for_endpoint(&stack.endpoint).await;
+    // An SQS subscriber of the stack's topic, as an analytics consumer would be.
+    let queue =
+        messenger_aws::testing::subscribed_queue(&sdk, stack.output("MessagesTopicArn")).await;
+
+    let mut grace = stack.connect("grace", "phone").await;
+    let r = grace
+        .request(json!({"action":"register_push","platform":"fcm","token":"grace-fcm-token"}))
+        .await;
+    assert_eq!(r["type"], "push_registered", "{r}");
+    grace.close().await;
+    // fn-notify counts as online whoever has a connection record: wait for grace's
+    // $disconnect (on the emulator it runs after the socket closes, not before).
+    let store = stack.store().await;
+    let grace_id = UserId::new("grace").unwrap();
+    eventually(
+        "grace's $disconnect has removed her connection",
+        async || {
+            let now = chrono::Utc::now();
+            Connections::of_users(&store, std::slice::from_ref(&grace_id), now)
+                .await
+                .unwrap()
+                .is_empty()
+        },
+    )
+    .await;
+
+    let mut heidi = stack.connect("heidi", "phone").await;
+    assert_eq!(heidi.send_to("grace", "c-1", "dinner?").await["seq"], 1);
+
+    // fn-notify, fed by the messages stream, publishes the event after deciding the pushes.
+    let mut event = Value::Null;
+    eventually(
+        "the message event reaches the topic's subscriber",
+        async || {
+            let events = messenger_aws::testing::received_events(&sdk, &queue).await;
+            match events
+                .into_iter()
+                .find(|(m, _)| m["conversation"] == "dm:grace:heidi")
+            {
+                Some((m, _)) => {
+                    event = m;
+                    true
+                }
+                None => false,
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        (event["seq"].as_u64(), event["from"].as_str()),
+        (Some(1), Some("heidi"))
+    );
+    assert_eq!(event["offline"], json!(["grace"]));
+
+    // The push went out: its coalescing claim for seq 1 stands (a failed push releases it).
+    let now = chrono::Utc::now();
+    let claim = messenger::push::PushClaim {
+        user: UserId::new("grace").unwrap(),
+        device: DeviceId::new("phone").unwrap(),
+        conversation: messenger::domain::ConversationId::new("dm:grace:heidi").unwrap(),
+        seq: 1,
+        at: now,
+        not_before: now - chrono::Duration::seconds(60),
+        acked: 0,
+    };
+    assert!(
+        !store.claim(&claim).await.unwrap(),
+        "grace's phone was pushed for seq 1"
+    );
+}

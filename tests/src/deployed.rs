@@ -81,6 +81,11 @@ impl DeployedStack {
             .arg(&bin_dir)
             // Small log buckets: the scenarios cross partition boundaries, as the other tiers do.
             .args(["--param", "MessageLogBucket=10"])
+            // Push on: an FCM platform application on the emulator.
+            .args([
+                "--param",
+                &format!("FcmAppArn={}", fcm_application(&endpoint)),
+            ])
             .arg("--outputs-json")
             .arg(&outputs_file)
             .status()
@@ -138,6 +143,24 @@ impl DeployedStack {
         };
         DynamoStore::new(&sdk, tables).with_bucket_size(10)
     }
+}
+
+/// A fresh FCM platform application on the emulator (on a thread of its own: `deploy` runs
+/// inside the tests' runtime, which cannot block on another future).
+fn fcm_application(endpoint: &str) -> String {
+    let endpoint = endpoint.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sdk = messenger_aws::sdk::for_endpoint(&endpoint).await;
+            messenger_aws::testing::platform_application(&sdk).await
+        })
+    })
+    .join()
+    .expect("create the platform application")
 }
 
 /// A token for `user` on `device` signed with `secret`, valid for an hour.

@@ -61,8 +61,11 @@ pub struct SnsNotifier {
     counters: Arc<NotifyCounters>,
 }
 
+/// An SNS call failed. The SDK error's own `Display` says only "service error", so the whole
+/// chain (code and message) goes into the text the logs show.
 fn failed<E: std::error::Error + Send + Sync + 'static>(e: E) -> NotifyError {
-    NotifyError::Failed(Box::new(e))
+    let text = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+    NotifyError::Failed(text.into())
 }
 
 impl SnsNotifier {

@@ -333,19 +333,22 @@ pub async fn platform_application(sdk: &aws_config::SdkConfig) -> String {
 
 /// A fresh topic with a fresh SQS queue subscribed to it: (topic ARN, queue URL).
 pub async fn topic_with_queue(sdk: &aws_config::SdkConfig) -> (String, String) {
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let name = format!("messages-{}", messenger::contract::tag());
+    let topic = sns.create_topic().name(name).send().await.expect("topic");
+    let topic = topic.topic_arn.expect("a topic ARN");
+    let queue = subscribed_queue(sdk, &topic).await;
+    (topic, queue)
+}
+
+/// A fresh SQS queue subscribed to `topic` (as an analytics consumer would be); its URL.
+pub async fn subscribed_queue(sdk: &aws_config::SdkConfig, topic: &str) -> String {
     use aws_sdk_sqs::types::QueueAttributeName;
     let (sns, sqs) = (aws_sdk_sns::Client::new(sdk), aws_sdk_sqs::Client::new(sdk));
-    let tag = messenger::contract::tag();
-    let topic = sns
-        .create_topic()
-        .name(format!("messages-{tag}"))
-        .send()
-        .await
-        .expect("topic");
-    let topic = topic.topic_arn.expect("a topic ARN");
+    let name = format!("sub-{}", messenger::contract::tag());
     let queue = sqs
         .create_queue()
-        .queue_name(format!("sub-{tag}"))
+        .queue_name(name)
         .send()
         .await
         .expect("queue");
@@ -358,14 +361,31 @@ pub async fn topic_with_queue(sdk: &aws_config::SdkConfig) -> (String, String) {
         .await
         .expect("queue attributes");
     let arn = attrs.attributes.expect("attributes")[&QueueAttributeName::QueueArn].clone();
+    // As on AWS, the queue must let the topic send to it (IAM is enforced on the emulator).
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+        }],
+    });
+    sqs.set_queue_attributes()
+        .queue_url(&queue)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .expect("queue policy");
     sns.subscribe()
-        .topic_arn(&topic)
+        .topic_arn(topic)
         .protocol("sqs")
         .endpoint(arn)
         .send()
         .await
         .expect("subscribe");
-    (topic, queue)
+    queue
 }
 
 /// The SNS messages (the notification envelopes' `Message`, parsed) and their message
