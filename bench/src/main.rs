@@ -7,14 +7,17 @@
 
 use anyhow::{Context, Result, bail};
 use messenger_bench::reference::{self, ReferenceConfig};
-use messenger_bench::{BenchConfig, Load, Target, Topology};
+use messenger_bench::{BenchConfig, Load, Store, Target, Topology};
 use std::time::Duration;
 
 const USAGE: &str = "\
 usage:
   messenger-bench [TARGET] [OPTIONS]
     TARGET (default --embedded):
-      --embedded              start messenger-local in this process (in-memory store)
+      --embedded              start messenger-local in this process
+        --store memory|dynamodb   its store (default memory); dynamodb creates fresh tables
+        --dynamodb-endpoint URL   for --store dynamodb (default: $MESSENGER_DYNAMODB_ENDPOINT),
+                              e.g. MiniStack's: endpoint=$(localstack/ministack start)
       --reference             start the raw reference fan-out server in this process
       --reference-nagle       the reference server, leaving Nagle's algorithm on (like axum)
       --reference-read-buffer N   the reference server's read buffer per socket (default 8192;
@@ -23,6 +26,8 @@ usage:
       --secret S              HS256 secret (default: the development secret)
     OPTIONS:
       --connections N         connections, one user each, in pairs (default 100)
+      --groups G              groups of G members instead of pairs (2..=256; N a multiple of
+                              G), created with create_group; every message goes to G-1 members
       --rate R                open loop: R sends/s in total (default 1000)
       --window W              closed loop instead: W unanswered sends per connection
       --duration S            measured seconds (default 10)
@@ -119,6 +124,21 @@ fn real_main() -> Result<bool> {
         .unwrap_or_else(|| messenger::auth::DEV_SECRET.as_bytes().to_vec());
     let url: Option<String> = args.value("--url")?;
     let embedded = args.flag("--embedded");
+    let store_name: Option<String> = args.value("--store")?;
+    let endpoint: Option<String> = args.value("--dynamodb-endpoint")?;
+    let store = match store_name.as_deref() {
+        None | Some("memory") if endpoint.is_none() => Store::Memory,
+        None | Some("memory") => bail!("--dynamodb-endpoint needs --store dynamodb"),
+        Some("dynamodb") => Store::DynamoDb {
+            endpoint: endpoint
+                .or_else(|| std::env::var("MESSENGER_DYNAMODB_ENDPOINT").ok())
+                .context(
+                    "--store dynamodb needs --dynamodb-endpoint URL or MESSENGER_DYNAMODB_ENDPOINT",
+                )?,
+        },
+        Some(other) => bail!("--store {other:?}: expected memory or dynamodb"),
+    };
+
     let reference = args.flag("--reference");
     let reference_nagle = args.flag("--reference-nagle");
     let read_buffer: Option<usize> = args.value("--reference-read-buffer")?;
@@ -130,12 +150,15 @@ fn real_main() -> Result<bool> {
     };
     let target = match (url, embedded, reference, reference_nagle) {
         (Some(url), false, false, false) => Target::Url { url, secret },
-        (None, _, false, false) if read_buffer.is_none() => Target::Embedded,
+        (None, _, false, false) if read_buffer.is_none() => Target::Embedded(store.clone()),
         (None, false, _, _) if reference || reference_nagle || read_buffer.is_some() => {
             Target::Reference(reference_config)
         }
         _ => bail!("choose one target: --embedded, --reference, --reference-nagle or --url"),
     };
+    if store != Store::Memory && !matches!(target, Target::Embedded(_)) {
+        bail!("--store applies to the embedded gateway only");
+    }
     let defaults = BenchConfig::default();
     let window: Option<usize> = args.value("--window")?;
     let rate: Option<f64> = args.value("--rate")?;
@@ -147,7 +170,10 @@ fn real_main() -> Result<bool> {
     };
     let config = BenchConfig {
         target,
-        topology: Topology::Pairs,
+        topology: match args.value("--groups")? {
+            Some(size) => Topology::Groups { size },
+            None => Topology::Pairs,
+        },
         connections: args.value("--connections")?.unwrap_or(defaults.connections),
         load,
         duration: args
