@@ -395,3 +395,55 @@ async fn a_group_ack_and_a_sync_page_cost() {
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].1["messages"].as_array().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn a_connect_a_heartbeat_and_a_disconnect_cost() {
+    let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
+    let pusher = Arc::new(RecordingPusher::default());
+    let app = App::new(
+        Stores::from_one(store.clone()),
+        pusher.clone(),
+        Limits::default(),
+    );
+    let t = messenger::contract::tag();
+    let alice = caller("alice", "phone", &t);
+    let connect = measure(&store, async || {
+        usecases::connect::connect(&app, &alice).await.unwrap()
+    })
+    .await;
+    println!("connect: {connect:?}");
+    assert_eq!(connect.write_units(), 2.0);
+
+    // The heartbeat: `presence` asking about nobody, every few minutes on every connection.
+    let heartbeat = measure(&store, async || {
+        let req = request(&alice, json!({"action": "presence", "users": []}));
+        usecases::presence::presence(&app, &req, req.frame().unwrap())
+            .await
+            .unwrap()
+    })
+    .await;
+    println!("heartbeat: {heartbeat:?}");
+    assert_eq!(
+        requests(&heartbeat),
+        BTreeMap::from([
+            ("Query", 1),      // the caller's memberships (not needed when asking about nobody)
+            ("UpdateItem", 1), // last seen
+        ])
+    );
+    assert_eq!(heartbeat.write_units(), 1.0);
+    assert_eq!(
+        pusher.take(),
+        vec![(alice.connection.to_string(), "presence".to_owned())]
+    );
+
+    let disconnect = measure(&store, async || {
+        usecases::connect::disconnect(&app, &alice).await.unwrap()
+    })
+    .await;
+    println!("disconnect: {disconnect:?}");
+    assert_eq!(
+        requests(&disconnect),
+        BTreeMap::from([("DeleteItem", 1), ("UpdateItem", 1)])
+    );
+    assert_eq!(disconnect.write_units(), 2.0);
+}
