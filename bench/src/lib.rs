@@ -12,9 +12,11 @@
 //! - [`report`]: percentiles, throughput, and the loss / duplication / seq checks.
 //! - [`reference`]: a minimal raw tokio-tungstenite fan-out server speaking the `send` subset of
 //!   the protocol, with no storage: the practical limit of the machine for the same traffic.
+//! - [`lambda_init`]: a route binary's init time and RSS against a stub Lambda Runtime API.
 //! - [`sys`]: process limits and machine facts (open files, CPU time, RSS, CPU model).
 
 pub mod client;
+pub mod lambda_init;
 pub mod plan;
 pub mod reference;
 pub mod report;

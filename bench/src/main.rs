@@ -3,6 +3,7 @@
 //! ```text
 //! messenger-bench [--embedded | --reference | --url URL [--secret S]] [options]
 //! messenger-bench serve-reference [--port N] [--nagle]
+//! messenger-bench lambda-init [--runs N] BIN...
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -41,6 +42,10 @@ usage:
       --quiet                 no progress lines
   messenger-bench serve-reference [--port N] [--nagle]
       Serve the reference server on 127.0.0.1:N until Ctrl-C (for --url runs).
+  messenger-bench lambda-init [--runs N] BIN...
+      For each Lambda bootstrap BIN: size, and over N starts (default 10) the time from process
+      start to its first GET /2018-06-01/runtime/invocation/next on a stub Runtime API
+      (127.0.0.1), and VmRSS at that moment. JSON on stdout.
 
 Exit status: 0 when nothing was lost or duplicated, 1 when something was, 2 on errors.
 Logs of the in-process gateway: RUST_LOG (default warn).";
@@ -118,6 +123,29 @@ fn real_main() -> Result<bool> {
             .map(|()| true);
     }
 
+    if args.0.first().map(String::as_str) == Some("lambda-init") {
+        args.0.remove(0);
+        let runs: usize = args.value("--runs")?.unwrap_or(10);
+        if args.0.is_empty() || args.0.iter().any(|a| a.starts_with("--")) {
+            bail!("lambda-init needs one or more binaries\n\n{USAGE}");
+        }
+        let mut reports = Vec::new();
+        for bin in &args.0 {
+            let r = messenger_bench::lambda_init::measure(std::path::Path::new(bin), runs)
+                .with_context(|| format!("measuring {bin}"))?;
+            eprintln!(
+                "{bin}: {:.1} MB; init ms min {:.1} median {:.1} max {:.1}; RSS {:.1} MiB",
+                r.size_bytes as f64 / 1e6,
+                r.init_ms_min,
+                r.init_ms_median,
+                r.init_ms_max,
+                r.rss_kib_median as f64 / 1024.0
+            );
+            reports.push(r);
+        }
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(true);
+    }
     let secret = args
         .value::<String>("--secret")?
         .map(String::into_bytes)
