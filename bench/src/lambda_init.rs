@@ -74,9 +74,12 @@ pub fn measure_once(bin: &Path) -> std::io::Result<InitSample> {
     std::thread::spawn(move || {
         let arrived = (|| {
             let (stream, _) = listener.accept()?;
+            let mut reader = BufReader::new(stream);
             let mut line = String::new();
-            BufReader::new(stream).read_line(&mut line)?;
-            Ok::<_, std::io::Error>((Instant::now(), line))
+            reader.read_line(&mut line)?;
+            // The connection goes back with the time: closing it now would make the runtime
+            // exit before its memory is read.
+            Ok::<_, std::io::Error>((Instant::now(), line, reader))
         })();
         let _ = tx.send(arrived);
     });
@@ -90,14 +93,16 @@ pub fn measure_once(bin: &Path) -> std::io::Result<InitSample> {
         .stderr(Stdio::null())
         .spawn()?;
     let result = match rx.recv_timeout(WAIT) {
-        Ok(Ok((at, line))) if line.starts_with("GET /2018-06-01/runtime/invocation/next") => {
+        Ok(Ok((at, line, _open)))
+            if line.starts_with("GET /2018-06-01/runtime/invocation/next") =>
+        {
             let rss_kib = vm_rss_kib(child.id());
             rss_kib.map(|rss_kib| InitSample {
                 init_ms: at.duration_since(started).as_secs_f64() * 1000.0,
                 rss_kib,
             })
         }
-        Ok(Ok((_, line))) => Err(std::io::Error::other(format!(
+        Ok(Ok((_, line, _))) => Err(std::io::Error::other(format!(
             "unexpected first request: {line:?}"
         ))),
         Ok(Err(e)) => Err(e),
