@@ -1,24 +1,39 @@
 #!/usr/bin/env bash
-# Reproduces the tables of docs/benchmarks.md: the embedded gateway (in-memory store) and the
-# raw reference server, each in-process with the load generator, at 100, 1,000 and 5,000
-# connections; a fixed open-loop rate (latency) and a closed loop (capacity). Loopback only.
+# Reproduces the tables of docs/benchmarks.md, loopback only, each target in-process with the
+# load generator; a fixed open-loop rate (latency) and a closed loop (capacity):
+#   1. the embedded gateway (in-memory store) vs the raw reference server, at 100, 1,000 and
+#      5,000 connections;
+#   2. the embedded gateway on the in-memory store vs on DynamoDB (MiniStack, started and
+#      stopped here unless one is already running from localstack/ministack), at 100, 1,000 and
+#      5,000 connections (open loop; closed loop up to 1,000);
+#   3. groups of GROUP_SIZE members on both stores.
 #
-#   bench/run.sh                 # everything (~5 minutes of runs after the release build)
+#   bench/run.sh                 # everything (~15 minutes of runs after the release build)
 #   SIZES="100 1000" bench/run.sh
+#   SIZES="" GROUP_SIZES="" bench/run.sh          # only the DynamoDB comparison
+#   DYNAMO_SIZES="" bench/run.sh                  # no MiniStack
 #   OUT=/tmp/results bench/run.sh
 #
 # Results: one JSON file per run in $OUT (default bench/results), then the markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZES=${SIZES:-"100 1000 5000"}
+SIZES=${SIZES-"100 1000 5000"}
 RATE=${RATE:-1000}          # open loop: total sends/s, the same at every size
+DYNAMO_SIZES=${DYNAMO_SIZES-"100 1000 5000"}
+# Open loop on both stores, well under MiniStack's capacity on this machine (~80 sends/s, 5
+# DynamoDB requests each, closed loop, with other builds running); it queues past it.
+DYNAMO_RATE=${DYNAMO_RATE:-50}
+DYNAMO_DRAIN=${DYNAMO_DRAIN:-60}  # closed loop on MiniStack: 1,000 sends in flight take ~12 s
+GROUP_SIZE=${GROUP_SIZE:-10}
+GROUP_DYNAMO_RATE=${GROUP_DYNAMO_RATE:-20}  # a 10-member group send is 14 requests
+GROUP_SIZES=${GROUP_SIZES-"1000"} # connections of the group runs (a multiple of GROUP_SIZE)
 DURATION=${DURATION:-10}    # measured seconds
 WARMUP=${WARMUP:-2}
 OUT=${OUT:-bench/results}
 mkdir -p "$OUT"
 
-cargo build --release --locked -p messenger-bench
+if [ -z "${NO_BUILD:-}" ]; then cargo build --release --locked -p messenger-bench; fi
 BIN=target/release/messenger-bench
 
 # 5,000 connections with the server in-process need ~10,000 descriptors; the binary raises its
@@ -35,7 +50,7 @@ run() { # name, args...
         || echo "   (run reported lost/duplicated messages or failed: see $OUT/$name.json)"
 }
 
-for n in $SIZES; do
+for n in ${SIZES}; do
     w=$(window_for "$n")
     # Alternate targets so drifting background load hits both alike.
     for target in embedded reference; do
@@ -51,6 +66,45 @@ done
 if [[ " $SIZES " == *" 5000 "* ]]; then
     run "reference-5000-window1-readbuf128k" --reference-read-buffer 131072 --connections 5000 --window 1
 fi
-run "reference-100-rate$RATE-nagle" --reference-nagle --connections 100 --rate "$RATE"
+if [ -n "$SIZES" ]; then
+    run "reference-100-rate$RATE-nagle" --reference-nagle --connections 100 --rate "$RATE"
+fi
+
+# The embedded gateway on DynamoDB. Each run creates its own tables; an instance started here is
+# reset before each run (so MiniStack's memory stays bounded) and stopped at the end.
+if [ -n "$DYNAMO_SIZES$GROUP_SIZES" ]; then
+    if endpoint=$(localstack/ministack endpoint 2>/dev/null); then
+        started_here=false
+        echo "MiniStack already running at $endpoint (not reset between runs)"
+    else
+        endpoint=$(localstack/ministack start)
+        started_here=true
+        trap 'localstack/ministack stop' EXIT
+    fi
+    export MESSENGER_DYNAMODB_ENDPOINT=$endpoint
+    fresh() { if $started_here; then localstack/ministack reset; fi; }
+    for n in $DYNAMO_SIZES; do
+        for store in memory dynamodb; do
+            fresh
+            run "store-$store-$n-rate$DYNAMO_RATE" --embedded --store $store --connections "$n" \
+                --rate "$DYNAMO_RATE" --drain "$DYNAMO_DRAIN"
+        done
+        # Closed loop: n sends in flight queue at MiniStack (~80/s): 5,000 would take a minute
+        # to drain, so only up to 1,000.
+        [ "$n" -le 1000 ] || continue
+        for store in memory dynamodb; do
+            fresh
+            run "store-$store-$n-window1" --embedded --store $store --connections "$n" --window 1 \
+                --drain "$DYNAMO_DRAIN"
+        done
+    done
+    # Groups: every message to GROUP_SIZE - 1 members, created with create_group.
+    for n in $GROUP_SIZES; do
+        run "group$GROUP_SIZE-memory-$n-rate$RATE" --embedded --groups "$GROUP_SIZE" --connections "$n" --rate "$RATE"
+        fresh
+        run "group$GROUP_SIZE-dynamodb-$n-rate$GROUP_DYNAMO_RATE" --embedded --store dynamodb \
+            --groups "$GROUP_SIZE" --connections "$n" --rate "$GROUP_DYNAMO_RATE" --drain "$DYNAMO_DRAIN"
+    done
+fi
 
 python3 bench/tables.py "$OUT"

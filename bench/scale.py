@@ -40,6 +40,9 @@ ASSUMPTIONS = {
     # Connection lifetime: API Gateway's 2 h maximum. Real mobile sessions are shorter, which
     # means more churn: this is the least churn the seed allows.
     "connection_lifetime_s": 7200,
+    # Share of messages sent to 10-member groups (counts: group_send_10, and one group_ack_10
+    # per recipient and ack); the seed does not say, so the baseline has none.
+    "group_message_fraction": 0.0,
     # Share of messages whose recipient has no live connection and gets an SNS push.
     "offline_push_fraction": 0.10,
     # Stored bytes per message: the message item (body, keys, sender, client_msg_id, sent_at,
@@ -75,7 +78,10 @@ DAY = 86_400
 
 
 def units(op):
-    """(RRU, WRU) one request of this op consumes, from its item sizes."""
+    """(RRU, WRU) one request of this op consumes: as measured ('rru'/'wru'), or from its item
+    sizes ('bytes'/'items_bytes') for a hand-written estimate."""
+    if "rru" in op or "wru" in op:
+        return float(op.get("rru", 0)), float(op.get("wru", 0))
     kind = op["op"]
     if kind in ("GetItem", "Query", "Scan", "BatchGetItem"):
         rru = math.ceil(op["bytes"] / 4096) * (1.0 if op.get("consistent") else 0.5)
@@ -89,15 +95,67 @@ def units(op):
     raise ValueError(f"unknown DynamoDB operation {kind}")
 
 
+GROUP_SIZE = 10  # the group size whose send and ack are both measured (counts.json)
+MESSAGE_ROUTES = ("send_1to1", "ack", "group_send_10", "group_ack_10")
+
+
 def route_rates(a, messages_per_s):
     """Average invocations/s of each route."""
     conns = SEED["concurrent_connections"]
-    return {
-        "send_1to1": messages_per_s,
-        "ack": messages_per_s * a["acks_per_message"],
+    direct = messages_per_s * (1 - a["group_message_fraction"])
+    group = messages_per_s * a["group_message_fraction"]
+    rates = {
+        "send_1to1": direct,
+        "ack": direct * a["acks_per_message"],
         "heartbeat": conns / a["heartbeat_interval_s"],
         "connect": conns / a["connection_lifetime_s"],
     }
+    if group:
+        rates["group_send_10"] = group
+        # Every recipient acks, and each ack fans a receipt out to the whole group.
+        rates["group_ack_10"] = group * (GROUP_SIZE - 1) * a["acks_per_message"]
+    return rates
+
+
+def posts_per_invocation(c, a):
+    """PostToConnection calls of one invocation of a route."""
+    p = c["posts"]
+    return (p["reply"]
+            + p["per_recipient_connection"] * c.get("recipients", 1) * a["recipient_connections"]
+            + p["per_sender_other_connection"] * a["sender_other_connections"])
+
+
+def per_message(counts, a, p):
+    """What one message costs by conversation kind: its send plus every recipient's ack."""
+    kinds = {
+        "1:1": ("send_1to1", "ack", 1),
+        "group of 10": ("group_send_10", "group_ack_10", GROUP_SIZE - 1),
+        "group of 256 (send only; acks not measured)": ("group_send_256", None, 0),
+    }
+    out = {}
+    for kind, (send, ack, acks) in kinds.items():
+        parts = [(counts["routes"][send], 1.0)]
+        if ack:
+            parts.append((counts["routes"][ack], acks * a["acks_per_message"]))
+        req = rru = wru = posts = frames = lambda_gb_s = invocations = 0.0
+        for c, n in parts:
+            for op in c["dynamodb"]:
+                r, w = units(op)
+                req += op["count"] * n
+                rru += r * op["count"] * n
+                wru += w * op["count"] * n
+            posts += posts_per_invocation(c, a) * n
+            frames += c["client_frames_in"] * n
+            invocations += n
+            lambda_gb_s += n * c["lambda_ms"] / 1000 * c["lambda_mb"] / 1024
+        usd = ((frames + posts) * p["apigw_message_per_million"] / 1e6
+               + invocations * p["lambda_request_per_million"] / 1e6
+               + lambda_gb_s * p["lambda_gb_second_arm64"]
+               + wru * p["dynamodb_wru_per_million"] / 1e6
+               + rru * p["dynamodb_rru_per_million"] / 1e6)
+        out[kind] = {"dynamodb_requests": req, "rru": rru, "wru": wru, "posts": posts,
+                     "apigw_messages": frames + posts, "usd_per_million": usd * 1e6}
+    return out
 
 
 def model(counts, a, p):
@@ -106,7 +164,7 @@ def model(counts, a, p):
     rates = route_rates(a, messages_per_s)
     # Message-driven routes peak with traffic; connection-driven ones are set by the (already
     # peak) concurrent connection count.
-    peak = {r: a["peak_factor"] if r in ("send_1to1", "ack") else 1.0 for r in rates}
+    peak = {r: a["peak_factor"] if r in MESSAGE_ROUTES else 1.0 for r in rates}
     routes = {}
     for name, rate in rates.items():
         c = counts["routes"][name]
@@ -117,11 +175,7 @@ def model(counts, a, p):
             rru += r * op["count"] * rate
             wru += w * op["count"] * rate
             ddb_requests += op["count"] * rate
-        posts = rate * (
-            c["posts"]["reply"]
-            + c["posts"]["per_recipient_connection"] * a["recipient_connections"]
-            + c["posts"]["per_sender_other_connection"] * a["sender_other_connections"]
-        )
+        posts = rate * posts_per_invocation(c, a)
         frames_in = rate * c["client_frames_in"]
         routes[name] = {
             "per_s": rate,
@@ -172,9 +226,8 @@ def model(counts, a, p):
     ) / month_days
 
     # Per message: only what sending and acking one message costs (marginal) ...
-    per_msg_routes = ("send_1to1", "ack")
     marginal = 0.0
-    for r in per_msg_routes:
+    for r in (r for r in MESSAGE_ROUTES if r in routes):
         x = routes[r]
         marginal += (
             x["apigw_messages_per_s"] * p["apigw_message_per_million"] / 1e6
@@ -214,6 +267,7 @@ def model(counts, a, p):
             "marginal_send_and_ack": marginal * 1e6,
             "all_in_year_5": all_in_y5 / (messages_per_day / 1e6),
         },
+        "per_message_by_kind": per_message(counts, a, p),
         "quotas": {
             k: {"default": QUOTAS[k], "system_needs": v, "per_cell_needs": v / cells,
                 "raise_needed_per_cell": v / cells > QUOTAS[k]}
@@ -272,6 +326,14 @@ def markdown(m):
     u = m["usd_per_million_messages"]
     w(f"$/1M messages: marginal (send + ack, incl. SNS share) ${u['marginal_send_and_ack']:.2f}; "
       f"all-in at year 5 (connections, heartbeats, churn, storage) ${u['all_in_year_5']:.2f}.\n")
+    w("Per message by conversation kind (its send, plus one delivered ack per recipient; "
+      "each recipient with one live connection):\n")
+    w("| kind | DynamoDB requests | RRU | WRU | PostToConnection | API GW msgs | $/1M messages (marginal) |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for kind, k in m["per_message_by_kind"].items():
+        w(f"| {kind} | {k['dynamodb_requests']:,.0f} | {k['rru']:,.1f} | {k['wru']:,.0f} | "
+          f"{k['posts']:,.0f} | {k['apigw_messages']:,.0f} | {k['usd_per_million']:,.2f} |")
+    w("")
     cells = m["cells"]
     w(f"Cells: {cells['count']} cells of {si(cells['connections_per_cell'])} connections "
       f"(~{cells['per_region']:.0f} per region over {m['inputs']['assumptions']['regions']} regions).\n")

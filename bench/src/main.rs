@@ -3,18 +3,22 @@
 //! ```text
 //! messenger-bench [--embedded | --reference | --url URL [--secret S]] [options]
 //! messenger-bench serve-reference [--port N] [--nagle]
+//! messenger-bench lambda-init [--runs N] BIN...
 //! ```
 
 use anyhow::{Context, Result, bail};
 use messenger_bench::reference::{self, ReferenceConfig};
-use messenger_bench::{BenchConfig, Load, Target, Topology};
+use messenger_bench::{BenchConfig, Load, Store, Target, Topology};
 use std::time::Duration;
 
 const USAGE: &str = "\
 usage:
   messenger-bench [TARGET] [OPTIONS]
     TARGET (default --embedded):
-      --embedded              start messenger-local in this process (in-memory store)
+      --embedded              start messenger-local in this process
+        --store memory|dynamodb   its store (default memory); dynamodb creates fresh tables
+        --dynamodb-endpoint URL   for --store dynamodb (default: $MESSENGER_DYNAMODB_ENDPOINT),
+                              e.g. MiniStack's: endpoint=$(localstack/ministack start)
       --reference             start the raw reference fan-out server in this process
       --reference-nagle       the reference server, leaving Nagle's algorithm on (like axum)
       --reference-read-buffer N   the reference server's read buffer per socket (default 8192;
@@ -23,6 +27,8 @@ usage:
       --secret S              HS256 secret (default: the development secret)
     OPTIONS:
       --connections N         connections, one user each, in pairs (default 100)
+      --groups G              groups of G members instead of pairs (2..=256; N a multiple of
+                              G), created with create_group; every message goes to G-1 members
       --rate R                open loop: R sends/s in total (default 1000)
       --window W              closed loop instead: W unanswered sends per connection
       --duration S            measured seconds (default 10)
@@ -36,6 +42,10 @@ usage:
       --quiet                 no progress lines
   messenger-bench serve-reference [--port N] [--nagle]
       Serve the reference server on 127.0.0.1:N until Ctrl-C (for --url runs).
+  messenger-bench lambda-init [--runs N] BIN...
+      For each Lambda bootstrap BIN: size, and over N starts (default 10) the time from process
+      start to its first GET /2018-06-01/runtime/invocation/next on a stub Runtime API
+      (127.0.0.1), and VmRSS at that moment. JSON on stdout.
 
 Exit status: 0 when nothing was lost or duplicated, 1 when something was, 2 on errors.
 Logs of the in-process gateway: RUST_LOG (default warn).";
@@ -113,12 +123,50 @@ fn real_main() -> Result<bool> {
             .map(|()| true);
     }
 
+    if args.0.first().map(String::as_str) == Some("lambda-init") {
+        args.0.remove(0);
+        let runs: usize = args.value("--runs")?.unwrap_or(10);
+        if args.0.is_empty() || args.0.iter().any(|a| a.starts_with("--")) {
+            bail!("lambda-init needs one or more binaries\n\n{USAGE}");
+        }
+        let mut reports = Vec::new();
+        for bin in &args.0 {
+            let r = messenger_bench::lambda_init::measure(std::path::Path::new(bin), runs)
+                .with_context(|| format!("measuring {bin}"))?;
+            eprintln!(
+                "{bin}: {:.1} MB; init ms min {:.1} median {:.1} max {:.1}; RSS {:.1} MiB",
+                r.size_bytes as f64 / 1e6,
+                r.init_ms_min,
+                r.init_ms_median,
+                r.init_ms_max,
+                r.rss_kib_median as f64 / 1024.0
+            );
+            reports.push(r);
+        }
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(true);
+    }
     let secret = args
         .value::<String>("--secret")?
         .map(String::into_bytes)
         .unwrap_or_else(|| messenger::auth::DEV_SECRET.as_bytes().to_vec());
     let url: Option<String> = args.value("--url")?;
     let embedded = args.flag("--embedded");
+    let store_name: Option<String> = args.value("--store")?;
+    let endpoint: Option<String> = args.value("--dynamodb-endpoint")?;
+    let store = match store_name.as_deref() {
+        None | Some("memory") if endpoint.is_none() => Store::Memory,
+        None | Some("memory") => bail!("--dynamodb-endpoint needs --store dynamodb"),
+        Some("dynamodb") => Store::DynamoDb {
+            endpoint: endpoint
+                .or_else(|| std::env::var("MESSENGER_DYNAMODB_ENDPOINT").ok())
+                .context(
+                    "--store dynamodb needs --dynamodb-endpoint URL or MESSENGER_DYNAMODB_ENDPOINT",
+                )?,
+        },
+        Some(other) => bail!("--store {other:?}: expected memory or dynamodb"),
+    };
+
     let reference = args.flag("--reference");
     let reference_nagle = args.flag("--reference-nagle");
     let read_buffer: Option<usize> = args.value("--reference-read-buffer")?;
@@ -130,12 +178,15 @@ fn real_main() -> Result<bool> {
     };
     let target = match (url, embedded, reference, reference_nagle) {
         (Some(url), false, false, false) => Target::Url { url, secret },
-        (None, _, false, false) if read_buffer.is_none() => Target::Embedded,
+        (None, _, false, false) if read_buffer.is_none() => Target::Embedded(store.clone()),
         (None, false, _, _) if reference || reference_nagle || read_buffer.is_some() => {
             Target::Reference(reference_config)
         }
         _ => bail!("choose one target: --embedded, --reference, --reference-nagle or --url"),
     };
+    if store != Store::Memory && !matches!(target, Target::Embedded(_)) {
+        bail!("--store applies to the embedded gateway only");
+    }
     let defaults = BenchConfig::default();
     let window: Option<usize> = args.value("--window")?;
     let rate: Option<f64> = args.value("--rate")?;
@@ -147,7 +198,10 @@ fn real_main() -> Result<bool> {
     };
     let config = BenchConfig {
         target,
-        topology: Topology::Pairs,
+        topology: match args.value("--groups")? {
+            Some(size) => Topology::Groups { size },
+            None => Topology::Pairs,
+        },
         connections: args.value("--connections")?.unwrap_or(defaults.connections),
         load,
         duration: args

@@ -4,13 +4,12 @@
 //! the target of its sends, the connections that must receive them), so a new topology only
 //! changes this file and, if it needs one, the set-up step in [`crate::run`].
 //!
-//! **Extension point for group chats.** Group frames are still being designed, so only
-//! [`Topology::Pairs`] exists. A group mode adds a variant (e.g. `Groups { size }`), builds its
-//! users and `recipients` here (every other member's connection), and sends with
-//! [`SendTarget::Conversation`]; the groups themselves are created by a set-up phase in
-//! [`crate::run::run`] (marked there) before the load starts, once the create/add frames are
-//! final. Loss, duplication and seq checks already work per (sender, recipient) and per
-//! conversation, so they need no change.
+//! Two topologies: [`Topology::Pairs`] (1:1 chats) and [`Topology::Groups`] (groups of G
+//! members, each writing to the whole group). A group's conversation id is the server's, so
+//! group plans start with no targets: the set-up phase ([`crate::run`]) creates each group with
+//! a `create_group` frame from its first member and fills in [`Plan::targets`] and
+//! [`Plan::reserved_seqs`] (the `group_created` event takes seq 1). Loss, duplication and seq
+//! checks work per (sender, recipient) and per conversation, so they are the same for both.
 
 use crate::BenchError;
 use serde::Serialize;
@@ -22,6 +21,9 @@ pub enum Topology {
     /// Connections `2k` and `2k+1` are two users of one 1:1 conversation; each writes to the
     /// other, so every message has exactly one recipient connection.
     Pairs,
+    /// Connections `kG … kG+G-1` are the members of group `k` (created by the first of them);
+    /// each writes to the group, so every message has `G - 1` recipient connections.
+    Groups { size: usize },
 }
 
 /// Where a connection's `send` frames go.
@@ -55,6 +57,9 @@ pub struct Plan {
     pub recipients: Vec<Vec<usize>>,
     /// For each connection, the connections whose messages it expects (inverse of `recipients`).
     pub senders: Vec<Vec<usize>>,
+    /// Seqs of each conversation taken before the load (the `group_created` event), so the
+    /// gap check counts from the first seq the generator's sends can get.
+    pub reserved_seqs: std::collections::HashMap<String, u64>,
 }
 
 impl Plan {
@@ -62,6 +67,44 @@ impl Plan {
     pub fn new(topology: Topology, connections: usize, prefix: &str) -> Result<Self, BenchError> {
         match topology {
             Topology::Pairs => Self::pairs(connections, prefix),
+            Topology::Groups { size } => Self::groups(size, connections, prefix),
+        }
+    }
+
+    fn groups(size: usize, connections: usize, prefix: &str) -> Result<Self, BenchError> {
+        // The server's default limit is 256 members, creator included.
+        if !(2..=256).contains(&size) || connections == 0 || !connections.is_multiple_of(size) {
+            return Err(BenchError::Config(format!(
+                "groups of {size} need a group size of 2 to 256 and a multiple of it as the \
+                 number of connections, got {connections}"
+            )));
+        }
+        let users: Vec<String> = (0..connections).map(|i| format!("{prefix}-{i}")).collect();
+        let others = |i: usize| {
+            let first = i - i % size;
+            (first..first + size)
+                .filter(|&j| j != i)
+                .collect::<Vec<_>>()
+        };
+        Ok(Self {
+            topology: Topology::Groups { size },
+            // Known once the set-up phase has created the groups.
+            targets: Vec::new(),
+            recipients: (0..connections).map(others).collect(),
+            senders: (0..connections).map(others).collect(),
+            reserved_seqs: Default::default(),
+            users,
+        })
+    }
+
+    /// The groups of a group plan: for each, its connections (the creator first).
+    pub fn groups_of(&self) -> Vec<std::ops::Range<usize>> {
+        match self.topology {
+            Topology::Pairs => Vec::new(),
+            Topology::Groups { size } => (0..self.len())
+                .step_by(size)
+                .map(|first| first..first + size)
+                .collect(),
         }
     }
 
@@ -80,6 +123,7 @@ impl Plan {
                 .collect(),
             recipients: (0..connections).map(|i| vec![peer(i)]).collect(),
             senders: (0..connections).map(|i| vec![peer(i)]).collect(),
+            reserved_seqs: Default::default(),
             users,
         })
     }
@@ -106,6 +150,23 @@ mod tests {
         assert_eq!(p.targets[2], SendTarget::User("u-3".into()));
         assert_eq!(p.recipients[3], [2]);
         assert_eq!(p.senders[0], [1]);
+    }
+
+    #[test]
+    fn group_members_write_to_every_other_member() {
+        let p = Plan::new(Topology::Groups { size: 3 }, 6, "u").unwrap();
+        assert_eq!(p.recipients[0], [1, 2]);
+        assert_eq!(p.recipients[4], [3, 5]);
+        assert_eq!(p.senders[5], [3, 4]);
+        assert_eq!(p.groups_of(), [0..3, 3..6]);
+        assert!(p.targets.is_empty(), "filled in by the set-up phase");
+    }
+
+    #[test]
+    fn groups_refuse_a_partial_group() {
+        assert!(Plan::new(Topology::Groups { size: 3 }, 7, "u").is_err());
+        assert!(Plan::new(Topology::Groups { size: 1 }, 4, "u").is_err());
+        assert!(Plan::new(Topology::Groups { size: 257 }, 257, "u").is_err());
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct Machine {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {
     pub target: String,
+    /// The embedded gateway's store: `memory` or `dynamodb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     pub url: String,
     pub topology: crate::Topology,
     pub connections: usize,
@@ -122,6 +125,20 @@ pub struct ProcessCost {
     pub peak_rss_mib: f64,
 }
 
+/// DynamoDB requests of the embedded gateway over the measured window, counted by the
+/// adapter (`messenger_aws::metrics`), with the capacity units the emulator reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct DynamoCost {
+    /// Requests per operation (`GetItem`, `Query`, …).
+    pub requests: BTreeMap<String, u64>,
+    pub read_units: f64,
+    pub write_units: f64,
+    /// Per message acknowledged in the window.
+    pub requests_per_message: Option<f64>,
+    pub read_units_per_message: Option<f64>,
+    pub write_units_per_message: Option<f64>,
+}
+
 /// One run's result, as written to the JSON file.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -133,6 +150,9 @@ pub struct Report {
     /// send → `sent` at the sender, and send → `message` at the recipient.
     pub latency_ms: BTreeMap<&'static str, Latency>,
     pub process: ProcessCost,
+    /// Only for the embedded gateway on DynamoDB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dynamodb: Option<DynamoCost>,
     /// True when nothing was lost, duplicated, unanswered, mis-sequenced or cut off.
     pub ok: bool,
 }
@@ -191,18 +211,19 @@ pub fn merge(plan: &Plan, outcomes: &[Outcome]) -> Merged {
     // recipient and senders only reach their planned recipients.
     m.lost = m.expected_deliveries.saturating_sub(delivered_pairs);
 
-    // Seqs per conversation: unique, and gapless from 1 (the run's users are fresh).
+    // Seqs per conversation: unique, and gapless after those the set-up took.
     let mut by_conv: HashMap<&str, Vec<u64>> = HashMap::new();
     for (conv, seq) in acked.values() {
         by_conv.entry(conv).or_default().push(*seq);
     }
-    for seqs in by_conv.values_mut() {
+    for (conv, seqs) in by_conv.iter_mut() {
         seqs.sort_unstable();
         let before = seqs.len() as u64;
         seqs.dedup();
         m.seq_collisions += before - seqs.len() as u64;
         let max = seqs.last().copied().unwrap_or(0);
-        m.seq_gaps += max.saturating_sub(seqs.len() as u64);
+        let reserved = plan.reserved_seqs.get(*conv).copied().unwrap_or(0);
+        m.seq_gaps += max.saturating_sub(reserved + seqs.len() as u64);
     }
 
     Merged {
@@ -367,6 +388,27 @@ mod tests {
         assert_eq!(m.seq_gaps, 1);
         assert_eq!(m.duplicated, 1);
         assert!(!m.ok());
+    }
+
+    /// Like [`pair`], but seq 1 went to an event before the load (a group's creation).
+    fn pair_after_an_event() -> [Outcome; 2] {
+        let (_, mut a, mut b) = pair();
+        for x in a.acked.iter_mut().chain(b.acked.iter_mut()) {
+            x.seq += 1;
+        }
+        a.received = vec![received(1, 1, 5)];
+        b.received = vec![received(0, 1, 2), received(0, 2, 3), received(0, 3, 4)];
+        [a, b]
+    }
+
+    #[test]
+    fn seqs_taken_by_the_set_up_are_no_gap() {
+        let mut plan = Plan::new(Topology::Pairs, 2, "u").unwrap();
+        assert_eq!(merge(&plan, &pair_after_an_event()).messages.seq_gaps, 1);
+        plan.reserved_seqs.insert("dm:u-0:u-1".into(), 1);
+        let m = merge(&plan, &pair_after_an_event()).messages;
+        assert_eq!(m.seq_gaps, 0);
+        assert!(m.ok(), "{m:?}");
     }
 
     #[test]

@@ -1,20 +1,24 @@
 //! Orchestration layer: one benchmark run from start to report.
 //!
-//! 1. Start the target in this process when asked (embedded gateway or reference server, each on
-//!    a free loopback port), or take a URL.
+//! 1. Start the target in this process when asked (embedded gateway — on the in-memory store or
+//!    on fresh DynamoDB tables — or reference server, each on a free loopback port), or take a URL.
 //! 2. Open every connection, at most `connect_concurrency` handshakes at a time, before any load.
-//! 3. Warm up, then measure for `duration`, printing a progress line each second.
-//! 4. Stop sending and drain: wait until every send is answered and every acknowledged message
+//! 3. Set up: a group topology creates its groups (`create_group` from each group's first member).
+//! 4. Warm up, then measure for `duration`, printing a progress line each second.
+//! 5. Stop sending and drain: wait until every send is answered and every acknowledged message
 //!    delivered (or the drain timeout passes: what is still missing then is lost).
-//! 5. Close the connections, merge their outcomes, check them, and report.
+//! 6. Close the connections, merge their outcomes, check them, and report.
 
 use crate::client::{self, Counters, Outcome, Pace, Schedule, Shared, Ws};
 use crate::plan::{Plan, Topology};
 use crate::reference::{self, ReferenceConfig};
-use crate::report::{self, ConnectStats, Latency, ProcessCost, Report, RunInfo, Throughput};
-use crate::{BenchError, sys};
+use crate::report::{
+    self, ConnectStats, DynamoCost, Latency, ProcessCost, Report, RunInfo, Throughput,
+};
+use crate::{BenchError, setup, sys};
 use messenger::auth;
 use messenger::domain::{DeviceId, UserId};
+use messenger_aws::{DynamoStore, Snapshot};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,8 +34,8 @@ pub enum Target {
     /// Any Messenger WebSocket endpoint (`ws://host:port/stage`); tokens are minted with
     /// `secret`, which must be the one the target verifies with.
     Url { url: String, secret: Vec<u8> },
-    /// `messenger-local` started in this process on a free loopback port, in-memory store.
-    Embedded,
+    /// `messenger-local` started in this process on a free loopback port, over `Store`.
+    Embedded(Store),
     /// The raw reference server started in this process on a free loopback port.
     Reference(ReferenceConfig),
 }
@@ -40,8 +44,29 @@ impl Target {
     fn name(&self) -> &'static str {
         match self {
             Self::Url { .. } => "url",
-            Self::Embedded => "embedded",
+            Self::Embedded(_) => "embedded",
             Self::Reference(_) => "reference",
+        }
+    }
+}
+
+/// The stores behind an in-process embedded gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Store {
+    /// `messenger::Stores::in_memory()`, as `messenger-local serve` runs by default.
+    #[default]
+    Memory,
+    /// `DynamoStore` over new tables (`bench<time>-*`, created by the run) at `endpoint`
+    /// (MiniStack, LocalStack or DynamoDB Local), appends queued per conversation in-process
+    /// as `messenger-local` does.
+    DynamoDb { endpoint: String },
+}
+
+impl Store {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::DynamoDb { .. } => "dynamodb",
         }
     }
 }
@@ -84,7 +109,7 @@ pub struct BenchConfig {
 impl Default for BenchConfig {
     fn default() -> Self {
         Self {
-            target: Target::Embedded,
+            target: Target::Embedded(Store::Memory),
             topology: Topology::Pairs,
             connections: 100,
             load: Load::Rate(1000.0),
@@ -105,6 +130,8 @@ impl Default for BenchConfig {
 struct Started {
     url: String,
     secret: Vec<u8>,
+    /// The DynamoDB store of an embedded gateway, for its request counters.
+    dynamo: Option<DynamoStore>,
     _shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -125,9 +152,10 @@ async fn start(target: &Target) -> Result<Started, BenchError> {
         Target::Url { url, secret } => Ok(Started {
             url: url.clone(),
             secret: secret.clone(),
+            dynamo: None,
             _shutdown: None,
         }),
-        Target::Embedded => {
+        Target::Embedded(store) => {
             let listener = bind().await?;
             let addr = listener.local_addr().map_err(|source| BenchError::Serve {
                 what: "embedded",
@@ -138,21 +166,23 @@ async fn start(target: &Target) -> Result<Started, BenchError> {
                 format!("ws://{addr}/{}", config.stage),
                 config.jwt_secret.clone(),
             );
+            let (stores, dynamo) = match store {
+                Store::Memory => (messenger::Stores::in_memory(), None),
+                Store::DynamoDb { endpoint } => {
+                    let store = fresh_dynamo_store(endpoint).await?;
+                    let stores = messenger::Stores::from_one(Arc::new(store.clone()));
+                    (stores, Some(store))
+                }
+            };
             tokio::spawn(async move {
-                if let Err(e) = messenger_local::serve(
-                    listener,
-                    config,
-                    messenger::Stores::in_memory(),
-                    stopped,
-                )
-                .await
-                {
+                if let Err(e) = messenger_local::serve(listener, config, stores, stopped).await {
                     eprintln!("embedded gateway stopped: {e}");
                 }
             });
             Ok(Started {
                 url,
                 secret,
+                dynamo,
                 _shutdown: Some(tx),
             })
         }
@@ -172,10 +202,25 @@ async fn start(target: &Target) -> Result<Started, BenchError> {
             Ok(Started {
                 url,
                 secret,
+                dynamo: None,
                 _shutdown: Some(tx),
             })
         }
     }
+}
+
+/// A `DynamoStore` over new tables named `bench<millis>-…` at `endpoint`, as messenger-local
+/// runs it (appends queued per conversation in this process).
+async fn fresh_dynamo_store(endpoint: &str) -> Result<DynamoStore, BenchError> {
+    let sdk = messenger_aws::sdk::for_endpoint(endpoint).await;
+    let prefix = format!("bench{}-", chrono::Utc::now().timestamp_millis());
+    let store = DynamoStore::new(&sdk, messenger_aws::Tables::with_prefix(&prefix))
+        .with_local_append_lock();
+    store
+        .create_tables()
+        .await
+        .map_err(|e| BenchError::Setup(format!("creating tables at {endpoint}: {e}")))?;
+    Ok(store)
 }
 
 fn token_url(base: &str, secret: &[u8], user: &str) -> Result<String, BenchError> {
@@ -321,9 +366,9 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
             chrono::Utc::now().timestamp_millis() % 10_000_000_000
         )
     });
-    let plan = Plan::new(config.topology, config.connections, &prefix)?;
+    let mut plan = Plan::new(config.topology, config.connections, &prefix)?;
     let started = start(&config.target).await?;
-    let (conns, connect) = connect_all(&config, &plan, &started).await?;
+    let (mut conns, connect) = connect_all(&config, &plan, &started).await?;
     if config.progress {
         eprintln!(
             "{} connections open in {:.1}s ({:.0}/s) to {}",
@@ -333,7 +378,17 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
             started.url
         );
     }
-    // Set-up phase: a group topology creates its groups here, before the clock starts.
+    if !plan.groups_of().is_empty() {
+        let began = Instant::now();
+        conns = setup::create_groups(&mut plan, conns, config.connect_concurrency).await?;
+        if config.progress {
+            eprintln!(
+                "{} groups created in {:.1}s",
+                plan.groups_of().len(),
+                began.elapsed().as_secs_f64()
+            );
+        }
+    }
 
     let pace = match config.load {
         Load::Rate(r) if r > 0.0 => Pace::Every {
@@ -370,8 +425,14 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
 
     tokio::time::sleep_until(schedule.measure_from).await;
     let (cpu_from, _) = sys::usage();
+    let db_from = started.dynamo.as_ref().map(DynamoStore::counters);
     tokio::time::sleep_until(schedule.send_until).await;
     let (cpu_to, _) = sys::usage();
+    let db_window = started
+        .dynamo
+        .as_ref()
+        .zip(db_from)
+        .map(|(s, from)| s.counters().since(&from));
     let drain_deadline = Instant::now() + config.drain_timeout;
     while !settled(&shared.counters, fanout) && Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -394,6 +455,7 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     let window = config.duration.as_secs_f64();
     let cpu = (cpu_to - cpu_from).as_secs_f64();
     let delivered_per_s = merged.delivered_in_window as f64 / window;
+    let dynamodb = db_window.map(|w| dynamo_cost(&w, &merged));
     let mut latency_ms = BTreeMap::new();
     {
         let l = shared.latencies.lock().unwrap_or_else(|e| e.into_inner());
@@ -407,6 +469,10 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     Ok(Report {
         run: RunInfo {
             target: config.target.name().into(),
+            store: match &config.target {
+                Target::Embedded(store) => Some(store.name().into()),
+                _ => None,
+            },
             url,
             topology: config.topology,
             connections: config.connections,
@@ -435,5 +501,25 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
                 .then(|| cpu * 1e6 / merged.delivered_in_window as f64),
             peak_rss_mib: peak_rss_kib as f64 / 1024.0,
         },
+        dynamodb,
     })
+}
+
+/// DynamoDB requests and units over the measured window, in total and per message sent
+/// (acknowledged) in it.
+fn dynamo_cost(window: &Snapshot, merged: &report::Merged) -> DynamoCost {
+    let per = |x: f64| (merged.acked_in_window > 0).then(|| x / merged.acked_in_window as f64);
+    let requests: BTreeMap<String, u64> = window
+        .0
+        .iter()
+        .map(|(op, s)| (op.clone(), s.requests))
+        .collect();
+    DynamoCost {
+        requests_per_message: per(window.total_requests() as f64),
+        write_units_per_message: per(window.write_units()),
+        read_units_per_message: per(window.read_units()),
+        requests,
+        read_units: window.read_units(),
+        write_units: window.write_units(),
+    }
 }

@@ -2,14 +2,14 @@
 //! only (nothing lost, nothing duplicated, something delivered). Never asserts on speed: CI
 //! machines are shared and slow.
 
-use messenger_bench::{BenchConfig, Load, Target, run};
+use messenger_bench::{BenchConfig, Load, Store, Target, Topology, run};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_run_against_the_embedded_gateway_loses_and_duplicates_nothing() {
     // GIVEN an embedded gateway and 6 connections in 3 pairs
     let config = BenchConfig {
-        target: Target::Embedded,
+        target: Target::Embedded(Store::Memory),
         connections: 6,
         load: Load::Rate(60.0),
         warmup: Duration::from_millis(200),
@@ -53,5 +53,33 @@ async fn a_closed_loop_run_against_the_reference_server_is_consistent_too() {
 
     // THEN the reference server passes the same checks (the yardstick itself is sound)
     assert!(report.messages.delivered > 0, "{:?}", report.messages);
+    assert!(report.ok, "{}", report.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_group_run_delivers_every_message_to_every_other_member_once() {
+    // GIVEN an embedded gateway and 2 groups of 3 members, created through `create_group`
+    let config = BenchConfig {
+        target: Target::Embedded(Store::Memory),
+        topology: Topology::Groups { size: 3 },
+        connections: 6,
+        load: Load::Rate(30.0),
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_secs(1),
+        drain_timeout: Duration::from_secs(20),
+        progress: false,
+        ..BenchConfig::default()
+    };
+
+    // WHEN every member writes to its group for about a second
+    let report = run(config).await.expect("the run completes");
+
+    // THEN each acknowledged message reached the 2 other members exactly once, gapless after
+    // the group_created event
+    let m = &report.messages;
+    assert!(m.acked > 0, "{m:?}");
+    assert_eq!(m.expected_deliveries, 2 * m.acked, "{m:?}");
+    assert_eq!(m.delivered, m.expected_deliveries, "{m:?}");
+    assert_eq!(m.unexpected_frames, 0, "{m:?}");
     assert!(report.ok, "{}", report.summary());
 }

@@ -189,3 +189,261 @@ async fn send_ack_and_sync_make_exactly_the_documented_requests() {
         "no Scan on any path"
     );
 }
+
+/// A group of `size` members (`alice` the creator and admin, then `m1`…), each with one live
+/// connection, created through the real `create_group` use case. Returns the conversation and
+/// every member's caller (the creator first).
+async fn group_with_everyone_online(
+    app: &App,
+    store: &DynamoStore,
+    pusher: &RecordingPusher,
+    size: usize,
+    tag: &str,
+) -> (messenger::domain::ConversationId, Vec<Caller>) {
+    use messenger::domain::Connection;
+    use messenger::ports::Connections;
+    let members: Vec<Caller> = (0..size)
+        .map(|i| {
+            let name = if i == 0 {
+                "alice".into()
+            } else {
+                format!("m{i}")
+            };
+            caller(&name, "phone", tag)
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    for c in &members {
+        store
+            .put(&Connection {
+                id: c.connection.clone(),
+                user: c.user.clone(),
+                device: c.device.clone(),
+                connected_at: now,
+                expires_at: now + chrono::Duration::hours(2),
+            })
+            .await
+            .unwrap();
+    }
+    let others: Vec<&UserId> = members[1..].iter().map(|c| &c.user).collect();
+    let req = request(
+        &members[0],
+        json!({"action": "create_group", "name": "bench", "members": others,
+               "client_msg_id": format!("g{size}")}),
+    );
+    usecases::groups::create_group(app, &req, req.frame().unwrap())
+        .await
+        .unwrap();
+    let posts = pusher.0.lock().unwrap().drain(..).collect::<Vec<_>>();
+    let conv = posts
+        .iter()
+        .find_map(|(_, v)| v["conversation"].as_str())
+        .expect("create_group answers with the conversation");
+    (
+        messenger::domain::ConversationId::new(conv).unwrap(),
+        members,
+    )
+}
+
+/// Requests, capacity units and PostToConnection calls of one group `send` where every member
+/// has one live connection.
+async fn group_send_cost(size: usize) -> (Snapshot, Vec<(String, String)>) {
+    let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
+    let pusher = Arc::new(RecordingPusher::default());
+    let app = App::new(
+        Stores::from_one(store.clone()),
+        pusher.clone(),
+        Limits::default(),
+    );
+    let t = messenger::contract::tag();
+    let (conv, members) = group_with_everyone_online(&app, &store, &pusher, size, &t).await;
+    let alice = &members[0];
+    // The members Query alone, to split the read units (MiniStack reports them per Query).
+    let gsi = measure(&store, async || {
+        messenger::ports::Conversations::members(&*store, &conv)
+            .await
+            .unwrap();
+    })
+    .await;
+    println!("members query (GSI), {size} members: {gsi:?}");
+    let started = std::time::Instant::now();
+    let cost = measure(&store, async || {
+        let req = request(
+            alice,
+            json!({"action": "send", "conversation": conv, "client_msg_id": "c-1", "body": "hi all"}),
+        );
+        usecases::send::send(&app, &req, req.frame().unwrap())
+            .await
+            .unwrap()
+    })
+    .await;
+    println!(
+        "group send, {size} members, {:?} on the emulator: {cost:?}",
+        started.elapsed()
+    );
+    (cost, pusher.take())
+}
+
+/// The posts of one fan-out: the reply to the requester, then `kind` to every other member.
+fn fan_out(reply: &str, kind: &str, posts: &[(String, String)]) -> BTreeMap<String, usize> {
+    let mut by_type = BTreeMap::new();
+    for (_, ty) in posts {
+        *by_type.entry(ty.clone()).or_default() += 1;
+    }
+    assert!(
+        by_type.contains_key(reply) && by_type.contains_key(kind),
+        "{posts:?}"
+    );
+    by_type
+}
+
+#[tokio::test]
+async fn a_group_send_costs_one_connections_query_per_member() {
+    for size in [10, 256] {
+        let (cost, posts) = group_send_cost(size).await;
+        let members = size as u64;
+        assert_eq!(
+            requests(&cost),
+            BTreeMap::from([
+                ("BatchGetItem", 1),       // head + idempotency key, strongly consistent
+                ("GetItem", 1),            // the sender's membership
+                ("Query", 1 + members),    // the members (GSI), then each member's connections
+                ("TransactWriteItems", 1)  // head, message, idempotency key
+            ]),
+            "{size} members"
+        );
+        // The same three-item transaction as a 1:1 send: the write cost does not grow.
+        assert_eq!(cost.write_units(), 6.0, "{size} members");
+        // `sent` to the sender, `message` to every other member's one connection.
+        assert_eq!(
+            fan_out("sent", "message", &posts),
+            BTreeMap::from([("message".into(), size - 1), ("sent".into(), 1)]),
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_group_ack_and_a_sync_page_cost() {
+    let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
+    let pusher = Arc::new(RecordingPusher::default());
+    let app = App::new(
+        Stores::from_one(store.clone()),
+        pusher.clone(),
+        Limits::default(),
+    );
+    let t = messenger::contract::tag();
+    let (conv, members) = group_with_everyone_online(&app, &store, &pusher, 10, &t).await;
+    for i in 1..=2 {
+        let req = request(
+            &members[0],
+            json!({"action": "send", "conversation": conv, "client_msg_id": format!("c-{i}"), "body": "hi"}),
+        );
+        usecases::send::send(&app, &req, req.frame().unwrap())
+            .await
+            .unwrap();
+    }
+    pusher.take();
+
+    // A member acks the latest message (seq 3: the created event, then two messages).
+    let m1 = &members[1];
+    let ack = measure(&store, async || {
+        let req = request(
+            m1,
+            json!({"action": "ack", "conversation": conv, "seq": 3, "kind": "delivered"}),
+        );
+        usecases::ack::ack(&app, &req, req.frame().unwrap())
+            .await
+            .unwrap()
+    })
+    .await;
+    println!("group ack, 10 members: {ack:?}");
+    assert_eq!(
+        requests(&ack),
+        BTreeMap::from([
+            ("BatchGetItem", 1), // the conversation's head (is seq in range?)
+            ("GetItem", 1),      // the caller's membership
+            ("Query", 1 + 10),   // the members (GSI), then each member's connections
+            ("UpdateItem", 1),   // the conditional pointer move
+        ])
+    );
+    assert_eq!(ack.write_units(), 1.0);
+    // `acked` to the caller, a `receipt` to each of the 9 other members.
+    assert_eq!(
+        fan_out("acked", "receipt", &pusher.take()),
+        BTreeMap::from([("acked".into(), 1), ("receipt".into(), 9)]),
+    );
+
+    // Another member's device syncs from nothing: one page with the group's 3 entries.
+    let m2 = &members[2];
+    let sync = measure(&store, async || {
+        let req = request(m2, json!({"action": "sync", "since": {}}));
+        usecases::sync::sync(&app, &req, req.frame().unwrap())
+            .await
+            .unwrap()
+    })
+    .await;
+    println!("group sync page: {sync:?}");
+    assert_eq!(
+        requests(&sync),
+        BTreeMap::from([
+            ("BatchGetItem", 1), // heads of the caller's conversations
+            ("Query", 2),        // the caller's memberships; the group's new messages
+        ])
+    );
+    assert_eq!(sync.write_units(), 0.0);
+    let posts = pusher.0.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].1["messages"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_connect_a_heartbeat_and_a_disconnect_cost() {
+    let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
+    let pusher = Arc::new(RecordingPusher::default());
+    let app = App::new(
+        Stores::from_one(store.clone()),
+        pusher.clone(),
+        Limits::default(),
+    );
+    let t = messenger::contract::tag();
+    let alice = caller("alice", "phone", &t);
+    let connect = measure(&store, async || {
+        usecases::connect::connect(&app, &alice).await.unwrap()
+    })
+    .await;
+    println!("connect: {connect:?}");
+    assert_eq!(connect.write_units(), 2.0);
+
+    // The heartbeat: `presence` asking about nobody, every few minutes on every connection.
+    let heartbeat = measure(&store, async || {
+        let req = request(&alice, json!({"action": "presence", "users": []}));
+        usecases::presence::presence(&app, &req, req.frame().unwrap())
+            .await
+            .unwrap()
+    })
+    .await;
+    println!("heartbeat: {heartbeat:?}");
+    assert_eq!(
+        requests(&heartbeat),
+        BTreeMap::from([
+            ("Query", 1),      // the caller's memberships (not needed when asking about nobody)
+            ("UpdateItem", 1), // last seen
+        ])
+    );
+    assert_eq!(heartbeat.write_units(), 1.0);
+    assert_eq!(
+        pusher.take(),
+        vec![(alice.connection.to_string(), "presence".to_owned())]
+    );
+
+    let disconnect = measure(&store, async || {
+        usecases::connect::disconnect(&app, &alice).await.unwrap()
+    })
+    .await;
+    println!("disconnect: {disconnect:?}");
+    assert_eq!(
+        requests(&disconnect),
+        BTreeMap::from([("DeleteItem", 1), ("UpdateItem", 1)])
+    );
+    assert_eq!(disconnect.write_units(), 2.0);
+}
