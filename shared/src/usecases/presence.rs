@@ -19,6 +19,12 @@ pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<
     }
     let now = app.now();
     app.last_seen.touch(me, now).await?;
+    if frame.users.is_empty() {
+        // A pure heartbeat: nothing to look up.
+        req.reply(app, &ServerFrame::Presence { users: Vec::new() })
+            .await;
+        return Ok(());
+    }
 
     let mut seen_ids = HashSet::new();
     let users: Vec<UserId> = frame
