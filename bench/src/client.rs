@@ -137,7 +137,7 @@ pub struct Received {
 }
 
 /// Everything one connection saw, handed back when the run stops.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Outcome {
     pub index: usize,
     /// Sends written to the socket.
@@ -276,17 +276,7 @@ impl Task {
             seen: HashSet::new(),
             out: Outcome {
                 index,
-                sent: 0,
-                acked: Vec::new(),
-                errors: BTreeMap::new(),
-                unanswered: 0,
-                received: Vec::new(),
-                duplicates: 0,
-                unexpected: 0,
-                skipped: 0,
-                closed_early: None,
-                acked_in_window: 0,
-                delivered_in_window: 0,
+                ..Outcome::default()
             },
             shared,
         }

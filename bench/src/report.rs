@@ -314,17 +314,7 @@ mod tests {
     fn outcome(index: usize) -> Outcome {
         Outcome {
             index,
-            sent: 0,
-            acked: Vec::new(),
-            errors: BTreeMap::new(),
-            unanswered: 0,
-            received: Vec::new(),
-            duplicates: 0,
-            unexpected: 0,
-            skipped: 0,
-            closed_early: None,
-            acked_in_window: 0,
-            delivered_in_window: 0,
+            ..Outcome::default()
         }
     }
 

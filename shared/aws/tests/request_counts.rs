@@ -58,6 +58,18 @@ fn requests(s: &Snapshot) -> BTreeMap<&str, u64> {
     s.requests()
 }
 
+/// A store on fresh tables (default log buckets), an app over it, and the recording pusher.
+async fn world() -> (Arc<DynamoStore>, App, Arc<RecordingPusher>) {
+    let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
+    let pusher = Arc::new(RecordingPusher::default());
+    let app = App::new(
+        Stores::from_one(store.clone()),
+        pusher.clone(),
+        Limits::default(),
+    );
+    (store, app, pusher)
+}
+
 /// Runs `f` and returns what it cost.
 async fn measure(store: &DynamoStore, f: impl AsyncFnOnce()) -> Snapshot {
     let before = store.counters();
@@ -67,13 +79,7 @@ async fn measure(store: &DynamoStore, f: impl AsyncFnOnce()) -> Snapshot {
 
 #[tokio::test]
 async fn send_ack_and_sync_make_exactly_the_documented_requests() {
-    let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
-    let pusher = Arc::new(RecordingPusher::default());
-    let app = App::new(
-        Stores::from_one(store.clone()),
-        pusher.clone(),
-        Limits::default(),
-    );
+    let (store, app, pusher) = world().await;
 
     let t = messenger::contract::tag();
     let alice = caller("alice", "phone", &t);
@@ -248,13 +254,7 @@ async fn group_with_everyone_online(
 /// Requests, capacity units and PostToConnection calls of one group `send` where every member
 /// has one live connection.
 async fn group_send_cost(size: usize) -> (Snapshot, Vec<(String, String)>) {
-    let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
-    let pusher = Arc::new(RecordingPusher::default());
-    let app = App::new(
-        Stores::from_one(store.clone()),
-        pusher.clone(),
-        Limits::default(),
-    );
+    let (store, app, pusher) = world().await;
     let t = messenger::contract::tag();
     let (conv, members) = group_with_everyone_online(&app, &store, &pusher, size, &t).await;
     let alice = &members[0];
@@ -324,13 +324,7 @@ async fn a_group_send_costs_one_connections_query_per_member() {
 
 #[tokio::test]
 async fn a_group_ack_and_a_sync_page_cost() {
-    let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
-    let pusher = Arc::new(RecordingPusher::default());
-    let app = App::new(
-        Stores::from_one(store.clone()),
-        pusher.clone(),
-        Limits::default(),
-    );
+    let (store, app, pusher) = world().await;
     let t = messenger::contract::tag();
     let (conv, members) = group_with_everyone_online(&app, &store, &pusher, 10, &t).await;
     for i in 1..=2 {
@@ -398,13 +392,7 @@ async fn a_group_ack_and_a_sync_page_cost() {
 
 #[tokio::test]
 async fn a_connect_a_heartbeat_and_a_disconnect_cost() {
-    let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
-    let pusher = Arc::new(RecordingPusher::default());
-    let app = App::new(
-        Stores::from_one(store.clone()),
-        pusher.clone(),
-        Limits::default(),
-    );
+    let (store, app, pusher) = world().await;
     let t = messenger::contract::tag();
     let alice = caller("alice", "phone", &t);
     let connect = measure(&store, async || {
