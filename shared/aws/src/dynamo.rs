@@ -7,6 +7,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -14,7 +15,8 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures_util::future::try_join_all;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use messenger::domain::{
     ClientMsgId, Connection, ConnectionId, ConversationId, DeviceId, GroupEvent, GroupInfo, Member,
     Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
@@ -37,6 +39,8 @@ pub const TTL_ATTR: &str = "ttl";
 pub const BY_CONVERSATION: &str = "by_conversation";
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;
+/// Most Queries one call runs at once (fan-out reads one per member).
+const QUERY_CONCURRENCY: usize = 32;
 
 /// The four table names (each deployment, and each test run, has its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -513,10 +517,33 @@ impl DynamoStore {
         Ok(found)
     }
 
+    /// One Query per user (all pages), at most [`QUERY_CONCURRENCY`] in flight: a 256-member
+    /// fan-out must not open 256 connections at once or burst a partition. The items come in
+    /// no particular order.
+    async fn query_each_user(
+        &self,
+        users: &[UserId],
+        build: &(dyn Fn(&UserId) -> QueryFluentBuilder + Send + Sync),
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut pending = users.iter();
+        let mut in_flight = FuturesUnordered::new();
+        let mut items = Vec::new();
+        loop {
+            while in_flight.len() < QUERY_CONCURRENCY {
+                let Some(user) = pending.next() else { break };
+                in_flight.push(self.query_all(move || build(user)));
+            }
+            match in_flight.next().await {
+                Some(found) => items.extend(found?),
+                None => return Ok(items),
+            }
+        }
+    }
+
     /// Every item of one Query, following `LastEvaluatedKey`.
     async fn query_all(
         &self,
-        build: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        build: impl Fn() -> QueryFluentBuilder,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
@@ -747,8 +774,8 @@ impl Connections for DynamoStore {
         users: &[UserId],
         now: DateTime<Utc>,
     ) -> Result<Vec<Connection>, StoreError> {
-        let per_user = try_join_all(users.iter().map(|user| {
-            self.query_all(move || {
+        let items = self
+            .query_each_user(users, &|user| {
                 self.client
                     .query()
                     .table_name(&self.tables.connections)
@@ -758,11 +785,9 @@ impl Connections for DynamoStore {
                     .expression_attribute_values(":u", s(user.as_str()))
                     .expression_attribute_values(":now", ts(now))
             })
-        }))
-        .await?;
-        per_user
+            .await?;
+        items
             .iter()
-            .flatten()
             .map(|item| {
                 Ok(Connection {
                     id: id(item, "conn", ConnectionId::new)?,
@@ -1325,8 +1350,8 @@ impl PushDevices for DynamoStore {
 
     /// One Query per user (registrations only, not claims), all at once.
     async fn of_users(&self, users: &[UserId]) -> Result<Vec<PushDevice>, StoreError> {
-        let per_user = try_join_all(users.iter().map(|user| {
-            self.query_all(move || {
+        let items = self
+            .query_each_user(users, &|user| {
                 self.client
                     .query()
                     .table_name(&self.tables.devices)
@@ -1335,9 +1360,8 @@ impl PushDevices for DynamoStore {
                     .expression_attribute_values(":u", s(user.as_str()))
                     .expression_attribute_values(":d", s("D#"))
             })
-        }))
-        .await?;
-        per_user.iter().flatten().map(device_from).collect()
+            .await?;
+        items.iter().map(device_from).collect()
     }
 
     /// A conditional PutItem: it succeeds only if no claim stands that is both recent and for
