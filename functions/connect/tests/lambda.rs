@@ -8,12 +8,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_fn-connect");
 #[tokio::test]
 async fn handles_a_recorded_connect_event() {
     let (vars, store) = emulator_env().await;
-    let got = invoke_once(
-        Path::new(BIN),
-        &vars,
-        fixture("websocket-connect-event.json"),
-    )
-    .await;
+    // The recorded event, replayed now: its record lives 2 h 5 min from `connectedAt`.
+    let mut event = fixture("websocket-connect-event.json");
+    event["requestContext"]["connectedAt"] = chrono::Utc::now().timestamp_millis().into();
+    let got = invoke_once(Path::new(BIN), &vars, event).await;
     assert!(!got.is_error, "{got:?}");
     assert_eq!(got.response["statusCode"], 200);
     assert!(got.posts.is_empty(), "no PostToConnection during $connect");
