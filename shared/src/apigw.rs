@@ -137,20 +137,20 @@ pub async fn serve(
     );
     async move {
         let (id, client_msg_id, parsed) = parse_body(&event);
-        let result = match parsed {
-            Ok(body) => {
-                let req = Request {
-                    caller,
-                    id: id.clone(),
-                    request_id,
-                    body,
-                };
-                let result = run(app, &req).await;
-                (req.caller, req.request_id, result)
-            }
-            Err(e) => (caller, request_id, Err(e)),
+        let (body, unparsable) = match parsed {
+            Ok(body) => (body, None),
+            Err(e) => (Value::Null, Some(e)),
         };
-        let (caller, request_id, result) = result;
+        let req = Request {
+            caller,
+            id,
+            request_id,
+            body,
+        };
+        let result = match unparsable {
+            Some(e) => Err(e),
+            None => run(app, &req).await,
+        };
         if let Err(e) = result {
             if e.is_internal() {
                 tracing::error!(error = ?e, "request failed");
@@ -159,10 +159,10 @@ pub async fn serve(
             }
             let frame = ServerFrame::Error {
                 code: e.code(),
-                message: e.client_message(&request_id),
+                message: e.client_message(&req.request_id),
                 client_msg_id,
             };
-            app.reply(&caller.connection, id.as_ref(), &frame).await;
+            req.reply(app, &frame).await;
         }
         status(200)
     }
