@@ -1,6 +1,6 @@
 //! End-to-end chat scenarios: real WebSocket clients through the embedded gateway.
 
-use messenger_e2e::{Client, TestGateway};
+use messenger_e2e::{Client, TestGateway, send_concurrently};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -272,35 +272,15 @@ async fn an_outsider_can_neither_read_nor_post_into_a_conversation() {
 #[tokio::test]
 async fn four_connections_sending_concurrently_get_gapless_distinct_seqs() {
     let gw = TestGateway::start().await;
-    let mut tasks = Vec::new();
+    let mut senders = Vec::new();
     for (user, device, peer) in [
         ("alice", "a", "bob"),
         ("alice", "b", "bob"),
         ("bob", "a", "alice"),
         ("bob", "b", "alice"),
     ] {
-        let mut client = gw.connect(user, device).await;
-        tasks.push(tokio::spawn(async move {
-            for i in 0..50 {
-                let id = format!("{user}-{device}-{i}");
-                client
-                    .send(json!({"action":"send","to":peer,"client_msg_id":id,"body":"x","id":id}))
-                    .await;
-            }
-            let mut seqs = Vec::new();
-            for i in 0..50 {
-                let id = format!("{user}-{device}-{i}");
-                let sent = client.recv_where(|v| v["id"] == id.as_str()).await;
-                assert_eq!(sent["type"], "sent", "{sent}");
-                seqs.push(sent["seq"].as_u64().unwrap());
-            }
-            seqs
-        }));
+        senders.push((gw.connect(user, device).await, json!({ "to": peer })));
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort_unstable();
+    let all = send_concurrently(senders, 50).await;
     assert_eq!(all, (1..=200).collect::<Vec<u64>>());
 }

@@ -1,6 +1,6 @@
 //! Group chats end to end: real WebSocket clients through the embedded gateway.
 
-use messenger_e2e::{Client, TestGateway};
+use messenger_e2e::{Client, TestGateway, send_concurrently};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
 
@@ -184,35 +184,14 @@ async fn five_members_sending_concurrently_get_gapless_seqs() {
     let mut admin = gw.connect("m1", "phone").await;
     let g = create(&mut admin, "Load", &names[1..]).await;
     admin.close().await;
-    let mut tasks = Vec::new();
+    let mut senders = Vec::new();
     for name in names {
-        let mut c = gw.connect(name, "phone").await;
-        let g = g.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..20 {
-                let id = format!("{name}-{i}");
-                c.send(
-                    json!({"action":"send","conversation":g,"client_msg_id":id,"body":"x","id":id}),
-                )
-                .await;
-            }
-            let mut seqs = Vec::new();
-            for i in 0..20 {
-                let id = format!("{name}-{i}");
-                seqs.push(
-                    c.recv_where(|v| v["id"] == id.as_str()).await["seq"]
-                        .as_u64()
-                        .unwrap(),
-                );
-            }
-            seqs
-        }));
+        senders.push((
+            gw.connect(name, "phone").await,
+            json!({ "conversation": g }),
+        ));
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort_unstable();
+    let all = send_concurrently(senders, 20).await;
     assert_eq!(
         all,
         (2..=101).collect::<Vec<u64>>(),

@@ -278,6 +278,42 @@ impl Client {
     }
 }
 
+/// Each client sends `n` messages to its target (`{"to": …}` or `{"conversation": …}`) all at
+/// once, concurrently with the other clients, then waits for every reply; returns the seqs of
+/// all the `sent` replies, sorted (any other reply fails the test).
+pub async fn send_concurrently(senders: Vec<(Client, Value)>, n: usize) -> Vec<u64> {
+    let mut tasks = Vec::new();
+    for (mut client, target) in senders {
+        tasks.push(tokio::spawn(async move {
+            // Unique per connection: a user's devices must not share client_msg_ids.
+            let tag = messenger::domain::random_hex(4);
+            let ids: Vec<String> = (0..n)
+                .map(|i| format!("{}-{tag}-{i}", client.user))
+                .collect();
+            for id in &ids {
+                let mut frame = json!({"action":"send","client_msg_id":id,"body":"x","id":id});
+                for (k, v) in target.as_object().expect("a target object") {
+                    frame[k] = v.clone();
+                }
+                client.send(frame).await;
+            }
+            let mut seqs = Vec::with_capacity(n);
+            for id in &ids {
+                let sent = client.recv_where(|v| v["id"] == id.as_str()).await;
+                assert_eq!(sent["type"], "sent", "{sent}");
+                seqs.push(sent["seq"].as_u64().expect("a seq"));
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("a sender task"));
+    }
+    all.sort_unstable();
+    all
+}
+
 /// A minimal HTTP/1.1 call on loopback (the management API): (status, `x-amzn-ErrorType`, body).
 pub async fn http(
     addr: std::net::SocketAddr,
