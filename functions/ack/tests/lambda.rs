@@ -1,7 +1,8 @@
 //! The `fn-ack` binary handles a recorded API Gateway event, and refuses to start unconfigured.
 
 use messenger_aws::testing::{
-    emulator_env, fixture, invoke_once, run_unconfigured, seed_direct_conversation,
+    FIXTURE_CONNECTION, assert_fails_fast_without, emulator_env, fixture, invoke_once,
+    seed_direct_conversation,
 };
 use std::path::Path;
 
@@ -17,7 +18,7 @@ async fn handles_a_recorded_ack_event() {
     let acked: Vec<_> = got
         .posts
         .iter()
-        .filter(|(c, _)| c == "ZLtyMcR7IAMCFZQ=")
+        .filter(|(c, _)| c == FIXTURE_CONNECTION)
         .collect();
     assert_eq!(acked.len(), 1, "{:?}", got.posts);
     assert_eq!(acked[0].1["type"], "acked");
@@ -36,7 +37,5 @@ async fn handles_a_recorded_ack_event() {
 
 #[tokio::test]
 async fn exits_with_a_clear_message_when_unconfigured() {
-    let (code, stderr) = run_unconfigured(Path::new(BIN)).await;
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("MESSENGER_CONNECTIONS_TABLE"), "{stderr}");
+    assert_fails_fast_without(Path::new(BIN), "MESSENGER_CONNECTIONS_TABLE").await;
 }

@@ -1,6 +1,6 @@
 //! The `fn-authorizer` binary handles a recorded API Gateway event, and refuses to start unconfigured.
 
-use messenger_aws::testing::{fixture, invoke_once, run_unconfigured};
+use messenger_aws::testing::{assert_fails_fast_without, fixture, invoke_once};
 use std::path::Path;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fn-authorizer");
@@ -45,7 +45,5 @@ async fn handles_a_recorded_authorizer_event() {
 
 #[tokio::test]
 async fn exits_with_a_clear_message_when_unconfigured() {
-    let (code, stderr) = run_unconfigured(Path::new(BIN)).await;
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("MESSENGER_JWT_SECRET"), "{stderr}");
+    assert_fails_fast_without(Path::new(BIN), "MESSENGER_JWT_SECRET").await;
 }

@@ -1,6 +1,8 @@
 //! The `fn-connect` binary handles a recorded API Gateway event, and refuses to start unconfigured.
 
-use messenger_aws::testing::{emulator_env, fixture, invoke_once, run_unconfigured};
+use messenger_aws::testing::{
+    FIXTURE_CONNECTION, assert_fails_fast_without, emulator_env, fixture, invoke_once,
+};
 use std::path::Path;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fn-connect");
@@ -21,13 +23,11 @@ async fn handles_a_recorded_connect_event() {
     assert_eq!(conns.len(), 1);
     assert_eq!(
         (conns[0].id.as_str(), conns[0].device.as_str()),
-        ("ZLtyMcR7IAMCFZQ=", "phone")
+        (FIXTURE_CONNECTION, "phone")
     );
 }
 
 #[tokio::test]
 async fn exits_with_a_clear_message_when_unconfigured() {
-    let (code, stderr) = run_unconfigured(Path::new(BIN)).await;
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("MESSENGER_CONNECTIONS_TABLE"), "{stderr}");
+    assert_fails_fast_without(Path::new(BIN), "MESSENGER_CONNECTIONS_TABLE").await;
 }

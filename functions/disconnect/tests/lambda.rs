@@ -1,6 +1,8 @@
 //! The `fn-disconnect` binary handles a recorded API Gateway event, and refuses to start unconfigured.
 
-use messenger_aws::testing::{emulator_env, fixture, invoke_once, run_unconfigured};
+use messenger_aws::testing::{
+    FIXTURE_CONNECTION, assert_fails_fast_without, emulator_env, fixture, invoke_once,
+};
 use std::path::Path;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fn-disconnect");
@@ -13,7 +15,7 @@ async fn handles_a_recorded_disconnect_event() {
     let alice = UserId::new("alice").unwrap();
     let now = chrono::Utc::now();
     let conn = Connection {
-        id: ConnectionId::new("ZLtyMcR7IAMCFZQ=").unwrap(),
+        id: ConnectionId::new(FIXTURE_CONNECTION).unwrap(),
         user: alice.clone(),
         device: DeviceId::new("phone").unwrap(),
         connected_at: now,
@@ -33,7 +35,5 @@ async fn handles_a_recorded_disconnect_event() {
 
 #[tokio::test]
 async fn exits_with_a_clear_message_when_unconfigured() {
-    let (code, stderr) = run_unconfigured(Path::new(BIN)).await;
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("MESSENGER_CONNECTIONS_TABLE"), "{stderr}");
+    assert_fails_fast_without(Path::new(BIN), "MESSENGER_CONNECTIONS_TABLE").await;
 }

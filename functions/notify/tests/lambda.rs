@@ -6,8 +6,8 @@ use messenger::domain::{ConversationId, DeviceId, UserId};
 use messenger::ports::{Notifier, PushDevices};
 use messenger::push::{Platform, PushClaim, PushDevice};
 use messenger_aws::testing::{
-    emulator_endpoint, emulator_env, fixture, invoke_once, platform_application, received_events,
-    run_unconfigured, seed_direct_conversation, topic_with_queue,
+    assert_fails_fast_without, emulator_endpoint, emulator_env, fixture, invoke_once,
+    platform_application, received_events, seed_direct_conversation, topic_with_queue,
 };
 use messenger_aws::{PlatformApps, SnsNotifier};
 use std::path::Path;
@@ -88,7 +88,5 @@ async fn pushes_the_offline_recipient_and_publishes_the_topic_event() {
 
 #[tokio::test]
 async fn exits_with_a_clear_message_when_unconfigured() {
-    let (code, stderr) = run_unconfigured(Path::new(BIN)).await;
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("MESSENGER_CONNECTIONS_TABLE"), "{stderr}");
+    assert_fails_fast_without(Path::new(BIN), "MESSENGER_CONNECTIONS_TABLE").await;
 }

@@ -1,7 +1,7 @@
 //! The `fn-presence` binary handles a recorded API Gateway event, and refuses to start unconfigured.
 
 use messenger_aws::testing::{
-    emulator_env, fixture, invoke_once, run_unconfigured, seed_direct_conversation,
+    assert_fails_fast_without, emulator_env, fixture, invoke_once, seed_direct_conversation,
 };
 use std::path::Path;
 
@@ -17,11 +17,7 @@ async fn handles_a_recorded_presence_event() {
         fixture("websocket-presence-event.json"),
     )
     .await;
-    assert!(!got.is_error, "{got:?}");
-    assert_eq!(got.response["statusCode"], 200);
-    assert_eq!(got.posts.len(), 1, "{:?}", got.posts);
-    let (conn, frame) = &got.posts[0];
-    assert_eq!(conn, "ZLtyMcR7IAMCFZQ=");
+    let frame = got.only_reply();
     assert_eq!(
         (&frame["type"], &frame["id"]),
         (&"presence".into(), &"r-4".into())
@@ -50,7 +46,5 @@ async fn handles_a_recorded_presence_event() {
 
 #[tokio::test]
 async fn exits_with_a_clear_message_when_unconfigured() {
-    let (code, stderr) = run_unconfigured(Path::new(BIN)).await;
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("MESSENGER_CONNECTIONS_TABLE"), "{stderr}");
+    assert_fails_fast_without(Path::new(BIN), "MESSENGER_CONNECTIONS_TABLE").await;
 }

@@ -1,6 +1,6 @@
 //! The `fn-send` binary handles a recorded API Gateway event, and refuses to start unconfigured.
 
-use messenger_aws::testing::{emulator_env, fixture, invoke_once, run_unconfigured};
+use messenger_aws::testing::{assert_fails_fast_without, emulator_env, fixture, invoke_once};
 use std::path::Path;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fn-send");
@@ -9,11 +9,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_fn-send");
 async fn handles_a_recorded_send_event() {
     let (vars, store) = emulator_env().await;
     let got = invoke_once(Path::new(BIN), &vars, fixture("websocket-send-event.json")).await;
-    assert!(!got.is_error, "{got:?}");
-    assert_eq!(got.response["statusCode"], 200);
-    assert_eq!(got.posts.len(), 1, "{:?}", got.posts);
-    let (conn, frame) = &got.posts[0];
-    assert_eq!(conn, "ZLtyMcR7IAMCFZQ=");
+    let frame = got.only_reply();
     assert_eq!(frame["type"], "sent");
     assert_eq!(
         (&frame["id"], &frame["seq"]),
@@ -31,7 +27,5 @@ async fn handles_a_recorded_send_event() {
 
 #[tokio::test]
 async fn exits_with_a_clear_message_when_unconfigured() {
-    let (code, stderr) = run_unconfigured(Path::new(BIN)).await;
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("MESSENGER_CONNECTIONS_TABLE"), "{stderr}");
+    assert_fails_fast_without(Path::new(BIN), "MESSENGER_CONNECTIONS_TABLE").await;
 }

@@ -24,6 +24,22 @@ pub struct Invocation {
     pub posts: Vec<(String, Value)>,
 }
 
+/// The connection id of the recorded WebSocket events in `shared/tests/fixtures/`.
+pub const FIXTURE_CONNECTION: &str = "ZLtyMcR7IAMCFZQ=";
+
+impl Invocation {
+    /// Asserts a 200 response whose only PostToConnection was to the recorded event's
+    /// connection, and returns that frame (the route's reply).
+    pub fn only_reply(&self) -> &Value {
+        assert!(!self.is_error, "{self:?}");
+        assert_eq!(self.response["statusCode"], 200, "{self:?}");
+        assert_eq!(self.posts.len(), 1, "{:?}", self.posts);
+        let (conn, frame) = &self.posts[0];
+        assert_eq!(conn, FIXTURE_CONNECTION);
+        frame
+    }
+}
+
 /// The request id the stub hands out.
 pub const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
 
@@ -221,6 +237,14 @@ pub async fn invoke_once(bin: &Path, vars: &[(String, String)], event: Value) ->
         is_error,
         posts,
     }
+}
+
+/// Asserts that the binary, started with no configuration, exits at once with status 2 and a
+/// message naming `variable`.
+pub async fn assert_fails_fast_without(bin: &Path, variable: &str) {
+    let (code, stderr) = run_unconfigured(bin).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(variable), "{stderr}");
 }
 
 /// Runs the binary with no configuration at all and returns (exit code, stderr).
