@@ -1,13 +1,15 @@
 //! Application layer: the ports, limits and clock every use case runs against, and the two
-//! ways a use case talks to clients: [`App::reply`] and [`App::deliver`].
+//! ways a use case talks to clients: [`App::reply`] and [`App::deliver`]. Both post frames to
+//! connections (API Gateway's PostToConnection): that is *delivery*; mobile *push* is the
+//! [`Notifier`]'s.
 
 use crate::Error;
 use crate::domain::Connection;
 use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
 use crate::ports::{
-    Connections, Conversations, LastSeen, MessageLog, Notifier, NotifyError, PushDevices,
-    PushError, Pusher,
+    Connections, Conversations, LastSeen, MessageLog, Notifier, NotifyError, PostError, Poster,
+    PushDevices,
 };
 use crate::protocol::ServerFrame;
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};
@@ -40,7 +42,7 @@ pub struct Limits {
     /// How long a connection record lives: API Gateway's 2 h maximum plus a margin.
     pub connection_ttl: chrono::Duration,
     /// How many PostToConnection calls one fan-out makes at once.
-    pub push_concurrency: usize,
+    pub post_concurrency: usize,
     /// Most members of a group, creator included.
     pub max_group_members: usize,
     /// Longest group name, in characters.
@@ -65,7 +67,7 @@ impl Default for Limits {
             presence_users: 100,
             retention: None,
             connection_ttl: chrono::Duration::minutes(125),
-            push_concurrency: 32,
+            post_concurrency: 32,
             max_group_members: 256,
             max_group_name_chars: 100,
             conversations_page: 100,
@@ -78,12 +80,10 @@ impl Default for Limits {
 /// Everything a use case needs, built once per process (a Lambda's init, or the gateway's start).
 #[derive(Clone)]
 pub struct App {
-    pub connections: Arc<dyn Connections>,
-    pub conversations: Arc<dyn Conversations>,
-    pub messages: Arc<dyn MessageLog>,
-    pub last_seen: Arc<dyn LastSeen>,
-    pub push_devices: Arc<dyn PushDevices>,
-    pub pusher: Arc<dyn Pusher>,
+    pub stores: Stores,
+    /// Posts frames to connections (PostToConnection).
+    pub poster: Arc<dyn Poster>,
+    /// Mobile push and the messages topic.
     pub notifier: Arc<dyn Notifier>,
     pub limits: Limits,
     pub clock: Clock,
@@ -133,15 +133,11 @@ impl Stores {
 }
 
 impl App {
-    /// An app over `stores`, answering through `pusher`, with the real clock.
-    pub fn new(stores: Stores, pusher: Arc<dyn Pusher>, limits: Limits) -> Self {
+    /// An app over `stores`, answering through `poster`, with the real clock.
+    pub fn new(stores: Stores, poster: Arc<dyn Poster>, limits: Limits) -> Self {
         Self {
-            connections: stores.connections,
-            conversations: stores.conversations,
-            messages: stores.messages,
-            last_seen: stores.last_seen,
-            push_devices: stores.push_devices,
-            pusher,
+            stores,
+            poster,
             notifier: Arc::new(NoNotifier),
             limits,
             clock: Arc::new(Utc::now),
@@ -155,8 +151,8 @@ impl App {
     }
 
     /// An app over one fresh in-memory store.
-    pub fn in_memory(pusher: Arc<dyn Pusher>, limits: Limits) -> Self {
-        Self::new(Stores::in_memory(), pusher, limits)
+    pub fn in_memory(poster: Arc<dyn Poster>, limits: Limits) -> Self {
+        Self::new(Stores::in_memory(), poster, limits)
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -171,16 +167,16 @@ impl App {
         id: Option<&serde_json::Value>,
         frame: &ServerFrame,
     ) {
-        match self.pusher.post(conn, &frame.to_json(id)).await {
+        match self.poster.post(conn, &frame.to_json(id)).await {
             Ok(()) => {}
-            Err(PushError::Gone) => {
+            Err(PostError::Gone) => {
                 tracing::info!(connection = %conn, "reply to a closed connection dropped")
             }
             Err(e) => tracing::warn!(connection = %conn, error = %e, "reply failed"),
         }
     }
 
-    /// Pushes `frame` to every live connection of `users`, except `skip` (the requesting one).
+    /// Delivers `frame` to every live connection of `users`, except `skip` (the requesting one).
     /// One batched read of connections, then concurrent posts. A connection that turns out to be
     /// gone (410) is deleted, exactly that one, and does not count its user as reached.
     pub async fn deliver(
@@ -190,7 +186,7 @@ impl App {
         skip: Option<&ConnectionId>,
     ) -> Result<Delivery, Error> {
         let now = self.now();
-        let conns = self.connections.of_users(users, now).await?;
+        let conns = self.stores.connections.of_users(users, now).await?;
         let json = frame.to_json(None);
         let mut delivery = Delivery::default();
         let targets: Vec<_> = conns
@@ -210,7 +206,7 @@ impl App {
         let mut pending = targets.into_iter();
         let mut in_flight = FuturesUnordered::new();
         loop {
-            while in_flight.len() < self.limits.push_concurrency.max(1) {
+            while in_flight.len() < self.limits.post_concurrency.max(1) {
                 let Some(conn) = pending.next() else { break };
                 in_flight.push(self.post_one(conn, &json));
             }
@@ -221,16 +217,16 @@ impl App {
                 Ok(()) => {
                     delivery.online.insert(conn.user.clone());
                 }
-                Err(PushError::Gone) => {
+                Err(PostError::Gone) => {
                     delivery.gone += 1;
                     tracing::info!(connection = %conn.id, user = %conn.user, "stale connection removed");
-                    if let Err(e) = self.connections.remove(&conn.user, &conn.id).await {
+                    if let Err(e) = self.stores.connections.remove(&conn.user, &conn.id).await {
                         tracing::warn!(connection = %conn.id, error = %e, "could not remove stale connection");
                     }
                 }
                 Err(e) => {
                     // Not gone, just failed: the message is stored, so the device syncs later.
-                    tracing::warn!(connection = %conn.id, error = %e, "push failed");
+                    tracing::warn!(connection = %conn.id, error = %e, "delivery failed");
                 }
             }
         }
@@ -246,8 +242,8 @@ impl App {
         &'a self,
         conn: &'a Connection,
         json: &'a str,
-    ) -> (&'a Connection, Result<(), PushError>) {
-        (conn, self.pusher.post(&conn.id, json).await)
+    ) -> (&'a Connection, Result<(), PostError>) {
+        (conn, self.poster.post(&conn.id, json).await)
     }
 }
 

@@ -152,6 +152,22 @@ pub struct NewMessage {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl NewMessage {
+    /// The message as the log stores it under `seq`.
+    pub fn stored_as(self, seq: Seq) -> Message {
+        Message {
+            conversation: self.conversation,
+            seq,
+            from: self.from,
+            client_msg_id: self.client_msg_id,
+            body: self.body,
+            event: self.event,
+            sent_at: self.sent_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 /// A live WebSocket connection of one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {

@@ -1,23 +1,24 @@
-//! Messenger core: everything the route Lambdas and the embedded gateway share.
+//! Messenger core: everything the route Lambdas and the embedded gateway share. It knows a
+//! caller and a frame, nothing about the AWS event that carried them (that is
+//! `messenger-lambda`), and no AWS SDK (that is `messenger-aws`).
 //!
 //! A newcomer's map, from the wire inwards:
 //! - [`protocol`]: the JSON frames clients send and receive (the public API, see docs/protocol.md).
-//! - [`apigw`]: the Lambda shape. Turns an API Gateway WebSocket event into a validated
-//!   [`apigw::Request`], runs a use case and maps its [`Error`] to the client's `error` frame.
-//!   Each `functions/<route>` crate is a few lines on top of it.
-//! - [`usecases`]: one module per route (`connect`, `send`, `ack`, `sync`, …). They know nothing
-//!   of AWS; they talk to the world through the [`ports`].
+//! - [`routes`]: the route table — every action, the function serving it, the route keys.
+//! - [`request`]: the pipeline a frame goes through: parse, run the action's use case, answer
+//!   errors with the client's `error` frame.
+//! - [`usecases`]: one file per route (`send.rs`, `create_group.rs`, `connect.rs`, …). They talk
+//!   to the world only through the [`ports`].
 //! - [`domain`]: ids, messages, memberships, and the rules on them (validation, 1:1 ids).
-//! - [`ports`]: small traits for connections, conversations, the message log, last-seen and the
-//!   pusher. [`memory`] implements them in memory with production semantics (conditional writes,
+//! - [`ports`]: small traits for connections, conversations, the message log, last-seen, push
+//!   devices, the poster (PostToConnection) and the notifier (mobile push). [`memory`]
+//!   implements the storage ports in memory with production semantics (conditional writes,
 //!   gapless per-conversation seq, idempotent appends, monotonic pointers).
-//! - [`push`]: offline push: registered devices, notifications and their APNs/FCM payloads;
-//!   the [`ports::Notifier`] sends them (SNS on AWS, a recorder when embedded).
+//! - [`push`]: offline mobile push: registered devices, notifications and their APNs/FCM payloads.
 //! - [`auth`]: HS256 JWTs, verified by the `$connect` authorizer and minted for development.
 //! - `contract` (feature `contract`): the port contract suite every storage adapter runs.
 //! - [`App`]: the ports, limits and clock a use case runs against, built once per process.
 
-pub mod apigw;
 mod app;
 pub mod auth;
 #[cfg(feature = "contract")]
@@ -28,6 +29,8 @@ pub mod memory;
 pub mod ports;
 pub mod protocol;
 pub mod push;
+pub mod request;
+pub mod routes;
 pub mod usecases;
 
 pub use app::{App, Clock, Delivery, Limits, NoNotifier, Stores};

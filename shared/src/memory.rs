@@ -220,16 +220,7 @@ impl MessageLog for InMemoryStore {
             });
         }
         let log = s.logs.entry(msg.conversation.clone()).or_default();
-        let message = Message {
-            seq: log.len() as Seq + 1,
-            conversation: msg.conversation,
-            from: msg.from,
-            client_msg_id: msg.client_msg_id,
-            body: msg.body,
-            event: msg.event,
-            sent_at: msg.sent_at,
-            expires_at: msg.expires_at,
-        };
+        let message = msg.stored_as(log.len() as Seq + 1);
         log.push(message.clone());
         s.sent
             .insert(key, (message.conversation.clone(), message.seq));

@@ -126,20 +126,20 @@ pub trait LastSeen: Send + Sync {
     async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, DateTime<Utc>>, StoreError>;
 }
 
-/// Why a push to a connection failed.
+/// Why a post to a connection failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PushError {
+pub enum PostError {
     /// The connection no longer exists (API Gateway's 410 GoneException).
     #[error("connection is gone")]
     Gone,
-    #[error("push failed: {0}")]
+    #[error("post failed: {0}")]
     Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Sends a frame to one connection (API Gateway's PostToConnection).
+/// Delivers a frame to one connection (API Gateway's PostToConnection).
 #[async_trait]
-pub trait Pusher: Send + Sync {
-    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PushError>;
+pub trait Poster: Send + Sync {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError>;
 }
 
 /// Devices registered for push, and the claims that coalesce pushes.

@@ -1,6 +1,8 @@
-//! Lambda entry point of the `$disconnect` route: wiring only (see `messenger_aws::lambda`).
+//! Route `$disconnect`: forgets the connection and records last-seen (best effort).
+//! Wiring only: the route table (`messenger::routes`) says which actions this function serves
+//! and which use case runs each.
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    messenger_aws::lambda::run_route(fn_disconnect::handle).await
+    messenger_aws::lambda::run_route(messenger::routes::Function::Disconnect).await
 }

@@ -1,6 +1,8 @@
-//! Lambda entry point of the groups routes: wiring only (see `messenger_aws::lambda`).
+//! Routes `create_group`, `add_members`, `remove_members`, `leave_group`, `rename_group` and
+//! Wiring only: the route table (`messenger::routes`) says which actions this function serves
+//! and which use case runs each.
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    messenger_aws::lambda::run_route(fn_groups::handle).await
+    messenger_aws::lambda::run_route(messenger::routes::Function::Groups).await
 }

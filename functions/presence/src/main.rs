@@ -1,6 +1,8 @@
-//! Lambda entry point of the `presence` route: wiring only (see `messenger_aws::lambda`).
+//! Route `presence`: online status and last-seen of users; doubles as a heartbeat.
+//! Wiring only: the route table (`messenger::routes`) says which actions this function serves
+//! and which use case runs each.
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    messenger_aws::lambda::run_route(fn_presence::handle).await
+    messenger_aws::lambda::run_route(messenger::routes::Function::Presence).await
 }

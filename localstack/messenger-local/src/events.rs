@@ -4,7 +4,7 @@
 use axum::http::HeaderMap;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use messenger::apigw::{AuthorizerEvent, WsEvent};
+use messenger_lambda::{AuthorizerEvent, WsEvent};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 

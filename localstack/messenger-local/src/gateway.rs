@@ -10,7 +10,7 @@
 
 use crate::events::{self, Body, ConnectionContext};
 use crate::notifier::LocalNotifier;
-use crate::registry::{Entry, LocalPusher, Outbound, PostError, Registry};
+use crate::registry::{Entry, LocalPoster, Outbound, PostError, Registry};
 use crate::routes;
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -21,8 +21,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
 use futures_util::SinkExt;
-use messenger::apigw::{WsEvent, WsResponse, status};
+use messenger::routes::Route;
 use messenger::{App, Limits, Stores};
+use messenger_lambda::authorizer;
+use messenger_lambda::{WsEvent, WsResponse, status};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -94,7 +96,7 @@ pub async fn serve(
     let notifier = Arc::new(LocalNotifier::default());
     let app = App::new(
         stores,
-        Arc::new(LocalPusher(registry.clone())),
+        Arc::new(LocalPoster(registry.clone())),
         config.limits.clone(),
     )
     .with_notifier(notifier.clone());
@@ -148,7 +150,7 @@ async fn connect(
     }
     // API Gateway answers 401 itself when the identity source is missing.
     if query
-        .get(fn_authorizer::TOKEN_PARAM)
+        .get(authorizer::TOKEN_PARAM)
         .is_none_or(String::is_empty)
     {
         return api_error(
@@ -159,8 +161,8 @@ async fn connect(
     }
     let source_ip = peer.ip().to_string();
     let auth_event = events::authorizer(&gw.api_id, &stage, &headers, &query, &source_ip);
-    let decision = fn_authorizer::handle(&gw.config.jwt_secret, &auth_event, Utc::now());
-    if !fn_authorizer::allows(&decision) {
+    let decision = authorizer::handle(&gw.config.jwt_secret, &auth_event, Utc::now());
+    if !authorizer::allows(&decision) {
         return api_error(StatusCode::FORBIDDEN, "Forbidden", "ForbiddenException");
     }
     let mut authorizer = match decision.context {
@@ -185,7 +187,7 @@ async fn connect(
         authorizer,
     };
     let response = gw
-        .invoke("$connect", ctx.connect(&headers, &query, connected_at))
+        .invoke(Route::Connect, ctx.connect(&headers, &query, connected_at))
         .await;
     if !(200..300).contains(&response.status_code) {
         let code = u16::try_from(response.status_code)
@@ -233,7 +235,7 @@ pub fn route_response(
     route: &str,
     response: WsResponse,
 ) -> Option<Outbound> {
-    use messenger::apigw::ResponseBody as B;
+    use messenger_lambda::ResponseBody as B;
     if !two_way_routes.contains(route) {
         return None;
     }
@@ -245,12 +247,12 @@ pub fn route_response(
 }
 
 impl Gateway {
-    async fn invoke(&self, route: &str, event: WsEvent) -> WsResponse {
+    async fn invoke(&self, route: Route, event: WsEvent) -> WsResponse {
         let call = routes::invoke(&self.app, route, event);
         match tokio::time::timeout(self.config.integration_timeout, call).await {
             Ok(response) => response,
             Err(_) => {
-                tracing::warn!(route, "integration timed out");
+                tracing::warn!(route = route.key(), "integration timed out");
                 status(504)
             }
         }
@@ -258,21 +260,21 @@ impl Gateway {
 
     async fn disconnect(&self, ctx: &ConnectionContext, code: u16, reason: &str) {
         let event = ctx.disconnect(code, reason, Utc::now());
-        self.invoke("$disconnect", event).await;
+        self.invoke(Route::Disconnect, event).await;
     }
 
     /// Invokes the selected route for one client frame, concurrently with the socket's other
     /// frames (API Gateway does not serialise a connection's invocations).
     fn dispatch(self: &Arc<Self>, ctx: &ConnectionContext, entry: &Entry, body: Body) {
         let route = match &body {
-            Body::Text(t) => routes::select(Some(t)),
-            Body::Binary(_) => "$default",
+            Body::Text(t) => Route::select(Some(t)),
+            Body::Binary(_) => Route::Default,
         };
-        let event = ctx.message(route, body, Utc::now());
+        let event = ctx.message(route.key(), body, Utc::now());
         let (gw, entry) = (self.clone(), entry.clone());
         tokio::spawn(async move {
             let response = gw.invoke(route, event).await;
-            if let Some(out) = route_response(&gw.config.two_way_routes, route, response) {
+            if let Some(out) = route_response(&gw.config.two_way_routes, route.key(), response) {
                 let _ = entry.tx.send(out);
             }
         });
@@ -443,7 +445,7 @@ async fn delete_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use messenger::apigw::ResponseBody;
+    use messenger_lambda::ResponseBody;
 
     fn response(body: &str) -> WsResponse {
         let mut r = status(200);

@@ -5,11 +5,11 @@
 //! - [`gateway`]: the WebSocket endpoint (authorizer on `$connect`, route selection on
 //!   `$request.body.action`, size limits, idle and maximum-duration timeouts) and the
 //!   `@connections` management API over HTTP.
-//! - [`registry`]: the live sockets, and [`registry::LocalPusher`], the in-process
+//! - [`registry`]: the live sockets, and [`registry::LocalPoster`], the in-process
 //!   PostToConnection with the same 410 semantics.
 //! - [`events`]: API Gateway event JSON of the real shape.
 //! - [`notifier`]: records the pushes and topic events SNS would send (`GET /_local/pushes`).
-//! - [`routes`]: which handler serves which route key, and which routes are two-way.
+//! - [`routes`]: each route key invokes the function the route table names, in-process.
 
 pub mod events;
 pub mod gateway;

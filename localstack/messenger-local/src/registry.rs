@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use messenger::domain::ConnectionId;
-use messenger::ports::{PushError, Pusher};
+use messenger::ports::{self, Poster};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -121,15 +121,15 @@ impl Registry {
 
 /// The in-process PostToConnection the route handlers use in embedded mode.
 #[derive(Debug, Clone)]
-pub struct LocalPusher(pub Arc<Registry>);
+pub struct LocalPoster(pub Arc<Registry>);
 
 #[async_trait]
-impl Pusher for LocalPusher {
-    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PushError> {
+impl Poster for LocalPoster {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), ports::PostError> {
         match self.0.post(conn.as_str(), data.as_bytes().to_vec()) {
             Ok(()) => Ok(()),
-            Err(PostError::Gone) => Err(PushError::Gone),
-            Err(PostError::TooLarge) => Err(PushError::Failed(
+            Err(PostError::Gone) => Err(ports::PostError::Gone),
+            Err(PostError::TooLarge) => Err(ports::PostError::Failed(
                 format!("{} bytes exceed the 128 KB message limit", data.len()).into(),
             )),
         }

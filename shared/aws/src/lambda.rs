@@ -1,18 +1,21 @@
 //! Infrastructure layer: everything a route binary's `main` does, written once. Each
-//! `functions/<route>/src/main.rs` is one call to [`run_route`] or [`run_authorizer`].
+//! `functions/<dir>/src/main.rs` is one call: [`run_route`] with its [`Function`] from the route
+//! table, [`run_authorizer`], or [`run_stream`].
 
 use crate::dynamo::{DEFAULT_BUCKET, DynamoStore, Tables};
 use crate::notifier::{PlatformApps, SnsNotifier};
-use crate::pusher::{ApiGwPusher, PushTimeouts};
-use crate::stream::{StreamEvent, StreamResponse};
+use crate::poster::ApiGwPoster;
+use crate::sdk::CallTimeouts;
+use crate::stream::StreamEvent;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use lambda_runtime::{LambdaEvent, service_fn};
-use messenger::apigw::{AuthorizerEvent, AuthorizerResponse, WsEvent, WsResponse};
 use messenger::domain::ConnectionId;
-use messenger::ports::{PushError, Pusher};
+use messenger::ports::{PostError, Poster};
+use messenger::routes::Function;
 use messenger::{App, Limits, Stores};
+use messenger_lambda::{AuthorizerEvent, WsEvent};
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
 
@@ -177,19 +180,19 @@ fn fail_fast(e: &ConfigError) -> ! {
     std::process::exit(2)
 }
 
-/// A [`Pusher`] whose management endpoint is configured, or learnt from the first event
+/// A [`Poster`] whose management endpoint is configured, or learnt from the first event
 /// (`https://{domainName}/{stage}`); its client is built once either way.
-pub struct RoutePusher {
+pub struct RoutePoster {
     sdk: SdkConfig,
-    inner: OnceLock<ApiGwPusher>,
+    inner: OnceLock<ApiGwPoster>,
 }
 
-impl RoutePusher {
-    /// A pusher for `endpoint`, or one that learns it from the first event when `None`.
+impl RoutePoster {
+    /// A poster for `endpoint`, or one that learns it from the first event when `None`.
     pub fn new(sdk: &SdkConfig, endpoint: Option<&str>) -> Self {
         let inner = OnceLock::new();
         if let Some(e) = endpoint {
-            let _ = inner.set(ApiGwPusher::new(sdk, e, PushTimeouts::default()));
+            let _ = inner.set(ApiGwPoster::new(sdk, e, CallTimeouts::default()));
         }
         Self {
             sdk: sdk.clone(),
@@ -204,82 +207,76 @@ impl RoutePusher {
             self.inner.get_or_init(|| {
                 let endpoint = format!("https://{domain}/{stage}");
                 tracing::info!(%endpoint, "management endpoint taken from the event");
-                ApiGwPusher::new(&self.sdk, &endpoint, PushTimeouts::default())
+                ApiGwPoster::new(&self.sdk, &endpoint, CallTimeouts::default())
             });
         }
     }
 }
 
 #[async_trait]
-impl Pusher for RoutePusher {
-    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PushError> {
+impl Poster for RoutePoster {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
         match self.inner.get() {
             Some(p) => p.post(conn, data).await,
-            None => Err(PushError::Failed(
+            None => Err(PostError::Failed(
                 format!("no management endpoint: set {}", env::MANAGEMENT_ENDPOINT).into(),
             )),
         }
     }
 }
 
-/// Builds the app of a route function: the DynamoDB store and the pusher, once.
-pub fn build_app(sdk: &SdkConfig, config: &Config) -> (App, Arc<RoutePusher>) {
+/// Builds the app of a route function: the DynamoDB store and the poster, once.
+pub fn build_app(sdk: &SdkConfig, config: &Config) -> (App, Arc<RoutePoster>) {
     let store = Arc::new(
         DynamoStore::new(sdk, config.tables.clone())
             .with_bucket_size(config.log_bucket)
             .with_local_append_lock(),
     );
-    let pusher = Arc::new(RoutePusher::new(sdk, config.management_endpoint.as_deref()));
+    let poster = Arc::new(RoutePoster::new(sdk, config.management_endpoint.as_deref()));
     let stores = Stores::from_one(store);
-    let mut app = App::new(stores, pusher.clone(), config.limits.clone());
+    let mut app = App::new(stores, poster.clone(), config.limits.clone());
     if config.topic_arn.is_some() || config.push_apps != PlatformApps::default() {
         let notifier = SnsNotifier::new(sdk, config.push_apps.clone(), config.topic_arn.clone());
         app = app.with_notifier(Arc::new(notifier));
     }
-    (app, pusher)
+    (app, poster)
 }
 
-/// The whole `main` of a WebSocket route: tracing, config (or exit with a clear message),
-/// SDK clients, then the runtime loop calling `handler` for each event.
-pub async fn run_route(
-    handler: impl AsyncFn(&App, WsEvent) -> WsResponse,
-) -> Result<(), lambda_runtime::Error> {
+/// The whole `main` of a WebSocket route function: tracing, config (or exit with a clear
+/// message), SDK clients, then the runtime loop handing each event to
+/// [`messenger_lambda::handle`] — the same handler the embedded gateway calls.
+pub async fn run_route(function: Function) -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = Config::from_env().unwrap_or_else(|e| fail_fast(&e));
     let sdk = crate::sdk::load().await;
-    let (app, pusher) = build_app(&sdk, &config);
-    let (app, pusher, handler) = (&app, &pusher, &handler);
+    let (app, poster) = build_app(&sdk, &config);
+    let (app, poster) = (&app, &poster);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<WsEvent>| async move {
-        pusher.learn(&event.payload);
-        Ok::<_, Infallible>(handler(app, event.payload).await)
+        poster.learn(&event.payload);
+        Ok::<_, Infallible>(messenger_lambda::handle(app, function, event.payload).await)
     }))
     .await
 }
 
 /// The whole `main` of the stream-driven `notify` function: like [`run_route`], for DynamoDB
-/// Streams batches of the messages table.
-/// The handler also gets the log bucket size, to tell messages from continuation markers.
-pub async fn run_stream(
-    handler: impl AsyncFn(&App, u64, StreamEvent) -> StreamResponse,
-) -> Result<(), lambda_runtime::Error> {
+/// Streams batches of the messages table ([`crate::stream::notify`]).
+pub async fn run_stream() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = Config::from_env().unwrap_or_else(|e| fail_fast(&e));
     let sdk = crate::sdk::load().await;
     let (app, _) = build_app(&sdk, &config);
-    let (app, handler, bucket) = (&app, &handler, config.log_bucket);
+    let (app, bucket) = (&app, config.log_bucket);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<StreamEvent>| async move {
-            Ok::<_, Infallible>(handler(app, bucket, event.payload).await)
+            Ok::<_, Infallible>(crate::stream::notify(app, bucket, event.payload).await)
         },
     ))
     .await
 }
 
 /// The whole `main` of the `$connect` authorizer: tracing, the JWT secret (or exit), then the
-/// runtime loop. It touches no AWS service.
-pub async fn run_authorizer(
-    handler: impl Fn(&[u8], &AuthorizerEvent, DateTime<Utc>) -> AuthorizerResponse,
-) -> Result<(), lambda_runtime::Error> {
+/// runtime loop ([`messenger_lambda::authorizer::handle`]). It touches no AWS service.
+pub async fn run_authorizer() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let get = |k: &str| std::env::var(k).ok();
     let secret = required(
@@ -288,10 +285,11 @@ pub async fn run_authorizer(
         "the HS256 secret tokens are signed with",
     )
     .unwrap_or_else(|e| fail_fast(&e));
-    let (secret, handler) = (secret.as_bytes(), &handler);
+    let secret = secret.as_bytes();
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<AuthorizerEvent>| async move {
-            Ok::<_, Infallible>(handler(secret, &event.payload, Utc::now()))
+            let decision = messenger_lambda::authorizer::handle(secret, &event.payload, Utc::now());
+            Ok::<_, Infallible>(decision)
         },
     ))
     .await

@@ -6,7 +6,7 @@
 //!   AWS, MiniStack and LocalStack.
 //! - [`dynamo`]: [`DynamoStore`], every storage port on DynamoDB (tables in docs/data-model.md).
 //! - [`metrics`]: counts every DynamoDB request and the capacity units it consumed.
-//! - [`pusher`]: [`ApiGwPusher`], PostToConnection with explicit timeouts; 410 → `Gone`.
+//! - [`poster`]: [`ApiGwPoster`], PostToConnection with explicit timeouts; 410 → `Gone`.
 //! - [`notifier`]: [`SnsNotifier`], mobile push through SNS platform endpoints and the messages
 //!   topic.
 //! - [`stream`]: DynamoDB Streams records of the messages table (the `notify` function's input).
@@ -18,7 +18,7 @@ pub mod dynamo;
 pub mod lambda;
 pub mod metrics;
 pub mod notifier;
-pub mod pusher;
+pub mod poster;
 pub mod sdk;
 pub mod stream;
 #[cfg(feature = "test-support")]
@@ -27,4 +27,5 @@ pub mod testing;
 pub use dynamo::{DynamoStore, Tables};
 pub use metrics::{OpStats, Snapshot};
 pub use notifier::{PlatformApps, SnsNotifier};
-pub use pusher::{ApiGwPusher, PushTimeouts};
+pub use poster::ApiGwPoster;
+pub use sdk::CallTimeouts;

@@ -1,10 +1,9 @@
 //! Adapter layer: the [`Notifier`] port on SNS — mobile push through platform endpoints
 //! (APNs, FCM) and the messages topic for other subscribers.
 
-use crate::pusher::PushTimeouts;
+use crate::sdk::CallTimeouts;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 use messenger::domain::UserId;
@@ -72,15 +71,8 @@ impl SnsNotifier {
     /// A notifier for these platform applications and topic (either may be absent), with the
     /// same explicit timeouts as PostToConnection: a push must not hold up a send's invocation.
     pub fn new(sdk: &SdkConfig, apps: PlatformApps, topic_arn: Option<String>) -> Self {
-        let t = PushTimeouts::default();
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(t.connect)
-            .read_timeout(t.read)
-            .operation_attempt_timeout(t.attempt)
-            .operation_timeout(t.operation)
-            .build();
         let config = aws_sdk_sns::config::Builder::from(sdk)
-            .timeout_config(timeouts)
+            .timeout_config(CallTimeouts::default().config())
             .build();
         Self {
             client: Client::from_conf(config),

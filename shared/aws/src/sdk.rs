@@ -1,7 +1,9 @@
 //! Infrastructure layer: the one AWS SDK configuration a process builds at start.
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use std::time::Duration;
 
 /// Loads the SDK configuration from the environment (region, credentials, and endpoint
 /// overrides: `AWS_ENDPOINT_URL` for every service, `AWS_ENDPOINT_URL_DYNAMODB` etc. for one),
@@ -30,4 +32,42 @@ fn base() -> aws_config::ConfigLoader {
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
     aws_config::defaults(BehaviorVersion::latest()).http_client(http)
+}
+
+/// Explicit timeouts for calls made inside a route invocation (PostToConnection, SNS).
+/// PostToConnection can hang on a half-dead connection; a send must not wait for it long,
+/// since the whole fan-out shares API Gateway's 29 s integration timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct CallTimeouts {
+    /// Establishing the TCP/TLS connection to the management endpoint.
+    pub connect: Duration,
+    /// Waiting for response bytes.
+    pub read: Duration,
+    /// One attempt, end to end.
+    pub attempt: Duration,
+    /// The whole call, retries included.
+    pub operation: Duration,
+}
+
+impl Default for CallTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(1),
+            read: Duration::from_secs(2),
+            attempt: Duration::from_secs(3),
+            operation: Duration::from_secs(5),
+        }
+    }
+}
+
+impl CallTimeouts {
+    /// The SDK's form of these timeouts.
+    pub fn config(self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .read_timeout(self.read)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
 }

@@ -1,78 +1,73 @@
-//! Adapter layer: DynamoDB Streams records of the messages table, as the stream-driven
-//! `notify` function receives them. Only the keys are read (the message itself is read back,
-//! consistently), so the event type stays small and independent of the image format.
+//! Adapter layer: the messages table's DynamoDB stream, as the stream-driven `notify` function
+//! receives it (Lambda's event and partial-batch response types from `aws_lambda_events`). Only
+//! the keys are read: the message itself is read back consistently by the use case.
 
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use messenger::domain::{ConversationId, Seq};
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use messenger::{App, usecases};
+use serde::Deserialize;
 
-/// A batch of stream records (Lambda's DynamoDB Streams event).
-#[derive(Debug, Clone, Deserialize)]
-pub struct StreamEvent {
-    #[serde(rename = "Records", default)]
-    pub records: Vec<StreamRecord>,
+pub use aws_lambda_events::dynamodb::Event as StreamEvent;
+pub use aws_lambda_events::streams::DynamoDbEventResponse as StreamResponse;
+
+/// The key of every item of the messages table.
+#[derive(Deserialize)]
+struct Keys {
+    pk: String,
+    sk: Seq,
 }
 
-/// One change to one item.
-#[derive(Debug, Clone, Deserialize)]
-pub struct StreamRecord {
-    #[serde(rename = "eventID", default)]
-    pub event_id: String,
-    /// `INSERT`, `MODIFY` or `REMOVE`.
-    #[serde(rename = "eventName")]
-    pub event_name: String,
-    pub dynamodb: Change,
-}
-
-/// The item's keys, in DynamoDB JSON (`{"pk": {"S": "…"}, "sk": {"N": "7"}}`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Change {
-    #[serde(rename = "Keys")]
-    pub keys: HashMap<String, HashMap<String, String>>,
-    #[serde(rename = "SequenceNumber", default)]
-    pub sequence_number: Option<String>,
-}
-
-/// Partial-batch response: the records to retry (Lambda's `ReportBatchItemFailures`).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StreamResponse {
-    #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<ItemFailure>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ItemFailure {
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
-
-impl StreamRecord {
-    /// The message this record inserted: `M#<conv>#<seq / bucket_size>` / seq. `None` for every
-    /// other item (heads, idempotency keys, group metadata, continuation markers — which sit in
-    /// bucket `b` under the first seq of bucket `b + 1` — and for updates and deletes).
-    pub fn inserted_message(&self, bucket_size: Seq) -> Option<(ConversationId, Seq)> {
-        if self.event_name != "INSERT" {
-            return None;
-        }
-        let pk = self.dynamodb.keys.get("pk")?.get("S")?;
-        let seq: Seq = self.dynamodb.keys.get("sk")?.get("N")?.parse().ok()?;
-        let (conv, bucket) = pk.strip_prefix("M#")?.rsplit_once('#')?;
-        let bucket: Seq = bucket.parse().ok()?;
-        if seq == 0 || seq / bucket_size != bucket {
-            return None;
-        }
-        Some((ConversationId::new(conv).ok()?, seq))
+/// The message a record inserted: `M#<conv>#<seq / bucket_size>` / seq. `None` for every other
+/// item (heads, idempotency keys, group metadata, continuation markers — which sit in bucket `b`
+/// under the first seq of bucket `b + 1` — and for updates and deletes).
+pub fn inserted_message(record: &EventRecord, bucket_size: Seq) -> Option<(ConversationId, Seq)> {
+    if record.event_name != "INSERT" {
+        return None;
     }
+    let keys: Keys = serde_dynamo::from_item(record.change.keys.clone()).ok()?;
+    let (conv, bucket) = keys.pk.strip_prefix("M#")?.rsplit_once('#')?;
+    let bucket: Seq = bucket.parse().ok()?;
+    if keys.sk == 0 || keys.sk / bucket_size != bucket {
+        return None;
+    }
+    Some((ConversationId::new(conv).ok()?, keys.sk))
+}
+
+/// Handles one batch of the `notify` function: pushes each inserted message to its offline
+/// members and publishes it. Records that fail are reported for retry
+/// (`ReportBatchItemFailures`); the push claims make a retried record push nothing twice.
+pub async fn notify(app: &App, bucket_size: Seq, event: Event) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for record in &event.records {
+        let Some((conv, seq)) = inserted_message(record, bucket_size) else {
+            continue;
+        };
+        if let Err(e) = usecases::notify::notify_stored(app, &conv, seq).await {
+            tracing::error!(error = ?e, conversation = %conv, seq, "notify failed; retried");
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(
+                record
+                    .change
+                    .sequence_number
+                    .clone()
+                    .unwrap_or_else(|| record.event_id.clone()),
+            );
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record(name: &str, pk: &str, sk: &str) -> StreamRecord {
+    fn record(name: &str, pk: &str, sk: &str) -> EventRecord {
         serde_json::from_value(serde_json::json!({
-            "eventID": "1", "eventName": name,
-            "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"N": sk}}, "SequenceNumber": "100"}
+            "awsRegion": "us-east-1", "eventID": "1", "eventName": name,
+            "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"N": sk}}, "SequenceNumber": "100",
+                         "SizeBytes": 10}
         }))
         .unwrap()
     }
@@ -80,7 +75,7 @@ mod tests {
     #[test]
     fn only_inserted_messages_are_picked() {
         let conv = ConversationId::new("dm:alice:bob").unwrap();
-        let pick = |name, pk, sk| record(name, pk, sk).inserted_message(10);
+        let pick = |name, pk, sk| inserted_message(&record(name, pk, sk), 10);
         assert_eq!(
             pick("INSERT", "M#dm:alice:bob#0", "7"),
             Some((conv.clone(), 7))
@@ -95,5 +90,18 @@ mod tests {
         assert_eq!(pick("INSERT", "H#dm:alice:bob", "0"), None);
         assert_eq!(pick("INSERT", "I#alice#c-1", "0"), None);
         assert_eq!(pick("INSERT", "G#g:abc", "0"), None);
+    }
+
+    /// The recorded stream batch the `notify` binary is tested with parses into the event type.
+    #[test]
+    fn the_recorded_stream_event_parses() {
+        let raw = include_str!("../../tests/fixtures/dynamodb-stream-event.json");
+        let event: Event = serde_json::from_str(raw).unwrap();
+        assert!(
+            event
+                .records
+                .iter()
+                .any(|r| inserted_message(r, 1000).is_some())
+        );
     }
 }

@@ -5,9 +5,9 @@
 mod common;
 
 use async_trait::async_trait;
-use messenger::apigw::{Caller, Request};
 use messenger::domain::{ConnectionId, DeviceId, UserId};
-use messenger::ports::{PushError, Pusher};
+use messenger::ports::{PostError, Poster};
+use messenger::request::{Caller, Request};
 use messenger::{App, Limits, Stores, usecases};
 use messenger_aws::{DynamoStore, Snapshot};
 use serde_json::{Value, json};
@@ -16,18 +16,18 @@ use std::sync::{Arc, Mutex};
 
 /// Records every post, so the test can also check who was reached.
 #[derive(Default)]
-struct RecordingPusher(Mutex<Vec<(ConnectionId, Value)>>);
+struct RecordingPoster(Mutex<Vec<(ConnectionId, Value)>>);
 
 #[async_trait]
-impl Pusher for RecordingPusher {
-    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PushError> {
+impl Poster for RecordingPoster {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
         let v = serde_json::from_str(data).expect("frames are JSON");
         self.0.lock().unwrap().push((conn.clone(), v));
         Ok(())
     }
 }
 
-impl RecordingPusher {
+impl RecordingPoster {
     fn take(&self) -> Vec<(String, String)> {
         let mut posts: Vec<_> = self
             .0
@@ -58,16 +58,16 @@ fn requests(s: &Snapshot) -> BTreeMap<&str, u64> {
     s.requests()
 }
 
-/// A store on fresh tables (default log buckets), an app over it, and the recording pusher.
-async fn world() -> (Arc<DynamoStore>, App, Arc<RecordingPusher>) {
+/// A store on fresh tables (default log buckets), an app over it, and the recording poster.
+async fn world() -> (Arc<DynamoStore>, App, Arc<RecordingPoster>) {
     let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
-    let pusher = Arc::new(RecordingPusher::default());
+    let poster = Arc::new(RecordingPoster::default());
     let app = App::new(
         Stores::from_one(store.clone()),
-        pusher.clone(),
+        poster.clone(),
         Limits::default(),
     );
-    (store, app, pusher)
+    (store, app, poster)
 }
 
 /// Runs `f` and returns what it cost.
@@ -79,7 +79,7 @@ async fn measure(store: &DynamoStore, f: impl AsyncFnOnce()) -> Snapshot {
 
 #[tokio::test]
 async fn send_ack_and_sync_make_exactly_the_documented_requests() {
-    let (store, app, pusher) = world().await;
+    let (store, app, poster) = world().await;
 
     let t = messenger::contract::tag();
     let alice = caller("alice", "phone", &t);
@@ -121,7 +121,7 @@ async fn send_ack_and_sync_make_exactly_the_documented_requests() {
             ("TransactWriteItems", 1),
         ])
     );
-    pusher.take();
+    poster.take();
 
     // A 1:1 send to a user with two online devices.
     let steady = measure(&store, async || send("c-2").await).await;
@@ -138,7 +138,7 @@ async fn send_ack_and_sync_make_exactly_the_documented_requests() {
     // Three small items in one transaction: 2 WCU each.
     assert_eq!(steady.write_units(), 6.0);
     assert_eq!(
-        pusher.take(),
+        poster.take(),
         vec![
             (alice.connection.to_string(), "sent".to_owned()),
             (bob_laptop.connection.to_string(), "message".to_owned()),
@@ -168,7 +168,7 @@ async fn send_ack_and_sync_make_exactly_the_documented_requests() {
         ])
     );
     assert_eq!(ack.write_units(), 1.0);
-    pusher.take();
+    poster.take();
 
     let sync = measure(&store, async || {
         let req = request(&bob_laptop, json!({"action": "sync", "since": {}}));
@@ -186,7 +186,7 @@ async fn send_ack_and_sync_make_exactly_the_documented_requests() {
         ])
     );
     assert_eq!(sync.write_units(), 0.0);
-    let posts = pusher.0.lock().unwrap().clone();
+    let posts = poster.0.lock().unwrap().clone();
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].1["messages"].as_array().unwrap().len(), 2);
 
@@ -202,7 +202,7 @@ async fn send_ack_and_sync_make_exactly_the_documented_requests() {
 async fn group_with_everyone_online(
     app: &App,
     store: &DynamoStore,
-    pusher: &RecordingPusher,
+    poster: &RecordingPoster,
     size: usize,
     tag: &str,
 ) -> (messenger::domain::ConversationId, Vec<Caller>) {
@@ -237,10 +237,10 @@ async fn group_with_everyone_online(
         json!({"action": "create_group", "name": "bench", "members": others,
                "client_msg_id": format!("g{size}")}),
     );
-    usecases::groups::create_group(app, &req, req.frame().unwrap())
+    usecases::create_group::create_group(app, &req, req.frame().unwrap())
         .await
         .unwrap();
-    let posts = pusher.0.lock().unwrap().drain(..).collect::<Vec<_>>();
+    let posts = poster.0.lock().unwrap().drain(..).collect::<Vec<_>>();
     let conv = posts
         .iter()
         .find_map(|(_, v)| v["conversation"].as_str())
@@ -254,9 +254,9 @@ async fn group_with_everyone_online(
 /// Requests, capacity units and PostToConnection calls of one group `send` where every member
 /// has one live connection.
 async fn group_send_cost(size: usize) -> (Snapshot, Vec<(String, String)>) {
-    let (store, app, pusher) = world().await;
+    let (store, app, poster) = world().await;
     let t = messenger::contract::tag();
-    let (conv, members) = group_with_everyone_online(&app, &store, &pusher, size, &t).await;
+    let (conv, members) = group_with_everyone_online(&app, &store, &poster, size, &t).await;
     let alice = &members[0];
     // The members Query alone, to split the read units (MiniStack reports them per Query).
     let gsi = measure(&store, async || {
@@ -281,7 +281,7 @@ async fn group_send_cost(size: usize) -> (Snapshot, Vec<(String, String)>) {
         "group send, {size} members, {:?} on the emulator: {cost:?}",
         started.elapsed()
     );
-    (cost, pusher.take())
+    (cost, poster.take())
 }
 
 /// The posts of one fan-out: the reply to the requester, then `kind` to every other member.
@@ -324,9 +324,9 @@ async fn a_group_send_costs_one_connections_query_per_member() {
 
 #[tokio::test]
 async fn a_group_ack_and_a_sync_page_cost() {
-    let (store, app, pusher) = world().await;
+    let (store, app, poster) = world().await;
     let t = messenger::contract::tag();
-    let (conv, members) = group_with_everyone_online(&app, &store, &pusher, 10, &t).await;
+    let (conv, members) = group_with_everyone_online(&app, &store, &poster, 10, &t).await;
     for i in 1..=2 {
         let req = request(
             &members[0],
@@ -336,7 +336,7 @@ async fn a_group_ack_and_a_sync_page_cost() {
             .await
             .unwrap();
     }
-    pusher.take();
+    poster.take();
 
     // A member acks the latest message (seq 3: the created event, then two messages).
     let m1 = &members[1];
@@ -363,7 +363,7 @@ async fn a_group_ack_and_a_sync_page_cost() {
     assert_eq!(ack.write_units(), 1.0);
     // `acked` to the caller, a `receipt` to each of the 9 other members.
     assert_eq!(
-        fan_out("acked", "receipt", &pusher.take()),
+        fan_out("acked", "receipt", &poster.take()),
         BTreeMap::from([("acked".into(), 1), ("receipt".into(), 9)]),
     );
 
@@ -385,14 +385,14 @@ async fn a_group_ack_and_a_sync_page_cost() {
         ])
     );
     assert_eq!(sync.write_units(), 0.0);
-    let posts = pusher.0.lock().unwrap().clone();
+    let posts = poster.0.lock().unwrap().clone();
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].1["messages"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]
 async fn a_connect_a_heartbeat_and_a_disconnect_cost() {
-    let (store, app, pusher) = world().await;
+    let (store, app, poster) = world().await;
     let t = messenger::contract::tag();
     let alice = caller("alice", "phone", &t);
     let connect = measure(&store, async || {
@@ -419,12 +419,14 @@ async fn a_connect_a_heartbeat_and_a_disconnect_cost() {
     );
     assert_eq!(heartbeat.write_units(), 1.0);
     assert_eq!(
-        pusher.take(),
+        poster.take(),
         vec![(alice.connection.to_string(), "presence".to_owned())]
     );
 
     let disconnect = measure(&store, async || {
-        usecases::connect::disconnect(&app, &alice).await.unwrap()
+        usecases::disconnect::disconnect(&app, &alice)
+            .await
+            .unwrap()
     })
     .await;
     println!("disconnect: {disconnect:?}");

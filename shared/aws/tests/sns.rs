@@ -6,10 +6,10 @@ mod common;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use messenger::apigw::{Caller, Request};
 use messenger::domain::{Connection, ConnectionId, DeviceId, UserId};
-use messenger::ports::{Notifier, NotifyError, PushError, Pusher};
+use messenger::ports::{Notifier, NotifyError, PostError, Poster};
 use messenger::push::{MessageEvent, Platform};
+use messenger::request::{Caller, Request};
 use messenger::{App, Limits, Stores, usecases};
 use messenger_aws::{PlatformApps, SnsNotifier};
 use serde_json::{Value, json};
@@ -24,10 +24,10 @@ struct Gateway {
 }
 
 #[async_trait]
-impl Pusher for Gateway {
-    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PushError> {
+impl Poster for Gateway {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
         if self.gone.lock().unwrap().contains(conn) {
-            return Err(PushError::Gone);
+            return Err(PostError::Gone);
         }
         let frame = serde_json::from_str(data).expect("frames are JSON");
         self.frames.lock().unwrap().push((conn.clone(), frame));
@@ -91,7 +91,9 @@ impl World {
         let action = req.action().unwrap_or_default().to_owned();
         let app = &self.app;
         let result = match action.as_str() {
-            "register_push" => usecases::push::register_push(app, &req, req.frame().unwrap()).await,
+            "register_push" => {
+                usecases::register_push::register_push(app, &req, req.frame().unwrap()).await
+            }
             "send" => usecases::send::send(app, &req, req.frame().unwrap()).await,
             "ack" => usecases::ack::ack(app, &req, req.frame().unwrap()).await,
             other => panic!("no {other}"),
@@ -113,7 +115,7 @@ impl World {
                 connected_at: now,
                 expires_at: now + chrono::Duration::hours(2),
             };
-            self.app.connections.put(&conn).await.unwrap();
+            self.app.stores.connections.put(&conn).await.unwrap();
         }
         who
     }
@@ -239,6 +241,7 @@ async fn offline_members_get_one_coalesced_push_online_ones_none_stale_ones_one(
     assert_eq!(w.pushes(), 3);
     let conns = w
         .app
+        .stores
         .connections
         .of_users(std::slice::from_ref(&dave.user), chrono::Utc::now())
         .await
@@ -258,6 +261,7 @@ async fn a_disabled_endpoint_unregisters_the_device_and_the_send_still_succeeds(
     let bob = w.device("bob", false).await;
     let endpoint = w
         .app
+        .stores
         .push_devices
         .get(&bob.user, &bob.device)
         .await
@@ -280,6 +284,7 @@ async fn a_disabled_endpoint_unregisters_the_device_and_the_send_still_succeeds(
     assert_eq!(w.notifier.counters().snapshot().2, 1, "one refused publish");
     assert_eq!(
         w.app
+            .stores
             .push_devices
             .get(&bob.user, &bob.device)
             .await

@@ -1,9 +1,9 @@
 //! Use case of the `ack` route: move a delivered/read pointer forward and tell the others.
 
 use super::{members_of, require_member};
-use crate::apigw::Request;
 use crate::domain::ReceiptKind;
 use crate::protocol::{AckFrame, ServerFrame};
+use crate::request::Request;
 use crate::{App, Error};
 
 /// `ack`: the caller has everything up to `seq` (`delivered`) or has seen it (`read`, which
@@ -17,6 +17,7 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
     }
     require_member(app, conv, me).await?;
     let latest = app
+        .stores
         .messages
         .last_seqs(std::slice::from_ref(conv))
         .await?
@@ -33,6 +34,7 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
     let mut moved = Vec::with_capacity(2);
     if frame.kind == ReceiptKind::Read
         && app
+            .stores
             .conversations
             .advance(conv, me, ReceiptKind::Delivered, frame.seq)
             .await?
@@ -40,6 +42,7 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
         moved.push(ReceiptKind::Delivered);
     }
     if app
+        .stores
         .conversations
         .advance(conv, me, frame.kind, frame.seq)
         .await?

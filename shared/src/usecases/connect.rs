@@ -1,7 +1,7 @@
-//! Use cases of the `$connect` and `$disconnect` routes: register and forget a connection.
+//! Use case of the `$connect` route: register the connection the authorizer accepted.
 
-use crate::apigw::Caller;
 use crate::domain::Connection;
+use crate::request::Caller;
 use crate::{App, Error};
 
 /// `$connect`: the authorizer has accepted the token; record the connection so fan-out finds
@@ -10,7 +10,8 @@ use crate::{App, Error};
 pub async fn connect(app: &App, caller: &Caller) -> Result<(), Error> {
     let now = app.now();
     let connected_at = caller.connected_at.unwrap_or(now);
-    app.connections
+    app.stores
+        .connections
         .put(&Connection {
             id: caller.connection.clone(),
             user: caller.user.clone(),
@@ -19,17 +20,7 @@ pub async fn connect(app: &App, caller: &Caller) -> Result<(), Error> {
             expires_at: connected_at + app.limits.connection_ttl,
         })
         .await?;
-    app.last_seen.touch(&caller.user, now).await?;
+    app.stores.last_seen.touch(&caller.user, now).await?;
     tracing::info!(device = %caller.device, "connected");
-    Ok(())
-}
-
-/// `$disconnect`: best effort (API Gateway may never send it); TTL and 410s clean up the rest.
-pub async fn disconnect(app: &App, caller: &Caller) -> Result<(), Error> {
-    app.connections
-        .remove(&caller.user, &caller.connection)
-        .await?;
-    app.last_seen.touch(&caller.user, app.now()).await?;
-    tracing::info!("disconnected");
     Ok(())
 }

@@ -1,21 +1,54 @@
-//! Use-case layer: one module per route. Each takes the [`App`](crate::App), the caller's
-//! request and its parsed frame, enforces the rules (membership, limits), talks to the ports,
-//! and answers through the pusher. No AWS types here.
+//! Use-case layer: one file per route, named after it (`send` → `send.rs`, `$connect` →
+//! `connect.rs`, the stream-driven push → `notify.rs`). Each takes the [`App`], the caller's
+//! [`Request`] and its parsed frame, enforces the rules (membership, limits), talks to the ports,
+//! and answers through the app. No AWS types here.
 
 pub mod ack;
+pub mod add_members;
 pub mod connect;
-pub mod groups;
+pub mod conversations;
+pub mod create_group;
+pub mod disconnect;
+mod groups;
+pub mod history;
+pub mod leave_group;
+pub mod notify;
 pub mod presence;
-pub mod push;
+pub mod register_push;
+pub mod remove_members;
+pub mod rename_group;
 pub mod send;
 pub mod sync;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
+pub mod unregister_push;
 
 use crate::domain::{ConversationId, Membership, UserId};
+use crate::request::Request;
+use crate::routes::Action;
 use crate::{App, Error};
+
+/// Runs the use case of `action` on the request's frame. Exhaustive: a new [`Action`] does not
+/// compile until it has a use case here.
+pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Error> {
+    match action {
+        Action::Send => send::send(app, req, req.frame()?).await,
+        Action::Ack => ack::ack(app, req, req.frame()?).await,
+        Action::Sync => sync::sync(app, req, req.frame()?).await,
+        Action::History => history::history(app, req, req.frame()?).await,
+        Action::Presence => presence::presence(app, req, req.frame()?).await,
+        Action::CreateGroup => create_group::create_group(app, req, req.frame()?).await,
+        Action::AddMembers => add_members::add_members(app, req, req.frame()?).await,
+        Action::RemoveMembers => remove_members::remove_members(app, req, req.frame()?).await,
+        Action::LeaveGroup => leave_group::leave_group(app, req, req.frame()?).await,
+        Action::RenameGroup => rename_group::rename_group(app, req, req.frame()?).await,
+        Action::Conversations => conversations::conversations(app, req, req.frame()?).await,
+        Action::RegisterPush => register_push::register_push(app, req, req.frame()?).await,
+        Action::UnregisterPush => unregister_push::unregister_push(app, req).await,
+    }
+}
 
 /// The caller's membership of `conv`, or `forbidden`. Unknown conversations get the same answer
 /// as other people's, so ids cannot be probed.
@@ -24,7 +57,8 @@ pub(crate) async fn require_member(
     conv: &ConversationId,
     user: &UserId,
 ) -> Result<Membership, Error> {
-    app.conversations
+    app.stores
+        .conversations
         .membership(conv, user)
         .await?
         .ok_or_else(|| Error::Forbidden(format!("you are not a member of conversation {conv}")))
@@ -36,6 +70,7 @@ pub(crate) async fn members_of(app: &App, conv: &ConversationId) -> Result<Vec<U
         Some((a, b)) if a == b => Ok(vec![a]),
         Some((a, b)) => Ok(vec![a, b]),
         None => Ok(app
+            .stores
             .conversations
             .members(conv)
             .await?

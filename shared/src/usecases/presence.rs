@@ -1,8 +1,8 @@
 //! Use case of the `presence` route: who is online, and when others were last seen.
 
-use crate::apigw::Request;
 use crate::domain::{ConversationId, UserId};
 use crate::protocol::{PresenceFrame, PresenceView, ServerFrame};
+use crate::request::Request;
 use crate::{App, Error};
 use std::collections::HashSet;
 
@@ -18,7 +18,7 @@ pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<
         )));
     }
     let now = app.now();
-    app.last_seen.touch(me, now).await?;
+    app.stores.last_seen.touch(me, now).await?;
     if frame.users.is_empty() {
         // A pure heartbeat: nothing to look up.
         req.reply(app, &ServerFrame::Presence { users: Vec::new() })
@@ -33,6 +33,7 @@ pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<
         .filter(|u| seen_ids.insert(u.clone()))
         .collect();
     let mine: Vec<ConversationId> = app
+        .stores
         .conversations
         .of_user(me)
         .await?
@@ -48,7 +49,7 @@ pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<
     // Group mates cost one members query per group: asked only when 1:1s do not settle it.
     if users.iter().any(|u| !contacts.contains(u)) {
         for group in mine.iter().filter(|c| c.is_group()) {
-            let members = app.conversations.members(group).await?;
+            let members = app.stores.conversations.members(group).await?;
             contacts.extend(members.into_iter().map(|m| m.user));
         }
     }
@@ -60,9 +61,9 @@ pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<
     let (online, last_seen) = if visible.is_empty() {
         Default::default()
     } else {
-        let conns = app.connections.of_users(&visible, now).await?;
+        let conns = app.stores.connections.of_users(&visible, now).await?;
         let online: HashSet<UserId> = conns.into_iter().map(|c| c.user).collect();
-        (online, app.last_seen.get(&visible).await?)
+        (online, app.stores.last_seen.get(&visible).await?)
     };
     let users = users
         .into_iter()

@@ -1,9 +1,9 @@
 //! Use case of the `send` route: store first, ack the sender, then fan out.
 
 use super::{members_of, require_member};
-use crate::apigw::Request;
 use crate::domain::{ConversationId, Membership, NewMessage, Role, UserId};
 use crate::protocol::{SendFrame, ServerFrame};
+use crate::request::Request;
 use crate::{App, Error};
 
 /// `send`: validates the frame, makes sure a 1:1 conversation exists, appends the message
@@ -39,6 +39,7 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
 
     let now = app.now();
     let appended = app
+        .stores
         .messages
         .append(NewMessage {
             conversation: conv.clone(),
@@ -81,7 +82,7 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
                 offline = d.offline.len(), "message stored and fanned out"
             );
             if app.limits.push_inline {
-                super::push::notify(app, m, &d.offline).await;
+                super::notify::notify(app, m, &d.offline).await;
             }
         }
         Err(e) => {
@@ -94,7 +95,13 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
 /// The sender must belong to the conversation. A 1:1 conversation springs into existence the
 /// first time either of its two users writes to it.
 async fn ensure_member(app: &App, conv: &ConversationId, me: &UserId) -> Result<(), Error> {
-    if app.conversations.membership(conv, me).await?.is_some() {
+    if app
+        .stores
+        .conversations
+        .membership(conv, me)
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
     match conv.direct_members() {
@@ -105,7 +112,7 @@ async fn ensure_member(app: &App, conv: &ConversationId, me: &UserId) -> Result<
             let other = if &a == me { &b } else { &a };
             for user in [other, me] {
                 let membership = Membership::new(conv, user, Role::Member, 1, now);
-                app.conversations.join(&membership).await?;
+                app.stores.conversations.join(&membership).await?;
             }
             Ok(())
         }

@@ -1,23 +1,22 @@
-//! Use cases of the `sync` and `history` routes: what a device missed, and older pages.
+//! Use case of the `sync` route: what a device missed, in bounded pages.
 
-use super::require_member;
-use crate::apigw::Request;
 use crate::domain::{ConversationId, Message, Seq};
-use crate::protocol::{HistoryFrame, MessageView, ServerFrame, SyncFrame};
+use crate::protocol::{MessageView, ServerFrame, SyncFrame};
+use crate::request::Request;
 use crate::{App, Error};
 use std::collections::BTreeMap;
 
 /// Messages collected for one reply, bounded by count and by serialised size, so a page always
 /// fits API Gateway's 128 KB message limit. The first message always fits (bodies are capped).
-struct Page {
-    messages: Vec<MessageView>,
+pub(super) struct Page {
+    pub(super) messages: Vec<MessageView>,
     bytes: usize,
     max_bytes: usize,
     max_count: usize,
 }
 
 impl Page {
-    fn new(app: &App, max_count: usize) -> Self {
+    pub(super) fn new(app: &App, max_count: usize) -> Self {
         Self {
             messages: Vec::new(),
             bytes: 0,
@@ -31,7 +30,7 @@ impl Page {
     }
 
     /// Adds the message unless it would overflow the page.
-    fn push(&mut self, m: &Message) -> bool {
+    pub(super) fn push(&mut self, m: &Message) -> bool {
         let view = MessageView::from(m);
         let size = serde_json::to_vec(&view).map_or(0, |v| v.len()) + 1;
         if self.room() == 0 || (!self.messages.is_empty() && self.bytes + size > self.max_bytes) {
@@ -52,10 +51,10 @@ pub async fn sync(app: &App, req: &Request, frame: SyncFrame) -> Result<(), Erro
     let max = app.limits.page_messages;
     let mut page = Page::new(app, frame.limit.unwrap_or(max).clamp(1, max));
     let now = app.now();
-    let mut memberships = app.conversations.of_user(me).await?;
+    let mut memberships = app.stores.conversations.of_user(me).await?;
     memberships.sort_by(|a, b| a.conversation.cmp(&b.conversation));
     let convs: Vec<ConversationId> = memberships.iter().map(|m| m.conversation.clone()).collect();
-    let heads = app.messages.last_seqs(&convs).await?;
+    let heads = app.stores.messages.last_seqs(&convs).await?;
 
     let mut since = BTreeMap::new();
     let mut more = false;
@@ -73,7 +72,7 @@ pub async fn sync(app: &App, req: &Request, frame: SyncFrame) -> Result<(), Erro
             more = true;
             break;
         }
-        let batch = app.messages.after(&conv, start, room, now).await?;
+        let batch = app.stores.messages.after(&conv, start, room, now).await?;
         let got_all = batch.len() < room;
         let mut cursor = start;
         for m in &batch {
@@ -116,39 +115,4 @@ fn record(
     if cursor > start {
         since.insert(conv.clone(), cursor);
     }
-}
-
-/// `history`: up to `limit` messages before `before` (default: the newest), newest first.
-pub async fn history(app: &App, req: &Request, frame: HistoryFrame) -> Result<(), Error> {
-    let conv = &frame.conversation;
-    let membership = require_member(app, conv, &req.caller.user).await?;
-    let limits = &app.limits;
-    let limit = frame
-        .limit
-        .unwrap_or(limits.history_default)
-        .clamp(1, limits.history_max);
-    let before = frame.before.unwrap_or(Seq::MAX);
-    let mut batch = app
-        .messages
-        .before(conv, before, limit + 1, app.now())
-        .await?;
-    batch.retain(|m| m.seq >= membership.from_seq);
-    let mut page = Page::new(app, limit);
-    let mut more = batch.len() > limit;
-    for m in batch.iter().take(limit) {
-        if !page.push(m) {
-            more = true;
-            break;
-        }
-    }
-    req.reply(
-        app,
-        &ServerFrame::History {
-            conversation: conv.clone(),
-            messages: page.messages,
-            more,
-        },
-    )
-    .await;
-    Ok(())
 }

@@ -1,26 +1,28 @@
-//! Test support: an app over the in-memory store with a pusher that records every post.
+//! Test support: an app over the in-memory store with a poster that records every frame, and a
+//! notifier that records every push.
 
-use crate::apigw::{Caller, Request};
 use crate::domain::{ConnectionId, DeviceId, UserId};
-use crate::ports::{PushError, Pusher};
+use crate::ports::{Notifier, NotifyError, PostError, Poster};
+use crate::push::{MessageEvent, Notification, Platform, PushDevice};
+use crate::request::{Caller, Request};
 use crate::{App, Limits};
 use async_trait::async_trait;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Records posts; connections marked gone answer 410.
 #[derive(Default)]
-pub struct RecordingPusher {
+pub struct RecordingPoster {
     posts: Mutex<Vec<(ConnectionId, Value)>>,
     gone: Mutex<HashSet<ConnectionId>>,
 }
 
 #[async_trait]
-impl Pusher for RecordingPusher {
-    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PushError> {
+impl Poster for RecordingPoster {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
         if self.gone.lock().unwrap().contains(conn) {
-            return Err(PushError::Gone);
+            return Err(PostError::Gone);
         }
         let v = serde_json::from_str(data).expect("server frames are JSON");
         self.posts.lock().unwrap().push((conn.clone(), v));
@@ -28,9 +30,73 @@ impl Pusher for RecordingPusher {
     }
 }
 
+/// A push platform in memory: endpoints by id, pushes and topic events as sent. A token starting
+/// with `dead` stands for one the platform has disabled.
+#[derive(Default)]
+pub struct RecordingNotifier {
+    endpoints: Mutex<HashMap<String, String>>,
+    next: Mutex<u32>,
+    pub pushes: Mutex<Vec<(UserId, DeviceId, Notification)>>,
+    pub events: Mutex<Vec<MessageEvent>>,
+    pub unregistered: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Notifier for RecordingNotifier {
+    async fn register(
+        &self,
+        _: Platform,
+        token: &str,
+        _: &UserId,
+        existing: Option<&str>,
+    ) -> Result<String, NotifyError> {
+        let mut endpoints = self.endpoints.lock().unwrap();
+        let id = match existing.filter(|e| endpoints.contains_key(*e)) {
+            Some(e) => e.to_owned(),
+            None => {
+                let mut next = self.next.lock().unwrap();
+                *next += 1;
+                format!("endpoint-{next}")
+            }
+        };
+        endpoints.insert(id.clone(), token.to_owned());
+        Ok(id)
+    }
+
+    async fn unregister(&self, endpoint: &str) -> Result<(), NotifyError> {
+        self.endpoints.lock().unwrap().remove(endpoint);
+        self.unregistered.lock().unwrap().push(endpoint.to_owned());
+        Ok(())
+    }
+
+    async fn push(&self, device: &PushDevice, n: &Notification) -> Result<(), NotifyError> {
+        let token = self
+            .endpoints
+            .lock()
+            .unwrap()
+            .get(&device.endpoint)
+            .cloned();
+        match token {
+            None => Err(NotifyError::NotFound),
+            Some(t) if t.starts_with("dead") => Err(NotifyError::Disabled),
+            Some(_) => {
+                let push = (device.user.clone(), device.device.clone(), n.clone());
+                self.pushes.lock().unwrap().push(push);
+                Ok(())
+            }
+        }
+    }
+
+    async fn publish(&self, event: &MessageEvent) -> Result<(), NotifyError> {
+        self.events.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+}
+
 pub struct World {
     pub app: App,
-    pub pusher: Arc<RecordingPusher>,
+    pub poster: Arc<RecordingPoster>,
+    pub notifier: Arc<RecordingNotifier>,
 }
 
 impl World {
@@ -39,23 +105,30 @@ impl World {
     }
 
     pub fn with_limits(limits: Limits) -> Self {
-        let pusher = Arc::new(RecordingPusher::default());
+        let poster = Arc::new(RecordingPoster::default());
+        let notifier = Arc::new(RecordingNotifier::default());
         Self {
-            app: App::in_memory(pusher.clone(), limits),
-            pusher,
+            app: App::in_memory(poster.clone(), limits).with_notifier(notifier.clone()),
+            poster,
+            notifier,
         }
     }
 
     /// Connects `user` on `device` through the `$connect` use case.
     pub async fn connect(&self, user: &str, device: &str) -> Caller {
-        let caller = Caller {
+        let caller = self.caller(user, device);
+        super::connect::connect(&self.app, &caller).await.unwrap();
+        caller
+    }
+
+    /// A caller that has not connected (or whose connection is gone).
+    pub fn caller(&self, user: &str, device: &str) -> Caller {
+        Caller {
             user: UserId::new(user).unwrap(),
             device: DeviceId::new(device).unwrap(),
             connection: ConnectionId::new(format!("{user}-{device}")).unwrap(),
             connected_at: None,
-        };
-        super::connect::connect(&self.app, &caller).await.unwrap();
-        caller
+        }
     }
 
     pub fn request(&self, caller: &Caller, body: Value) -> Request {
@@ -64,7 +137,7 @@ impl World {
 
     /// Marks a connection as gone at the gateway (its socket died without `$disconnect`).
     pub fn kill(&self, caller: &Caller) {
-        self.pusher
+        self.poster
             .gone
             .lock()
             .unwrap()
@@ -73,10 +146,21 @@ impl World {
 
     /// Frames posted to this caller's connection, then forgets them.
     pub fn take(&self, caller: &Caller) -> Vec<Value> {
-        let mut posts = self.pusher.posts.lock().unwrap();
+        let mut posts = self.poster.posts.lock().unwrap();
         let (mine, rest): (Vec<_>, Vec<_>) =
             posts.drain(..).partition(|(c, _)| *c == caller.connection);
         *posts = rest;
         mine.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The pushes sent so far, as (user, device, seq), then forgets them.
+    pub fn pushes(&self) -> Vec<(String, String, u64)> {
+        self.notifier
+            .pushes
+            .lock()
+            .unwrap()
+            .drain(..)
+            .map(|(u, d, n)| (u.to_string(), d.to_string(), n.seq))
+            .collect()
     }
 }

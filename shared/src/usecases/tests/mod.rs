@@ -1,10 +1,12 @@
 //! Use cases against the in-memory adapters, GIVEN / WHEN / THEN.
 
+mod push;
+
 use super::testkit::World;
-use super::{ack::ack, presence::presence, send::send, sync::history, sync::sync};
+use super::{ack::ack, history::history, presence::presence, send::send, sync::sync};
 use crate::Limits;
-use crate::apigw::Caller;
 use crate::domain::ConversationId;
+use crate::request::Caller;
 use serde_json::{Value, json};
 
 const DM: &str = "dm:alice:bob";
@@ -69,6 +71,7 @@ async fn a_retried_send_returns_the_original_and_fans_out_nothing() {
     let conv = ConversationId::new(DM).unwrap();
     assert_eq!(
         w.app
+            .stores
             .messages
             .last_seqs(std::slice::from_ref(&conv))
             .await
@@ -93,6 +96,7 @@ async fn an_oversize_body_is_refused_and_nothing_is_stored() {
     assert_eq!(err.code(), crate::protocol::ErrorCode::TooLarge);
     assert!(
         w.app
+            .stores
             .conversations
             .of_user(&alice.user)
             .await
@@ -167,6 +171,7 @@ async fn ack_moves_pointers_forward_only_and_receipts_only_on_a_move() {
     );
     let m = w
         .app
+        .stores
         .conversations
         .membership(&ConversationId::new(DM).unwrap(), &bob.user)
         .await
@@ -189,6 +194,7 @@ async fn a_stale_connection_is_removed_on_410_and_its_user_counts_as_offline() {
     assert_eq!(w.take(&alice)[0]["type"], "sent");
     assert!(
         w.app
+            .stores
             .connections
             .of_users(std::slice::from_ref(&bob.user), w.app.now())
             .await
@@ -265,8 +271,8 @@ async fn presence_is_visible_only_between_people_who_share_a_conversation() {
 }
 
 mod groups {
-    use super::super::groups::{create_group, leave_group};
     use super::super::testkit::World;
+    use super::super::{create_group::create_group, leave_group::leave_group};
     use crate::domain::{ConversationId, Role};
     use serde_json::json;
 
@@ -282,7 +288,7 @@ mod groups {
         let r = w.request(&alice, json!({"conversation": g.as_str()}));
         leave_group(&w.app, &r, r.frame().unwrap()).await.unwrap();
         // THEN bob (a founder; ties break by user id) is admin, carol is not, alice is gone
-        let members = w.app.conversations.members(&g).await.unwrap();
+        let members = w.app.stores.conversations.members(&g).await.unwrap();
         let roles: Vec<(&str, Role)> = members.iter().map(|m| (m.user.as_str(), m.role)).collect();
         assert_eq!(roles, [("bob", Role::Admin), ("carol", Role::Member)]);
         let left = w.take(&alice);
@@ -304,6 +310,14 @@ mod groups {
         let r = w.request(&alice, json!({"conversation": g.as_str()}));
         leave_group(&w.app, &r, r.frame().unwrap()).await.unwrap();
         // THEN nobody is left and nobody was promoted
-        assert!(w.app.conversations.members(&g).await.unwrap().is_empty());
+        assert!(
+            w.app
+                .stores
+                .conversations
+                .members(&g)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -1,10 +1,10 @@
-//! ApiGwPusher against a local stand-in of the `@connections` endpoint: a posted frame arrives
-//! at the right path, 410 becomes `PushError::Gone`, and a hanging endpoint cannot hold a send
+//! ApiGwPoster against a local stand-in of the `@connections` endpoint: a posted frame arrives
+//! at the right path, 410 becomes `PostError::Gone`, and a hanging endpoint cannot hold a send
 //! (the explicit timeouts turn it into `Failed`).
 
 use messenger::domain::ConnectionId;
-use messenger::ports::{PushError, Pusher};
-use messenger_aws::{ApiGwPusher, PushTimeouts};
+use messenger::ports::{PostError, Poster};
+use messenger_aws::{ApiGwPoster, CallTimeouts};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -59,9 +59,9 @@ fn complete(req: &str) -> bool {
     body.len() >= len
 }
 
-async fn pusher(url: &str, timeouts: PushTimeouts) -> ApiGwPusher {
+async fn poster(url: &str, timeouts: CallTimeouts) -> ApiGwPoster {
     let sdk = messenger_aws::sdk::for_endpoint("http://127.0.0.1:9").await;
-    ApiGwPusher::new(&sdk, url, timeouts)
+    ApiGwPoster::new(&sdk, url, timeouts)
 }
 
 fn conn() -> ConnectionId {
@@ -71,7 +71,7 @@ fn conn() -> ConnectionId {
 #[tokio::test]
 async fn a_frame_is_posted_to_the_connection() {
     let (url, mut requests) = endpoint(Some("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")).await;
-    let p = pusher(&url, PushTimeouts::default()).await;
+    let p = poster(&url, CallTimeouts::default()).await;
     p.post(&conn(), r#"{"type":"message"}"#).await.unwrap();
     let req = requests.recv().await.unwrap();
     assert!(
@@ -92,20 +92,20 @@ async fn gone_connections_answer_gone() {
         .into_boxed_str(),
     );
     let (url, _requests) = endpoint(Some(reply)).await;
-    let p = pusher(&url, PushTimeouts::default()).await;
-    assert!(matches!(p.post(&conn(), "{}").await, Err(PushError::Gone)));
+    let p = poster(&url, CallTimeouts::default()).await;
+    assert!(matches!(p.post(&conn(), "{}").await, Err(PostError::Gone)));
 }
 
 #[tokio::test]
 async fn a_hanging_endpoint_fails_instead_of_holding_the_send() {
     let (url, _requests) = endpoint(None).await;
-    let quick = PushTimeouts {
+    let quick = CallTimeouts {
         connect: Duration::from_millis(200),
         read: Duration::from_millis(200),
         attempt: Duration::from_millis(300),
         operation: Duration::from_secs(1),
     };
-    let p = pusher(&url, quick).await;
+    let p = poster(&url, quick).await;
     let r = p.post(&conn(), "{}").await;
-    assert!(matches!(r, Err(PushError::Failed(_))), "{r:?}");
+    assert!(matches!(r, Err(PostError::Failed(_))), "{r:?}");
 }

@@ -1,11 +1,11 @@
-//! The `$connect` REQUEST authorizer: verifies the HS256 JWT in the `token` query parameter
-//! and hands the user (and device) to every route of the connection through its context.
+//! The `$connect` REQUEST authorizer (`functions/authorizer`, and the embedded gateway's
+//! handshake): verifies the HS256 JWT in the `token` query parameter and hands the user (and
+//! device) to every route of the connection through its context.
 
+use crate::{AuthorizerEvent, AuthorizerResponse, CTX_DEVICE, CTX_USER};
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerPolicy;
+use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use chrono::{DateTime, Utc};
-use messenger::apigw::{
-    ApiGatewayCustomAuthorizerPolicy, AuthorizerEvent, AuthorizerResponse, CTX_DEVICE, CTX_USER,
-    IamPolicyEffect, IamPolicyStatement,
-};
 use messenger::auth;
 use serde_json::json;
 

@@ -1,94 +1,12 @@
-//! Use cases of offline push: registering devices, and pushing members a message missed.
+//! Use case of offline push (`functions/notify`, fed by the messages stream; in-line after the
+//! fan-out when embedded): push a stored message to the members it reached on no live
+//! connection, coalesced per conversation and device, and publish it to the topic.
 
-use crate::apigw::Request;
-use crate::domain::{ConversationId, Seq};
-use crate::domain::{Message, UserId};
+use crate::domain::{ConversationId, Message, Seq, UserId};
 use crate::ports::NotifyError;
-use crate::protocol::{RegisterPushFrame, ServerFrame};
-use crate::push::{MessageEvent, Notification, PushClaim, PushDevice};
+use crate::push::{MessageEvent, Notification, PushClaim};
 use crate::{App, Error};
-use std::collections::BTreeSet;
-use std::collections::HashMap;
-
-/// Longest device token we accept (APNs tokens are 64 hex digits, FCM's about 160 characters).
-const MAX_TOKEN_LEN: usize = 4096;
-
-/// `register_push`: the caller's device receives pushes while it has no live connection. A new
-/// token for the same device updates (and re-enables) its endpoint; another platform replaces it.
-pub async fn register_push(
-    app: &App,
-    req: &Request,
-    frame: RegisterPushFrame,
-) -> Result<(), Error> {
-    let (user, device) = (&req.caller.user, &req.caller.device);
-    let token = frame.token.trim();
-    if token.is_empty()
-        || token.len() > MAX_TOKEN_LEN
-        || !token.chars().all(|c| c.is_ascii_graphic())
-    {
-        return Err(Error::BadRequest(format!(
-            "a device token is 1 to {MAX_TOKEN_LEN} printable ASCII characters"
-        )));
-    }
-    let existing = app.push_devices.get(user, device).await?;
-    let reuse = existing
-        .as_ref()
-        .filter(|d| d.platform == frame.platform)
-        .map(|d| d.endpoint.as_str());
-    let endpoint = match app
-        .notifier
-        .register(frame.platform, token, user, reuse)
-        .await
-    {
-        Ok(e) => e,
-        Err(NotifyError::Disabled) => {
-            return Err(Error::BadRequest(
-                "the push platform rejected this token".into(),
-            ));
-        }
-        Err(NotifyError::Unsupported(why)) => return Err(Error::BadRequest(why)),
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(old) = existing.filter(|d| d.endpoint != endpoint)
-        && let Err(e) = app.notifier.unregister(&old.endpoint).await
-    {
-        tracing::warn!(error = %e, endpoint = old.endpoint, "could not delete replaced endpoint");
-    }
-    app.push_devices
-        .put(&PushDevice {
-            user: user.clone(),
-            device: device.clone(),
-            platform: frame.platform,
-            token: token.to_owned(),
-            endpoint,
-            preview: frame.preview,
-            registered_at: app.now(),
-        })
-        .await?;
-    let reply = ServerFrame::PushRegistered {
-        device: device.clone(),
-        platform: frame.platform,
-        preview: frame.preview,
-    };
-    req.reply(app, &reply).await;
-    Ok(())
-}
-
-/// `unregister_push`: the caller's device gets no more pushes.
-pub async fn unregister_push(app: &App, req: &Request) -> Result<(), Error> {
-    let (user, device) = (&req.caller.user, &req.caller.device);
-    if let Some(old) = app.push_devices.remove(user, device).await? {
-        app.notifier.unregister(&old.endpoint).await?;
-    }
-    req.reply(
-        app,
-        &ServerFrame::PushUnregistered {
-            device: device.clone(),
-        },
-    )
-    .await;
-    Ok(())
-}
+use std::collections::{BTreeSet, HashMap};
 
 /// Pushes a stored message to the registered devices of the members it reached on no live
 /// connection (`offline`), at most one push per conversation per device until the user acks the
@@ -125,6 +43,7 @@ pub async fn notify(app: &App, message: &Message, offline: &BTreeSet<UserId>) {
 pub async fn notify_stored(app: &App, conv: &ConversationId, seq: Seq) -> Result<(), Error> {
     let now = app.now();
     let found = app
+        .stores
         .messages
         .after(conv, seq.saturating_sub(1), 1, now)
         .await?;
@@ -134,6 +53,7 @@ pub async fn notify_stored(app: &App, conv: &ConversationId, seq: Seq) -> Result
     };
     let members = super::members_of(app, conv).await?;
     let online: BTreeSet<UserId> = app
+        .stores
         .connections
         .of_users(&members, now)
         .await?
@@ -157,11 +77,15 @@ async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Re
     // (on any device), the next message pushes again. Read per user that has devices, so acks
     // themselves cost no extra write.
     let mut acked: HashMap<UserId, Seq> = HashMap::new();
-    for device in app.push_devices.of_users(recipients).await? {
+    for device in app.stores.push_devices.of_users(recipients).await? {
         let pointer = match acked.get(&device.user) {
             Some(p) => *p,
             None => {
-                let m = app.conversations.membership(conv, &device.user).await?;
+                let m = app
+                    .stores
+                    .conversations
+                    .membership(conv, &device.user)
+                    .await?;
                 let p = m.map_or(0, |m| m.delivered.max(m.read));
                 acked.insert(device.user.clone(), p);
                 p
@@ -176,7 +100,7 @@ async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Re
             not_before,
             acked: pointer,
         };
-        if !app.push_devices.claim(&claim).await? {
+        if !app.stores.push_devices.claim(&claim).await? {
             coalesced += 1;
             continue;
         }
@@ -187,10 +111,12 @@ async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Re
                 // The platform says the token is gone: forget the device (and its endpoint).
                 failed += 1;
                 tracing::info!(user = %device.user, device = %device.device, "push token gone; device unregistered");
-                app.push_devices
+                app.stores
+                    .push_devices
                     .remove(&device.user, &device.device)
                     .await?;
-                app.push_devices
+                app.stores
+                    .push_devices
                     .release(&device.user, &device.device, conv)
                     .await?;
                 if let Err(e) = app.notifier.unregister(&device.endpoint).await {
@@ -201,7 +127,8 @@ async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Re
                 failed += 1;
                 tracing::warn!(error = %e, user = %device.user, device = %device.device, "push failed");
                 // Let the next message try again.
-                app.push_devices
+                app.stores
+                    .push_devices
                     .release(&device.user, &device.device, conv)
                     .await?;
             }

@@ -1,0 +1,63 @@
+//! Adapter layer: the [`Poster`] port on API Gateway's `@connections` management API
+//! (PostToConnection: delivery to a connection, not mobile push).
+
+use crate::sdk::CallTimeouts;
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_apigatewaymanagement::Client;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use messenger::domain::ConnectionId;
+use messenger::ports::{PostError, Poster};
+
+/// Posts frames to WebSocket connections through one API's management endpoint
+/// (`https://{api}.execute-api.{region}.amazonaws.com/{stage}` on AWS,
+/// `http://127.0.0.1:4566/_aws/execute-api/{api}/{stage}` on MiniStack).
+#[derive(Debug, Clone)]
+pub struct ApiGwPoster {
+    client: Client,
+    endpoint: String,
+}
+
+impl ApiGwPoster {
+    /// A poster for the management endpoint `endpoint`, with explicit timeouts.
+    pub fn new(sdk: &SdkConfig, endpoint: &str, timeouts: CallTimeouts) -> Self {
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            .timeout_config(timeouts.config())
+            .build();
+        Self {
+            client: Client::from_conf(config),
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
+    /// The management endpoint this poster posts to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+#[async_trait]
+impl Poster for ApiGwPoster {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
+        let r = self
+            .client
+            .post_to_connection()
+            .connection_id(conn.as_str())
+            .data(Blob::new(data.as_bytes()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let gone = e.as_service_error().is_some_and(|e| e.is_gone_exception())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 410);
+                if gone {
+                    Err(PostError::Gone)
+                } else {
+                    Err(PostError::Failed(Box::new(e)))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Application layer: the request pipeline every frame route runs, whatever carried the frame
+//! (an API Gateway event on Lambda, a socket of the embedded gateway). It parses the frame,
+//! checks that the action belongs to the function serving it, runs the use case, and turns any
+//! error into the client's `error` frame, echoing the request's `id` and `client_msg_id`.
+
+use crate::domain::{ConnectionId, DeviceId, UserId};
+use crate::protocol::ServerFrame;
+use crate::routes::{Action, Function};
+use crate::{App, Error};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tracing::Instrument;
+
+/// Longest request `id` (and echoed `client_msg_id`) we send back.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The authenticated connection a request came from. The user only ever comes from the
+/// authorizer, never from a frame.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub connection: ConnectionId,
+    /// When the connection was opened, when the carrier knows it.
+    pub connected_at: Option<DateTime<Utc>>,
+}
+
+/// What a client sent on its socket.
+#[derive(Debug, Clone, Copy)]
+pub enum Frame<'a> {
+    Text(&'a str),
+    /// Binary frames are not part of the protocol: they are answered with `bad_request`.
+    Binary,
+}
+
+/// A client frame on a route, with the caller and what we echo back.
+#[derive(Debug)]
+pub struct Request {
+    pub caller: Caller,
+    /// The client's request id, echoed in every reply.
+    pub id: Option<Value>,
+    /// The carrier's request id (API Gateway's), for logs and internal-error messages.
+    pub request_id: String,
+    body: Value,
+}
+
+impl Request {
+    /// A request with an already parsed body, for tests and tools.
+    pub fn new(caller: Caller, id: Option<Value>, request_id: &str, body: Value) -> Self {
+        Self {
+            caller,
+            id,
+            request_id: request_id.into(),
+            body,
+        }
+    }
+
+    /// The frame as the action's type; a wrong type or missing field is a `bad_request`.
+    pub fn frame<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        T::deserialize(&self.body).map_err(|e| Error::BadRequest(e.to_string()))
+    }
+
+    /// The frame's `action`, when it has a string one.
+    pub fn action(&self) -> Option<&str> {
+        self.body.get("action").and_then(Value::as_str)
+    }
+
+    /// Answers this request.
+    pub async fn reply(&self, app: &App, frame: &ServerFrame) {
+        app.reply(&self.caller.connection, self.id.as_ref(), frame)
+            .await;
+    }
+}
+
+/// Serves one client frame on `function`: parses it, runs the action's use case, and answers
+/// any error with an `error` frame. Never fails: every outcome is a frame to the client.
+pub async fn serve_frame(
+    app: &App,
+    function: Function,
+    caller: Caller,
+    request_id: String,
+    frame: Frame<'_>,
+) {
+    let span = tracing::info_span!(
+        "request",
+        function = function.dir(),
+        connection = %caller.connection,
+        user = %caller.user,
+        request_id = %request_id,
+    );
+    async move {
+        let (id, client_msg_id, parsed) = parse(frame);
+        let (body, unparsable) = match parsed {
+            Ok(body) => (body, None),
+            Err(e) => (Value::Null, Some(e)),
+        };
+        let req = Request {
+            caller,
+            id,
+            request_id,
+            body,
+        };
+        let result = match unparsable {
+            Some(e) => Err(e),
+            None => run(app, function, &req).await,
+        };
+        if let Err(e) = result {
+            if e.is_internal() {
+                tracing::error!(error = ?e, "request failed");
+            } else {
+                tracing::info!(error = %e, "request refused");
+            }
+            let frame = ServerFrame::Error {
+                code: e.code(),
+                message: e.client_message(&req.request_id),
+                client_msg_id,
+            };
+            req.reply(app, &frame).await;
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs the use case of the frame's action, if `function` serves it. `$default` (and a function
+/// handed an action that is not its own) answers `unknown_action`.
+async fn run(app: &App, function: Function, req: &Request) -> Result<(), Error> {
+    let Some(name) = req.action() else {
+        return Err(Error::BadRequest(
+            "a frame needs an \"action\" string".into(),
+        ));
+    };
+    match Action::from_name(name) {
+        Some(action) if action.function() == function => {
+            crate::usecases::execute(app, req, action).await
+        }
+        _ => Err(Error::UnknownAction(name.to_owned())),
+    }
+}
+
+/// Splits a frame into (request id, client_msg_id, body). The ids are recovered even when the
+/// rest of the frame is invalid, so the error can echo them.
+fn parse(frame: Frame<'_>) -> (Option<Value>, Option<String>, Result<Value, Error>) {
+    let text = match frame {
+        Frame::Text(t) => t,
+        Frame::Binary => {
+            let e = Error::BadRequest("binary frames are not supported; send JSON text".into());
+            return (None, None, Err(e));
+        }
+    };
+    let body: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                None,
+                None,
+                Err(Error::BadRequest(format!("malformed JSON: {e}"))),
+            );
+        }
+    };
+    if !body.is_object() {
+        let e = Error::BadRequest("a frame must be a JSON object".into());
+        return (None, None, Err(e));
+    }
+    let client_msg_id = body
+        .get("client_msg_id")
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(MAX_REQUEST_ID_LEN).collect());
+    let id = match body.get("id") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Number(_)) => Some(v.clone()),
+        Some(Value::String(s)) if s.len() <= MAX_REQUEST_ID_LEN => Some(Value::String(s.clone())),
+        Some(_) => {
+            let e = Error::BadRequest(
+                "\"id\" must be a string of at most 128 bytes or a number".into(),
+            );
+            return (None, client_msg_id, Err(e));
+        }
+    };
+    (id, client_msg_id, Ok(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_recovered_from_a_frame_that_is_otherwise_invalid() {
+        let (id, cmid, body) = parse(Frame::Text(
+            r#"{"action":"send","id":"r-1","client_msg_id":"c-1"}"#,
+        ));
+        assert_eq!(id, Some(Value::from("r-1")));
+        assert_eq!(cmid.as_deref(), Some("c-1"));
+        assert_eq!(body.unwrap()["action"], "send");
+        let (id, cmid, body) = parse(Frame::Text(r#"{"id":{"x":1},"client_msg_id":"c-2"}"#));
+        assert_eq!((id, cmid.as_deref()), (None, Some("c-2")));
+        assert!(matches!(body, Err(Error::BadRequest(_))));
+        assert!(matches!(parse(Frame::Binary).2, Err(Error::BadRequest(_))));
+        assert!(matches!(
+            parse(Frame::Text("[1]")).2,
+            Err(Error::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,216 @@
+//! The route table: every client action, the function that serves it, and the route keys of
+//! the API (`$connect`, `$disconnect`, `$default` and one per action).
+//!
+//! This is the one place an action is named. The use-case dispatch
+//! ([`crate::usecases::execute`]) matches on [`Action`] exhaustively, the embedded gateway
+//! selects routes from it, and a test reads `infra/template.yaml` and fails unless its route keys
+//! and integration targets are exactly this table. Adding an action is: a line here, its use-case
+//! file, its template route.
+
+use serde::{Deserialize, Serialize};
+
+/// A deployed route function: one `functions/<dir>` crate, one Lambda in the template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Function {
+    Connect,
+    Disconnect,
+    Default,
+    Send,
+    Ack,
+    Sync,
+    Presence,
+    Groups,
+    Devices,
+}
+
+impl Function {
+    /// Every route function.
+    pub const ALL: [Function; 9] = [
+        Self::Connect,
+        Self::Disconnect,
+        Self::Default,
+        Self::Send,
+        Self::Ack,
+        Self::Sync,
+        Self::Presence,
+        Self::Groups,
+        Self::Devices,
+    ];
+
+    /// Its folder under `functions/` (the crate is `fn-<dir>`).
+    pub fn dir(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Disconnect => "disconnect",
+            Self::Default => "default",
+            Self::Send => "send",
+            Self::Ack => "ack",
+            Self::Sync => "sync",
+            Self::Presence => "presence",
+            Self::Groups => "groups",
+            Self::Devices => "devices",
+        }
+    }
+
+    /// The logical id of its Lambda in `infra/template.yaml` (`SendFunction`, …).
+    pub fn template_id(self) -> String {
+        let dir = self.dir();
+        let mut id = dir[..1].to_ascii_uppercase();
+        id.push_str(&dir[1..]);
+        id.push_str("Function");
+        id
+    }
+}
+
+macro_rules! actions {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal => $function:ident,)*) => {
+        /// A client action: the `action` of a frame, and the route key that carries it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum Action {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl Action {
+            /// Every action, in the order of the table.
+            pub const ALL: &'static [Action] = &[$(Self::$variant,)*];
+
+            /// The action's name on the wire, which is also its route key.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+
+            /// The function that serves it.
+            pub fn function(self) -> Function {
+                match self {
+                    $(Self::$variant => Function::$function,)*
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    /// Store a message and fan it out (`usecases/send.rs`).
+    Send = "send" => Send,
+    /// Move a delivered/read pointer (`usecases/ack.rs`).
+    Ack = "ack" => Ack,
+    /// What a device missed (`usecases/sync.rs`).
+    Sync = "sync" => Sync,
+    /// Older pages of one conversation (`usecases/history.rs`).
+    History = "history" => Sync,
+    /// Who is online; also a heartbeat (`usecases/presence.rs`).
+    Presence = "presence" => Presence,
+    /// `usecases/create_group.rs`.
+    CreateGroup = "create_group" => Groups,
+    /// `usecases/add_members.rs`.
+    AddMembers = "add_members" => Groups,
+    /// `usecases/remove_members.rs`.
+    RemoveMembers = "remove_members" => Groups,
+    /// `usecases/leave_group.rs`.
+    LeaveGroup = "leave_group" => Groups,
+    /// `usecases/rename_group.rs`.
+    RenameGroup = "rename_group" => Groups,
+    /// The inbox (`usecases/conversations.rs`).
+    Conversations = "conversations" => Groups,
+    /// `usecases/register_push.rs`.
+    RegisterPush = "register_push" => Devices,
+    /// `usecases/unregister_push.rs`.
+    UnregisterPush = "unregister_push" => Devices,
+}
+
+impl Action {
+    /// The action named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.name() == name)
+    }
+}
+
+/// A route of the WebSocket API: what API Gateway's route selection picks for an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Route {
+    Connect,
+    Disconnect,
+    /// Frames whose `action` names no route (or that have none).
+    Default,
+    Action(Action),
+}
+
+impl Route {
+    /// Every route, lifecycle routes first.
+    pub fn all() -> impl Iterator<Item = Route> {
+        [Self::Connect, Self::Disconnect, Self::Default]
+            .into_iter()
+            .chain(Action::ALL.iter().copied().map(Self::Action))
+    }
+
+    /// The route key in the API (`$connect`, `send`, …).
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Connect => "$connect",
+            Self::Disconnect => "$disconnect",
+            Self::Default => "$default",
+            Self::Action(a) => a.name(),
+        }
+    }
+
+    /// The function integrated with it.
+    pub fn function(self) -> Function {
+        match self {
+            Self::Connect => Function::Connect,
+            Self::Disconnect => Function::Disconnect,
+            Self::Default => Function::Default,
+            Self::Action(a) => a.function(),
+        }
+    }
+
+    /// API Gateway's route selection on `$request.body.action`: a text frame whose JSON
+    /// `action` names a route goes there; anything else (not JSON, no action, an unknown
+    /// action, a binary frame) goes to `$default`.
+    pub fn select(text_frame: Option<&str>) -> Self {
+        #[derive(Deserialize)]
+        struct Selector<'a> {
+            #[serde(borrow)]
+            action: Option<std::borrow::Cow<'a, str>>,
+        }
+        text_frame
+            .and_then(|t| serde_json::from_str::<Selector<'_>>(t).ok())
+            .and_then(|s| s.action.as_deref().and_then(Action::from_name))
+            .map_or(Self::Default, Self::Action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serde_names_and_unique() {
+        for a in Action::ALL {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.name());
+            assert_eq!(Action::from_name(a.name()), Some(*a));
+        }
+        let keys: std::collections::BTreeSet<_> = Route::all().map(Route::key).collect();
+        assert_eq!(keys.len(), Action::ALL.len() + 3);
+    }
+
+    #[test]
+    fn route_selection_matches_api_gateway() {
+        let select = |t| Route::select(Some(t));
+        assert_eq!(select(r#"{"action":"send"}"#), Route::Action(Action::Send));
+        assert_eq!(select(r#"{"action":"history"}"#).function(), Function::Sync);
+        assert_eq!(select(r#"{"action":"fly"}"#), Route::Default);
+        assert_eq!(select(r#"{"action":7}"#), Route::Default);
+        assert_eq!(select("not json"), Route::Default);
+        assert_eq!(Route::select(None), Route::Default);
+    }
+
+    #[test]
+    fn every_function_serves_a_route() {
+        for f in Function::ALL {
+            assert!(Route::all().any(|r| r.function() == f), "{f:?}");
+        }
+        assert_eq!(Function::Send.template_id(), "SendFunction");
+    }
+}
