@@ -1,0 +1,258 @@
+//! Contract: The message log: gapless seqs under concurrency and cancellation, idempotency, paging, expiry.
+
+use super::*;
+
+/// 8 tasks × 25 concurrent appends to one conversation get 200 distinct seqs, exactly 1..=200,
+/// and the log reads back in that order with each message where its append said.
+pub async fn gapless_concurrent_appends(log: Arc<dyn MessageLog>) {
+    let t = tag();
+    let c = conv(&t);
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let (log, c, from) = (log.clone(), c.clone(), user(&format!("u{task}"), &t));
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..25 {
+                let m = new_message(&c, &from, &format!("m{task}-{i}"), Utc::now(), None);
+                let a = append(log.as_ref(), m).await;
+                assert!(!a.duplicate);
+                got.push((a.message.seq, a.message.client_msg_id));
+            }
+            got
+        }));
+    }
+    let mut assigned = BTreeMap::new();
+    for task in tasks {
+        for (seq, cmid) in task.await.unwrap() {
+            assert!(
+                assigned.insert(seq, cmid).is_none(),
+                "seq {seq} assigned twice"
+            );
+        }
+    }
+    assert_eq!(
+        assigned.keys().copied().collect::<Vec<_>>(),
+        (1..=200).collect::<Vec<_>>()
+    );
+    let all = assert_gapless(log.as_ref(), &c).await;
+    for m in &all {
+        assert_eq!(assigned[&m.seq], m.client_msg_id, "seq {} mismatch", m.seq);
+    }
+}
+
+/// What [`cancelled_appenders_leave_no_hole`] did, so an adapter's test can check the
+/// cancellations really hit in-flight appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelStats {
+    /// Appends dropped (timeout) or aborted (task abort) before they finished.
+    pub cancelled: usize,
+    /// Appends that finished.
+    pub completed: usize,
+    /// Cancelled appends whose write had landed anyway (their retry was a duplicate).
+    pub landed_anyway: usize,
+}
+
+/// Appenders cancelled at random points (the future dropped by a timeout, or the task aborted)
+/// while others append: whatever landed, the log has no hole and no duplicate, and retrying
+/// every cancelled send stores each exactly once.
+pub async fn cancelled_appenders_leave_no_hole(log: Arc<dyn MessageLog>) -> CancelStats {
+    let t = tag();
+    let c = conv(&t);
+    let from = user("sender", &t);
+    let mut cancelled_ids = Vec::new();
+    let mut completed = 0;
+    // Steady senders keep the head moving while the others are cut off.
+    let steady: Vec<_> = (0..2)
+        .map(|k| {
+            let (log, c, from) = (log.clone(), c.clone(), from.clone());
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    let m = new_message(&c, &from, &format!("steady{k}-{i}"), Utc::now(), None);
+                    append(log.as_ref(), m).await;
+                }
+            })
+        })
+        .collect();
+    for i in 0..30 {
+        let cmid = format!("cut-{i}");
+        let m = new_message(&c, &from, &cmid, Utc::now(), None);
+        let cut = std::time::Duration::from_micros(getrandom::u64().unwrap() % 20_000);
+        let finished = if i % 2 == 0 {
+            tokio::time::timeout(cut, log.append(m)).await.is_ok()
+        } else {
+            let log = log.clone();
+            let task = tokio::spawn(async move { log.append(m).await });
+            tokio::time::sleep(cut).await;
+            task.abort();
+            matches!(task.await, Ok(Ok(_)))
+        };
+        if finished {
+            completed += 1;
+        } else {
+            cancelled_ids.push(cmid);
+        }
+    }
+    for s in steady {
+        s.await.unwrap();
+    }
+    assert_gapless(log.as_ref(), &c).await;
+    let mut landed_anyway = 0;
+    for cmid in &cancelled_ids {
+        let m = new_message(&c, &from, cmid, Utc::now(), None);
+        landed_anyway += usize::from(append(log.as_ref(), m).await.duplicate);
+    }
+    let all = assert_gapless(log.as_ref(), &c).await;
+    assert_eq!(all.len(), 20 + 30, "every send is stored exactly once");
+    CancelStats {
+        cancelled: cancelled_ids.len(),
+        completed,
+        landed_anyway,
+    }
+}
+
+/// A retry with the same `(sender, client_msg_id)` returns the original (even with another
+/// body, even in another conversation) and stores nothing; concurrent retries store once;
+/// another sender may reuse the id.
+pub async fn idempotent_append(log: Arc<dyn MessageLog>) {
+    let t = tag();
+    let (c, other_conv) = (conv(&t), conv(&format!("{t}-b")));
+    let (alice, bob) = (user("alice", &t), user("bob", &t));
+    let first = append(
+        log.as_ref(),
+        new_message(&c, &alice, "c-1", Utc::now(), None),
+    )
+    .await;
+    assert!(!first.duplicate);
+    let mut retry = new_message(&c, &alice, "c-1", Utc::now(), None);
+    retry.body = "a different body".into();
+    let again = append(log.as_ref(), retry).await;
+    assert!(again.duplicate);
+    assert_eq!(again.message, first.message, "the original comes back");
+    let elsewhere = append(
+        log.as_ref(),
+        new_message(&other_conv, &alice, "c-1", Utc::now(), None),
+    )
+    .await;
+    assert!(elsewhere.duplicate);
+    assert_eq!(elsewhere.message, first.message);
+    let heads = log
+        .last_seqs(&[c.clone(), other_conv.clone()])
+        .await
+        .unwrap();
+    assert_eq!((heads[&c], heads[&other_conv]), (1, 0));
+    let by_bob = append(log.as_ref(), new_message(&c, &bob, "c-1", Utc::now(), None)).await;
+    assert!(!by_bob.duplicate);
+    assert_eq!(by_bob.message.seq, 2);
+
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let (log, c, alice) = (log.clone(), c.clone(), alice.clone());
+            tokio::spawn(async move {
+                append(
+                    log.as_ref(),
+                    new_message(&c, &alice, "c-race", Utc::now(), None),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for r in racers {
+        results.push(r.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|a| !a.duplicate).count(), 1);
+    assert!(results.iter().all(|a| a.message.seq == 3));
+    assert_eq!(assert_gapless(log.as_ref(), &c).await.len(), 3);
+}
+
+/// Appends `n` messages to a new conversation and returns it.
+async fn filled(
+    log: &dyn MessageLog,
+    n: u64,
+    expires: impl Fn(Seq) -> Option<DateTime<Utc>>,
+) -> ConversationId {
+    let t = tag();
+    let (c, from) = (conv(&t), user("writer", &t));
+    for i in 1..=n {
+        let m = new_message(&c, &from, &format!("m{i}"), Utc::now(), expires(i));
+        assert_eq!(append(log, m).await.message.seq, i);
+    }
+    c
+}
+
+/// `after` pages oldest first and `before` newest first, by seq, with exact limits; 30
+/// messages cross bucket boundaries for any bucket size up to 29.
+pub async fn paging_after_and_before(log: Arc<dyn MessageLog>) {
+    let log = log.as_ref();
+    let c = &filled(log, 30, |_| None).await;
+    let now = Utc::now();
+    let after = |a, l| async move { seqs(&log.after(c, a, l, now).await.unwrap()) };
+    assert_eq!(after(0, 7).await, (1..=7).collect::<Vec<_>>());
+    assert_eq!(after(7, 7).await, (8..=14).collect::<Vec<_>>());
+    assert_eq!(after(8, 15).await, (9..=23).collect::<Vec<_>>());
+    assert_eq!(after(20, 100).await, (21..=30).collect::<Vec<_>>());
+    assert_eq!(after(30, 5).await, Vec::<Seq>::new());
+    let before = |b, l| async move { seqs(&log.before(c, b, l, now).await.unwrap()) };
+    assert_eq!(before(Seq::MAX, 5).await, vec![30, 29, 28, 27, 26]);
+    assert_eq!(before(23, 15).await, (8..=22).rev().collect::<Vec<_>>());
+    assert_eq!(before(3, 10).await, vec![2, 1]);
+    assert_eq!(before(1, 10).await, Vec::<Seq>::new());
+    assert_eq!(before(0, 10).await, Vec::<Seq>::new());
+    let page = log.after(c, 0, 2, now).await.unwrap();
+    assert_eq!(page[1].client_msg_id.as_str(), "m2");
+    assert_eq!(page[1].body, "body of m2");
+}
+
+/// Messages whose retention ended are never returned, and do not count against a page's
+/// limit, even when whole buckets before the live ones have expired.
+pub async fn expired_messages_are_filtered(log: Arc<dyn MessageLog>) {
+    let log = log.as_ref();
+    let now = Utc::now() + Duration::hours(1);
+    // Seqs 1..=24 expire before `now`, except 5 and 12; 25..=30 live (and 29 never expires).
+    let c = filled(log, 30, |i| match i {
+        29 => None,
+        5 | 12 | 25.. => Some(now + Duration::days(1)),
+        _ => Some(now - Duration::seconds(1)),
+    })
+    .await;
+    let c = &c;
+    let after = |a, l| async move { seqs(&log.after(c, a, l, now).await.unwrap()) };
+    assert_eq!(after(0, 3).await, vec![5, 12, 25]);
+    assert_eq!(after(12, 3).await, vec![25, 26, 27]);
+    assert_eq!(after(0, 100).await, vec![5, 12, 25, 26, 27, 28, 29, 30]);
+    let before = |b, l| async move { seqs(&log.before(c, b, l, now).await.unwrap()) };
+    assert_eq!(before(25, 5).await, vec![12, 5]);
+    assert_eq!(before(Seq::MAX, 7).await, vec![30, 29, 28, 27, 26, 25, 12]);
+    let m = log.after(c, 28, 1, now).await.unwrap();
+    assert_eq!(m[0].expires_at, None);
+    let m = log.after(c, 29, 1, now).await.unwrap();
+    assert_eq!(m[0].expires_at, Some(now + Duration::days(1)));
+    // Before their expiry everything is there.
+    assert_eq!(log.after(c, 0, 100, Utc::now()).await.unwrap().len(), 30);
+}
+
+/// `last_seqs` answers every asked conversation, 0 for one without messages.
+pub async fn last_seqs_of_conversations(log: Arc<dyn MessageLog>) {
+    let c = filled(log.as_ref(), 3, |_| None).await;
+    let empty = conv(&tag());
+    let heads = log
+        .last_seqs(&[c.clone(), empty.clone(), c.clone()])
+        .await
+        .unwrap();
+    assert_eq!(heads.len(), 2);
+    assert_eq!((heads[&c], heads[&empty]), (3, 0));
+    assert!(log.last_seqs(&[]).await.unwrap().is_empty());
+}
+
+/// System messages keep their membership event through the log.
+pub async fn system_events_round_trip(log: Arc<dyn MessageLog>) {
+    let t = tag();
+    let (c, alice, bob) = (conv(&t), user("a", &t), user("b", &t));
+    let mut m = new_message(&c, &alice, "sys-1", Utc::now(), None);
+    m.body = String::new();
+    m.event = Some(GroupEvent::MembersAdded { users: vec![bob] });
+    let stored = append(log.as_ref(), m.clone()).await.message;
+    let read = log.after(&c, 0, 10, Utc::now()).await.unwrap();
+    assert_eq!(read, vec![stored.clone()]);
+    assert_eq!(read[0].event, m.event);
+}

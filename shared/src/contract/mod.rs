@@ -1,0 +1,164 @@
+//! Port contract suite: one set of tests every storage adapter must pass, so the embedded mode
+//! (in memory) cannot drift from production (DynamoDB). Each function takes the port objects,
+//! uses fresh random ids (so many can share one store) and panics on a broken property.
+//! [`contract_tests!`](crate::contract_tests) turns the whole suite into `#[tokio::test]`s.
+
+use crate::domain::{
+    ClientMsgId, Connection, ConnectionId, ConversationId, DeviceId, GroupEvent, GroupInfo,
+    Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
+};
+use crate::ports::{Appended, Connections, Conversations, LastSeen, MessageLog, PushDevices};
+use crate::push::{Platform, PushClaim, PushDevice};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+mod connections;
+mod conversations;
+mod devices;
+mod log;
+
+pub use connections::*;
+pub use conversations::*;
+pub use devices::*;
+pub use log::*;
+
+/// A random tag that makes this call's ids unique in a shared store.
+pub fn tag() -> String {
+    format!("{:012x}", getrandom::u64().expect("OS randomness") >> 16)
+}
+
+pub(crate) fn user(name: &str, tag: &str) -> UserId {
+    UserId::new(format!("{name}-{tag}")).unwrap()
+}
+
+pub(crate) fn conv(tag: &str) -> ConversationId {
+    ConversationId::new(format!("g:{tag}")).unwrap()
+}
+
+pub(crate) fn new_message(
+    conv: &ConversationId,
+    from: &UserId,
+    cmid: &str,
+    sent_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+) -> NewMessage {
+    NewMessage {
+        conversation: conv.clone(),
+        from: from.clone(),
+        client_msg_id: ClientMsgId::new(cmid).unwrap(),
+        body: format!("body of {cmid}"),
+        event: None,
+        sent_at,
+        expires_at,
+    }
+}
+
+/// Joins as a plain member reading from seq 1; `false` when already a member.
+pub(crate) async fn join(
+    convs: &dyn Conversations,
+    c: &ConversationId,
+    u: &UserId,
+    at: DateTime<Utc>,
+) -> bool {
+    convs
+        .join(&Membership::new(c, u, Role::Member, 1, at))
+        .await
+        .unwrap()
+}
+
+pub(crate) async fn append(log: &dyn MessageLog, m: NewMessage) -> Appended {
+    log.append(m).await.expect("append")
+}
+
+pub(crate) async fn whole_log(log: &dyn MessageLog, conv: &ConversationId) -> Vec<Message> {
+    log.after(conv, 0, 100_000, Utc::now())
+        .await
+        .expect("read the log")
+}
+
+pub(crate) fn seqs(ms: &[Message]) -> Vec<Seq> {
+    ms.iter().map(|m| m.seq).collect()
+}
+
+/// The log holds exactly seqs 1..=head, each once, and the head agrees.
+pub(crate) async fn assert_gapless(log: &dyn MessageLog, conv: &ConversationId) -> Vec<Message> {
+    let all = whole_log(log, conv).await;
+    let head = log.last_seqs(std::slice::from_ref(conv)).await.unwrap()[conv];
+    assert_eq!(
+        seqs(&all),
+        (1..=head).collect::<Vec<_>>(),
+        "the log must hold exactly seqs 1..={head}"
+    );
+    let keys: HashSet<_> = all.iter().map(|m| (&m.from, &m.client_msg_id)).collect();
+    assert_eq!(
+        keys.len(),
+        all.len(),
+        "a (sender, client_msg_id) was stored twice"
+    );
+    all
+}
+
+/// Expands to one `#[tokio::test]` per contract function, each calling `$make.await` for a
+/// store that implements every storage port (an `Arc` of it). Use it once per adapter.
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn gapless_concurrent_appends() {
+            $crate::contract::gapless_concurrent_appends($make.await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn cancelled_appenders_leave_no_hole() {
+            $crate::contract::cancelled_appenders_leave_no_hole($make.await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn idempotent_append() {
+            $crate::contract::idempotent_append($make.await).await;
+        }
+        #[tokio::test]
+        async fn monotonic_pointers() {
+            $crate::contract::monotonic_pointers($make.await).await;
+        }
+        #[tokio::test]
+        async fn join_is_idempotent() {
+            $crate::contract::join_is_idempotent($make.await).await;
+        }
+        #[tokio::test]
+        async fn connections_of_users() {
+            $crate::contract::connections_of_users($make.await).await;
+        }
+        #[tokio::test]
+        async fn paging_after_and_before() {
+            $crate::contract::paging_after_and_before($make.await).await;
+        }
+        #[tokio::test]
+        async fn expired_messages_are_filtered() {
+            $crate::contract::expired_messages_are_filtered($make.await).await;
+        }
+        #[tokio::test]
+        async fn last_seqs_of_conversations() {
+            $crate::contract::last_seqs_of_conversations($make.await).await;
+        }
+        #[tokio::test]
+        async fn roles_and_leaving() {
+            $crate::contract::roles_and_leaving($make.await).await;
+        }
+        #[tokio::test]
+        async fn group_metadata() {
+            $crate::contract::group_metadata($make.await).await;
+        }
+        #[tokio::test]
+        async fn system_events_round_trip() {
+            $crate::contract::system_events_round_trip($make.await).await;
+        }
+        #[tokio::test]
+        async fn push_devices_and_claims() {
+            $crate::contract::push_devices_and_claims($make.await).await;
+        }
+        #[tokio::test]
+        async fn last_seen_keeps_the_latest() {
+            $crate::contract::last_seen_keeps_the_latest($make.await).await;
+        }
+    };
+}
