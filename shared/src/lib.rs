@@ -5,10 +5,11 @@
 //! A newcomer's map, from the wire inwards:
 //! - [`protocol`]: the JSON frames clients send and receive (the public API, see docs/protocol.md).
 //! - [`routes`]: the route table — every action, the function serving it, the route keys.
-//! - [`request`]: the pipeline a frame goes through: parse, run the action's use case, answer
-//!   errors with the client's `error` frame.
-//! - [`usecases`]: one file per route (`send.rs`, `create_group.rs`, `connect.rs`, …). They talk
-//!   to the world only through the [`ports`].
+//! - [`request`]: a client request as the use cases see it: caller, ids to echo, frame.
+//! - [`usecases`]: the pipeline a frame goes through ([`usecases::serve_frame`]: parse, run the
+//!   action's use case, answer errors with the client's `error` frame), and one file per route
+//!   (`send.rs`, `create_group.rs`, `connect.rs`, …). They talk to the world only through the
+//!   [`ports`].
 //! - [`domain`]: ids, messages, memberships, and the rules on them (validation, 1:1 ids).
 //! - [`ports`]: small traits for connections, conversations, the message log, last-seen, push
 //!   devices, the poster (PostToConnection) and the notifier (mobile push). [`memory`]

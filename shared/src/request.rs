@@ -1,16 +1,13 @@
-//! Application layer: the request pipeline every frame route runs, whatever carried the frame
-//! (an API Gateway event on Lambda, a socket of the embedded gateway). It parses the frame,
-//! checks that the action belongs to the function serving it, runs the use case, and turns any
-//! error into the client's `error` frame, echoing the request's `id` and `client_msg_id`.
+//! Application layer: a client request as the use cases see it, whatever carried it (an API
+//! Gateway event on Lambda, a socket of the embedded gateway): the authenticated [`Caller`], the
+//! ids to echo, and the frame, parsed once ([`Request::parse`]).
 
 use crate::domain::{ConnectionId, DeviceId, UserId};
 use crate::protocol::ServerFrame;
-use crate::routes::{Action, Function};
 use crate::{App, Error};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tracing::Instrument;
 
 /// Longest request `id` (and echoed `client_msg_id`) we send back.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -56,6 +53,27 @@ impl Request {
         }
     }
 
+    /// Parses a client frame. The request and the frame's `client_msg_id` (for echoing) come
+    /// back even when the frame is invalid: then with the error to answer.
+    pub fn parse(
+        caller: Caller,
+        request_id: String,
+        frame: Frame<'_>,
+    ) -> (Self, Option<String>, Result<(), Error>) {
+        let (id, client_msg_id, body) = split(frame);
+        let (body, parsed) = match body {
+            Ok(body) => (body, Ok(())),
+            Err(e) => (Value::Null, Err(e)),
+        };
+        let req = Self {
+            caller,
+            id,
+            request_id,
+            body,
+        };
+        (req, client_msg_id, parsed)
+    }
+
     /// The frame as the action's type; a wrong type or missing field is a `bad_request`.
     pub fn frame<T: DeserializeOwned>(&self) -> Result<T, Error> {
         T::deserialize(&self.body).map_err(|e| Error::BadRequest(e.to_string()))
@@ -73,75 +91,9 @@ impl Request {
     }
 }
 
-/// Serves one client frame on `function`: parses it, runs the action's use case, and answers
-/// any error with an `error` frame. Never fails: every outcome is a frame to the client.
-pub async fn serve_frame(
-    app: &App,
-    function: Function,
-    caller: Caller,
-    request_id: String,
-    frame: Frame<'_>,
-) {
-    let span = tracing::info_span!(
-        "request",
-        function = function.dir(),
-        connection = %caller.connection,
-        user = %caller.user,
-        request_id = %request_id,
-    );
-    async move {
-        let (id, client_msg_id, parsed) = parse(frame);
-        let (body, unparsable) = match parsed {
-            Ok(body) => (body, None),
-            Err(e) => (Value::Null, Some(e)),
-        };
-        let req = Request {
-            caller,
-            id,
-            request_id,
-            body,
-        };
-        let result = match unparsable {
-            Some(e) => Err(e),
-            None => run(app, function, &req).await,
-        };
-        if let Err(e) = result {
-            if e.is_internal() {
-                tracing::error!(error = ?e, "request failed");
-            } else {
-                tracing::info!(error = %e, "request refused");
-            }
-            let frame = ServerFrame::Error {
-                code: e.code(),
-                message: e.client_message(&req.request_id),
-                client_msg_id,
-            };
-            req.reply(app, &frame).await;
-        }
-    }
-    .instrument(span)
-    .await
-}
-
-/// Runs the use case of the frame's action, if `function` serves it. `$default` (and a function
-/// handed an action that is not its own) answers `unknown_action`.
-async fn run(app: &App, function: Function, req: &Request) -> Result<(), Error> {
-    let Some(name) = req.action() else {
-        return Err(Error::BadRequest(
-            "a frame needs an \"action\" string".into(),
-        ));
-    };
-    match Action::from_name(name) {
-        Some(action) if action.function() == function => {
-            crate::usecases::execute(app, req, action).await
-        }
-        _ => Err(Error::UnknownAction(name.to_owned())),
-    }
-}
-
 /// Splits a frame into (request id, client_msg_id, body). The ids are recovered even when the
 /// rest of the frame is invalid, so the error can echo them.
-fn parse(frame: Frame<'_>) -> (Option<Value>, Option<String>, Result<Value, Error>) {
+fn split(frame: Frame<'_>) -> (Option<Value>, Option<String>, Result<Value, Error>) {
     let text = match frame {
         Frame::Text(t) => t,
         Frame::Binary => {
@@ -187,18 +139,18 @@ mod tests {
 
     #[test]
     fn ids_are_recovered_from_a_frame_that_is_otherwise_invalid() {
-        let (id, cmid, body) = parse(Frame::Text(
+        let (id, cmid, body) = split(Frame::Text(
             r#"{"action":"send","id":"r-1","client_msg_id":"c-1"}"#,
         ));
         assert_eq!(id, Some(Value::from("r-1")));
         assert_eq!(cmid.as_deref(), Some("c-1"));
         assert_eq!(body.unwrap()["action"], "send");
-        let (id, cmid, body) = parse(Frame::Text(r#"{"id":{"x":1},"client_msg_id":"c-2"}"#));
+        let (id, cmid, body) = split(Frame::Text(r#"{"id":{"x":1},"client_msg_id":"c-2"}"#));
         assert_eq!((id, cmid.as_deref()), (None, Some("c-2")));
         assert!(matches!(body, Err(Error::BadRequest(_))));
-        assert!(matches!(parse(Frame::Binary).2, Err(Error::BadRequest(_))));
+        assert!(matches!(split(Frame::Binary).2, Err(Error::BadRequest(_))));
         assert!(matches!(
-            parse(Frame::Text("[1]")).2,
+            split(Frame::Text("[1]")).2,
             Err(Error::BadRequest(_))
         ));
     }

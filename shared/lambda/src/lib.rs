@@ -16,7 +16,7 @@ pub mod authorizer;
 
 use chrono::DateTime;
 use messenger::domain::{ConnectionId, DeviceId, UserId};
-use messenger::request::{self, Caller, Frame};
+use messenger::request::{Caller, Frame};
 use messenger::routes::Function;
 use messenger::{App, Error, usecases};
 use serde_json::Value;
@@ -67,7 +67,7 @@ pub fn caller(event: &WsEvent) -> Result<Caller, Error> {
 
 /// Serves one API Gateway WebSocket event on `function`: `$connect` and `$disconnect` run
 /// their use case (a non-2xx status refuses the handshake); every other function runs the
-/// frame pipeline ([`request::serve_frame`]) and answers by posting.
+/// frame pipeline ([`usecases::serve_frame`]) and answers by posting.
 pub async fn handle(app: &App, function: Function, event: WsEvent) -> WsResponse {
     let caller = match caller(&event) {
         Ok(c) => c,
@@ -95,7 +95,7 @@ pub async fn handle(app: &App, function: Function, event: WsEvent) -> WsResponse
             } else {
                 Frame::Text(event.body.as_deref().unwrap_or(""))
             };
-            request::serve_frame(app, function, caller, request_id, frame).await;
+            usecases::serve_frame(app, function, caller, request_id, frame).await;
             status(200)
         }
     }

@@ -2,6 +2,10 @@
 //! `connect.rs`, the stream-driven push → `notify.rs`). Each takes the [`App`], the caller's
 //! [`Request`] and its parsed frame, enforces the rules (membership, limits), talks to the ports,
 //! and answers through the app. No AWS types here.
+//!
+//! [`serve_frame`] is the pipeline every frame route runs, whatever carried the frame: parse it,
+//! check that its action belongs to the function serving it, run the use case, and turn any
+//! error into the client's `error` frame, echoing the request's `id` and `client_msg_id`.
 
 pub mod ack;
 pub mod add_members;
@@ -26,9 +30,65 @@ mod tests;
 pub mod unregister_push;
 
 use crate::domain::{ConversationId, Membership, UserId};
-use crate::request::Request;
-use crate::routes::Action;
+use crate::protocol::ServerFrame;
+use crate::request::{Caller, Frame, Request};
+use crate::routes::{Action, Function};
 use crate::{App, Error};
+use tracing::Instrument;
+
+/// Serves one client frame on `function`: parses it, runs the action's use case, and answers
+/// any error with an `error` frame. Never fails: every outcome is a frame to the client.
+pub async fn serve_frame(
+    app: &App,
+    function: Function,
+    caller: Caller,
+    request_id: String,
+    frame: Frame<'_>,
+) {
+    let span = tracing::info_span!(
+        "request",
+        function = function.dir(),
+        connection = %caller.connection,
+        user = %caller.user,
+        request_id = %request_id,
+    );
+    async move {
+        let (req, client_msg_id, parsed) = Request::parse(caller, request_id, frame);
+        let result = match parsed {
+            Ok(()) => run(app, function, &req).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            if e.is_internal() {
+                tracing::error!(error = ?e, "request failed");
+            } else {
+                tracing::info!(error = %e, "request refused");
+            }
+            let frame = ServerFrame::Error {
+                code: e.code(),
+                message: e.client_message(&req.request_id),
+                client_msg_id,
+            };
+            req.reply(app, &frame).await;
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs the use case of the frame's action, if `function` serves it. `$default` (and a function
+/// handed an action that is not its own) answers `unknown_action`.
+async fn run(app: &App, function: Function, req: &Request) -> Result<(), Error> {
+    let Some(name) = req.action() else {
+        return Err(Error::BadRequest(
+            "a frame needs an \"action\" string".into(),
+        ));
+    };
+    match Action::from_name(name) {
+        Some(action) if action.function() == function => execute(app, req, action).await,
+        _ => Err(Error::UnknownAction(name.to_owned())),
+    }
+}
 
 /// Runs the use case of `action` on the request's frame. Exhaustive: a new [`Action`] does not
 /// compile until it has a use case here.
