@@ -2,6 +2,7 @@
 //! `notify` function receives them. Only the keys are read (the message itself is read back,
 //! consistently), so the event type stays small and independent of the image format.
 
+use crate::dynamo;
 use messenger::domain::{ConversationId, Seq};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -54,14 +55,9 @@ impl StreamRecord {
         if self.event_name != "INSERT" {
             return None;
         }
-        let pk = self.dynamodb.keys.get("pk")?.get("S")?;
-        let seq: Seq = self.dynamodb.keys.get("sk")?.get("N")?.parse().ok()?;
-        let (conv, bucket) = pk.strip_prefix("M#")?.rsplit_once('#')?;
-        let bucket: Seq = bucket.parse().ok()?;
-        if seq == 0 || seq / bucket_size != bucket {
-            return None;
-        }
-        Some((ConversationId::new(conv).ok()?, seq))
+        let pk = self.dynamodb.keys.get(dynamo::PK)?.get("S")?;
+        let seq: Seq = self.dynamodb.keys.get(dynamo::SK)?.get("N")?.parse().ok()?;
+        dynamo::message_at(pk, seq, bucket_size)
     }
 }
 
