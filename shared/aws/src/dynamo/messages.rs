@@ -67,7 +67,8 @@ impl LogKey {
         to_item(self)
     }
 
-    /// Whether `item` is in this key's partition (single items: is this key's item).
+    /// Whether `item` carries this key's `pk` (how a BatchGetItem answer is matched to its
+    /// keys).
     pub(super) fn is_key_of(&self, item: &Item) -> bool {
         matches!(item.get(PK), Some(AttributeValue::S(pk)) if *pk == self.pk)
     }

@@ -48,7 +48,7 @@ const BATCH_GET_MAX: usize = 100;
 /// Most Queries one call runs at once (fan-out reads one per member).
 const QUERY_CONCURRENCY: usize = 32;
 
-/// The four table names (each deployment, and each test run, has its own).
+/// The five table names (each deployment, and each test run, has its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tables {
     /// pk `user`, sk `conn`: live connections.
