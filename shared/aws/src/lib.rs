@@ -4,7 +4,8 @@
 //! - [`sdk`]: one `SdkConfig` per process, with the rustls+ring HTTP client and endpoint
 //!   overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`) so the same binaries run on
 //!   AWS, MiniStack and LocalStack.
-//! - [`dynamo`]: [`DynamoStore`], every storage port on DynamoDB (tables in docs/data-model.md).
+//! - [`dynamo`]: [`DynamoStore`], every storage port on DynamoDB: one module per table, with
+//!   typed items (tables and requests in docs/data-model.md).
 //! - [`metrics`]: counts every DynamoDB request and the capacity units it consumed.
 //! - [`poster`]: [`ApiGwPoster`], PostToConnection with explicit timeouts; 410 → `Gone`.
 //! - [`notifier`]: [`SnsNotifier`], mobile push through SNS platform endpoints and the messages

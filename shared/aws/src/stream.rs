@@ -2,6 +2,7 @@
 //! receives it (Lambda's event and partial-batch response types from `aws_lambda_events`). Only
 //! the keys are read: the message itself is read back consistently by the use case.
 
+use crate::dynamo;
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use messenger::domain::{ConversationId, Seq};
@@ -26,12 +27,7 @@ pub fn inserted_message(record: &EventRecord, bucket_size: Seq) -> Option<(Conve
         return None;
     }
     let keys: Keys = serde_dynamo::from_item(record.change.keys.clone()).ok()?;
-    let (conv, bucket) = keys.pk.strip_prefix("M#")?.rsplit_once('#')?;
-    let bucket: Seq = bucket.parse().ok()?;
-    if keys.sk == 0 || keys.sk / bucket_size != bucket {
-        return None;
-    }
-    Some((ConversationId::new(conv).ok()?, keys.sk))
+    dynamo::message_at(&keys.pk, keys.sk, bucket_size)
 }
 
 /// Handles one batch of the `notify` function: pushes each inserted message to its offline

@@ -1,0 +1,249 @@
+//! Adapter layer: appending to a conversation's log — the one transaction that assigns a seq
+//! and stores the message, and its retries. All the conditions that keep seqs gapless and sends
+//! idempotent are here.
+
+use super::codec::{from_item, instant_value, n, to_item};
+use super::messages::{
+    EXPIRES_AT, HeadItem, IdempotencyItem, LAST_SEQ, LogKey, MarkerItem, MessageItem, PK,
+};
+use super::{DynamoStore, Item, backend, backoff, corrupt};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem, Update};
+use messenger::domain::{ConversationId, Message, NewMessage, Seq};
+use messenger::ports::{Appended, StoreError};
+
+/// Striped per-conversation locks: bounded memory, and two conversations share a stripe only
+/// by hash collision.
+#[derive(Debug)]
+pub(super) struct AppendLocks(Vec<tokio::sync::Mutex<()>>);
+
+impl AppendLocks {
+    pub(super) fn new(stripes: usize) -> Self {
+        Self((0..stripes).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+
+    async fn lock(&self, conv: &ConversationId) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(conv);
+        self.0[(hash % self.0.len() as u64) as usize].lock().await
+    }
+}
+
+/// Which parts of the append transaction failed (from its cancellation reasons).
+#[derive(Debug, Default)]
+struct Cancelled {
+    head: bool,
+    idempotency: bool,
+    other: Vec<String>,
+}
+
+/// Position of each action inside the append transaction (the head is 0).
+const TX_MESSAGE: usize = 1;
+const TX_IDEM: usize = 2;
+
+fn read_cancellation(e: &TransactWriteItemsError) -> Option<Cancelled> {
+    let TransactWriteItemsError::TransactionCanceledException(tc) = e else {
+        return None;
+    };
+    let mut c = Cancelled::default();
+    for (i, r) in tc.cancellation_reasons().iter().enumerate() {
+        match r.code() {
+            None | Some("None") => {}
+            Some("ConditionalCheckFailed") if i == TX_IDEM => c.idempotency = true,
+            // The head moved, or (reported with it) the message slot `prev + 1` is taken:
+            // either way another sender got that seq first.
+            Some("ConditionalCheckFailed") if i <= TX_MESSAGE => c.head = true,
+            // Another transaction held one of our items: the same race as a head conflict.
+            Some("TransactionConflict") => c.head = true,
+            Some(code) => c.other.push(format!("action {i}: {code}")),
+        }
+    }
+    Some(c)
+}
+
+fn put(table: &str, item: Item) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+    Put::builder().table_name(table).set_item(Some(item))
+}
+
+impl DynamoStore {
+    /// A consistent read of the head and the idempotency key (one BatchGetItem), then one
+    /// TransactWriteItems that moves the head from `prev` to `prev + 1` and writes the message
+    /// and its idempotency key. All or nothing, so a sender that dies at any point leaves no
+    /// hole; a lost race on the head is retried with jittered backoff.
+    pub(super) async fn append_message(&self, msg: NewMessage) -> Result<Appended, StoreError> {
+        let _queued = match &self.append_locks {
+            Some(locks) => Some(locks.lock(&msg.conversation).await),
+            None => None,
+        };
+        let head_key = LogKey::head(&msg.conversation);
+        let idem_key = LogKey::idempotency(&msg.from, &msg.client_msg_id);
+        let keys = vec![head_key.item()?, idem_key.item()?];
+        for attempt in 0..self.max_attempts {
+            let items = self
+                .batch_get(&self.tables.messages, keys.clone(), true)
+                .await?;
+            let (mut head, mut idem) = (None, None);
+            for item in items {
+                if head_key.is_key_of(&item) {
+                    head = Some(from_item::<HeadItem>(item)?);
+                } else if idem_key.is_key_of(&item) {
+                    idem = Some(from_item::<IdempotencyItem>(item)?);
+                }
+            }
+            // Same rule as the transaction's condition: an expired key no longer counts.
+            if let Some(idem) = idem.filter(|i| i.holds_at(msg.sent_at)) {
+                return Ok(Appended {
+                    message: self.original(&idem).await?,
+                    duplicate: true,
+                });
+            }
+            let prev = head.as_ref().map_or(0, |h| h.last_seq);
+            let (message, actions) = self.append_transaction(&msg, prev, head.is_some())?;
+            let r = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let err = match r {
+                Ok(_) => {
+                    return Ok(Appended {
+                        message,
+                        duplicate: false,
+                    });
+                }
+                Err(e) => e,
+            };
+            let Some(cancelled) = err.as_service_error().and_then(read_cancellation) else {
+                return Err(backend(err));
+            };
+            if cancelled.idempotency {
+                // A concurrent retry of the same send won: answer with its message.
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.tables.messages)
+                    .set_key(Some(idem_key.item()?))
+                    .consistent_read(true)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                let idem = out
+                    .item
+                    .ok_or_else(|| corrupt("idempotency key vanished"))?;
+                return Ok(Appended {
+                    message: self.original(&from_item(idem)?).await?,
+                    duplicate: true,
+                });
+            }
+            if !cancelled.other.is_empty() {
+                return Err(corrupt(format!(
+                    "append to {} cancelled: {}",
+                    msg.conversation,
+                    cancelled.other.join(", ")
+                )));
+            }
+            tracing::debug!(conversation = %msg.conversation, attempt, "lost the race for the head");
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        Err(StoreError::Backend(
+            format!(
+                "append to {} lost the race for the head {} times",
+                msg.conversation, self.max_attempts
+            )
+            .into(),
+        ))
+    }
+
+    /// The message an idempotency item points to (the original of a duplicate send).
+    async fn original(&self, idem: &IdempotencyItem) -> Result<Message, StoreError> {
+        let key = LogKey::message(&idem.conv, idem.seq, self.bucket);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.messages)
+            .set_key(Some(key.item()?))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        let item = out.item.ok_or_else(|| {
+            corrupt(format!(
+                "{}#{} named by an idempotency key is missing",
+                idem.conv, idem.seq
+            ))
+        })?;
+        Ok(from_item::<MessageItem>(item)?.into_message(&idem.conv))
+    }
+
+    /// The transaction that stores `msg` as seq `prev + 1`, and that message.
+    fn append_transaction(
+        &self,
+        msg: &NewMessage,
+        prev: Seq,
+        head_exists: bool,
+    ) -> Result<(Message, Vec<TransactWriteItem>), StoreError> {
+        let t = &self.tables.messages;
+        let seq = prev + 1;
+        let message = Message {
+            conversation: msg.conversation.clone(),
+            seq,
+            from: msg.from.clone(),
+            client_msg_id: msg.client_msg_id.clone(),
+            body: msg.body.clone(),
+            event: msg.event.clone(),
+            sent_at: msg.sent_at,
+            expires_at: msg.expires_at,
+        };
+        let mut head = Update::builder()
+            .table_name(t)
+            .set_key(Some(LogKey::head(&msg.conversation).item()?))
+            .update_expression(format!("SET {LAST_SEQ} = :next"))
+            .expression_attribute_values(":next", n(seq));
+        head = if head_exists {
+            head.condition_expression(format!("{LAST_SEQ} = :prev"))
+                .expression_attribute_values(":prev", n(prev))
+        } else {
+            head.condition_expression(format!("attribute_not_exists({PK})"))
+        };
+        let not_taken = format!("attribute_not_exists({PK})");
+        // Order matters: `read_cancellation` reads reasons by position (head, TX_MESSAGE, TX_IDEM).
+        let mut actions = vec![
+            TransactWriteItem::builder()
+                .update(head.build().map_err(backend)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(
+                    put(t, to_item(&MessageItem::new(&message, self.bucket))?)
+                        .condition_expression(&not_taken)
+                        .build()
+                        .map_err(backend)?,
+                )
+                .build(),
+            // An idempotency key whose message has expired no longer blocks a new send.
+            TransactWriteItem::builder()
+                .put(
+                    put(t, to_item(&IdempotencyItem::new(&message))?)
+                        .condition_expression(format!("{not_taken} OR {EXPIRES_AT} <= :sent"))
+                        .expression_attribute_values(":sent", instant_value(msg.sent_at))
+                        .build()
+                        .map_err(backend)?,
+                )
+                .build(),
+        ];
+        if seq.is_multiple_of(self.bucket) {
+            // The first message of a bucket leaves a marker (no TTL) at the end of the previous
+            // bucket, so readers know to go on even when every message there has expired.
+            let marker = MarkerItem::new(&msg.conversation, seq, self.bucket);
+            actions.push(
+                TransactWriteItem::builder()
+                    .put(put(t, to_item(&marker)?).build().map_err(backend)?)
+                    .build(),
+            );
+        }
+        Ok((message, actions))
+    }
+}

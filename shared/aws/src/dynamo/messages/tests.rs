@@ -1,0 +1,169 @@
+//! The stored format of the messages table, pinned, and its items round-tripped.
+
+use super::*;
+use crate::dynamo::codec::tests::{item, t0};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+fn message(seq: Seq, expires_at: Option<DateTime<Utc>>) -> Message {
+    Message {
+        conversation: ConversationId::new("dm:alice:bob").unwrap(),
+        seq,
+        from: UserId::new("alice").unwrap(),
+        client_msg_id: ClientMsgId::new("c-1").unwrap(),
+        body: "hi bob".into(),
+        event: None,
+        sent_at: t0(),
+        expires_at,
+    }
+}
+
+fn round_trip(m: &Message, bucket: Seq) -> (Item, Message) {
+    let stored = to_item(&MessageItem::new(m, bucket)).unwrap();
+    let back = from_item::<MessageItem>(stored.clone()).unwrap();
+    (stored, back.into_message(&m.conversation))
+}
+
+#[test]
+fn a_message_round_trips_and_its_format_is_pinned() {
+    let m = message(17, None);
+    let (stored, back) = round_trip(&m, 10);
+    assert_eq!(back, m);
+    assert_eq!(
+        stored,
+        item([
+            ("pk", s("M#dm:alice:bob#1")),
+            ("sk", n(17)),
+            ("from", s("alice")),
+            ("cmid", s("c-1")),
+            ("body", s("hi bob")),
+            ("sent_at", s("2026-11-29T05:45:39.120000000Z")),
+        ])
+    );
+    assert!(stored.contains_key(PK) && stored.contains_key(SK));
+}
+
+#[test]
+fn an_expiring_message_carries_expires_at_and_ttl() {
+    let m = message(3, Some(t0() + chrono::Duration::days(30)));
+    let (stored, back) = round_trip(&m, 1000);
+    assert_eq!(back, m);
+    assert_eq!(stored["pk"], s("M#dm:alice:bob#0"));
+    assert_eq!(stored["expires_at"], s("2026-12-29T05:45:39.120000000Z"));
+    let ttl = (t0() + chrono::Duration::days(30)).timestamp() + 1;
+    assert_eq!(stored["ttl"], AttributeValue::N(ttl.to_string()));
+    assert!(stored.contains_key(EXPIRES_AT) && stored.contains_key(codec::TTL_ATTR));
+}
+
+#[test]
+fn a_system_message_stores_its_event_as_json() {
+    let m = Message {
+        body: String::new(),
+        event: Some(GroupEvent::MembersAdded {
+            users: vec![UserId::new("carol").unwrap()],
+        }),
+        ..message(4, None)
+    };
+    let (stored, back) = round_trip(&m, 10);
+    assert_eq!(back, m);
+    assert_eq!(
+        stored["event"],
+        s(r#"{"type":"members_added","users":["carol"]}"#)
+    );
+    assert_eq!(stored["body"], s(""));
+}
+
+#[test]
+fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
+    let m = message(12, None);
+    let key = IdempotencyItem::new(&m);
+    let stored = to_item(&key).unwrap();
+    assert_eq!(
+        stored,
+        item([
+            ("pk", s("I#alice#c-1")),
+            ("sk", n(0)),
+            ("conv", s("dm:alice:bob")),
+            ("seq", n(12)),
+        ])
+    );
+    assert_eq!(
+        LogKey::idempotency(&m.from, &m.client_msg_id)
+            .item()
+            .unwrap(),
+        item([("pk", s("I#alice#c-1")), ("sk", n(0))])
+    );
+    let back: IdempotencyItem = from_item(stored).unwrap();
+    assert_eq!((back.conv, back.seq), (m.conversation.clone(), 12));
+    assert!(key.holds_at(t0() + chrono::Duration::days(10_000)));
+
+    let expiring = IdempotencyItem::new(&message(12, Some(t0())));
+    let stored = to_item(&expiring).unwrap();
+    assert_eq!(stored["expires_at"], s("2026-11-29T05:45:39.120000000Z"));
+    assert_eq!(
+        stored["ttl"],
+        AttributeValue::N((t0().timestamp() + 1).to_string())
+    );
+    let back: IdempotencyItem = from_item(stored).unwrap();
+    assert_eq!(
+        back.expires_at,
+        Some(t0()),
+        "to the nanosecond (the TTL only to the second)"
+    );
+    assert!(expiring.holds_at(t0() - chrono::Duration::nanoseconds(1)));
+    assert!(!expiring.holds_at(t0()), "expired at its exact instant");
+}
+
+#[test]
+fn the_head_and_the_continuation_marker_are_pinned() {
+    let conv = ConversationId::new("dm:alice:bob").unwrap();
+    let head = LogKey::head(&conv);
+    assert_eq!(
+        head.item().unwrap(),
+        item([("pk", s("H#dm:alice:bob")), ("sk", n(0))])
+    );
+    let stored = item([
+        ("pk", s("H#dm:alice:bob")),
+        ("sk", n(0)),
+        ("last_seq", n(41)),
+    ]);
+    let read: HeadItem = from_item(stored.clone()).unwrap();
+    assert_eq!((read.pk, read.last_seq), (head.pk, 41));
+    assert!(stored.contains_key(LAST_SEQ));
+    // Seq 20 opens bucket 2 of 10 seqs: its marker ends bucket 1, under seq 20.
+    let marker = to_item(&MarkerItem::new(&conv, 20, 10)).unwrap();
+    assert_eq!(
+        marker,
+        item([
+            ("pk", s("M#dm:alice:bob#1")),
+            ("sk", n(20)),
+            ("continues", AttributeValue::Bool(true)),
+        ])
+    );
+    assert!(marker.contains_key(CONTINUES));
+    assert_eq!(
+        LogKey::message(&conv, 20, 10),
+        LogKey {
+            pk: "M#dm:alice:bob#2".into(),
+            sk: 20
+        }
+    );
+}
+
+#[test]
+fn a_message_key_is_read_back_and_no_other_key_is() {
+    let conv = ConversationId::new("dm:alice:bob").unwrap();
+    for seq in [1, 9, 10, 17, 20] {
+        let key = LogKey::message(&conv, seq, 10);
+        assert_eq!(message_at(&key.pk, key.sk, 10), Some((conv.clone(), seq)));
+    }
+    let marker = MarkerItem::new(&conv, 20, 10);
+    assert_eq!(message_at(&marker.pk, marker.sk, 10), None);
+    let head = LogKey::head(&conv);
+    let idem = LogKey::idempotency(
+        &UserId::new("alice").unwrap(),
+        &ClientMsgId::new("c-1").unwrap(),
+    );
+    for key in [head, idem] {
+        assert_eq!(message_at(&key.pk, key.sk, 10), None);
+    }
+}

@@ -1,0 +1,269 @@
+//! Adapter layer: every storage port on DynamoDB, one module per table. Tables, keys and the
+//! requests each route makes are described in docs/data-model.md; keep the two in step.
+//!
+//! - `schema`: creating the tables (tests and local set-ups; deployments use the template).
+//! - `codec`: the stored encodings (instants, TTL, JSON in a string) as serde helpers.
+//! - `connections`, `memberships` (and group metadata), `messages` (the log; its append
+//!   transaction and retry in `append`), `last_seen`, `devices`: each table's typed items, their
+//!   conversions to and from the domain, and the port on that table.
+//!
+//! This file: the store, its builders and counters, and the request helpers the tables share
+//! (batched gets, paged and per-user Queries, conditional writes, backoff, error mapping).
+
+mod append;
+mod codec;
+mod connections;
+mod devices;
+mod last_seen;
+mod memberships;
+mod messages;
+mod schema;
+
+pub use codec::TTL_ATTR;
+pub use memberships::BY_CONVERSATION;
+pub(crate) use messages::message_at;
+
+use crate::metrics::{Counters, CountingInterceptor, Snapshot};
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use messenger::domain::UserId;
+use messenger::ports::StoreError;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Default number of seqs per message-log partition (`M#<conv>#<seq / bucket>`).
+pub const DEFAULT_BUCKET: u64 = 1000;
+/// The partition key of `connections`, `memberships`, `last_seen` and `devices`.
+const USER: &str = "user";
+/// BatchGetItem takes at most 100 keys.
+const BATCH_GET_MAX: usize = 100;
+/// Most Queries one call runs at once (fan-out reads one per member).
+const QUERY_CONCURRENCY: usize = 32;
+
+/// The five table names (each deployment, and each test run, has its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    /// pk `user`, sk `conn`: live connections.
+    pub connections: String,
+    /// pk `user`, sk `conv`, GSI `by_conversation` (pk `conv`, sk `user`): memberships.
+    pub memberships: String,
+    /// pk `pk` (S), sk `sk` (N): conversation heads, message log buckets, idempotency keys.
+    pub messages: String,
+    /// pk `user`: when each user was last seen.
+    pub last_seen: String,
+    /// pk `user`, sk `sk` (S): push registrations `D#<device>` and push claims
+    /// `C#<device>#<conv>`.
+    pub devices: String,
+}
+
+impl Tables {
+    /// `<prefix>connections`, `<prefix>memberships`, `<prefix>messages`, `<prefix>last_seen`,
+    /// `<prefix>devices`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            connections: format!("{prefix}connections"),
+            memberships: format!("{prefix}memberships"),
+            messages: format!("{prefix}messages"),
+            last_seen: format!("{prefix}last_seen"),
+            devices: format!("{prefix}devices"),
+        }
+    }
+}
+
+/// Every storage port on DynamoDB. Clone-cheap; build once per process.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: Tables,
+    bucket: u64,
+    max_attempts: u32,
+    counters: Arc<Counters>,
+    append_locks: Option<Arc<append::AppendLocks>>,
+}
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+fn is_condition_failed<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+/// The outcome of a conditional write: `true` when it was applied, `false` when its condition
+/// did not hold (an expected answer, not an error).
+fn applied<T, E>(
+    r: Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>,
+) -> Result<bool, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// A random delay in `[0, min(cap, base·2^attempt)]` ("full jitter"): concurrent senders that
+/// lost the same race spread out instead of colliding again.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling_ms = (5u64 << attempt.min(6)).min(250);
+    let r = getrandom::u64().unwrap_or(0);
+    Duration::from_millis(r % (ceiling_ms + 1))
+}
+
+impl DynamoStore {
+    /// A store over `tables`, with its own DynamoDB client (and request counters).
+    pub fn new(sdk: &SdkConfig, tables: Tables) -> Self {
+        let counters = Arc::new(Counters::default());
+        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(CountingInterceptor(counters.clone()))
+            .build();
+        Self {
+            client: Client::from_conf(config),
+            tables,
+            bucket: DEFAULT_BUCKET,
+            max_attempts: 50,
+            counters,
+            append_locks: None,
+        }
+    }
+
+    /// Serialises this process's appends to the same conversation (striped locks). The
+    /// conditional transaction alone is correct under any concurrency, but a burst of senders
+    /// in one process would race for the head and retry O(n²) times; queueing them locally
+    /// leaves only races between processes (Lambda instances) to the condition.
+    pub fn with_local_append_lock(mut self) -> Self {
+        self.append_locks = Some(Arc::new(append::AppendLocks::new(256)));
+        self
+    }
+
+    /// Seqs per message-log partition. Every reader and writer of a table must agree on it.
+    pub fn with_bucket_size(mut self, bucket: u64) -> Self {
+        assert!(bucket >= 2, "a log bucket holds at least two seqs");
+        self.bucket = bucket;
+        self
+    }
+
+    /// How often an append retries after losing the race for the conversation head.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The table names.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Requests and capacity units so far, per operation; diff two with [`Snapshot::since`].
+    pub fn counters(&self) -> Snapshot {
+        self.counters.snapshot()
+    }
+
+    /// BatchGetItem of `keys` from one table (at most 100 distinct keys per request;
+    /// unprocessed keys are asked again after a backoff).
+    async fn batch_get(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(BATCH_GET_MAX) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(backend)?,
+            );
+            let mut attempt = 0;
+            while let Some(ka) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, ka)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                if let Some(items) = out.responses.and_then(|mut r| r.remove(table)) {
+                    found.extend(items);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(table))
+                    .filter(|ka| !ka.keys().is_empty());
+                if pending.is_some() {
+                    // Throttled keys come back unprocessed; AWS asks for backoff before retrying.
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// One Query per user (all pages), at most [`QUERY_CONCURRENCY`] in flight: a 256-member
+    /// fan-out must not open 256 connections at once or burst a partition. The items come in
+    /// no particular order.
+    async fn query_each_user(
+        &self,
+        users: &[UserId],
+        build: &(dyn Fn(&UserId) -> QueryFluentBuilder + Send + Sync),
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut pending = users.iter();
+        let mut in_flight = FuturesUnordered::new();
+        let mut items = Vec::new();
+        loop {
+            while in_flight.len() < QUERY_CONCURRENCY {
+                let Some(user) = pending.next() else { break };
+                in_flight.push(self.query_all(move || build(user)));
+            }
+            match in_flight.next().await {
+                Some(found) => items.extend(found?),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Every item of one Query, following `LastEvaluatedKey`.
+    async fn query_all(
+        &self,
+        build: impl Fn() -> QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = build()
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(backend)?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}
