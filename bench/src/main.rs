@@ -157,7 +157,7 @@ const REFERENCE_OR_URL: [&str; 4] = [
 ];
 
 /// The value of `--store`.
-#[derive(Clone, Copy, PartialEq, ValueEnum)]
+#[derive(Clone, Copy, ValueEnum)]
 enum StoreKind {
     /// messenger-local's in-memory store
     Memory,
