@@ -4,8 +4,11 @@
 //! messenger-local serve [--port 8080] [--host 127.0.0.1] [--stage local] [options]
 //! messenger-local token USER [--device D] [--hours 24]
 //! ```
+//!
+//! `messenger-local help serve` (or `token`) lists every option.
 
 use chrono::Utc;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use messenger::Stores;
 use messenger::auth::{self, DEV_SECRET};
 use messenger::domain::{DeviceId, UserId};
@@ -13,37 +16,127 @@ use messenger_local::GatewayConfig;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "\
-usage:
-  messenger-local serve [--port N] [--host ADDR] [--stage NAME] [--max-body-bytes N]
-                        [--idle-timeout-secs N] [--max-connection-secs N] [--two-way ROUTE]...
-                        [--store memory|dynamodb] [--dynamodb-endpoint URL]
-                        [--table-prefix P] [--create-tables]
-      Serves the WebSocket API (default ws://127.0.0.1:8080/local) over an in-memory store, or
-      over DynamoDB: tables P* (default messenger-*) at URL (default MESSENGER_DYNAMODB_ENDPOINT,
-      else the AWS configuration in the environment); --create-tables creates missing ones.
-  messenger-local token USER [--device DEVICE] [--hours N]
-      Prints a token the local gateway accepts (connect with ?token=...).
-
+const ENVIRONMENT: &str = "\
 The JWT secret is MESSENGER_JWT_SECRET, or a fixed development secret when unset.
 Logs: RUST_LOG (default info).";
 
+/// Run Messenger on this machine: an API Gateway WebSocket emulator that calls the route
+/// handlers in-process. Or mint a token for it.
+#[derive(Parser)]
+#[command(name = "messenger-local", version, after_help = ENVIRONMENT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the WebSocket API (default ws://127.0.0.1:8080/local) until Ctrl-C
+    #[command(after_help = ENVIRONMENT)]
+    Serve(ServeArgs),
+    /// Print a token the local gateway accepts (connect with ?token=...)
+    #[command(after_help = ENVIRONMENT)]
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Port to listen on (0: any free one; the banner shows which)
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    host: String,
+    /// Stage: the WebSocket URL is ws://HOST:PORT/STAGE
+    #[arg(long, value_name = "NAME", default_value_t = GatewayConfig::default().stage)]
+    stage: String,
+    /// Largest message body a `send` accepts, in bytes
+    #[arg(long, value_name = "N", default_value_t = GatewayConfig::default().limits.max_body_bytes)]
+    max_body_bytes: usize,
+    /// Close a socket after this many seconds without a frame (API Gateway: 10 min)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = GatewayConfig::default().idle_timeout.as_secs()
+    )]
+    idle_timeout_secs: u64,
+    /// Close every socket after this many seconds (API Gateway: 2 h)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = GatewayConfig::default().max_connection_duration.as_secs()
+    )]
+    max_connection_secs: u64,
+    /// Make ROUTE two-way: its returned body goes back to the client, as with an API Gateway
+    /// route response (repeatable; other routes reply through @connections only)
+    #[arg(long = "two-way", value_name = "ROUTE")]
+    two_way: Vec<String>,
+    #[command(flatten, next_help_heading = "Store")]
+    store: StoreArgs,
+}
+
+/// Where the gateway keeps its data: in memory (the default), or DynamoDB (MiniStack,
+/// LocalStack or AWS) with the production adapter.
+#[derive(Args)]
+struct StoreArgs {
+    /// Where the gateway keeps its data
+    #[arg(long = "store", value_name = "STORE", value_enum, default_value_t = StoreKind::Memory)]
+    kind: StoreKind,
+    /// The DynamoDB endpoint of --store dynamodb (MiniStack, LocalStack); without one, the AWS
+    /// configuration in the environment (profile, region, AWS_ENDPOINT_URL)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MESSENGER_DYNAMODB_ENDPOINT",
+        hide_env_values = true
+    )]
+    dynamodb_endpoint: Option<String>,
+    /// Table name prefix of --store dynamodb (tables messenger-connections,
+    /// messenger-memberships, …)
+    #[arg(long, value_name = "P", default_value = "messenger-")]
+    table_prefix: String,
+    /// With --store dynamodb: create the tables that are missing
+    #[arg(long)]
+    create_tables: bool,
+}
+
+/// The value of `--store`.
+#[derive(Clone, Copy, ValueEnum)]
+enum StoreKind {
+    /// In this process's memory, gone when it exits
+    Memory,
+    /// DynamoDB (MiniStack, LocalStack or AWS) through the production adapter
+    #[value(name = "dynamodb")]
+    DynamoDb,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// The user the token is for (its `sub`)
+    #[arg(value_parser = |s: &str| UserId::new(s))]
+    user: UserId,
+    /// The device it names (its `device` claim)
+    #[arg(long, value_parser = |s: &str| DeviceId::new(s))]
+    device: Option<DeviceId>,
+    /// Hours until it expires
+    #[arg(long, value_name = "N", default_value_t = 24)]
+    hours: i64,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("serve") => serve(&args[1..]),
-        Some("token") => token(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+    // Usage errors exit with 2 (clap's code), before anything starts.
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => {
+            token(args);
             Ok(())
         }
-        _ => Err(format!("expected a command\n\n{USAGE}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("messenger-local: {e}");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
     }
 }
@@ -54,90 +147,13 @@ fn secret() -> Vec<u8> {
         .into_bytes()
 }
 
-/// `--name value` options after the positional arguments.
-struct Options<'a> {
-    rest: &'a [String],
-}
-
-impl<'a> Options<'a> {
-    fn parse(args: &'a [String], allowed: &[&str]) -> Result<(Vec<&'a str>, Self), String> {
-        let split = args
-            .iter()
-            .position(|a| a.starts_with("--"))
-            .unwrap_or(args.len());
-        let (positional, rest) = args.split_at(split);
-        for pair in rest.chunks(2) {
-            let name = pair[0].as_str();
-            if !allowed.contains(&name) {
-                return Err(format!("unknown option {name}\n\n{USAGE}"));
-            }
-            if pair.len() < 2 {
-                return Err(format!("{name} needs a value"));
-            }
-        }
-        Ok((
-            positional.iter().map(String::as_str).collect(),
-            Self { rest },
-        ))
-    }
-
-    fn all(&self, name: &str) -> impl Iterator<Item = &'a str> {
-        let name = name.to_owned();
-        self.rest
-            .chunks(2)
-            .filter(move |p| p[0] == name)
-            .map(|p| p[1].as_str())
-    }
-
-    fn get<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
-        self.all(name)
-            .last()
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| format!("{name}: invalid value {v:?}"))
-            })
-            .transpose()
-    }
-}
-
-/// Where the gateway keeps its data: in memory (the default), or DynamoDB (MiniStack,
-/// LocalStack or AWS) with the production adapter.
-enum StoreChoice {
-    Memory,
-    Dynamo {
-        endpoint: Option<String>,
-        prefix: String,
-        create: bool,
-    },
-}
-
-impl StoreChoice {
-    fn from_options(opts: &Options<'_>, create: bool) -> Result<Self, String> {
-        let store: String = opts.get("--store")?.unwrap_or_else(|| "memory".into());
-        match store.as_str() {
-            "memory" => Ok(Self::Memory),
-            "dynamodb" => Ok(Self::Dynamo {
-                endpoint: opts
-                    .get("--dynamodb-endpoint")?
-                    .or_else(|| std::env::var("MESSENGER_DYNAMODB_ENDPOINT").ok()),
-                prefix: opts
-                    .get("--table-prefix")?
-                    .unwrap_or_else(|| "messenger-".into()),
-                create,
-            }),
-            other => Err(format!("--store takes memory or dynamodb, not {other:?}")),
-        }
-    }
-
+impl StoreArgs {
     /// The stores, and a line saying what they are.
     async fn open(self) -> Result<(Stores, String), String> {
-        match self {
-            Self::Memory => Ok((Stores::in_memory(), "in-memory store".into())),
-            Self::Dynamo {
-                endpoint,
-                prefix,
-                create,
-            } => {
+        match self.kind {
+            StoreKind::Memory => Ok((Stores::in_memory(), "in-memory store".into())),
+            StoreKind::DynamoDb => {
+                let (endpoint, prefix) = (self.dynamodb_endpoint, self.table_prefix);
                 // An explicit endpoint is an emulator (test credentials); otherwise the usual
                 // AWS configuration chain (AWS_ENDPOINT_URL, profiles, region) applies.
                 let sdk = match &endpoint {
@@ -146,7 +162,7 @@ impl StoreChoice {
                 };
                 let tables = messenger_aws::Tables::with_prefix(&prefix);
                 let store = messenger_aws::DynamoStore::new(&sdk, tables).with_local_append_lock();
-                if create {
+                if self.create_tables {
                     store
                         .create_tables()
                         .await
@@ -162,76 +178,26 @@ impl StoreChoice {
     }
 }
 
-fn token(args: &[String]) -> Result<(), String> {
-    let (positional, opts) = Options::parse(args, &["--device", "--hours"])?;
-    let [user] = positional[..] else {
-        return Err(format!("token takes one USER\n\n{USAGE}"));
-    };
-    let user = UserId::new(user).map_err(|e| e.to_string())?;
-    let device = opts
-        .get::<String>("--device")?
-        .map(DeviceId::new)
-        .transpose()
-        .map_err(|e| e.to_string())?;
-    let hours: i64 = opts.get("--hours")?.unwrap_or(24);
+fn token(args: TokenArgs) {
     let now = Utc::now();
+    let expires = now + chrono::Duration::hours(args.hours);
     println!(
         "{}",
-        auth::mint(
-            &secret(),
-            &user,
-            device.as_ref(),
-            now,
-            now + chrono::Duration::hours(hours)
-        )
+        auth::mint(&secret(), &args.user, args.device.as_ref(), now, expires)
     );
-    Ok(())
 }
 
-fn serve(args: &[String]) -> Result<(), String> {
-    let allowed = [
-        "--port",
-        "--host",
-        "--stage",
-        "--max-body-bytes",
-        "--idle-timeout-secs",
-        "--max-connection-secs",
-        "--two-way",
-        "--store",
-        "--dynamodb-endpoint",
-        "--table-prefix",
-    ];
-    // The one flag without a value.
-    let create_tables = args.iter().any(|a| a == "--create-tables");
-    let args: Vec<String> = args
-        .iter()
-        .filter(|a| *a != "--create-tables")
-        .cloned()
-        .collect();
-    let (positional, opts) = Options::parse(&args, &allowed)?;
-    if !positional.is_empty() {
-        return Err(format!("serve takes no arguments\n\n{USAGE}"));
-    }
+fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = GatewayConfig {
         jwt_secret: secret(),
+        stage: args.stage,
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        max_connection_duration: Duration::from_secs(args.max_connection_secs),
+        two_way_routes: args.two_way.into_iter().collect(),
         ..GatewayConfig::default()
     };
-    let port: u16 = opts.get("--port")?.unwrap_or(8080);
-    let host: String = opts.get("--host")?.unwrap_or_else(|| "127.0.0.1".into());
-    if let Some(stage) = opts.get("--stage")? {
-        config.stage = stage;
-    }
-    if let Some(n) = opts.get("--max-body-bytes")? {
-        config.limits.max_body_bytes = n;
-    }
-    if let Some(s) = opts.get("--idle-timeout-secs")? {
-        config.idle_timeout = Duration::from_secs(s);
-    }
-    if let Some(s) = opts.get("--max-connection-secs")? {
-        config.max_connection_duration = Duration::from_secs(s);
-    }
-    config.two_way_routes = opts.all("--two-way").map(str::to_owned).collect();
-    let store = StoreChoice::from_options(&opts, create_tables)?;
+    config.limits.max_body_bytes = args.max_body_bytes;
+    let (host, port) = (args.host, args.port);
 
     // Logs on stderr: stdout carries only what a script reads (the URLs).
     tracing_subscriber::fmt()
@@ -247,7 +213,7 @@ fn serve(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stage = config.stage.clone();
-        let (stores, described) = store.open().await?;
+        let (stores, described) = args.store.open().await?;
         // Written once; a reader that stops reading (`| head -2`) must not stop the server.
         let banner = format!(
             "Messenger local gateway ready ({described})\n  WebSocket:   ws://{addr}/{stage}?token=<token>\n  Management:  http://{addr}/{stage}/@connections/<connectionId>\n  Pushes:      http://{addr}/_local/pushes\n  Token:       messenger-local token <user> [--device <device>]\n"

@@ -1,5 +1,6 @@
 //! The `messenger-local` binary as a user runs it: `token` mints what `serve` accepts, and
-//! `serve --store dynamodb --create-tables` chats over DynamoDB (the emulator's).
+//! `serve --store dynamodb --create-tables` chats over DynamoDB (the emulator's); `--help`
+//! explains every option, and usage errors exit with 2.
 
 use futures_util::{SinkExt, StreamExt};
 use messenger::ports::MessageLog;
@@ -113,4 +114,96 @@ async fn serve_over_dynamodb_creates_its_tables_and_stores_there() {
     let conv = messenger::domain::ConversationId::new("dm:alice:bob").unwrap();
     let heads = store.last_seqs(std::slice::from_ref(&conv)).await.unwrap();
     assert_eq!(heads[&conv], 1, "the message is in DynamoDB");
+}
+
+/// Runs the binary to completion with `args`.
+fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN).args(args).output().unwrap()
+}
+
+/// The line of `help` that lists `option`, if it says what the option does.
+fn described<'a>(help: &'a str, option: &str) -> Option<&'a str> {
+    help.lines().find(|line| {
+        let Some(rest) = line.trim_start().strip_prefix(option) else {
+            return false;
+        };
+        // Past the name and its value placeholder, some words.
+        let rest = rest.trim_start();
+        let rest = match rest.strip_prefix('<') {
+            Some(r) => r.split_once('>').map_or("", |(_, after)| after),
+            None => rest,
+        };
+        rest.split_whitespace().count() >= 2
+    })
+}
+
+#[test]
+fn help_describes_every_option_of_every_command() {
+    let commands: [(&[&str], &[&str]); 3] = [
+        (&["--help"], &["serve", "token"]),
+        (
+            &["serve", "-h"],
+            &[
+                "--port",
+                "--host",
+                "--stage",
+                "--max-body-bytes",
+                "--idle-timeout-secs",
+                "--max-connection-secs",
+                "--two-way",
+                "--store",
+                "--dynamodb-endpoint",
+                "--table-prefix",
+                "--create-tables",
+            ],
+        ),
+        (&["help", "token"], &["<USER>", "--device", "--hours"]),
+    ];
+    for (args, options) in commands {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        let help = String::from_utf8(out.stdout).unwrap();
+        for option in options {
+            assert!(
+                described(&help, option).is_some(),
+                "{args:?} does not describe {option}:\n{help}"
+            );
+        }
+        if args != ["--help"] {
+            assert!(help.contains("MESSENGER_JWT_SECRET"), "{args:?}:\n{help}");
+        }
+    }
+    let serve = String::from_utf8(run(&["serve", "-h"]).stdout).unwrap();
+    for default in [
+        "[default: 8080]",
+        "[env: MESSENGER_DYNAMODB_ENDPOINT]",
+        "memory, dynamodb",
+    ] {
+        assert!(
+            serve.contains(default),
+            "serve -h lacks {default}:\n{serve}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_2_and_say_what_is_wrong() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["serve", "--bogus"], "--bogus"),
+        (&["serve", "--store", "sqlite"], "sqlite"),
+        (&["serve", "--port", "http"], "--port"),
+        (&["token", "alice", "--bogus", "x"], "--bogus"),
+        (&["token", "not a user"], "invalid user id"),
+    ];
+    for (args, says) in cases {
+        let out = run(args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?} should mention {says}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
+    }
+    assert_eq!(run(&[]).status.code(), Some(2), "no command");
 }
