@@ -105,7 +105,8 @@ struct StoreArgs {
 enum StoreKind {
     /// In this process's memory, gone when it exits
     Memory,
-    /// DynamoDB (MiniStack, LocalStack or AWS) through the production adapter
+    /// DynamoDB (MiniStack, LocalStack or AWS) through the production adapter (needs the
+    /// `dynamodb` feature: cargo run -p messenger-local --features dynamodb -- serve …)
     #[value(name = "dynamodb")]
     DynamoDb,
 }
@@ -152,6 +153,14 @@ impl StoreArgs {
     async fn open(self) -> Result<(Stores, String), String> {
         match self.kind {
             StoreKind::Memory => Ok((Stores::in_memory(), "in-memory store".into())),
+            #[cfg(not(feature = "dynamodb"))]
+            StoreKind::DynamoDb => Err(
+                "this messenger-local was built without DynamoDB support (the AWS SDK); build it \
+                 with the `dynamodb` feature: cargo run -p messenger-local --features dynamodb \
+                 -- serve --store dynamodb …"
+                    .into(),
+            ),
+            #[cfg(feature = "dynamodb")]
             StoreKind::DynamoDb => {
                 let (endpoint, prefix) = (self.dynamodb_endpoint, self.table_prefix);
                 // An explicit endpoint is an emulator (test credentials); otherwise the usual
