@@ -15,6 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use messenger::auth::jwks::{JwkSet, JwksError, JwksSource, parse_jwk_set};
+use messenger::auth::{Authenticator, IssuerConfig, IssuerVerifier};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,9 +111,7 @@ impl HttpJwks {
     }
 
     async fn get(&self, url: &str) -> Result<Bytes, JwksError> {
-        let uri: hyper::Uri = url
-            .parse()
-            .map_err(|e| JwksError(format!("{url}: {e}")))?;
+        let uri: hyper::Uri = url.parse().map_err(|e| JwksError(format!("{url}: {e}")))?;
         let response = self
             .client
             .get(uri)
@@ -185,13 +184,36 @@ impl JwksSource for HttpJwks {
     }
 }
 
+/// The authenticator for an issuer: its keys from `jwks_url`, or found by discovery when `None`.
+/// Refuses a configuration that could never verify anything, before anything is served.
+pub fn issuer_authenticator(
+    config: IssuerConfig,
+    jwks_url: Option<String>,
+) -> Result<Authenticator, String> {
+    config.validate()?;
+    let location = match jwks_url {
+        Some(url) => JwksLocation::Url(url),
+        None => JwksLocation::Discovery {
+            issuer: config.issuer.clone(),
+        },
+    };
+    let source = HttpJwks::new(location, FetchTimeouts::default())?;
+    Ok(Authenticator::Issuer(Arc::new(IssuerVerifier::new(
+        config,
+        Arc::new(source),
+    ))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn keys_come_over_https_or_from_this_machine() {
-        assert!(check_url("https://cognito-idp.eu-west-1.amazonaws.com/p/.well-known/jwks.json").is_ok());
+        assert!(
+            check_url("https://cognito-idp.eu-west-1.amazonaws.com/p/.well-known/jwks.json")
+                .is_ok()
+        );
         assert!(check_url("http://127.0.0.1:4566/p/.well-known/jwks.json").is_ok());
         assert!(check_url("http://localhost:8080/jwks").is_ok());
         assert!(check_url("http://[::1]:8080/jwks").is_ok());

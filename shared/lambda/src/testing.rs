@@ -36,7 +36,9 @@ pub struct JwksServer {
 impl JwksServer {
     /// Starts serving on a free loopback port.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
         let routes = Arc::new(Mutex::new(Routes::default()));
         let served = routes.clone();

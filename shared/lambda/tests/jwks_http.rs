@@ -67,7 +67,11 @@ async fn an_es256_token_verifies_against_the_issuers_jwks_url() {
         .await
         .unwrap();
     assert!(allows(&r));
-    assert_eq!(server.hits("/keys"), 1, "the keys are fetched once, then cached");
+    assert_eq!(
+        server.hits("/keys"),
+        1,
+        "the keys are fetched once, then cached"
+    );
 }
 
 #[tokio::test]
@@ -82,23 +86,43 @@ async fn a_rotated_key_is_picked_up_by_one_rate_limited_refresh() {
         FetchTimeouts::default(),
     );
     let t0 = Utc::now();
-    assert!(allows(&decide(&auth, &token(&old, issuer, "alice", t0), t0).await.unwrap()));
+    assert!(allows(
+        &decide(&auth, &token(&old, issuer, "alice", t0), t0)
+            .await
+            .unwrap()
+    ));
 
     // The issuer rotates: it now publishes the new key beside the old one.
     server.publish("/keys", &[&old, &new]);
     // Within the refresh interval of the first fetch the new kid is not fetched for.
     let t1 = t0 + Duration::seconds(5);
-    assert!(!allows(&decide(&auth, &token(&new, issuer, "bob", t1), t1).await.unwrap()));
+    assert!(!allows(
+        &decide(&auth, &token(&new, issuer, "bob", t1), t1)
+            .await
+            .unwrap()
+    ));
     assert_eq!(server.hits("/keys"), 1);
     // After it, one refresh finds the new key; old tokens still verify.
     let t2 = t0 + Duration::seconds(31);
-    assert!(allows(&decide(&auth, &token(&new, issuer, "bob", t2), t2).await.unwrap()));
-    assert!(allows(&decide(&auth, &token(&old, issuer, "alice", t2), t2).await.unwrap()));
+    assert!(allows(
+        &decide(&auth, &token(&new, issuer, "bob", t2), t2)
+            .await
+            .unwrap()
+    ));
+    assert!(allows(
+        &decide(&auth, &token(&old, issuer, "alice", t2), t2)
+            .await
+            .unwrap()
+    ));
     assert_eq!(server.hits("/keys"), 2);
     // A kid nobody publishes, right after: refused, and no fetch.
     let forged = TestKey::es256_b("made-up");
     let t3 = t2 + Duration::seconds(1);
-    assert!(!allows(&decide(&auth, &token(&forged, issuer, "eve", t3), t3).await.unwrap()));
+    assert!(!allows(
+        &decide(&auth, &token(&forged, issuer, "eve", t3), t3)
+            .await
+            .unwrap()
+    ));
     assert_eq!(server.hits("/keys"), 2);
 }
 
@@ -117,7 +141,11 @@ async fn discovery_finds_the_jwks_uri_and_checks_the_issuer_it_names() {
         FetchTimeouts::default(),
     );
     let now = Utc::now();
-    assert!(allows(&decide(&auth, &token(&key, &issuer, "alice", now), now).await.unwrap()));
+    assert!(allows(
+        &decide(&auth, &token(&key, &issuer, "alice", now), now)
+            .await
+            .unwrap()
+    ));
     assert_eq!(server.hits("/tenant/.well-known/openid-configuration"), 1);
 
     // A discovery document for another issuer is not followed.
@@ -134,7 +162,11 @@ async fn discovery_finds_the_jwks_uri_and_checks_the_issuer_it_names() {
         },
         FetchTimeouts::default(),
     );
-    assert!(decide(&auth, &token(&key, &other, "alice", now), now).await.is_err());
+    assert!(
+        decide(&auth, &token(&key, &other, "alice", now), now)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

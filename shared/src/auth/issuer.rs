@@ -152,7 +152,11 @@ impl IssuerVerifier {
         Ok(self.check(&claims, now)?)
     }
 
-    fn check(&self, claims: &Map<String, Value>, now: DateTime<Utc>) -> Result<Claimed, TokenError> {
+    fn check(
+        &self,
+        claims: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Claimed, TokenError> {
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
         if text("iss") != Some(self.config.issuer.as_str()) {
             return Err(TokenError::WrongIssuer);
@@ -167,7 +171,8 @@ impl IssuerVerifier {
         if at("nbf").is_some_and(|nbf| now_s < nbf - leeway) {
             return Err(TokenError::NotYetValid);
         }
-        let ours = |v: Option<&str>| v.is_some_and(|v| self.config.audiences.iter().any(|a| a == v));
+        let ours =
+            |v: Option<&str>| v.is_some_and(|v| self.config.audiences.iter().any(|a| a == v));
         let audience_ok = if self.cognito {
             match text("token_use") {
                 Some("id") => ours(text("aud")),
@@ -184,9 +189,8 @@ impl IssuerVerifier {
         if !audience_ok {
             return Err(TokenError::WrongAudience);
         }
-        let user = text(&self.config.user_claim).ok_or_else(|| {
-            TokenError::BadClaims(format!("no {} claim", self.config.user_claim))
-        })?;
+        let user = text(&self.config.user_claim)
+            .ok_or_else(|| TokenError::BadClaims(format!("no {} claim", self.config.user_claim)))?;
         let user = UserId::new(user).map_err(|e| TokenError::BadClaims(e.to_string()))?;
         let device = match claims.get(DEVICE_CLAIM) {
             None | Some(Value::Null) => None,

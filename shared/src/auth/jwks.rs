@@ -57,8 +57,8 @@ pub fn parse_jwk_set(body: &[u8]) -> Result<JwkSet, JwksError> {
     struct Document {
         keys: Vec<Value>,
     }
-    let doc: Document = serde_json::from_slice(body)
-        .map_err(|e| JwksError(format!("not a JWK set: {e}")))?;
+    let doc: Document =
+        serde_json::from_slice(body).map_err(|e| JwksError(format!("not a JWK set: {e}")))?;
     let keys: Vec<Jwk> = doc
         .keys
         .into_iter()
@@ -224,10 +224,22 @@ mod tests {
         let cache = cache(&source);
         let t0 = Utc::now();
         assert!(cache.key("a", t0).await.unwrap().is_some());
-        assert!(cache.key("a", t0 + Duration::minutes(59)).await.unwrap().is_some());
+        assert!(
+            cache
+                .key("a", t0 + Duration::minutes(59))
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert_eq!(source.fetches(), 1);
         // Past the TTL the set is fetched again before use.
-        assert!(cache.key("a", t0 + Duration::minutes(61)).await.unwrap().is_some());
+        assert!(
+            cache
+                .key("a", t0 + Duration::minutes(61))
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert_eq!(source.fetches(), 2);
     }
 
@@ -241,13 +253,31 @@ mod tests {
         // The issuer rotates to b; a token signed with b arrives within the interval: refused
         // without a fetch.
         source.publish(&[&b]);
-        assert!(cache.key("b", t0 + Duration::seconds(10)).await.unwrap().is_none());
+        assert!(
+            cache
+                .key("b", t0 + Duration::seconds(10))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(source.fetches(), 1);
         // After the interval the unknown kid triggers one refresh, which finds it.
-        assert!(cache.key("b", t0 + Duration::seconds(31)).await.unwrap().is_some());
+        assert!(
+            cache
+                .key("b", t0 + Duration::seconds(31))
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert_eq!(source.fetches(), 2);
         // A made-up kid right after: no further fetch.
-        assert!(cache.key("zzz", t0 + Duration::seconds(32)).await.unwrap().is_none());
+        assert!(
+            cache
+                .key("zzz", t0 + Duration::seconds(32))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(source.fetches(), 2);
     }
 
@@ -262,7 +292,13 @@ mod tests {
         assert!(cache.key("a", t0 + Duration::seconds(5)).await.is_err());
         assert_eq!(source.fetches(), 1, "a failed fetch is not retried at once");
         source.fail(false);
-        assert!(cache.key("a", t0 + Duration::seconds(31)).await.unwrap().is_some());
+        assert!(
+            cache
+                .key("a", t0 + Duration::seconds(31))
+                .await
+                .unwrap()
+                .is_some()
+        );
         // Stale keys are not used when the refresh fails.
         source.fail(true);
         let later = t0 + Duration::hours(2);

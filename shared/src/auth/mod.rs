@@ -161,10 +161,18 @@ mod tests {
 
     #[tokio::test]
     async fn the_device_comes_from_the_claim_else_the_parameter_else_the_default() {
-        assert_eq!(device_of(&token(Some("phone")), None).await.unwrap(), "phone");
-        assert_eq!(device_of(&token(None), Some("tablet")).await.unwrap(), "tablet");
         assert_eq!(
-            device_of(&token(Some("phone")), Some("phone")).await.unwrap(),
+            device_of(&token(Some("phone")), None).await.unwrap(),
+            "phone"
+        );
+        assert_eq!(
+            device_of(&token(None), Some("tablet")).await.unwrap(),
+            "tablet"
+        );
+        assert_eq!(
+            device_of(&token(Some("phone")), Some("phone"))
+                .await
+                .unwrap(),
             "phone"
         );
         assert_eq!(

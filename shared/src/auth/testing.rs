@@ -19,17 +19,29 @@ pub struct TestKey {
 impl TestKey {
     /// P-256 key "A" (ES256).
     pub fn es256_a(kid: &str) -> Self {
-        Self::new(kid, Algorithm::ES256, EncodingKey::from_ec_der(include_bytes!("testdata/es256-1.der")))
+        Self::new(
+            kid,
+            Algorithm::ES256,
+            EncodingKey::from_ec_der(include_bytes!("testdata/es256-1.der")),
+        )
     }
 
     /// P-256 key "B" (ES256), for rotations.
     pub fn es256_b(kid: &str) -> Self {
-        Self::new(kid, Algorithm::ES256, EncodingKey::from_ec_der(include_bytes!("testdata/es256-2.der")))
+        Self::new(
+            kid,
+            Algorithm::ES256,
+            EncodingKey::from_ec_der(include_bytes!("testdata/es256-2.der")),
+        )
     }
 
     /// A 2048-bit RSA key (RS256).
     pub fn rs256(kid: &str) -> Self {
-        Self::new(kid, Algorithm::RS256, EncodingKey::from_rsa_der(include_bytes!("testdata/rs256.der")))
+        Self::new(
+            kid,
+            Algorithm::RS256,
+            EncodingKey::from_rsa_der(include_bytes!("testdata/rs256.der")),
+        )
     }
 
     fn new(kid: &str, alg: Algorithm, key: EncodingKey) -> Self {

@@ -73,7 +73,9 @@ async fn cognito_id_and_access_tokens_verify_and_other_uses_do_not() {
     let (v, _) = verifier(POOL, &[&key]);
     let now = Utc::now();
     for token_use in ["id", "access"] {
-        let got = v.verify(&key.sign(&cognito_claims(token_use, now)), now).await;
+        let got = v
+            .verify(&key.sign(&cognito_claims(token_use, now)), now)
+            .await;
         assert_eq!(got.unwrap().user.as_str(), "alice", "{token_use}");
     }
     let refresh = key.sign(&cognito_claims("refresh", now));
@@ -107,7 +109,10 @@ async fn expiry_and_not_before_allow_a_minute_of_clock_skew() {
     let now = Utc::now();
     let mut c = claims(OIDC, now);
     c["exp"] = (now - Duration::seconds(30)).timestamp().into();
-    assert!(v.verify(&key.sign(&c), now).await.is_ok(), "within the leeway");
+    assert!(
+        v.verify(&key.sign(&c), now).await.is_ok(),
+        "within the leeway"
+    );
     c["exp"] = (now - Duration::seconds(61)).timestamp().into();
     assert_eq!(refusal(&v, &key.sign(&c), now).await, TokenError::Expired);
     c.as_object_mut().unwrap().remove("exp");
@@ -117,9 +122,15 @@ async fn expiry_and_not_before_allow_a_minute_of_clock_skew() {
     ));
     let mut c = claims(OIDC, now);
     c["nbf"] = (now + Duration::seconds(30)).timestamp().into();
-    assert!(v.verify(&key.sign(&c), now).await.is_ok(), "within the leeway");
+    assert!(
+        v.verify(&key.sign(&c), now).await.is_ok(),
+        "within the leeway"
+    );
     c["nbf"] = (now + Duration::seconds(90)).timestamp().into();
-    assert_eq!(refusal(&v, &key.sign(&c), now).await, TokenError::NotYetValid);
+    assert_eq!(
+        refusal(&v, &key.sign(&c), now).await,
+        TokenError::NotYetValid
+    );
 }
 
 #[tokio::test]
@@ -128,12 +139,21 @@ async fn another_issuer_or_audience_is_refused() {
     let (v, _) = verifier(OIDC, &[&key]);
     let now = Utc::now();
     let mut c = claims("https://evil.example.com/", now);
-    assert_eq!(refusal(&v, &key.sign(&c), now).await, TokenError::WrongIssuer);
+    assert_eq!(
+        refusal(&v, &key.sign(&c), now).await,
+        TokenError::WrongIssuer
+    );
     c = claims(OIDC, now);
     c["aud"] = json!(["someone-else"]);
-    assert_eq!(refusal(&v, &key.sign(&c), now).await, TokenError::WrongAudience);
+    assert_eq!(
+        refusal(&v, &key.sign(&c), now).await,
+        TokenError::WrongAudience
+    );
     c.as_object_mut().unwrap().remove("aud");
-    assert_eq!(refusal(&v, &key.sign(&c), now).await, TokenError::WrongAudience);
+    assert_eq!(
+        refusal(&v, &key.sign(&c), now).await,
+        TokenError::WrongAudience
+    );
 }
 
 #[tokio::test]
@@ -183,7 +203,10 @@ async fn tampered_foreign_and_unsigned_tokens_are_refused() {
         parts[1],
         parts[2]
     );
-    assert_eq!(refusal(&v, &confused, now).await, TokenError::WrongAlgorithm);
+    assert_eq!(
+        refusal(&v, &confused, now).await,
+        TokenError::WrongAlgorithm
+    );
     let mut kidless = claims(OIDC, now);
     kidless["sub"] = "x".into();
     let no_kid = jwt::encode(
@@ -239,7 +262,9 @@ async fn when_the_keys_cannot_be_fetched_nothing_verifies() {
 fn cognito_issuers_are_recognised_by_their_url() {
     let cognito = |url: &str| IssuerConfig::new(url, vec![CLIENT.into()]).is_cognito();
     assert!(cognito(POOL));
-    assert!(cognito("https://cognito-idp.cn-north-1.amazonaws.com.cn/cn-north-1_X"));
+    assert!(cognito(
+        "https://cognito-idp.cn-north-1.amazonaws.com.cn/cn-north-1_X"
+    ));
     assert!(!cognito(OIDC));
     assert!(!cognito("https://cognito-idp.evil.com/amazonaws.com"));
     assert!(!cognito("http://cognito-idp.eu-west-1.amazonaws.com/p"));
@@ -248,7 +273,19 @@ fn cognito_issuers_are_recognised_by_their_url() {
 #[test]
 fn a_configuration_without_audience_is_refused() {
     assert!(IssuerConfig::new(OIDC, vec![]).validate().is_err());
-    assert!(IssuerConfig::new(OIDC, vec![String::new()]).validate().is_err());
-    assert!(IssuerConfig::new("issuer", vec![CLIENT.into()]).validate().is_err());
-    assert!(IssuerConfig::new(OIDC, vec![CLIENT.into()]).validate().is_ok());
+    assert!(
+        IssuerConfig::new(OIDC, vec![String::new()])
+            .validate()
+            .is_err()
+    );
+    assert!(
+        IssuerConfig::new("issuer", vec![CLIENT.into()])
+            .validate()
+            .is_err()
+    );
+    assert!(
+        IssuerConfig::new(OIDC, vec![CLIENT.into()])
+            .validate()
+            .is_ok()
+    );
 }
