@@ -137,13 +137,15 @@ def package(bin_dir: Path) -> dict[str, Path]:
         digest = hashlib.sha256(binary.read_bytes()).hexdigest()[:20]
         out = ZIP_DIR / f"fn-{name}-{digest}.zip"
         if not out.exists():
-            tmp = out.with_suffix(".tmp")
+            # Per process: two deploys packaging the same binaries at once (the deploy tier's two
+            # stacks) must not write one temporary file; the rename is atomic either way.
+            tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
             info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o100755 << 16  # regular file, rwxr-xr-x
             info.compress_type = zipfile.ZIP_DEFLATED
             with zipfile.ZipFile(tmp, "w", compresslevel=1) as zf:
                 zf.writestr(info, binary.read_bytes())
-            tmp.rename(out)
+            tmp.replace(out)
         zips[name] = out
         detail(f"{out.name}  {out.stat().st_size / 1e6:.1f} MB")
     return zips

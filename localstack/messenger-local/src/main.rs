@@ -10,7 +10,7 @@
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use messenger::Stores;
-use messenger::auth::{self, Authenticator, DEV_SECRET, IssuerConfig, IssuerVerifier};
+use messenger::auth::{self, DEV_SECRET, IssuerConfig, IssuerVerifier};
 use messenger::domain::{DeviceId, UserId};
 use messenger_local::GatewayConfig;
 use std::process::ExitCode;
@@ -116,12 +116,9 @@ impl SignInArgs {
             config.audiences.join(", "),
             config.user_claim
         );
-        match messenger_lambda::jwks::issuer_authenticator(config, self.jwks_url)
-            .map_err(|e| format!("--issuer: {e}"))?
-        {
-            Authenticator::Issuer(verifier) => Ok((Some(verifier), line)),
-            Authenticator::Hs256(_) => unreachable!("an issuer's authenticator"),
-        }
+        let verifier = messenger_lambda::jwks::issuer_verifier(config, self.jwks_url)
+            .map_err(|e| format!("--issuer: {e}"))?;
+        Ok((Some(verifier), line))
     }
 }
 

@@ -313,7 +313,8 @@ pub fn authenticator_from_lookup(
             if let Some(claim) = optional(&get, env::JWT_USER_CLAIM) {
                 config.user_claim = claim;
             }
-            messenger_lambda::jwks::issuer_authenticator(config, optional(&get, env::JWKS_URL))
+            messenger_lambda::jwks::issuer_verifier(config, optional(&get, env::JWKS_URL))
+                .map(Authenticator::Issuer)
                 .map_err(|reason| ConfigError::Invalid {
                     name: env::JWT_ISSUER,
                     reason,

@@ -15,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use messenger::auth::jwks::{JwkSet, JwksError, JwksSource, parse_jwk_set};
-use messenger::auth::{Authenticator, IssuerConfig, IssuerVerifier};
+use messenger::auth::{IssuerConfig, IssuerVerifier};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -184,12 +184,12 @@ impl JwksSource for HttpJwks {
     }
 }
 
-/// The authenticator for an issuer: its keys from `jwks_url`, or found by discovery when `None`.
-/// Refuses a configuration that could never verify anything, before anything is served.
-pub fn issuer_authenticator(
+/// The verifier of an issuer's tokens: its keys from `jwks_url`, or found by discovery when
+/// `None`. Refuses a configuration that could never verify anything, before anything is served.
+pub fn issuer_verifier(
     config: IssuerConfig,
     jwks_url: Option<String>,
-) -> Result<Authenticator, String> {
+) -> Result<Arc<IssuerVerifier>, String> {
     config.validate()?;
     let location = match jwks_url {
         Some(url) => JwksLocation::Url(url),
@@ -198,10 +198,7 @@ pub fn issuer_authenticator(
         },
     };
     let source = HttpJwks::new(location, FetchTimeouts::default())?;
-    Ok(Authenticator::Issuer(Arc::new(IssuerVerifier::new(
-        config,
-        Arc::new(source),
-    ))))
+    Ok(Arc::new(IssuerVerifier::new(config, Arc::new(source))))
 }
 
 #[cfg(test)]
