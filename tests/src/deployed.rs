@@ -92,6 +92,7 @@ impl DeployedStack {
         let outputs: HashMap<String, String> =
             serde_json::from_str(&std::fs::read_to_string(&outputs_file).expect("outputs file"))
                 .expect("outputs JSON");
+        let _ = std::fs::remove_file(&outputs_file);
         eprintln!(
             "deployed stack {name} in {:.1} s: {}",
             started.elapsed().as_secs_f64(),
