@@ -7,8 +7,12 @@ Targets:
   local  any LocalStack-compatible endpoint (default MiniStack at http://127.0.0.1:4566). The
          zips hold host binaries (the debug build that `cargo test --workspace` already made,
          unless --release); the stack gets EmulatorEndpoint so the functions reach the
-         emulator's @connections API; the JWT secret defaults to messenger-local's
-         development secret, so `cargo run -q -p messenger-local -- token USER` mints tokens.
+         emulator's @connections API; sign-in defaults to development tokens with
+         messenger-local's secret, so `cargo run -q -p messenger-local -- token USER` mints them.
+
+Sign-in (--identity, the template's Identity): cognito (a user pool and app client in the stack;
+the default on AWS), issuer (any OpenID Connect issuer: --param IssuerUrl=... --param
+IssuerAudience=...), hs256 (development tokens signed with --jwt-secret; the default locally).
 
 Idempotent: an existing stack is updated (or left alone when nothing changed); zips are
 content-addressed, so only changed functions get new code. --destroy deletes the stack.
@@ -133,13 +137,15 @@ def package(bin_dir: Path) -> dict[str, Path]:
         digest = hashlib.sha256(binary.read_bytes()).hexdigest()[:20]
         out = ZIP_DIR / f"fn-{name}-{digest}.zip"
         if not out.exists():
-            tmp = out.with_suffix(".tmp")
+            # Per process: two deploys packaging the same binaries at once (the deploy tier's two
+            # stacks) must not write one temporary file; the rename is atomic either way.
+            tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
             info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o100755 << 16  # regular file, rwxr-xr-x
             info.compress_type = zipfile.ZIP_DEFLATED
             with zipfile.ZipFile(tmp, "w", compresslevel=1) as zf:
                 zf.writestr(info, binary.read_bytes())
-            tmp.rename(out)
+            tmp.replace(out)
         zips[name] = out
         detail(f"{out.name}  {out.stat().st_size / 1e6:.1f} MB")
     return zips
@@ -280,21 +286,25 @@ def parameters(args: argparse.Namespace, t: Target, bucket: str, keys: dict[str,
     for name, param in FUNCTIONS:
         params[param] = keys[name]
     secret = args.jwt_secret or os.environ.get("MESSENGER_JWT_SECRET")
+    identity = identity_of(args, t, existing, secret)
+    params["Identity"] = identity
     if t.kind == "local":
         params["EmulatorEndpoint"] = t.endpoint
         # MiniStack runs the binaries as host processes; LocalStack in containers of the host's
         # architecture. Either way: the host's.
         params["Architecture"] = host_architecture()
-        # A throwaway local stack: tables go with it.
+        # A throwaway local stack: tables (and the user pool) go with it.
         params["TableDeletionProtection"] = "false"
-        params["JwtSecret"] = secret or DEV_SECRET
+        if identity == "hs256":
+            params["JwtSecret"] = secret or DEV_SECRET
     else:
         params["Architecture"] = "arm64"
-        if secret:
-            params["JwtSecret"] = secret
-        elif existing is None:
-            fail("--target aws needs the JWT secret the first time: --jwt-secret or MESSENGER_JWT_SECRET "
-                 "(at least 32 characters, e.g. `openssl rand -base64 48`)")
+        if identity == "hs256":
+            if secret:
+                params["JwtSecret"] = secret
+            elif existing is None or existing_param(existing, "JwtSecret") is None:
+                fail("--identity hs256 needs the JWT secret the first time: --jwt-secret or MESSENGER_JWT_SECRET "
+                     "(at least 32 characters, e.g. `openssl rand -base64 48`)")
     for kv in args.param:
         k, sep, v = kv.partition("=")
         if not sep:
@@ -306,6 +316,30 @@ def parameters(args: argparse.Namespace, t: Target, bucket: str, keys: dict[str,
         declared = {p["ParameterKey"] for p in existing.get("Parameters", [])}
         out += [{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(declared - params.keys())]
     return out
+
+
+def existing_param(existing: dict | None, key: str) -> str | None:
+    for p in (existing or {}).get("Parameters", []):
+        if p["ParameterKey"] == key:
+            return p.get("ParameterValue")
+    return None
+
+
+def identity_of(args: argparse.Namespace, t: Target, existing: dict | None, secret: str | None) -> str:
+    """The stack's sign-in: --identity; else hs256 when a JWT secret is given; else what the
+    existing stack has (a stack from before the Identity parameter signed in with its secret);
+    else development tokens locally and the stack's own Cognito user pool on AWS."""
+    if args.identity:
+        return args.identity
+    if secret:
+        return "hs256"
+    if existing is not None:
+        previous = existing_param(existing, "Identity")
+        if previous:
+            return previous
+        if existing_param(existing, "JwtSecret") is not None:
+            return "hs256"
+    return "hs256" if t.kind == "local" else "cognito"
 
 
 def deploy_stack(args: argparse.Namespace, t: Target, bucket: str, keys: dict[str, str]) -> dict:
@@ -362,6 +396,9 @@ def destroy(args: argparse.Namespace, t: Target) -> None:
         fail(f"stack {stack} ended {final['StackStatus']}")
     say(f"stack {stack} deleted")
     kept = [v for k, v in sorted(outputs.items()) if k.endswith("TableName") and k != "ConnectionsTableName"]
+    if "UserPoolId" in outputs:
+        detail(f"the Cognito user pool {outputs['UserPoolId']} (the accounts) is retained (DeletionPolicy: Retain);")
+        detail("  aws cognito-idp update-user-pool --user-pool-id ID --deletion-protection INACTIVE, then delete-user-pool")
     if kept:
         detail("the data tables are retained (DeletionPolicy: Retain):")
         for table in kept:
@@ -386,7 +423,10 @@ def main() -> None:
     p.add_argument("--region", help="default: the AWS environment's region; local: us-east-1")
     p.add_argument("--stack-name", default="messenger")
     p.add_argument("--stage", default="prod", help="API stage name (default prod)")
-    p.add_argument("--jwt-secret", help="token secret (default $MESSENGER_JWT_SECRET; local: the development secret)")
+    p.add_argument("--identity", choices=["cognito", "issuer", "hs256"],
+                   help="who signs users in (default: hs256 with --jwt-secret; else the existing stack's; "
+                        "else hs256 locally, cognito on AWS). issuer needs --param IssuerUrl=... --param IssuerAudience=...")
+    p.add_argument("--jwt-secret", help="hs256 token secret (default $MESSENGER_JWT_SECRET; local: the development secret)")
     p.add_argument("--bucket", help="artifact bucket (default messenger-artifacts[-ACCOUNT-REGION])")
     p.add_argument("--binaries", type=Path, help="use the binaries in this directory (fn-<name> or fn-<name>/bootstrap); no build")
     p.add_argument("--release", action="store_true", help="local: build and ship release binaries")
@@ -426,13 +466,24 @@ def main() -> None:
     for k in sorted(outputs):
         detail(f"{k:<22} {outputs[k]}")
     url = outputs.get("WebSocketUrl", "<WebSocketUrl>")
+    identity = outputs.get("Identity", "hs256")
     print()
-    print("Connect (a token per user; --device names the device):")
-    if args.target == "local" and not (args.jwt_secret or os.environ.get("MESSENGER_JWT_SECRET")):
-        print(f'  npx wscat -c "{url}?token=$(cargo run -q -p messenger-local -- token alice)"')
+    if identity == "cognito":
+        pool, client = outputs.get("UserPoolId"), outputs.get("UserPoolClientId")
+        print("Sign in with the user pool (README \"Sign-in\"); e.g. an ID token for a user you created:")
+        print(f"  aws cognito-idp admin-initiate-auth --user-pool-id {pool} --client-id {client} \\")
+        print("    --auth-flow ADMIN_USER_PASSWORD_AUTH --auth-parameters USERNAME=<email>,PASSWORD=<password>")
+        print(f'  npx wscat -c "{url}?token=<IdToken or AccessToken>&device=phone"')
+    elif identity == "issuer":
+        print(f"Connect with a token of {outputs.get('Issuer')}:")
+        print(f'  npx wscat -c "{url}?token=<ID or access token>&device=phone"')
     else:
-        print("  export MESSENGER_JWT_SECRET=<the secret you deployed with>")
-        print(f'  npx wscat -c "{url}?token=$(cargo run -q -p messenger-local -- token alice)"')
+        print("Connect (a token per user; --device names the device):")
+        if args.target == "local" and not (args.jwt_secret or os.environ.get("MESSENGER_JWT_SECRET")):
+            print(f'  npx wscat -c "{url}?token=$(cargo run -q -p messenger-local -- token alice)"')
+        else:
+            print("  export MESSENGER_JWT_SECRET=<the secret you deployed with>")
+            print(f'  npx wscat -c "{url}?token=$(cargo run -q -p messenger-local -- token alice)"')
 
 
 if __name__ == "__main__":

@@ -235,3 +235,116 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
         "grace's phone was pushed for seq 1"
     );
 }
+
+// ------------------------------------------------------------------ Identity=cognito
+
+/// A connection attempt's outcome: the handshake's HTTP refusal, or 101.
+async fn status_of(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cognito_users_chat_signed_in_with_an_id_token_and_an_access_token() {
+    let stack = DeployedStack::cognito();
+    let [alice, bob] = stack.pool_users(["alice@example.com", "bob@example.com"]);
+    let mut alice_phone = stack.connect_with(&alice.id_token, "phone", "alice").await;
+    let mut bob_laptop = stack.connect_with(&bob.access_token, "laptop", "bob").await;
+
+    // User ids are the pool's `sub`s.
+    let sent = alice_phone.send_to(&bob.sub, "c-1", "hi bob").await;
+    assert_eq!(sent["type"], "sent", "{sent}");
+    let m = message(&mut bob_laptop, 1).await;
+    assert_eq!(
+        (&m["from"], &m["body"]),
+        (&json!(alice.sub), &json!("hi bob"))
+    );
+    let acked = bob_laptop
+        .request(json!({"action":"ack","conversation":sent["conversation"],"seq":1,"kind":"read"}))
+        .await;
+    assert_eq!(acked["type"], "acked", "{acked}");
+    let read = alice_phone
+        .recv_where(|v| v["type"] == "receipt" && v["kind"] == "read")
+        .await;
+    assert_eq!(read["by"], json!(bob.sub));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cognito_stack_refuses_every_bad_token_with_403() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let stack = DeployedStack::cognito();
+    let [carol] = stack.pool_users(["carol@example.com"]);
+    let url = |token: &str| format!("{}?token={token}&device=phone", stack.url());
+
+    // Forged tokens start from Carol's genuine ID token and change one thing.
+    let genuine: jsonwebtoken::TokenData<Value> =
+        jsonwebtoken::dangerous::insecure_decode(&carol.id_token).expect("a JWT");
+    let pool_key = stack.pool_signing_key("id");
+    let resign = |claims: &Value| encode(&genuine.header, claims, &pool_key).unwrap();
+    // The control: re-signed unchanged, it is accepted, so each refusal below is its change's.
+    assert_eq!(status_of(&url(&resign(&genuine.claims))).await, 101);
+
+    let now = chrono::Utc::now().timestamp();
+    let with = |claim: &str, value: Value| {
+        let mut c = genuine.claims.clone();
+        c[claim] = value;
+        c
+    };
+    let expired = resign(&with("exp", json!(now - 3600)));
+    let wrong_audience = resign(&with("aud", json!("another-app-client")));
+    let pool = stack.output("UserPoolId");
+    let other_pool = format!("https://cognito-idp.us-east-1.amazonaws.com/{pool}x");
+    let wrong_issuer = resign(&with("iss", json!(other_pool)));
+    let refresh_use = resign(&with("token_use", json!("refresh")));
+    // Tampered: Carol's signature over someone else's claims.
+    let parts: Vec<&str> = carol.id_token.split('.').collect();
+    let claims = serde_json::to_vec(&with("sub", json!("mallory"))).unwrap();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims),
+        parts[2]
+    );
+    // A key the pool does not publish, under a kid it does not publish.
+    let unknown_kid =
+        messenger::auth::testing::TestKey::rs256("not-the-pools-key").sign(&genuine.claims);
+    // HS256 keyed with the pool's public key, under the pool key's kid.
+    let mut hs_header = Header::new(Algorithm::HS256);
+    hs_header.kid = genuine.header.kid.clone();
+    let public_pem = stack.pool_public_key_pem("id");
+    let hs256 = encode(
+        &hs_header,
+        &genuine.claims,
+        &EncodingKey::from_secret(public_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    // messenger-local's development token: not accepted by a Cognito stack.
+    let dev = mint(messenger::auth::DEV_SECRET, &carol.sub, "phone");
+    for (what, token) in [
+        ("expired", expired),
+        ("wrong audience", wrong_audience),
+        ("wrong issuer", wrong_issuer),
+        ("a refresh token", refresh_use),
+        ("tampered", tampered),
+        ("unknown kid", unknown_kid),
+        ("HS256 with the public key", hs256),
+        ("a development token", dev),
+    ] {
+        assert_eq!(refused_status(&url(&token)).await, 403, "{what}");
+    }
+    assert_eq!(refused_status(stack.url()).await, 401, "no token");
+    assert_eq!(
+        refused_status(&format!(
+            "{}?token={}&device=a%20b",
+            stack.url(),
+            carol.id_token
+        ))
+        .await,
+        403,
+        "a bad device name"
+    );
+}

@@ -9,7 +9,8 @@
 #      store and once over DynamoDB on MiniStack;
 #   4. the deploy tier: cfn-lint on infra/template.yaml (pinned in infra/requirements.txt,
 #      installed into infra/.venv on first use), then the template deployed on the same
-#      MiniStack with the real (debug, host) Lambda binaries, driven by WebSocket clients.
+#      MiniStack with the real (debug, host) Lambda binaries, driven by WebSocket clients: once
+#      with development tokens, once with its own Cognito user pool (Identity=cognito).
 # MiniStack is stopped however the run ends. Exits non-zero on the first failure.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -16,7 +16,8 @@
 //!   implements the storage ports in memory with production semantics (conditional writes,
 //!   gapless per-conversation seq, idempotent appends, monotonic pointers).
 //! - [`push`]: offline mobile push: registered devices, notifications and their APNs/FCM payloads.
-//! - [`auth`]: HS256 JWTs, verified by the `$connect` authorizer and minted for development.
+//! - [`auth`]: who a connection is: development HS256 tokens, or an identity provider's
+//!   (Cognito, any OIDC issuer) RS256/ES256 tokens verified against its keys (a JWKS port).
 //! - `contract` (feature `contract`): the port contract suite every storage adapter runs.
 //! - [`App`]: the ports, limits and clock a use case runs against, built once per process.
 

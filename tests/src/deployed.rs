@@ -28,21 +28,25 @@ pub struct DeployedStack {
 
 impl DeployedStack {
     /// The stack of this test binary, deployed on first use (a blocking call: the deploy script
-    /// is a child process, and every test shares its stack).
+    /// is a child process, and every test shares its stack). Development tokens (HS256).
     pub fn get() -> &'static DeployedStack {
         static STACK: OnceLock<DeployedStack> = OnceLock::new();
-        STACK.get_or_init(Self::deploy)
+        STACK.get_or_init(|| Self::deploy("e2e", &["--jwt-secret", SECRET]))
     }
 
-    fn deploy() -> Self {
+    /// A second stack, signing users in with its own Cognito user pool (`Identity=cognito`).
+    /// Deploying it costs seconds: the zips are the first stack's.
+    pub fn cognito() -> &'static DeployedStack {
+        static STACK: OnceLock<DeployedStack> = OnceLock::new();
+        STACK.get_or_init(|| Self::deploy("e2e-cognito", &["--identity", "cognito"]))
+    }
+
+    fn deploy(prefix: &str, identity: &[&str]) -> Self {
         let endpoint = std::env::var("MESSENGER_DYNAMODB_ENDPOINT").expect(
             "MESSENGER_DYNAMODB_ENDPOINT: the deployed-stack test needs a running MiniStack \
              (tests/run.sh starts one; by hand: localstack/ministack start)",
         );
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root")
-            .to_path_buf();
+        let root = workspace_root();
         // target/<profile>/deps/deployed-<hash> → target/<profile>, where fn-* are.
         let bin_dir = std::env::current_exe()
             .expect("test binary path")
@@ -60,7 +64,7 @@ impl DeployedStack {
         }
         // A fresh stack per run: its tables start empty, whatever ran on this emulator before.
         let name = format!(
-            "e2e-{}-{}",
+            "{prefix}-{}-{}",
             std::process::id(),
             chrono::Utc::now().timestamp()
         );
@@ -69,14 +73,8 @@ impl DeployedStack {
         let status = Command::new(root.join("infra/deploy"))
             .current_dir(&root)
             .args(["--target", "local", "--endpoint", &endpoint])
-            .args([
-                "--stack-name",
-                &name,
-                "--stage",
-                "e2e",
-                "--jwt-secret",
-                SECRET,
-            ])
+            .args(["--stack-name", &name, "--stage", "e2e"])
+            .args(identity)
             .arg("--binaries")
             .arg(&bin_dir)
             // Small log buckets: the scenarios cross partition boundaries, as the other tiers do.
@@ -94,6 +92,7 @@ impl DeployedStack {
         let outputs: HashMap<String, String> =
             serde_json::from_str(&std::fs::read_to_string(&outputs_file).expect("outputs file"))
                 .expect("outputs JSON");
+        let _ = std::fs::remove_file(&outputs_file);
         eprintln!(
             "deployed stack {name} in {:.1} s: {}",
             started.elapsed().as_secs_f64(),
@@ -131,6 +130,69 @@ impl DeployedStack {
             .unwrap_or_else(|e| panic!("{user}/{device} connects to the deployed API: {e}"))
     }
 
+    /// Connects with `token` (any kind) on `device` (the `device` query parameter).
+    pub async fn connect_with(&self, token: &str, device: &str, label: &str) -> Client {
+        let url = format!("{}?token={token}&device={device}", self.url());
+        Client::connect(&url, label)
+            .await
+            .unwrap_or_else(|e| panic!("{label}/{device} connects to the deployed API: {e}"))
+    }
+
+    /// Creates these users in the stack's Cognito user pool and signs them in
+    /// (`tests/cognito_sign_in.py`, with infra/.venv's boto3, which infra/deploy installed).
+    pub fn pool_users<const N: usize>(&self, emails: [&str; N]) -> [PoolUser; N] {
+        let root = workspace_root();
+        let out = Command::new(root.join("infra/.venv/bin/python"))
+            .arg(root.join("tests/cognito_sign_in.py"))
+            .args([&self.endpoint, "us-east-1"])
+            .args([self.output("UserPoolId"), self.output("UserPoolClientId")])
+            .args(emails)
+            .output()
+            .expect("run tests/cognito_sign_in.py");
+        assert!(
+            out.status.success(),
+            "cognito_sign_in.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut users: HashMap<String, PoolUser> =
+            serde_json::from_slice(&out.stdout).expect("the users' tokens as JSON");
+        emails.map(|e| users.remove(e).expect("every user signed in"))
+    }
+
+    /// The private key the emulated user pool signs its `use` (`id` or `access`) tokens with.
+    /// MiniStack keeps it in its STATE_DIR (localstack/ministack sets it); the tests forge
+    /// tokens with it that differ from a genuine one in a single claim.
+    pub fn pool_signing_key(&self, token_use: &str) -> jsonwebtoken::EncodingKey {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        let der = self.pool_key(token_use).to_pkcs1_der().expect("PKCS#1 DER");
+        jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes())
+    }
+
+    /// The public half of [`Self::pool_signing_key`], PEM-encoded (what an attacker who read the
+    /// JWKS would try as an HS256 secret).
+    pub fn pool_public_key_pem(&self, token_use: &str) -> String {
+        use rsa::pkcs8::{EncodePublicKey, LineEnding};
+        self.pool_key(token_use)
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("a public key PEM")
+    }
+
+    fn pool_key(&self, token_use: &str) -> rsa::PrivateKey {
+        use rsa::pkcs8::DecodePrivateKey;
+        let path = workspace_root().join(format!(
+            "localstack/.state/ministack-state/cognito-pool-keys/{}-{token_use}.pem",
+            self.output("UserPoolId")
+        ));
+        let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (is MiniStack running from localstack/ministack?)",
+                path.display()
+            )
+        });
+        rsa::PrivateKey::from_pkcs8_pem(&pem).expect("a PKCS#8 RSA key")
+    }
+
     /// The deployed tables, through the production adapter (the item format the functions use).
     pub async fn store(&self) -> DynamoStore {
         let sdk = messenger_aws::sdk::for_endpoint(&self.endpoint).await;
@@ -143,6 +205,22 @@ impl DeployedStack {
         };
         DynamoStore::new(&sdk, tables).with_bucket_size(10)
     }
+}
+
+/// A user of the stack's Cognito user pool, signed in.
+#[derive(Debug, serde::Deserialize)]
+pub struct PoolUser {
+    /// Their user id (the tokens' `sub`).
+    pub sub: String,
+    pub id_token: String,
+    pub access_token: String,
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// A fresh FCM platform application on the emulator (on a thread of its own: `deploy` runs

@@ -1,7 +1,7 @@
 //! The emulated API Gateway: WebSocket endpoint, route invocation, `@connections` API.
 //!
 //! Faithful where clients can tell: the REQUEST authorizer runs before the handshake (401
-//! without a token, 403 when it denies); `$connect` runs before the handshake too and a non-2xx
+//! without a token, 403 when it denies, 500 when it fails); `$connect` runs before the handshake too and a non-2xx
 //! refuses it; PostToConnection during `$connect` finds no connection (410); frames are routed
 //! on `$request.body.action` with `$default` as fallback and invoked concurrently, as Lambda
 //! does; a route's returned body reaches the client only on a two-way route; frames over
@@ -21,6 +21,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
 use futures_util::SinkExt;
+use messenger::auth::{Authenticator, IssuerVerifier};
 use messenger::routes::Route;
 use messenger::{App, Limits, Stores};
 use messenger_lambda::authorizer;
@@ -37,12 +38,15 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// How the emulated API behaves. Defaults are API Gateway's quotas.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewayConfig {
     /// The stage: the WebSocket URL is `ws://host:port/{stage}`.
     pub stage: String,
-    /// The HS256 secret the authorizer verifies tokens with.
+    /// The HS256 secret the authorizer verifies development tokens with.
     pub jwt_secret: Vec<u8>,
+    /// An identity provider whose tokens are accepted instead (`serve --issuer`); `None` keeps
+    /// the development tokens.
+    pub issuer: Option<Arc<IssuerVerifier>>,
     /// Limits handed to the route handlers (body size, page sizes, …).
     pub limits: Limits,
     /// Close a socket after this long without a frame in either direction (API Gateway: 10 min).
@@ -64,6 +68,7 @@ impl Default for GatewayConfig {
         Self {
             stage: "local".into(),
             jwt_secret: messenger::auth::DEV_SECRET.as_bytes().to_vec(),
+            issuer: None,
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(10 * 60),
             max_connection_duration: Duration::from_secs(2 * 60 * 60),
@@ -75,7 +80,35 @@ impl Default for GatewayConfig {
     }
 }
 
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("GatewayConfig")
+            .field("stage", &self.stage)
+            .field("auth", &self.authenticator())
+            .field("limits", &self.limits)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connection_duration", &self.max_connection_duration)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("integration_timeout", &self.integration_timeout)
+            .field("two_way_routes", &self.two_way_routes)
+            .finish()
+    }
+}
+
+impl GatewayConfig {
+    /// How the authorizer verifies tokens: the issuer's, if one is set, else the secret's.
+    pub fn authenticator(&self) -> Authenticator {
+        match &self.issuer {
+            Some(verifier) => Authenticator::Issuer(verifier.clone()),
+            None => Authenticator::Hs256(self.jwt_secret.clone()),
+        }
+    }
+}
+
 struct Gateway {
+    auth: Authenticator,
     notifier: Arc<LocalNotifier>,
     config: GatewayConfig,
     app: App,
@@ -101,6 +134,7 @@ pub async fn serve(
     )
     .with_notifier(notifier.clone());
     let gateway = Arc::new(Gateway {
+        auth: config.authenticator(),
         notifier,
         api_id: "messenger".into(),
         domain_name: listener.local_addr()?.to_string(),
@@ -161,7 +195,14 @@ async fn connect(
     }
     let source_ip = peer.ip().to_string();
     let auth_event = events::authorizer(&gw.api_id, &stage, &headers, &query, &source_ip);
-    let decision = authorizer::handle(&gw.config.jwt_secret, &auth_event, Utc::now());
+    let Ok(decision) = authorizer::handle(&gw.auth, &auth_event, Utc::now()).await else {
+        // The authorizer failed (the issuer's keys are unavailable): API Gateway answers 500.
+        return api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error",
+            "AuthorizerConfigurationException",
+        );
+    };
     if !authorizer::allows(&decision) {
         return api_error(StatusCode::FORBIDDEN, "Forbidden", "ForbiddenException");
     }

@@ -10,14 +10,16 @@
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use messenger::Stores;
-use messenger::auth::{self, DEV_SECRET};
+use messenger::auth::{self, DEV_SECRET, IssuerConfig, IssuerVerifier};
 use messenger::domain::{DeviceId, UserId};
 use messenger_local::GatewayConfig;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 const ENVIRONMENT: &str = "\
-The JWT secret is MESSENGER_JWT_SECRET, or a fixed development secret when unset.
+The JWT secret is MESSENGER_JWT_SECRET, or a fixed development secret when unset (serve --issuer
+accepts an identity provider's tokens instead).
 Logs: RUST_LOG (default info).";
 
 /// Run Messenger on this machine: an API Gateway WebSocket emulator that calls the route
@@ -71,8 +73,53 @@ struct ServeArgs {
     /// route response (repeatable; other routes reply through @connections only)
     #[arg(long = "two-way", value_name = "ROUTE")]
     two_way: Vec<String>,
+    #[command(
+        flatten,
+        next_help_heading = "Sign-in (default: development tokens from `messenger-local token`)"
+    )]
+    sign_in: SignInArgs,
     #[command(flatten, next_help_heading = "Store")]
     store: StoreArgs,
+}
+
+/// An identity provider whose tokens the gateway accepts instead of the development ones.
+#[derive(Args)]
+struct SignInArgs {
+    /// Accept this identity provider's ID and access tokens (RS256/ES256, verified against its
+    /// JWKS): what their `iss` must be, e.g. https://cognito-idp.REGION.amazonaws.com/POOL_ID
+    #[arg(long, value_name = "URL", requires = "audience")]
+    issuer: Option<String>,
+    /// With --issuer: an accepted audience, the app client id (repeatable, or comma-separated)
+    #[arg(long, value_name = "ID", value_delimiter = ',', requires = "issuer")]
+    audience: Vec<String>,
+    /// With --issuer: the issuer's JWKS URL (default: found by OpenID Connect discovery at
+    /// ISSUER/.well-known/openid-configuration). Plain http only from this machine
+    #[arg(long, value_name = "URL", requires = "issuer")]
+    jwks_url: Option<String>,
+    /// With --issuer: the claim holding the user id
+    #[arg(long, value_name = "CLAIM", default_value = "sub", requires = "issuer")]
+    user_claim: String,
+}
+
+impl SignInArgs {
+    /// The issuer's verifier, or `None` for development tokens; and a line saying which.
+    fn verifier(self) -> Result<(Option<Arc<IssuerVerifier>>, String), String> {
+        let Some(issuer) = self.issuer else {
+            let line = "Token:       messenger-local token <user> [--device <device>]".into();
+            return Ok((None, line));
+        };
+        let mut config = IssuerConfig::new(issuer, self.audience);
+        config.user_claim = self.user_claim;
+        let line = format!(
+            "Tokens:      issued by {} for {} (user id: {}; name the device with &device=<id>)",
+            config.issuer,
+            config.audiences.join(", "),
+            config.user_claim
+        );
+        let verifier = messenger_lambda::jwks::issuer_verifier(config, self.jwks_url)
+            .map_err(|e| format!("--issuer: {e}"))?;
+        Ok((Some(verifier), line))
+    }
 }
 
 /// Where the gateway keeps its data: in memory (the default), or DynamoDB (MiniStack,
@@ -207,6 +254,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     };
     config.limits.max_body_bytes = args.max_body_bytes;
     let (host, port) = (args.host, args.port);
+    let sign_in = args.sign_in;
 
     // Logs on stderr: stdout carries only what a script reads (the URLs).
     tracing_subscriber::fmt()
@@ -223,9 +271,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stage = config.stage.clone();
         let (stores, described) = args.store.open().await?;
+        // Built inside the runtime: the JWKS client's connection pool lives on it.
+        let (issuer, tokens) = sign_in.verifier()?;
+        config.issuer = issuer;
         // Written once; a reader that stops reading (`| head -2`) must not stop the server.
         let banner = format!(
-            "Messenger local gateway ready ({described})\n  WebSocket:   ws://{addr}/{stage}?token=<token>\n  Management:  http://{addr}/{stage}/@connections/<connectionId>\n  Pushes:      http://{addr}/_local/pushes\n  Token:       messenger-local token <user> [--device <device>]\n"
+            "Messenger local gateway ready ({described})\n  WebSocket:   ws://{addr}/{stage}?token=<token>\n  Management:  http://{addr}/{stage}/@connections/<connectionId>\n  Pushes:      http://{addr}/_local/pushes\n  {tokens}\n"
         );
         let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
         let shutdown = async {

@@ -94,6 +94,68 @@ async fn a_minted_token_chats_through_the_default_in_memory_gateway() {
 }
 
 #[tokio::test]
+async fn serve_with_an_issuer_accepts_its_tokens_and_no_development_ones() {
+    use messenger::auth::testing::TestKey;
+    let server = messenger_lambda::testing::JwksServer::start().await;
+    let key = TestKey::es256_a("k1");
+    server.publish("/jwks.json", &[&key]);
+    let issuer = "https://login.example.com/";
+    let jwks = server.url("/jwks.json");
+    let (_child, url) = serve(&[
+        "--issuer",
+        issuer,
+        "--audience",
+        "web,ios",
+        "--jwks-url",
+        &jwks,
+    ])
+    .await;
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let connect = |sub: &str, aud: &str| {
+        let t = key.sign(&json!({"iss": issuer, "aud": aud, "sub": sub, "exp": exp}));
+        tokio_tungstenite::connect_async(format!("{url}?token={t}&device=cli"))
+    };
+    let (mut alice, _) = connect("alice", "ios").await.expect("an ios token");
+    let (mut bob, _) = connect("bob", "web").await.expect("a web token");
+    let frame = json!({"action":"send","id":"1","to":"bob","client_msg_id":"c-1","body":"hi"});
+    alice
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut alice).await["type"], "sent");
+    assert_eq!(next(&mut bob).await["from"], "alice");
+
+    let refused = |result: Result<_, tokio_tungstenite::tungstenite::Error>| match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(refused(connect("carol", "android").await), 403);
+    let dev = token("carol").await;
+    assert_eq!(
+        refused(tokio_tungstenite::connect_async(format!("{url}?token={dev}")).await),
+        403
+    );
+}
+
+#[test]
+fn serve_refuses_to_fetch_keys_over_plain_http_from_elsewhere() {
+    let out = run(&[
+        "serve",
+        "--port",
+        "0",
+        "--issuer",
+        "https://login.example.com/",
+        "--audience",
+        "web",
+        "--jwks-url",
+        "http://login.example.com/jwks.json",
+    ]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("https"), "{stderr}");
+}
+
+#[tokio::test]
 async fn serve_over_dynamodb_creates_its_tables_and_stores_there() {
     let endpoint = messenger_aws::testing::emulator_endpoint();
     let prefix = format!("cli{}-", messenger::contract::tag());
@@ -155,6 +217,10 @@ fn help_describes_every_option_of_every_command() {
                 "--dynamodb-endpoint",
                 "--table-prefix",
                 "--create-tables",
+                "--issuer",
+                "--audience",
+                "--jwks-url",
+                "--user-claim",
             ],
         ),
         (&["help", "token"], &["<USER>", "--device", "--hours"]),
@@ -188,8 +254,13 @@ fn help_describes_every_option_of_every_command() {
 
 #[test]
 fn usage_errors_exit_with_2_and_say_what_is_wrong() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["serve", "--bogus"], "--bogus"),
+        (&["serve", "--audience", "app"], "--issuer"),
+        (
+            &["serve", "--issuer", "https://id.example.com/"],
+            "--audience",
+        ),
         (&["serve", "--store", "sqlite"], "sqlite"),
         (&["serve", "--port", "http"], "--port"),
         (&["token", "alice", "--bogus", "x"], "--bogus"),

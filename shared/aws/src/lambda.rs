@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use chrono::Utc;
 use lambda_runtime::{LambdaEvent, service_fn};
+use messenger::auth::{Authenticator, IssuerConfig};
 use messenger::domain::ConnectionId;
 use messenger::ports::{PostError, Poster};
 use messenger::routes::Function;
@@ -53,8 +54,18 @@ pub mod env {
     pub const APNS_SANDBOX_APP_ARN: &str = "MESSENGER_APNS_SANDBOX_APP_ARN";
     /// Optional: SNS platform application for FCM.
     pub const FCM_APP_ARN: &str = "MESSENGER_FCM_APP_ARN";
-    /// The authorizer's HS256 secret.
+    /// The authorizer's HS256 secret (development tokens). Exclusive with [`JWT_ISSUER`].
     pub const JWT_SECRET: &str = "MESSENGER_JWT_SECRET";
+    /// The identity provider whose tokens the authorizer accepts: what their `iss` must be.
+    /// Exclusive with [`JWT_SECRET`].
+    pub const JWT_ISSUER: &str = "MESSENGER_JWT_ISSUER";
+    /// With [`JWT_ISSUER`]: the accepted audiences (app client ids), comma-separated.
+    pub const JWT_AUDIENCE: &str = "MESSENGER_JWT_AUDIENCE";
+    /// With [`JWT_ISSUER`], optional: the issuer's JWKS URL; unset, OpenID Connect discovery
+    /// finds it (`<issuer>/.well-known/openid-configuration`).
+    pub const JWKS_URL: &str = "MESSENGER_JWKS_URL";
+    /// With [`JWT_ISSUER`], optional: the claim holding the user id (default `sub`).
+    pub const JWT_USER_CLAIM: &str = "MESSENGER_JWT_USER_CLAIM";
 }
 
 /// Why the configuration could not be read. The message names the variable to set.
@@ -274,22 +285,59 @@ pub async fn run_stream() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// The whole `main` of the `$connect` authorizer: tracing, the JWT secret (or exit), then the
-/// runtime loop ([`messenger_lambda::authorizer::handle`]). It touches no AWS service.
+/// The authorizer's token verification, from its environment: an identity provider's tokens
+/// ([`env::JWT_ISSUER`] and [`env::JWT_AUDIENCE`], optionally [`env::JWKS_URL`] and
+/// [`env::JWT_USER_CLAIM`]) or development HS256 tokens ([`env::JWT_SECRET`]); exactly one.
+pub fn authenticator_from_lookup(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Authenticator, ConfigError> {
+    let issuer = optional(&get, env::JWT_ISSUER);
+    let secret = optional(&get, env::JWT_SECRET);
+    match (issuer, secret) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            name: env::JWT_SECRET,
+            reason: format!("set it or {}, not both", env::JWT_ISSUER),
+        }),
+        (None, Some(secret)) => Ok(Authenticator::Hs256(secret.into_bytes())),
+        (None, None) => Err(ConfigError::Missing(
+            "MESSENGER_JWT_ISSUER (or MESSENGER_JWT_SECRET)",
+            "the identity provider whose tokens are accepted (or the development HS256 secret)",
+        )),
+        (Some(issuer), None) => {
+            let audiences = required(&get, env::JWT_AUDIENCE, "the accepted audiences")?
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect();
+            let mut config = IssuerConfig::new(issuer, audiences);
+            if let Some(claim) = optional(&get, env::JWT_USER_CLAIM) {
+                config.user_claim = claim;
+            }
+            messenger_lambda::jwks::issuer_verifier(config, optional(&get, env::JWKS_URL))
+                .map(Authenticator::Issuer)
+                .map_err(|reason| ConfigError::Invalid {
+                    name: env::JWT_ISSUER,
+                    reason,
+                })
+        }
+    }
+}
+
+/// The whole `main` of the `$connect` authorizer: tracing, its token verification (or exit),
+/// then the runtime loop ([`messenger_lambda::authorizer::handle`]). It calls no AWS service;
+/// with an issuer it fetches the issuer's keys over HTTPS, cached for the container's life.
+/// When they cannot be had the invocation fails, and API Gateway answers the handshake 500.
 pub async fn run_authorizer() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let get = |k: &str| std::env::var(k).ok();
-    let secret = required(
-        &get,
-        env::JWT_SECRET,
-        "the HS256 secret tokens are signed with",
-    )
-    .unwrap_or_else(|e| fail_fast(&e));
-    let secret = secret.as_bytes();
+    let auth =
+        authenticator_from_lookup(|k| std::env::var(k).ok()).unwrap_or_else(|e| fail_fast(&e));
+    tracing::info!(authenticator = ?auth, "authorizer configured");
+    let auth = &auth;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<AuthorizerEvent>| async move {
-            let decision = messenger_lambda::authorizer::handle(secret, &event.payload, Utc::now());
-            Ok::<_, Infallible>(decision)
+            messenger_lambda::authorizer::handle(auth, &event.payload, Utc::now())
+                .await
+                .map_err(lambda_runtime::Error::from)
         },
     ))
     .await
@@ -315,6 +363,50 @@ mod tests {
         (env::DEVICES_TABLE, "d"),
         (env::LAST_SEEN_TABLE, "s"),
     ];
+
+    #[test]
+    fn the_authorizer_takes_exactly_one_kind_of_token() {
+        let hs = authenticator_from_lookup(lookup(&[(env::JWT_SECRET, "s3cret")])).unwrap();
+        assert!(matches!(hs, Authenticator::Hs256(s) if s == b"s3cret"));
+        let issuer = [
+            (
+                env::JWT_ISSUER,
+                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_X",
+            ),
+            (env::JWT_AUDIENCE, "client-a, client-b"),
+            (env::JWT_USER_CLAIM, "cognito:username"),
+        ];
+        match authenticator_from_lookup(lookup(&issuer)).unwrap() {
+            Authenticator::Issuer(v) => {
+                assert_eq!(v.config().audiences, ["client-a", "client-b"]);
+                assert_eq!(v.config().user_claim, "cognito:username");
+                assert!(v.config().is_cognito());
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut both = issuer.to_vec();
+        both.push((env::JWT_SECRET, "s3cret"));
+        let refused = [
+            both,
+            vec![],
+            vec![(env::JWT_ISSUER, "https://id.example.com/")],
+            vec![
+                (env::JWT_ISSUER, "https://id.example.com/"),
+                (env::JWT_AUDIENCE, ","),
+            ],
+            vec![
+                (env::JWT_ISSUER, "https://id.example.com/"),
+                (env::JWT_AUDIENCE, "app"),
+                (env::JWKS_URL, "http://id.example.com/keys"),
+            ],
+        ];
+        for vars in refused {
+            assert!(
+                authenticator_from_lookup(lookup(&vars)).is_err(),
+                "{vars:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_missing_table_is_named() {

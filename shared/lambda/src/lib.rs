@@ -6,6 +6,7 @@
 //! the caller from the authorizer's context and the frame from the body, and hands them over.
 //! - [`handle`]: one WebSocket route event, served by one [`Function`].
 //! - [`authorizer`]: the `$connect` REQUEST authorizer's decision.
+//! - [`jwks`]: an identity provider's signing keys over HTTPS (the core's JWKS port).
 //!
 //! Replies reach the client through PostToConnection, never through the route's returned body:
 //! on AWS a returned body reaches the client only on a two-way route (one with a RouteResponse),
@@ -13,6 +14,9 @@
 //! posting, and returns a bare status code.
 
 pub mod authorizer;
+pub mod jwks;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use chrono::DateTime;
 use messenger::domain::{ConnectionId, DeviceId, UserId};

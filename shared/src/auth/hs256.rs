@@ -1,7 +1,9 @@
-//! Authentication: HS256 JSON Web Tokens (verified and signed by the `jsonwebtoken` crate). The
-//! `$connect` authorizer verifies them; the development tools mint them. `sub` is the user id,
-//! the optional `device` claim the device.
+//! Development tokens: HS256 JSON Web Tokens signed with one shared secret (verified and signed
+//! by the `jsonwebtoken` crate). `messenger-local token` and the tests mint them; the embedded
+//! gateway and the emulator deployments accept them. `sub` is the user id, the optional `device`
+//! claim the device.
 
+use super::{Claimed, Identity, TokenError};
 use crate::domain::{DeviceId, UserId};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{self as jwt, Algorithm, errors::ErrorKind};
@@ -10,28 +12,6 @@ use serde::{Deserialize, Serialize};
 /// The secret the embedded gateway and `messenger-local token` use unless told otherwise.
 /// For development only: every deployment sets its own.
 pub const DEV_SECRET: &str = "messenger-local-development-secret";
-
-/// Who a valid token names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub user: UserId,
-    pub device: DeviceId,
-}
-
-/// Why a token was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("token is not a JWT")]
-    Malformed,
-    #[error("token algorithm must be HS256")]
-    WrongAlgorithm,
-    #[error("token signature is invalid")]
-    BadSignature,
-    #[error("token has expired")]
-    Expired,
-    #[error("token claims are invalid: {0}")]
-    BadClaims(String),
-}
 
 #[derive(Serialize, Deserialize)]
 struct Claims {
@@ -62,8 +42,22 @@ pub fn mint(
 }
 
 /// Verifies a token's algorithm (HS256 only), signature (constant time) and expiry (`exp` is
-/// required; checked against `now`, without leeway), and reads its identity.
+/// required; checked against `now`, without leeway), and reads its identity (the unnamed
+/// device without a `device` claim).
 pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> Result<Identity, TokenError> {
+    let claimed = verify_claims(secret, token, now)?;
+    Ok(Identity {
+        user: claimed.user,
+        device: claimed.device.unwrap_or_else(DeviceId::unnamed),
+    })
+}
+
+/// [`verify`], keeping whether the token names a device.
+pub(super) fn verify_claims(
+    secret: &[u8],
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Claimed, TokenError> {
     // The header parses only when it names an algorithm the crate knows (`none` is not one).
     let header = jwt::decode_header(token).map_err(|e| match e.kind() {
         ErrorKind::Json(_) => TokenError::WrongAlgorithm,
@@ -95,11 +89,12 @@ pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> Result<Identity
         return Err(TokenError::Expired);
     }
     let user = UserId::new(claims.sub).map_err(|e| TokenError::BadClaims(e.to_string()))?;
-    let device = match claims.device {
-        Some(d) => DeviceId::new(d).map_err(|e| TokenError::BadClaims(e.to_string()))?,
-        None => DeviceId::unnamed(),
-    };
-    Ok(Identity { user, device })
+    let device = claims
+        .device
+        .map(DeviceId::new)
+        .transpose()
+        .map_err(|e| TokenError::BadClaims(e.to_string()))?;
+    Ok(Claimed { user, device })
 }
 
 #[cfg(test)]
