@@ -250,7 +250,7 @@ fn serve(args: &[String]) -> Result<(), String> {
         let (stores, described) = store.open().await?;
         // Written once; a reader that stops reading (`| head -2`) must not stop the server.
         let banner = format!(
-            "Messenger local gateway ready ({described})\n  WebSocket:   ws://{addr}/{stage}?token=<token>\n  Management:  http://{addr}/{stage}/@connections/<connectionId>\n  Pushes:      http://{addr}/_local/pushes\n  Token:       messenger-local token <user> [--device <device>]\n"
+            "Messenger local gateway ready ({described})\n  Web app:     http://{addr}/\n  WebSocket:   ws://{addr}/{stage}?token=<token>\n  Management:  http://{addr}/{stage}/@connections/<connectionId>\n  Pushes:      http://{addr}/_local/pushes\n  Token:       messenger-local token <user> [--device <device>]\n"
         );
         let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
         let shutdown = async {
