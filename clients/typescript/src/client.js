@@ -10,8 +10,8 @@
  * - keeps sends in an outbox that survives reconnects and retries them with the same
  *   `client_msg_id`, in order within a conversation;
  * - matches replies to requests by `id`, with timeouts;
- * - emits every message of the log once per (conversation, seq), whether pushed, synced, or
- *   this device's own send once stored.
+ * - emits every message of the log once per (conversation, seq) and in seq order within its
+ *   conversation, whether pushed, synced, or this device's own send once stored.
  * @module
  */
 
@@ -68,7 +68,8 @@ import { MemoryStorage } from './storage.js';
 
 /**
  * @typedef {object} ClientEvents
- * @property {MessageView} message a message of the log, once per (conversation, seq)
+ * @property {MessageView} message a message of the log, once per (conversation, seq), in seq
+ *   order within its conversation
  * @property {Receipt} receipt a member's delivered/read pointer moved
  * @property {{ item: OutboxItem, sent: Sent }} sent an outbox item is stored
  * @property {{ item: OutboxItem, error: MessengerError }} sendFailed the server refused it for good
@@ -149,7 +150,7 @@ export class MessengerClient extends Emitter {
   /** @type {Promise<number> | null} */
   #syncing = null;
   #syncAgain = false;
-  /** @type {Set<string>} */
+  /** @type {Set<string>} conversations holding messages behind a gap */
   #gaps = new Set();
   /** @type {Set<string>} */
   #toAck = new Set();
@@ -528,7 +529,7 @@ export class MessengerClient extends Emitter {
       else pending.resolve(frame);
     } else if (frame.type === 'message') {
       const { type, ...view } = frame;
-      this.#deliver(view, false);
+      this.#deliver(view);
     } else if (frame.type === 'receipt') {
       this.emit('receipt', frame);
     }
@@ -587,38 +588,44 @@ export class MessengerClient extends Emitter {
     for (;;) {
       const since = this.#cursors.since();
       const reply = await this.#request({ action: 'sync', since, limit: this.#opts.syncPageSize });
-      for (const m of reply.messages) if (this.#deliver(m, true)) delivered += 1;
+      for (const m of reply.messages) delivered += this.#emit(this.#cursors.take(m));
       for (const [conversation, seq] of Object.entries(reply.since)) {
-        this.#cursors.advance(conversation, seq);
-        if (!this.#cursors.hasGap(conversation)) this.#gaps.delete(conversation);
+        delivered += this.#emit(this.#cursors.advance(conversation, seq));
       }
-      this.#persist('cursors');
       if (!reply.more) return delivered;
     }
   }
 
   /**
-   * Emits a message unless this device has it; true if it was new.
+   * Takes a pushed message (or this device's own, once stored): emitted if it is the next of
+   * its conversation, held if it overtook one (a `sync` shortly fills the gap), dropped if seen.
    * @param {MessageView} message
-   * @param {boolean} synced whether it came in a `sync` page (whose `since` closes gaps)
    */
-  #deliver(message, synced) {
-    const { conversation } = message;
-    if (!this.#cursors.accept(conversation, message.seq)) return false;
-    this.#persist('cursors');
-    this.emit('message', message);
-    if (this.#opts.ackDelivered && message.from !== this.user) {
-      this.#toAck.add(conversation);
-      this.#later('ack', 50, () => this.#ackDelivered());
-    }
-    if (!synced && this.#cursors.hasGap(conversation)) {
-      // Pushes may arrive out of order; sync only if the gap is still there a moment later.
-      this.#gaps.add(conversation);
-      this.#later('gap', 250, () => {
-        if ([...this.#gaps].some((c) => this.#cursors.hasGap(c))) this.sync().catch(() => {});
+  #deliver(message) {
+    this.#emit(this.#cursors.take(message));
+    if (this.#cursors.hasGap(message.conversation)) {
+      // Pushes may overtake each other; sync only if the gap is still there a moment later.
+      this.#gaps.add(message.conversation);
+      this.#later('gap', 150, () => {
+        const gaps = [...this.#gaps].filter((c) => this.#cursors.hasGap(c));
+        this.#gaps = new Set(gaps);
+        if (gaps.length > 0) this.sync().catch(() => {});
       });
     }
-    return true;
+  }
+
+  /** Hands messages to the app, in order; returns how many. @param {MessageView[]} messages */
+  #emit(messages) {
+    if (messages.length === 0) return 0;
+    this.#persist('cursors');
+    for (const message of messages) {
+      this.emit('message', message);
+      if (this.#opts.ackDelivered && message.from !== this.user) {
+        this.#toAck.add(message.conversation);
+        this.#later('ack', 50, () => this.#ackDelivered());
+      }
+    }
+    return messages.length;
   }
 
   #ackDelivered() {
@@ -647,7 +654,7 @@ export class MessengerClient extends Emitter {
       this.#outboxChanged();
       if (this.user !== undefined) {
         const { conversation, seq, sent_at } = sent;
-        this.#deliver({ conversation, seq, from: this.user, body, sent_at, client_msg_id: clientMsgId }, false);
+        this.#deliver({ conversation, seq, from: this.user, body, sent_at, client_msg_id: clientMsgId });
       }
       this.emit('sent', { item, sent });
       this.#waiters.get(clientMsgId)?.resolve(sent);

@@ -1,20 +1,22 @@
 // @ts-check
 /**
- * What this device has of each conversation's log, for `sync` and de-duplication.
+ * What this device has of each conversation's log, for `sync`, de-duplication and order.
  *
- * Per conversation: the cursor (every seq up to it has been seen) and the seqs seen above it
- * (pushes may arrive out of order, or after a gap that the next `sync` fills). A message is new
- * exactly once per (conversation, seq).
+ * Per conversation, the cursor: every message up to it has been handed to the app. A message
+ * above the cursor + 1 (a push that overtook another, or arrived after a gap) is held until the
+ * gap is filled, by a push or by `sync`, so the app gets each conversation's messages once and
+ * in seq order. Only the cursors are stored: held messages come again with the next `sync`.
  * @module
  */
 
-/** @typedef {{ cursors: Record<string, number>, ahead: Record<string, number[]> }} CursorsJSON */
+/** @typedef {import('./protocol.js').MessageView} MessageView */
+/** @typedef {{ cursors: Record<string, number> }} CursorsJSON */
 
 export class Cursors {
   /** @type {Map<string, number>} */
   #cursor = new Map();
-  /** @type {Map<string, Set<number>>} */
-  #ahead = new Map();
+  /** @type {Map<string, Map<number, MessageView>>} */
+  #held = new Map();
 
   /** @param {unknown} json what {@link Cursors#toJSON} returned, or undefined */
   static from(json) {
@@ -23,18 +25,12 @@ export class Cursors {
     for (const [conversation, seq] of Object.entries(value?.cursors ?? {})) {
       c.#cursor.set(conversation, seq);
     }
-    for (const [conversation, seqs] of Object.entries(value?.ahead ?? {})) {
-      c.#ahead.set(conversation, new Set(seqs));
-    }
     return c;
   }
 
   /** @returns {CursorsJSON} */
   toJSON() {
-    /** @type {Record<string, number[]>} */
-    const ahead = {};
-    for (const [conversation, seqs] of this.#ahead) ahead[conversation] = [...seqs];
-    return { cursors: Object.fromEntries(this.#cursor), ahead };
+    return { cursors: Object.fromEntries(this.#cursor) };
   }
 
   /** The cursors, as `sync` takes them. */
@@ -48,54 +44,68 @@ export class Cursors {
   }
 
   /**
-   * Records a message; true if it is new, false if this device has seen it.
-   * @param {string} conversation
-   * @param {number} seq
+   * Takes a message; returns the messages it makes ready, in order: none if it was seen before
+   * or is held behind a gap, else it and the held ones it reaches.
+   * @param {MessageView} message
+   * @returns {MessageView[]}
    */
-  accept(conversation, seq) {
+  take(message) {
+    const { conversation, seq } = message;
     const cursor = this.cursor(conversation);
-    const ahead = this.#ahead.get(conversation);
-    if (seq <= cursor || ahead?.has(seq)) return false;
-    if (seq === cursor + 1) {
-      this.#cursor.set(conversation, seq);
-      this.#fold(conversation);
-    } else if (ahead) {
-      ahead.add(seq);
-    } else {
-      this.#ahead.set(conversation, new Set([seq]));
+    const held = this.#held.get(conversation);
+    if (seq <= cursor || held?.has(seq)) return [];
+    if (seq !== cursor + 1) {
+      if (held) held.set(seq, message);
+      else this.#held.set(conversation, new Map([[seq, message]]));
+      return [];
     }
-    return true;
+    this.#cursor.set(conversation, seq);
+    return [message, ...this.#release(conversation)];
   }
 
   /**
-   * Everything up to `seq` has been seen: what a `sync` reply's `since` says (a new group
-   * member's log starts above 1, so only the server can say where the gaps end).
+   * There is nothing more to wait for up to `seq` (a `sync` reply's `since`: a new group
+   * member's log starts above 1, so only the server can say where a gap ends). Returns the held
+   * messages this makes ready, in order.
    * @param {string} conversation
    * @param {number} seq
+   * @returns {MessageView[]}
    */
   advance(conversation, seq) {
-    if (seq <= this.cursor(conversation)) return;
+    if (seq <= this.cursor(conversation)) return [];
     this.#cursor.set(conversation, seq);
-    const ahead = this.#ahead.get(conversation);
-    if (ahead) for (const s of ahead) if (s <= seq) ahead.delete(s);
-    this.#fold(conversation);
+    const held = this.#held.get(conversation);
+    /** @type {MessageView[]} */
+    const ready = [];
+    if (held) {
+      for (const s of [...held.keys()].sort((a, b) => a - b)) {
+        if (s > seq) break;
+        ready.push(/** @type {MessageView} */ (held.get(s)));
+        held.delete(s);
+      }
+    }
+    return [...ready, ...this.#release(conversation)];
   }
 
-  /**
-   * Whether a message above the cursor was seen while one below it was not (a `sync` fills it).
-   * @param {string} conversation
-   */
+  /** Whether messages are held behind a gap. @param {string} conversation */
   hasGap(conversation) {
-    return (this.#ahead.get(conversation)?.size ?? 0) > 0;
+    return (this.#held.get(conversation)?.size ?? 0) > 0;
   }
 
-  /** Moves the cursor over the seqs seen just above it. @param {string} conversation */
-  #fold(conversation) {
-    const ahead = this.#ahead.get(conversation);
-    if (!ahead) return;
+  /** Moves the cursor over held messages just above it; returns them. @param {string} conversation */
+  #release(conversation) {
+    const held = this.#held.get(conversation);
+    /** @type {MessageView[]} */
+    const ready = [];
+    if (!held) return ready;
     let cursor = this.cursor(conversation);
-    while (ahead.delete(cursor + 1)) cursor += 1;
+    for (let next = held.get(cursor + 1); next; next = held.get(cursor + 1)) {
+      held.delete(cursor + 1);
+      ready.push(next);
+      cursor += 1;
+    }
     this.#cursor.set(conversation, cursor);
-    if (ahead.size === 0) this.#ahead.delete(conversation);
+    if (held.size === 0) this.#held.delete(conversation);
+    return ready;
   }
 }

@@ -1,41 +1,48 @@
 // @ts-check
-// Cursors and outbox on their own: de-duplication by (conversation, seq), gaps, queue order.
+// Cursors and outbox on their own: de-duplication and order by (conversation, seq), gaps,
+// queue order.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Cursors, Outbox } from '../src/index.js';
 
-test('a message is new once per (conversation, seq), in any arrival order', () => {
+/** @param {string} conversation @param {number} seq */
+const m = (conversation, seq) => ({
+  conversation, seq, from: 'a', body: `#${seq}`, sent_at: '2026-01-01T00:00:00.000Z', client_msg_id: `c${seq}`,
+});
+const seqs = (/** @type {{ seq: number }[]} */ ms) => ms.map((x) => x.seq);
+
+test('messages come out once each, in seq order, whatever order they arrive in', () => {
   const c = new Cursors();
-  assert.equal(c.accept('dm:a:b', 1), true);
-  assert.equal(c.accept('dm:a:b', 1), false);
-  assert.equal(c.accept('dm:a:b', 3), true, 'ahead of a gap');
+  assert.deepEqual(seqs(c.take(m('dm:a:b', 1))), [1]);
+  assert.deepEqual(seqs(c.take(m('dm:a:b', 1))), [], 'seen');
+  assert.deepEqual(seqs(c.take(m('dm:a:b', 3))), [], 'held behind the gap');
   assert.equal(c.hasGap('dm:a:b'), true);
   assert.equal(c.cursor('dm:a:b'), 1);
-  assert.equal(c.accept('dm:a:b', 3), false);
-  assert.equal(c.accept('dm:a:b', 2), true, 'fills the gap');
+  assert.deepEqual(seqs(c.take(m('dm:a:b', 3))), [], 'held once');
+  assert.deepEqual(seqs(c.take(m('dm:a:b', 2))), [2, 3], 'the gap filled releases it');
   assert.equal(c.cursor('dm:a:b'), 3);
   assert.equal(c.hasGap('dm:a:b'), false);
-  assert.equal(c.accept('g:1', 1), true, 'conversations are independent');
+  assert.deepEqual(seqs(c.take(m('g:1', 1))), [1], 'conversations are independent');
 });
 
-test('a sync cursor closes gaps the log will never fill (a group joined at seq 5)', () => {
+test('a sync cursor ends gaps the log will never fill (a group joined at seq 5)', () => {
   const c = new Cursors();
-  assert.equal(c.accept('g:1', 6), true);
-  assert.equal(c.hasGap('g:1'), true);
-  c.advance('g:1', 5);
-  assert.equal(c.cursor('g:1'), 6, 'folds 6, seen before');
+  assert.deepEqual(seqs(c.take(m('g:1', 6))), []);
+  assert.deepEqual(seqs(c.take(m('g:1', 5))), []);
+  assert.deepEqual(seqs(c.advance('g:1', 5)), [5, 6], 'up to 5, then 6 which follows');
   assert.equal(c.hasGap('g:1'), false);
   assert.deepEqual(c.since(), { 'g:1': 6 });
+  assert.deepEqual(c.advance('g:1', 4), [], 'cursors never move back');
 });
 
-test('cursors survive a round trip through storage', () => {
+test('cursors survive a round trip through storage; held messages come again by sync', () => {
   const c = new Cursors();
-  c.accept('dm:a:b', 1);
-  c.accept('dm:a:b', 4);
+  c.take(m('dm:a:b', 1));
+  c.take(m('dm:a:b', 4));
   const back = Cursors.from(JSON.parse(JSON.stringify(c)));
-  assert.equal(back.accept('dm:a:b', 4), false);
-  assert.equal(back.accept('dm:a:b', 2), true);
-  assert.deepEqual(back.since(), { 'dm:a:b': 2 });
+  assert.deepEqual(back.since(), { 'dm:a:b': 1 });
+  assert.deepEqual(seqs(back.take(m('dm:a:b', 1))), []);
+  assert.deepEqual(seqs(back.take(m('dm:a:b', 2))), [2]);
 });
 
 test('the outbox sends one item per conversation at a time, oldest first', () => {
