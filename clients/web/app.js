@@ -112,6 +112,8 @@ function start(user, device, url, token) {
     // Cursors and outbox per user and device: a reload syncs only what is new, and keeps
     // unsent messages.
     storage: new WebStorage(localStorage, `messenger:${user}:${device}:`),
+    // A new device shows unread counts and loads history as chats open, not the whole log.
+    initialSync: 'latest',
   });
   app.client = client;
   $('signin').hidden = true;

@@ -62,6 +62,10 @@ import { MemoryStorage } from './storage.js';
  * @property {number} [syncPageSize] messages per `sync` page (default and maximum 100)
  * @property {boolean} [ackDelivered] ack `delivered` for others' messages as they arrive
  *   (default true)
+ * @property {'everything' | 'latest'} [initialSync] what a device without stored cursors gets
+ *   on its first connection: `everything` (the default) syncs every conversation's whole log;
+ *   `latest` starts at each conversation's latest message (the app shows unread counts from
+ *   `conversations()` and loads older messages with `history()`)
  */
 
 /** @typedef {'idle' | 'connecting' | 'syncing' | 'online' | 'offline' | 'closed'} ConnectionState */
@@ -131,6 +135,8 @@ export class MessengerClient extends Emitter {
   /** @type {Required<Omit<ClientOptions, 'token'>> & Pick<ClientOptions, 'token'>} */
   #opts;
   #cursors = new Cursors();
+  /** Whether storage had no cursors (a new device), until the first sync. */
+  #fresh = false;
   #outbox = new Outbox();
   /** @type {Promise<void>} */
   #loaded;
@@ -181,6 +187,7 @@ export class MessengerClient extends Emitter {
       reconnectMaxMs: 30_000,
       syncPageSize: 100,
       ackDelivered: true,
+      initialSync: 'everything',
       ...options,
     };
     if (typeof this.#opts.WebSocket !== 'function') {
@@ -585,6 +592,15 @@ export class MessengerClient extends Emitter {
   /** @returns {Promise<number>} new messages */
   async #syncPages() {
     let delivered = 0;
+    if (this.#fresh && this.#opts.initialSync === 'latest') {
+      // A new device starts at the latest message of each conversation; pushes that arrived
+      // meanwhile are held by the cursors and released here.
+      for (const c of await this.allConversations()) {
+        delivered += this.#emit(this.#cursors.advance(c.conversation, c.last_seq));
+      }
+    }
+    this.#fresh = false;
+    this.#persist('cursors');
     for (;;) {
       const since = this.#cursors.since();
       const reply = await this.#request({ action: 'sync', since, limit: this.#opts.syncPageSize });
@@ -687,7 +703,9 @@ export class MessengerClient extends Emitter {
 
   async #load() {
     const { storage } = this.#opts;
-    this.#cursors = Cursors.from(await storage.get('cursors'));
+    const cursors = await storage.get('cursors');
+    this.#fresh = cursors === undefined;
+    this.#cursors = Cursors.from(cursors);
     this.#outbox = Outbox.from(await storage.get('outbox'));
   }
 

@@ -78,3 +78,27 @@ test('groups, receipts, history, inbox, presence, push registration and errors',
   assert.equal(violations.length, 1, violations.join('\n'));
   assert.match(violations[0], /^sent .*"fly"/);
 });
+
+test("initialSync 'latest': a new device starts at each conversation's latest message", async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const s = [checkedWebSocket(), checkedWebSocket(), checkedWebSocket()];
+  const alice = new MessengerClient({ url: gw.url, token: gw.tokens('alice', 'web'), WebSocket: s[0].WebSocket });
+  t.after(() => alice.close());
+  await alice.connect();
+  for (const i of [1, 2, 3, 4, 5]) await alice.send({ to: 'dave', body: `old ${i}` });
+
+  const latest = new MessengerClient({ url: gw.url, token: gw.tokens('dave', 'new'), WebSocket: s[1].WebSocket, initialSync: 'latest' });
+  const everything = new MessengerClient({ url: gw.url, token: gw.tokens('dave', 'old'), WebSocket: s[2].WebSocket });
+  t.after(() => Promise.all([latest.close(), everything.close()]));
+  const [fromLatest, fromEverything] = [inbox(latest), inbox(everything)];
+  await withTimeout(Promise.all([latest.connect(), everything.connect()]), 'both online');
+  assert.equal(latest.cursor('dm:alice:dave'), 5);
+  assert.deepEqual(fromLatest.messages, [], 'no backlog');
+  assert.equal(fromEverything.messages.length, 5, 'the whole log');
+  await alice.send({ to: 'dave', body: 'new' });
+  await fromLatest.until(1, 'the new message');
+  await fromEverything.until(6, 'the new message');
+  assert.deepEqual(fromLatest.messages.map((m) => [m.seq, m.body]), [[6, 'new']]);
+  assert.deepEqual(s.flatMap((x) => x.violations), []);
+});

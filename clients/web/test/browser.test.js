@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
+import { MessengerClient } from '@messenger/client';
 import { Gateway, WAIT_MS } from '../../typescript/test/support.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -58,11 +59,17 @@ function message(page, text) {
   return page.locator('#message-list li.message', { hasText: text });
 }
 
+/** @param {import('node:test').TestContext} t */
+async function launch(t) {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  t.after(() => browser.close());
+  return browser;
+}
+
 test('two people sign in in two browser windows and chat, 1:1 and in a group', async (t) => {
   const gw = await Gateway.start();
   t.after(() => gw.stop());
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
-  t.after(() => browser.close());
+  const browser = await launch(t);
   /** @type {string[]} */
   const errors = [];
   const alice = await signIn(browser, gw.http, 'alice', 'laptop', errors);
@@ -109,4 +116,30 @@ test('two people sign in in two browser windows and chat, 1:1 and in a group', a
   await alice.screenshot({ path: `${SHOTS}/web-alice.png` });
   await bob.screenshot({ path: `${SHOTS}/web-bob.png` });
   assert.deepEqual(errors, [], 'no errors in either page');
+});
+
+test('messages sent while away show as unread, and older ones load on scroll-back', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  // Alice writes 45 messages (through the SDK) before Carol ever signs in.
+  const alice = new MessengerClient({ url: String(gw.url), token: gw.tokens('alice', 'node') });
+  t.after(() => alice.close());
+  await alice.connect();
+  await Promise.all(Array.from({ length: 45 }, (_, i) => alice.send({ to: 'carol', body: `note ${i + 1}` })));
+
+  const browser = await launch(t);
+  /** @type {string[]} */
+  const errors = [];
+  const carol = await signIn(browser, gw.http, 'carol', 'laptop', errors);
+  const chat = carol.locator('#inbox li[data-conversation="dm:alice:carol"]');
+  await chat.locator('.unread', { hasText: '45' }).waitFor();
+  await chat.click();
+  await message(carol, 'note 45').waitFor();
+  assert.equal(await carol.locator('#message-list li.message').count(), 30, 'the newest page');
+  await carol.click('#older');
+  await carol.locator('#message-list .body', { hasText: /^note 1$/ }).waitFor();
+  assert.equal(await carol.locator('#message-list li.message').count(), 45);
+  await carol.locator('#older').waitFor({ state: 'hidden' });
+  assert.equal(await chat.locator('.unread').isHidden(), true, 'read once opened');
+  assert.deepEqual(errors, []);
 });
