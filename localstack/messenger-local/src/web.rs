@@ -225,4 +225,17 @@ mod tests {
             assert!(!body.trim().is_empty(), "{path} is empty");
         }
     }
+
+    #[test]
+    fn every_sdk_module_is_served() {
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../../clients/typescript/src");
+        for entry in std::fs::read_dir(src).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let url = format!("/sdk/{name}");
+            assert!(
+                FILES.iter().any(|(path, _)| *path == url),
+                "clients/typescript/src/{name} is not in web.rs's FILES: the page cannot import it"
+            );
+        }
+    }
 }
