@@ -130,7 +130,14 @@ function start(user, device, url, token) {
     renderChat();
   });
   client.on('sendFailed', ({ item, error }) => notice(`not sent (${error.code}): ${item.body.slice(0, 40)}`));
-  client.on('synced', () => void refreshInbox());
+  client.on('synced', () => {
+    // Who this is comes from the token (a deployed stack's token names its user).
+    if (client.user && client.user !== app.me) {
+      app.me = client.user;
+      $('me').textContent = `${client.user} · ${client.device ?? device}`;
+    }
+    void refreshInbox();
+  });
   app.outbox = client.outbox();
   client.connect().catch(() => {});
   app.timer = setInterval(() => void refreshPresence(), PRESENCE_REFRESH_MS);
@@ -141,7 +148,10 @@ async function signOut() {
   await app.client?.close();
   app.client = null;
   app.chats.clear();
+  app.presence.clear();
+  app.outbox = [];
   app.current = null;
+  $('composer').hidden = true;
   $('app').hidden = true;
   $('signin').hidden = false;
   $('inbox').replaceChildren();

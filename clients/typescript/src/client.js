@@ -170,6 +170,8 @@ export class MessengerClient extends Emitter {
   #timers = {};
   /** @type {(() => void) | null} cuts a backoff wait short */
   #wake = null;
+  /** The next reconnect waits for nothing (`reconnect()`). */
+  #noWait = false;
   /** @type {string | undefined} the user, from the token's `sub` */
   user;
   /** @type {string | undefined} the device, from the token's `device` claim */
@@ -213,7 +215,8 @@ export class MessengerClient extends Emitter {
 
   /**
    * Starts connecting (and reconnecting, until {@link close}); resolves once online, i.e.
-   * connected and synced.
+   * connected and synced. It does not reject when a connection fails (it keeps trying; see the
+   * `error` and `state` events), only when the client is closed.
    * @returns {Promise<void>}
    */
   async connect() {
@@ -229,6 +232,7 @@ export class MessengerClient extends Emitter {
 
   /** Drops the current connection and connects again at once (e.g. when the network changed). */
   reconnect() {
+    this.#noWait = true;
     this.#drop?.(4001, 'reconnect requested');
     this.#wake?.();
   }
@@ -439,7 +443,9 @@ export class MessengerClient extends Emitter {
       if (this.#stopped) break;
       if (wasOnline) attempt = 0;
       this.#setState('offline');
-      await this.#sleep(this.#backoff(attempt++));
+      const delay = this.#noWait ? 0 : this.#backoff(attempt++);
+      this.#noWait = false;
+      await this.#sleep(delay);
     }
     this.#setState('closed');
   }

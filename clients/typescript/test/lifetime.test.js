@@ -56,3 +56,22 @@ test('heartbeats keep an idle connection open (--idle-timeout-secs 2)', async (t
   assert.equal(drops, 0, 'the heartbeating client was never closed');
   assert.deepEqual([...q.violations, ...h.violations], []);
 });
+
+test('reconnect() drops the connection and is back online at once, asking for a new token', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const s = checkedWebSocket();
+  const tokens = gw.tokens('erin', 'web');
+  const erin = new MessengerClient({ url: gw.url, token: tokens, WebSocket: s.WebSocket, reconnectMinMs: 60_000 });
+  t.after(() => erin.close());
+  await withTimeout(erin.connect(), 'online');
+  const dropped = erin.once('disconnect');
+  const back = erin.once('synced');
+  erin.reconnect();
+  assert.equal((await dropped).code, 4001);
+  // A backoff of up to 60 s would outlast the hang guard: reconnect() does not wait.
+  await withTimeout(back, 'online again');
+  assert.equal(tokens.calls, 2);
+  assert.equal(s.sockets.length, 2);
+  assert.equal(erin.state, 'online');
+});
