@@ -151,7 +151,7 @@ export class MessengerClient extends Emitter {
   #nextId = 0;
   /** @type {Map<string, Pending>} */
   #pending = new Map();
-  /** @type {Map<string, { resolve: (sent: Sent) => void, reject: (e: MessengerError) => void }>} */
+  /** @type {Map<string, { result: Promise<Sent>, resolve: (sent: Sent) => void, reject: (e: MessengerError) => void }>} send() promises by client_msg_id */
   #waiters = new Map();
   /** @type {Promise<number> | null} */
   #syncing = null;
@@ -273,9 +273,15 @@ export class MessengerClient extends Emitter {
     await this.#loaded;
     if (this.#stopped) throw new MessengerError('closed', 'the client is closed');
     const clientMsgId = message.clientMsgId ?? newId();
+    const waiting = this.#waiters.get(clientMsgId);
+    if (waiting) return waiting.result;
+    /** @type {{ resolve: (sent: Sent) => void, reject: (e: MessengerError) => void }} */
+    let settle = { resolve: () => {}, reject: () => {} };
+    /** @type {Promise<Sent>} */
     const result = new Promise((resolve, reject) => {
-      this.#waiters.set(clientMsgId, { resolve, reject });
+      settle = { resolve, reject };
     });
+    this.#waiters.set(clientMsgId, { result, ...settle });
     if (!this.#outbox.has(clientMsgId)) {
       const to = 'to' in message ? message.to : undefined;
       const conversation = 'conversation' in message ? message.conversation : undefined;

@@ -53,6 +53,12 @@ test('groups, receipts, history, inbox, presence, push registration and errors',
   assert.ok(history.messages[0].seq > history.messages[1].seq, 'newest first');
 
   await alice.send({ to: 'carol', body: 'hi carol' });
+  // The same client_msg_id twice is one message.
+  const twice = { to: 'carol', body: 'once', clientMsgId: 'same-key-1' };
+  const [first, second] = await Promise.all([alice.send(twice), alice.send(twice)]);
+  assert.equal(first, second);
+  const again = await alice.send(twice);
+  assert.deepEqual([again.seq, again.duplicate], [first.seq, true], 'a later retry: the original seq');
   const inbox_ = await alice.allConversations();
   assert.deepEqual(inbox_.map((c) => c.conversation).sort(), ['dm:alice:carol', g].sort());
   const presence = await alice.presence(['carol', 'stranger']);
