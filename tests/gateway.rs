@@ -329,7 +329,7 @@ async fn a_stale_connection_is_deleted_on_410_and_the_live_ones_still_get_the_me
         id: ConnectionId::new("stale-conn=").unwrap(),
         user: user("bob"),
         device: DeviceId::new("old-tablet").unwrap(),
-        connected_at: now,
+        connected_at: now - chrono::Duration::hours(1),
         expires_at: now + chrono::Duration::hours(2),
     };
     store.connections.put(&stale).await.unwrap();
