@@ -135,14 +135,15 @@ export function checkedWebSocket() {
 /**
  * @template T
  * @param {Promise<T>} promise
- * @param {string} what
+ * @param {string | (() => string)} what what is awaited (a function: said when it times out)
  * @returns {Promise<T>}
  */
 export function withTimeout(promise, what) {
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let timer;
   const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`never happened within ${WAIT_MS} ms: ${what}`)), WAIT_MS);
+    const say = () => (typeof what === 'function' ? what() : what);
+    timer = setTimeout(() => reject(new Error(`never happened within ${WAIT_MS} ms: ${say()}`)), WAIT_MS);
   });
   return /** @type {Promise<T>} */ (Promise.race([promise, timeout]).finally(() => clearTimeout(timer)));
 }
@@ -156,6 +157,14 @@ export function inbox(client) {
   const messages = [];
   /** @type {{ n: number, resolve: () => void }[]} */
   const waiting = [];
+  /** What happened to the connection, for a failure's message. @type {string[]} */
+  const log = [];
+  const t0 = Date.now();
+  const note = (/** @type {string} */ s) => log.push(`+${Date.now() - t0}ms ${s}`);
+  client.on('state', (s) => note(s));
+  client.on('disconnect', (d) => note(`closed ${d.code}`));
+  client.on('error', (e) => note(`error ${e.message}`));
+  client.on('frame', (f) => note(f.type === 'message' ? `push #${f.seq}` : f.type));
   client.on('message', (m) => {
     messages.push(m);
     for (const w of waiting.filter((w) => messages.length >= w.n)) w.resolve();
@@ -165,7 +174,11 @@ export function inbox(client) {
     /** @param {number} n @param {string} what */
     until(n, what) {
       if (messages.length >= n) return Promise.resolve();
-      return withTimeout(new Promise((resolve) => waiting.push({ n, resolve: () => resolve(undefined) })), what);
+      const wait = new Promise((resolve) => waiting.push({ n, resolve: () => resolve(undefined) }));
+      return withTimeout(wait, () => {
+        const got = messages.map((m) => `${m.conversation}#${m.seq}`).join(' ');
+        return `${what} (${client.user}: ${client.state}, ${messages.length} messages: ${got}; ${log.slice(-12).join('; ')})`;
+      });
     },
   };
 }
