@@ -131,7 +131,7 @@ async fn a_stale_connection_answering_410_is_deleted_by_the_send() {
         id: ConnectionId::new("StaleConnId00=").unwrap(),
         user: erin.clone(),
         device: DeviceId::new("old-phone").unwrap(),
-        connected_at: now,
+        connected_at: now - chrono::Duration::hours(1),
         expires_at: now + chrono::Duration::hours(2),
     };
     store.put(&stale).await.unwrap();

@@ -7,7 +7,11 @@
 #      disabled-endpoint path on moto (localstack/.venv-moto, requirements-moto.txt);
 #   3. the end-to-end WebSocket scenarios through the embedded gateway, once over the in-memory
 #      store and once over DynamoDB on MiniStack;
-#   4. the deploy tier: cfn-lint on infra/template.yaml (pinned in infra/requirements.txt,
+#   4. the clients (clients/ci): docs/asyncapi.yaml through the AsyncAPI parser and tsc --strict
+#      over the SDK and the web app (right after the lints); then the SDK tests and the browser
+#      test (Debian's chromium, installed when missing) against messenger-local. npm packages
+#      are pinned in clients/package-lock.json and installed with `npm ci` on first use;
+#   5. the deploy tier: cfn-lint on infra/template.yaml (pinned in infra/requirements.txt,
 #      installed into infra/.venv on first use), then the template deployed on the same
 #      MiniStack with the real (debug, host) Lambda binaries, driven by WebSocket clients: once
 #      with development tokens, once with its own Cognito user pool (Identity=cognito).
@@ -20,8 +24,12 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The deployed-stack test is `test = false` (it runs only in tier 4), so --all-targets skips it.
+# The deployed-stack test is `test = false` (it runs only in tier 5), so --all-targets skips it.
 cargo clippy --locked -p messenger-e2e --test deployed -- -D warnings
+
+echo "==> clients: npm ci, chromium, the AsyncAPI spec, tsc --strict"
+clients/ci setup
+clients/ci check
 
 echo "==> cfn-lint infra/template.yaml"
 infra/lint
@@ -40,6 +48,10 @@ MESSENGER_E2E_STORE=memory cargo test --workspace --locked
 
 echo "==> e2e WebSocket scenarios over DynamoDB on MiniStack"
 MESSENGER_E2E_STORE=dynamodb cargo test --locked -p messenger-e2e
+
+echo "==> clients: SDK tests and the browser test against messenger-local"
+cargo build --locked -p messenger-local
+clients/ci test
 
 echo "==> deploy tier: infra/template.yaml on MiniStack, WebSocket scenarios through it"
 # The function binaries the stack runs: already built by the tests above, so this is a no-op

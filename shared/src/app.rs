@@ -89,6 +89,10 @@ pub struct App {
     pub clock: Clock,
 }
 
+/// A connection younger than this may still be in `$connect` (at most API Gateway's 29-second
+/// integration timeout): a 410 from it does not delete its record.
+const CONNECTING_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
 /// Who a fan-out reached.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -216,6 +220,13 @@ impl App {
             match result {
                 Ok(()) => {
                     delivery.online.insert(conn.user.clone());
+                }
+                Err(PostError::Gone) if now - conn.connected_at < CONNECTING_GRACE => {
+                    // Still in `$connect`, where API Gateway answers 410 to a socket about to
+                    // open: deleting its record would leave that device without pushes. It
+                    // syncs once open; a truly dead one goes with a later post or its TTL.
+                    delivery.gone += 1;
+                    tracing::info!(connection = %conn.id, user = %conn.user, "410 from a connection still connecting; record kept");
                 }
                 Err(PostError::Gone) => {
                     delivery.gone += 1;

@@ -1,11 +1,13 @@
 //! Test harness: a real embedded gateway on a loopback port and real WebSocket clients.
 //!
 //! [`TestGateway::start`] serves `messenger-local` on 127.0.0.1:0 in this process; [`Client`]
-//! is a tokio-tungstenite client speaking the JSON protocol. Every wait is for an event (a frame,
-//! a close); the timeout on each wait only turns a hang into a failure. [`deployed`] does the
+//! is a tokio-tungstenite client speaking the JSON protocol; every frame it receives is checked
+//! against docs/asyncapi.yaml ([`spec`]). Every wait is for an event (a frame, a close); the
+//! timeout on each wait only turns a hang into a failure. [`deployed`] does the
 //! same against the IaC template deployed on an emulator.
 
 pub mod deployed;
+pub mod spec;
 
 use futures_util::{SinkExt, StreamExt};
 use messenger::Stores;
@@ -203,7 +205,9 @@ impl Client {
                 });
             match next {
                 Some(Ok(Message::Text(t))) => {
-                    return serde_json::from_str(&t).expect("server frames are JSON");
+                    let frame = serde_json::from_str(&t).expect("server frames are JSON");
+                    spec::check_server_frame(&frame);
+                    return frame;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 other => panic!("{}: expected a frame, got {other:?}", self.user),
@@ -258,8 +262,9 @@ impl Client {
                 .unwrap_or_else(|_| panic!("{}: not closed within {WAIT:?}", self.user));
             match next {
                 Some(Ok(Message::Text(t))) => {
-                    self.backlog
-                        .push_back(serde_json::from_str(&t).expect("JSON"));
+                    let frame = serde_json::from_str(&t).expect("JSON");
+                    spec::check_server_frame(&frame);
+                    self.backlog.push_back(frame);
                 }
                 Some(Ok(Message::Close(Some(CloseFrame { code, .. })))) => {
                     return Closed::Code(code.into());

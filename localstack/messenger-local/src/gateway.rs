@@ -151,6 +151,7 @@ pub async fn serve(
                 .post(post_to_connection)
                 .delete(delete_connection),
         )
+        .merge(crate::web::router(&gateway.config))
         .with_state(gateway);
     axum::serve(
         listener,

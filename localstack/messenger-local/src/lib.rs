@@ -10,11 +10,13 @@
 //! - [`events`]: API Gateway event JSON of the real shape.
 //! - [`notifier`]: records the pushes and topic events SNS would send (`GET /_local/pushes`).
 //! - [`routes`]: each route key invokes the function the route table names, in-process.
+//! - [`web`]: the web app at `/` and development tokens for it (`POST /_local/token`).
 
 pub mod events;
 pub mod gateway;
 pub mod notifier;
 pub mod registry;
 pub mod routes;
+pub mod web;
 
 pub use gateway::{GatewayConfig, serve};

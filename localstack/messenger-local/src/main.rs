@@ -276,7 +276,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         config.issuer = issuer;
         // Written once; a reader that stops reading (`| head -2`) must not stop the server.
         let banner = format!(
-            "Messenger local gateway ready ({described})\n  WebSocket:   ws://{addr}/{stage}?token=<token>\n  Management:  http://{addr}/{stage}/@connections/<connectionId>\n  Pushes:      http://{addr}/_local/pushes\n  {tokens}\n"
+            "Messenger local gateway ready ({described})\n  Web app:     http://{addr}/\n  WebSocket:   ws://{addr}/{stage}?token=<token>\n  Management:  http://{addr}/{stage}/@connections/<connectionId>\n  Pushes:      http://{addr}/_local/pushes\n  {tokens}\n"
         );
         let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
         let shutdown = async {

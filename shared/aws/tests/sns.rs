@@ -112,7 +112,8 @@ impl World {
                 id: who.connection.clone(),
                 user: who.user.clone(),
                 device: who.device.clone(),
-                connected_at: now,
+                // Past the grace a connection still in $connect gets (a 410 deletes it).
+                connected_at: now - chrono::Duration::minutes(1),
                 expires_at: now + chrono::Duration::hours(2),
             };
             self.app.stores.connections.put(&conn).await.unwrap();

@@ -183,11 +183,32 @@ async fn ack_moves_pointers_forward_only_and_receipts_only_on_a_move() {
 }
 
 #[tokio::test]
-async fn a_stale_connection_is_removed_on_410_and_its_user_counts_as_offline() {
-    // GIVEN bob's only device died without $disconnect
+async fn a_410_from_a_connection_still_connecting_keeps_its_record() {
+    // GIVEN bob's device in the middle of $connect: recorded, but not postable yet (410)
     let w = World::new();
     let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
     w.kill(&bob);
+    // WHEN alice writes to him
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    // THEN his record stays, so the pushes after his socket opens reach him
+    let bobs = w
+        .app
+        .stores
+        .connections
+        .of_users(std::slice::from_ref(&bob.user), w.app.now())
+        .await
+        .unwrap();
+    assert_eq!(bobs.len(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_connection_is_removed_on_410_and_its_user_counts_as_offline() {
+    // GIVEN bob's only device died without $disconnect, a minute after connecting
+    let mut w = World::new();
+    let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
+    w.kill(&bob);
+    let later = w.app.now() + chrono::TimeDelta::minutes(1);
+    w.app.clock = std::sync::Arc::new(move || later);
     // WHEN alice writes to him
     send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
     // THEN the message is stored, and bob's connection record is gone

@@ -1,0 +1,29 @@
+// @ts-check
+/**
+ * The Messenger client SDK: `new MessengerClient({ url, token })`, then `connect()`.
+ * @module
+ */
+
+export { ACTIONS, MessengerClient, MessengerError, newId } from './client.js';
+export { Cursors } from './cursors.js';
+export { Emitter } from './emitter.js';
+export { Outbox } from './outbox.js';
+export { RETRYABLE_CODES } from './protocol.js';
+export { MemoryStorage, WebStorage } from './storage.js';
+
+/** @typedef {import('./client.js').ClientOptions} ClientOptions */
+/** @typedef {import('./client.js').ClientEvents} ClientEvents */
+/** @typedef {import('./client.js').ConnectionState} ConnectionState */
+/** @typedef {import('./client.js').WebSocketLike} WebSocketLike */
+/** @typedef {import('./outbox.js').OutboxItem} OutboxItem */
+/** @typedef {import('./storage.js').Storage} Storage */
+/** @typedef {import('./protocol.js').ClientFrame} ClientFrame */
+/** @typedef {import('./protocol.js').ServerFrame} ServerFrame */
+/** @typedef {import('./protocol.js').MessageView} MessageView */
+/** @typedef {import('./protocol.js').ConversationView} ConversationView */
+/** @typedef {import('./protocol.js').PresenceView} PresenceView */
+/** @typedef {import('./protocol.js').Receipt} Receipt */
+/** @typedef {import('./protocol.js').Sent} Sent */
+/** @typedef {import('./protocol.js').Group} Group */
+/** @typedef {import('./protocol.js').GroupEvent} GroupEvent */
+/** @typedef {import('./protocol.js').ErrorCode} ErrorCode */

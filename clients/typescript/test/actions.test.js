@@ -1,0 +1,110 @@
+// @ts-check
+// Every action of the protocol through the SDK, against a real messenger-local, every frame
+// checked against docs/asyncapi.yaml.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ACTIONS, MessengerClient, MessengerError } from '../src/index.js';
+import { frameSchemas, loadSpec } from '../../scripts/spec.mjs';
+import { Gateway, checkedWebSocket, inbox, withTimeout } from './support.js';
+
+test('the SDK has one method for every action in docs/asyncapi.yaml', () => {
+  const specActions = [...frameSchemas(loadSpec(), 'ClientFrame', 'action').keys()].sort();
+  assert.deepEqual(Object.keys(ACTIONS).sort(), specActions);
+  for (const method of Object.values(ACTIONS)) {
+    assert.equal(typeof (/** @type {any} */ (MessengerClient.prototype)[method]), 'function', method);
+  }
+});
+
+test('groups, receipts, history, inbox, presence, push registration and errors', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const sockets = [checkedWebSocket(), checkedWebSocket(), checkedWebSocket()];
+  const [alice, bob, carol] = ['alice', 'bob', 'carol'].map(
+    (user, i) => new MessengerClient({ url: gw.url, token: gw.tokens(user, 'web'), WebSocket: sockets[i].WebSocket }),
+  );
+  t.after(() => Promise.all([alice.close(), bob.close(), carol.close()]));
+  await withTimeout(Promise.all([alice.connect(), bob.connect(), carol.connect()]), 'all online');
+  const bobs = inbox(bob);
+
+  const group = await alice.createGroup({ name: 'Trip', members: ['bob'] });
+  assert.equal(group.type, 'group');
+  assert.deepEqual(group.members, [{ user: 'alice', role: 'admin' }, { user: 'bob', role: 'member' }]);
+  const g = group.conversation;
+  await bobs.until(1, 'bob sees the group created');
+  assert.deepEqual(bobs.messages[0].event, { type: 'group_created', name: 'Trip', members: ['alice', 'bob'] });
+
+  const read = alice.once('receipt', (r) => r.kind === 'read' && r.by === 'bob');
+  const sent = await alice.send({ conversation: g, body: 'hello group' });
+  await bobs.until(2, 'bob has the message');
+  await bob.markRead(g, sent.seq);
+  assert.deepEqual(await withTimeout(read, 'alice gets the read receipt'), {
+    type: 'receipt', conversation: g, seq: sent.seq, kind: 'read', by: 'bob',
+  });
+
+  assert.equal((await alice.addMembers(g, ['carol'])).members.length, 3);
+  assert.equal((await bob.renameGroup(g, 'Lisbon trip')).name, 'Lisbon trip');
+  const left = await carol.leaveGroup(g);
+  assert.equal(left.type, 'left');
+  assert.equal((await alice.removeMembers(g, ['bob'])).members.length, 1);
+
+  const history = await alice.history(g, { limit: 2 });
+  assert.equal(history.messages.length, 2);
+  assert.equal(history.more, true);
+  assert.ok(history.messages[0].seq > history.messages[1].seq, 'newest first');
+
+  await alice.send({ to: 'carol', body: 'hi carol' });
+  // The same client_msg_id twice is one message.
+  const twice = { to: 'carol', body: 'once', clientMsgId: 'same-key-1' };
+  const [first, second] = await Promise.all([alice.send(twice), alice.send(twice)]);
+  assert.equal(first, second);
+  const again = await alice.send(twice);
+  assert.deepEqual([again.seq, again.duplicate], [first.seq, true], 'a later retry: the original seq');
+  const inbox_ = await alice.allConversations();
+  assert.deepEqual(inbox_.map((c) => c.conversation).sort(), ['dm:alice:carol', g].sort());
+  const presence = await alice.presence(['carol', 'stranger']);
+  assert.deepEqual(presence.map((p) => [p.user, p.online]), [['carol', true], ['stranger', false]]);
+
+  const registered = await bob.registerPush({ platform: 'fcm', token: 'fcm-token-1' });
+  assert.deepEqual(registered, { id: registered.id, type: 'push_registered', device: 'web', platform: 'fcm', preview: false });
+  assert.equal((await bob.unregisterPush()).type, 'push_unregistered');
+
+  // A send refused for good: rejected, reported, and gone from the outbox.
+  const failed = bob.once('sendFailed');
+  await assert.rejects(bob.send({ conversation: g, body: 'still here?' }), (e) => {
+    assert.ok(e instanceof MessengerError);
+    assert.equal(e.code, 'forbidden');
+    return true;
+  });
+  assert.equal((await failed).error.code, 'forbidden');
+  assert.deepEqual(bob.outbox(), []);
+  await assert.rejects(bob.history('g:00000000000000000000'), { code: 'forbidden' });
+  await assert.rejects(bob.request(/** @type {any} */ ({ action: 'fly' })), { code: 'unknown_action' });
+  // The frame the test sent on purpose is the only one outside the spec.
+  const violations = sockets.flatMap((s) => s.violations);
+  assert.equal(violations.length, 1, violations.join('\n'));
+  assert.match(violations[0], /^sent .*"fly"/);
+});
+
+test("initialSync 'latest': a new device starts at each conversation's latest message", async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const s = [checkedWebSocket(), checkedWebSocket(), checkedWebSocket()];
+  const alice = new MessengerClient({ url: gw.url, token: gw.tokens('alice', 'web'), WebSocket: s[0].WebSocket });
+  t.after(() => alice.close());
+  await alice.connect();
+  for (const i of [1, 2, 3, 4, 5]) await alice.send({ to: 'dave', body: `old ${i}` });
+
+  const latest = new MessengerClient({ url: gw.url, token: gw.tokens('dave', 'new'), WebSocket: s[1].WebSocket, initialSync: 'latest' });
+  const everything = new MessengerClient({ url: gw.url, token: gw.tokens('dave', 'old'), WebSocket: s[2].WebSocket });
+  t.after(() => Promise.all([latest.close(), everything.close()]));
+  const [fromLatest, fromEverything] = [inbox(latest), inbox(everything)];
+  await withTimeout(Promise.all([latest.connect(), everything.connect()]), 'both online');
+  assert.equal(latest.cursor('dm:alice:dave'), 5);
+  assert.deepEqual(fromLatest.messages, [], 'no backlog');
+  assert.equal(fromEverything.messages.length, 5, 'the whole log');
+  await alice.send({ to: 'dave', body: 'new' });
+  await fromLatest.until(1, 'the new message');
+  await fromEverything.until(6, 'the new message');
+  assert.deepEqual(fromLatest.messages.map((m) => [m.seq, m.body]), [[6, 'new']]);
+  assert.deepEqual(s.flatMap((x) => x.violations), []);
+});

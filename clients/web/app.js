@@ -1,0 +1,503 @@
+// @ts-check
+// The Messenger web app: sign in, an inbox with unread counts and presence, 1:1 and group
+// chats with sent/delivered/read marks, history scroll-back, group creation. Built on the SDK
+// (served by messenger-local at /sdk/); plain DOM, user text only ever set as text.
+import { MessengerClient, WebStorage } from '/sdk/index.js';
+
+/** @typedef {import('/sdk/index.js').MessageView} MessageView */
+/** @typedef {import('/sdk/index.js').ConversationView} ConversationView */
+/** @typedef {import('/sdk/index.js').PresenceView} PresenceView */
+/** @typedef {import('/sdk/index.js').OutboxItem} OutboxItem */
+/** @typedef {import('/sdk/index.js').GroupEvent} GroupEvent */
+
+/**
+ * What the app knows of one conversation.
+ * @typedef {object} Chat
+ * @property {ConversationView} view
+ * @property {Map<number, MessageView>} messages by seq
+ * @property {number | null} oldest the smallest seq loaded (null: history not loaded yet)
+ * @property {boolean} more older messages exist
+ * @property {Map<string, { delivered: number, read: number }>} pointers others' pointers, from receipts
+ */
+
+const PRESENCE_REFRESH_MS = 60_000;
+const PAGE = 30;
+
+/** @param {string} id @returns {any} */
+const $ = (id) => document.getElementById(id);
+
+/** @type {{ me: string, client: MessengerClient | null, chats: Map<string, Chat>, current: string | null, presence: Map<string, PresenceView>, outbox: OutboxItem[], timer?: ReturnType<typeof setInterval> }} */
+const app = { me: '', client: null, chats: new Map(), current: null, presence: new Map(), outbox: [] };
+
+// ---- sign in
+
+/** This tab's device id: one per tab, kept across reloads, so two windows are two devices. */
+function tabDevice() {
+  let device = sessionStorage.getItem('messenger:device');
+  if (!device) {
+    device = `web-${Math.random().toString(36).slice(2, 8)}`;
+    sessionStorage.setItem('messenger:device', device);
+  }
+  return device;
+}
+
+function setUpSignIn() {
+  /** @type {HTMLFormElement} */
+  const form = $('signin-form');
+  const saved = JSON.parse(localStorage.getItem('messenger:signin') ?? '{}');
+  form.user.value = saved.user ?? '';
+  form.url.value = saved.url ?? '';
+  form.device.value = tabDevice();
+  const showMode = () => {
+    const deployed = form.mode.value === 'deployed';
+    $('deployed-fields').hidden = !deployed;
+    $('dev-fields').hidden = deployed;
+  };
+  if (saved.mode === 'deployed') form.mode.value = 'deployed';
+  showMode();
+  for (const radio of form.querySelectorAll('input[name=mode]')) radio.addEventListener('change', showMode);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    $('signin-error').textContent = '';
+    const user = form.user.value.trim();
+    const mode = form.mode.value;
+    try {
+      if (mode === 'dev') {
+        const device = form.device.value.trim() || tabDevice();
+        sessionStorage.setItem('messenger:device', device);
+        const first = await devToken(user, device);
+        localStorage.setItem('messenger:signin', JSON.stringify({ user, mode }));
+        start(user, device, first.url, async () => (await devToken(user, device)).token);
+      } else {
+        const url = form.url.value.trim();
+        const token = form.token.value.trim();
+        if (!url || !token) throw new Error('a deployed stack needs its WebSocket URL and a token');
+        localStorage.setItem('messenger:signin', JSON.stringify({ user, mode, url }));
+        start(user, 'web', url, () => token);
+      }
+    } catch (error) {
+      $('signin-error').textContent = String(/** @type {Error} */ (error).message ?? error);
+    }
+  });
+}
+
+/**
+ * A development token from this gateway (minted only on loopback, with the development secret).
+ * @param {string} user
+ * @param {string} device
+ * @returns {Promise<{ token: string, url: string }>}
+ */
+async function devToken(user, device) {
+  const response = await fetch('/_local/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user, device }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.message ?? `sign-in failed (HTTP ${response.status})`);
+  return body;
+}
+
+/**
+ * @param {string} user
+ * @param {string} device
+ * @param {string} url
+ * @param {() => string | Promise<string>} token
+ */
+function start(user, device, url, token) {
+  app.me = user;
+  const client = new MessengerClient({
+    url,
+    token,
+    // Cursors and outbox per user and device: a reload syncs only what is new, and keeps
+    // unsent messages.
+    storage: new WebStorage(localStorage, `messenger:${user}:${device}:`),
+    // A new device shows unread counts and loads history as chats open, not the whole log.
+    initialSync: 'latest',
+  });
+  app.client = client;
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  $('me').textContent = `${user} · ${device}`;
+  client.on('state', (state) => {
+    $('status').textContent = state;
+    $('status').dataset.state = state;
+  });
+  client.on('message', onMessage);
+  client.on('receipt', onReceipt);
+  client.on('outbox', (items) => {
+    app.outbox = items;
+    renderChat();
+  });
+  client.on('sendFailed', ({ item, error }) => notice(`not sent (${error.code}): ${item.body.slice(0, 40)}`));
+  client.on('synced', () => {
+    // Who this is comes from the token (a deployed stack's token names its user).
+    if (client.user && client.user !== app.me) {
+      app.me = client.user;
+      $('me').textContent = `${client.user} · ${client.device ?? device}`;
+    }
+    void refreshInbox();
+  });
+  app.outbox = client.outbox();
+  client.connect().catch(() => {});
+  app.timer = setInterval(() => void refreshPresence(), PRESENCE_REFRESH_MS);
+}
+
+async function signOut() {
+  clearInterval(app.timer);
+  await app.client?.close();
+  app.client = null;
+  app.chats.clear();
+  app.presence.clear();
+  app.outbox = [];
+  app.current = null;
+  $('composer').hidden = true;
+  $('app').hidden = true;
+  $('signin').hidden = false;
+  $('inbox').replaceChildren();
+  $('message-list').replaceChildren();
+}
+
+// ---- state
+
+/** @param {string} id @param {Partial<ConversationView>} [view] @returns {Chat} */
+function chat(id, view = {}) {
+  let c = app.chats.get(id);
+  if (!c) {
+    const direct = id.startsWith('dm:');
+    const other = direct ? id.slice(3).split(':').find((u) => u !== app.me) ?? app.me : undefined;
+    c = {
+      view: { conversation: id, kind: direct ? 'direct' : 'group', role: 'member', last_seq: 0, delivered: 0, read: 0, ...(other ? { with: other } : {}) },
+      messages: new Map(),
+      oldest: null,
+      more: false,
+      pointers: new Map(),
+    };
+    app.chats.set(id, c);
+  }
+  Object.assign(c.view, view);
+  return c;
+}
+
+async function refreshInbox() {
+  const client = app.client;
+  if (!client) return;
+  for (const view of await client.allConversations()) {
+    const c = chat(view.conversation);
+    // Pointers only move forward; a reply may be older than what receipts already said.
+    c.view = {
+      ...view,
+      last_seq: Math.max(view.last_seq, c.view.last_seq),
+      read: Math.max(view.read, c.view.read),
+      delivered: Math.max(view.delivered, c.view.delivered),
+    };
+  }
+  renderInbox();
+  await refreshPresence();
+  if (app.current) markRead(app.current);
+}
+
+async function refreshPresence() {
+  const users = [...app.chats.values()].flatMap((c) => (c.view.with ? [c.view.with] : []));
+  if (!app.client || users.length === 0) return;
+  for (let i = 0; i < users.length; i += 100) {
+    for (const p of await app.client.presence(users.slice(i, i + 100))) app.presence.set(p.user, p);
+  }
+  renderInbox();
+  renderHeader();
+}
+
+/** @param {MessageView} m */
+function onMessage(m) {
+  const known = app.chats.has(m.conversation);
+  const c = chat(m.conversation);
+  c.messages.set(m.seq, m);
+  c.view.last_seq = Math.max(c.view.last_seq, m.seq);
+  if (m.event?.type === 'group_created' || m.event?.type === 'group_renamed') c.view.name = m.event.name;
+  if (!known) void refreshInbox();
+  if (app.current === m.conversation) markRead(m.conversation);
+  renderInbox();
+  if (app.current === m.conversation) renderChat();
+}
+
+/** @param {import('/sdk/index.js').Receipt} r */
+function onReceipt(r) {
+  const c = chat(r.conversation);
+  if (r.by === app.me) {
+    // Another of my devices.
+    if (r.kind === 'read') c.view.read = Math.max(c.view.read, r.seq);
+    c.view.delivered = Math.max(c.view.delivered, r.seq);
+  } else {
+    const p = c.pointers.get(r.by) ?? { delivered: 0, read: 0 };
+    p.delivered = Math.max(p.delivered, r.seq);
+    if (r.kind === 'read') p.read = Math.max(p.read, r.seq);
+    c.pointers.set(r.by, p);
+  }
+  renderInbox();
+  if (app.current === r.conversation) renderChat();
+}
+
+/** Marks the open conversation read while the page is visible. @param {string} id */
+function markRead(id) {
+  const c = app.chats.get(id);
+  if (!c || !app.client || document.visibilityState !== 'visible') return;
+  const seq = c.view.last_seq;
+  if (seq <= c.view.read) return;
+  c.view.read = seq;
+  app.client.markRead(id, seq).catch(() => {});
+  renderInbox();
+}
+
+/** @param {string} id */
+async function open(id) {
+  app.current = id;
+  const c = chat(id);
+  $('composer').hidden = false;
+  renderInbox();
+  renderChat();
+  if (c.oldest === null) await loadOlder(id);
+  markRead(id);
+  if (c.view.with) {
+    const [p] = (await app.client?.presence([c.view.with])) ?? [];
+    if (p) app.presence.set(p.user, p);
+    renderHeader();
+    renderInbox();
+  }
+  $('composer').body.focus();
+}
+
+/** @param {string} id */
+async function loadOlder(id) {
+  const c = chat(id);
+  if (!app.client || c.view.last_seq === 0) {
+    c.oldest = c.oldest ?? 0;
+    return renderChat();
+  }
+  const page = await app.client.history(id, { limit: PAGE, ...(c.oldest ? { before: c.oldest } : {}) });
+  for (const m of page.messages) c.messages.set(m.seq, m);
+  const seqs = page.messages.map((m) => m.seq);
+  c.oldest = seqs.length ? Math.min(...seqs, c.oldest ?? Infinity) : (c.oldest ?? 0);
+  c.more = page.more;
+  const list = $('messages');
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  renderChat();
+  if (c.oldest !== null && seqs.length) list.scrollTop = list.scrollHeight - fromBottom;
+}
+
+// ---- rendering
+
+/** @param {string} tag @param {string} [className] @param {string} [text] */
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** @param {Chat} c */
+function title(c) {
+  return c.view.kind === 'direct' ? c.view.with ?? c.view.conversation : c.view.name ?? 'Group';
+}
+
+/** @param {string} user */
+function presenceText(user) {
+  const p = app.presence.get(user);
+  if (!p) return '';
+  if (p.online) return 'online';
+  return p.last_seen ? `last seen ${ago(p.last_seen)}` : 'never seen';
+}
+
+/** @param {string} iso */
+function ago(iso) {
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(iso).toLocaleDateString();
+}
+
+function renderInbox() {
+  const items = [...app.chats.values()].sort((a, b) => latest(b) - latest(a) || title(a).localeCompare(title(b)));
+  $('inbox').replaceChildren(
+    ...items.map((c) => {
+      const li = el('li', c.view.conversation === app.current ? 'active' : '');
+      li.dataset.conversation = c.view.conversation;
+      li.tabIndex = 0;
+      const dot = el('span', 'dot');
+      if (c.view.with && app.presence.get(c.view.with)?.online) dot.classList.add('online');
+      if (c.view.kind === 'group') dot.classList.add('group');
+      const name = el('span', 'name', title(c));
+      const unread = c.view.last_seq - c.view.read;
+      const badge = el('span', 'unread', unread > 0 ? String(unread) : '');
+      badge.hidden = unread <= 0;
+      const last = [...c.messages.values()].sort((a, b) => b.seq - a.seq)[0];
+      const preview = el('span', 'preview', last ? `${last.from === app.me ? 'You: ' : ''}${describe(last)}` : presenceText(c.view.with ?? ''));
+      li.append(dot, name, badge, preview);
+      li.addEventListener('click', () => void open(c.view.conversation));
+      li.addEventListener('keydown', (e) => e.key === 'Enter' && void open(c.view.conversation));
+      return li;
+    }),
+  );
+}
+
+/** @param {Chat} c */
+function latest(c) {
+  let max = 0;
+  for (const m of c.messages.values()) max = Math.max(max, Date.parse(m.sent_at));
+  return max;
+}
+
+function renderHeader() {
+  const c = app.current ? app.chats.get(app.current) : undefined;
+  if (!c) return;
+  $('chat-title').textContent = title(c);
+  $('chat-subtitle').textContent = c.view.with ? presenceText(c.view.with) : members(c);
+}
+
+/** A group's members, replayed from the membership events loaded (the log holds them all). @param {Chat} c */
+function members(c) {
+  /** @type {Set<string> | null} */
+  let present = null;
+  for (const m of [...c.messages.values()].sort((a, b) => a.seq - b.seq)) {
+    const e = m.event;
+    if (e?.type === 'group_created') present = new Set(e.members);
+    else if (e?.type === 'members_added') e.users.forEach((u) => present?.add(u));
+    else if (e?.type === 'members_removed') e.users.forEach((u) => present?.delete(u));
+    else if (e?.type === 'member_left') present?.delete(m.from);
+  }
+  return present ? [...present].map((u) => (u === app.me ? 'you' : u)).join(', ') : 'group';
+}
+
+/** A message's text; system messages say what happened. @param {MessageView} m */
+function describe(m) {
+  const e = m.event;
+  if (!e) return m.body;
+  const who = m.from === app.me ? 'You' : m.from;
+  switch (e.type) {
+    case 'group_created':
+      return `${who} created the group “${e.name}” with ${e.members.filter((u) => u !== m.from).join(', ') || 'nobody yet'}`;
+    case 'members_added':
+      return `${who} added ${e.users.join(', ')}`;
+    case 'members_removed':
+      return `${who} removed ${e.users.join(', ')}`;
+    case 'member_left':
+      return `${who} left${e.promoted?.length ? `; ${e.promoted.join(', ')} now admin` : ''}`;
+    case 'group_renamed':
+      return `${who} renamed the group “${e.name}”`;
+  }
+}
+
+/** Sent / delivered / read, from the other members' pointers. @param {Chat} c @param {number} seq */
+function mark(c, seq) {
+  const others = [...c.pointers.entries()];
+  const readBy = others.filter(([, p]) => p.read >= seq).map(([u]) => u);
+  const deliveredTo = others.filter(([, p]) => p.delivered >= seq).map(([u]) => u);
+  if (readBy.length) return { state: 'read', text: '✓✓ Seen', title: `Read by ${readBy.join(', ')}` };
+  if (deliveredTo.length) return { state: 'delivered', text: '✓✓', title: `Delivered to ${deliveredTo.join(', ')}` };
+  return { state: 'sent', text: '✓', title: 'Sent' };
+}
+
+function renderChat() {
+  const c = app.current ? app.chats.get(app.current) : undefined;
+  if (!c) return;
+  renderHeader();
+  const list = $('messages');
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  $('older').hidden = !c.more;
+  const rows = [...c.messages.values()].sort((a, b) => a.seq - b.seq).map((m) => {
+    if (m.event) {
+      const li = el('li', 'system', describe(m));
+      li.dataset.seq = String(m.seq);
+      return li;
+    }
+    const mine = m.from === app.me;
+    const li = el('li', `message ${mine ? 'mine' : 'theirs'}`);
+    li.dataset.seq = String(m.seq);
+    if (!mine && c.view.kind === 'group') li.append(el('span', 'from', m.from));
+    li.append(el('span', 'body', m.body));
+    const meta = el('span', 'meta', new Date(m.sent_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
+    meta.title = m.sent_at;
+    if (mine) {
+      const s = mark(c, m.seq);
+      const check = el('span', `mark ${s.state}`, s.text);
+      check.title = s.title;
+      check.dataset.state = s.state;
+      meta.append(' ', check);
+    }
+    li.append(meta);
+    return li;
+  });
+  const other = c.view.with;
+  const pending = app.outbox
+    .filter((item) => item.conversation === c.view.conversation || (other !== undefined && item.to === other))
+    .map((item) => {
+      const li = el('li', 'message mine pending');
+      li.append(el('span', 'body', item.body), el('span', 'meta', 'sending…'));
+      return li;
+    });
+  $('message-list').replaceChildren(...rows, ...pending);
+  if (atBottom || pending.length) list.scrollTop = list.scrollHeight;
+}
+
+/** @param {string} text */
+function notice(text) {
+  const li = el('li', 'notice', text);
+  $('message-list').append(li);
+}
+
+// ---- actions
+
+function setUpApp() {
+  $('signout').addEventListener('click', () => void signOut());
+  $('older').addEventListener('click', () => app.current && void loadOlder(app.current));
+  $('messages').addEventListener('scroll', () => {
+    const c = app.current ? app.chats.get(app.current) : undefined;
+    if (c?.more && $('messages').scrollTop === 0) void loadOlder(c.view.conversation);
+  });
+  document.addEventListener('visibilitychange', () => app.current && markRead(app.current));
+
+  $('new-chat').addEventListener('submit', (/** @type {SubmitEvent} */ event) => {
+    event.preventDefault();
+    const form = /** @type {HTMLFormElement} */ (event.target);
+    const other = form.user.value.trim();
+    const [a, b] = [app.me, other].sort();
+    form.reset();
+    const id = `dm:${a}:${b}`;
+    chat(id);
+    void open(id);
+  });
+
+  $('new-group-form').addEventListener('submit', async (/** @type {SubmitEvent} */ event) => {
+    event.preventDefault();
+    const form = /** @type {HTMLFormElement} */ (event.target);
+    const members = String(form.members.value).split(/[\s,]+/).filter(Boolean);
+    try {
+      const group = await app.client?.createGroup({ name: form.group.value.trim(), members });
+      if (!group) return;
+      form.reset();
+      $('new-group').open = false;
+      chat(group.conversation, { kind: 'group', name: group.name, role: 'admin', last_seq: Math.max(group.seq, chat(group.conversation).view.last_seq) });
+      await open(group.conversation);
+    } catch (error) {
+      alert(`Could not create the group: ${/** @type {Error} */ (error).message}`);
+    }
+  });
+
+  $('composer').addEventListener('submit', (/** @type {SubmitEvent} */ event) => {
+    event.preventDefault();
+    const form = /** @type {HTMLFormElement} */ (event.target);
+    const body = form.body.value;
+    const c = app.current ? app.chats.get(app.current) : undefined;
+    if (!c || !app.client || !body.trim()) return;
+    form.body.value = '';
+    const target = c.view.with ? { to: c.view.with } : { conversation: c.view.conversation };
+    // Sending in a conversation means having read it, own message included.
+    app.client
+      .send({ ...target, body })
+      .then((sent) => markRead(sent.conversation))
+      .catch(() => {});
+  });
+}
+
+setUpSignIn();
+setUpApp();

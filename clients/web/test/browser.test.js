@@ -1,0 +1,147 @@
+// @ts-check
+// The web app in a real browser: Debian's Chromium, headless, driven by playwright-core (which
+// never downloads a browser of its own here: it is given the executable). Two browser contexts
+// (two people, two windows) sign in against a real messenger-local, chat 1:1 both ways, then in
+// a group; screenshots of both windows at the end.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { MessengerClient } from '@messenger/client';
+import { Gateway, WAIT_MS } from '../../typescript/test/support.js';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+// Screenshots go to test-results/ (gitignored); `npm run screenshots` writes the ones the README
+// shows, under docs/.
+const SHOTS = process.env.MESSENGER_SCREENSHOTS ?? fileURLToPath(new URL('../test-results/', import.meta.url));
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * A signed-in window.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} base
+ * @param {string} user
+ * @param {string} device
+ * @param {string[]} errors
+ */
+async function signIn(browser, base, user, device, errors) {
+  const context = await browser.newContext({ viewport: { width: 960, height: 600 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  page.on('pageerror', (e) => errors.push(`${user}: ${e.message}`));
+  page.on('console', (m) => m.type() === 'error' && errors.push(`${user}: ${m.text()}`));
+  await page.goto(`${base}/`);
+  await page.fill('#signin-form input[name=user]', user);
+  await page.fill('#signin-form input[name=device]', device);
+  await page.click('#signin-form button[type=submit]');
+  await page.locator('#status[data-state=online]').waitFor();
+  return page;
+}
+
+/** @param {import('playwright-core').Page} page @param {string} text */
+async function say(page, text) {
+  await page.fill('#composer input[name=body]', text);
+  await page.press('#composer input[name=body]', 'Enter');
+}
+
+/** @param {import('playwright-core').Page} page @param {string} text */
+function message(page, text) {
+  return page.locator('#message-list li.message', { hasText: text });
+}
+
+/** @param {import('node:test').TestContext} t */
+async function launch(t) {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  t.after(() => browser.close());
+  return browser;
+}
+
+test('two people sign in in two browser windows and chat, 1:1 and in a group', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const browser = await launch(t);
+  /** @type {string[]} */
+  const errors = [];
+  const alice = await signIn(browser, gw.http, 'alice', 'laptop', errors);
+  const bob = await signIn(browser, gw.http, 'bob', 'phone', errors);
+
+  // Alice starts a chat with Bob.
+  await alice.fill('#new-chat input[name=user]', 'bob');
+  await alice.click('#new-chat button');
+  await say(alice, 'Hi Bob! Lunch today?');
+  await message(alice, 'Lunch today?').locator('.mark').waitFor();
+
+  // Bob's inbox shows it unread; he opens it, which marks it read, and answers.
+  const bobsChat = bob.locator('#inbox li[data-conversation="dm:alice:bob"]');
+  await bobsChat.locator('.unread', { hasText: '1' }).waitFor();
+  await bobsChat.click();
+  await message(bob, 'Lunch today?').waitFor();
+  await say(bob, 'Sure, 12:30 at the usual place.');
+
+  // Alice sees the answer, and her message marked read by Bob.
+  await message(alice, '12:30 at the usual place').waitFor();
+  await message(alice, 'Lunch today?').locator('.mark[data-state=read]').waitFor();
+  assert.equal(await bob.locator('#chat-subtitle').textContent(), 'online', "bob sees alice's presence");
+
+  // A group: Alice creates it with Bob; both write in it.
+  await alice.click('#new-group summary');
+  await alice.fill('#new-group-form input[name=group]', 'Lisbon trip');
+  await alice.fill('#new-group-form input[name=members]', 'bob');
+  await alice.click('#new-group-form button');
+  await alice.locator('#message-list li.system', { hasText: 'created the group' }).waitFor();
+  await say(alice, 'Flights are booked for Friday.');
+  const bobsGroup = bob.locator('#inbox li', { hasText: 'Lisbon trip' });
+  await bobsGroup.locator('.unread', { hasText: '2' }).waitFor();
+  await bobsGroup.click();
+  await message(bob, 'Flights are booked').waitFor();
+  await say(bob, 'Great, I will bring the guidebook.');
+  await message(alice, 'bring the guidebook').waitFor();
+  await message(alice, 'Flights are booked').locator('.mark[data-state=read]').waitFor();
+  // Bob's 1:1 chat with alice is read: no unread badge left anywhere in his inbox.
+  assert.equal(await bob.locator('#inbox .unread:not([hidden])').count(), 0);
+
+  mkdirSync(SHOTS, { recursive: true });
+  await alice.locator('#inbox li[data-conversation="dm:alice:bob"]').click();
+  await message(alice, '12:30').waitFor();
+  await alice.screenshot({ path: `${SHOTS}/web-alice.png` });
+  await bob.screenshot({ path: `${SHOTS}/web-bob.png` });
+  assert.deepEqual(errors, [], 'no errors in either page');
+});
+
+test('messages sent while away show as unread, and older ones load on scroll-back', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  // Alice writes 45 messages (through the SDK) before Carol ever signs in.
+  const alice = new MessengerClient({ url: String(gw.url), token: gw.tokens('alice', 'node') });
+  t.after(() => alice.close());
+  await alice.connect();
+  await Promise.all(Array.from({ length: 45 }, (_, i) => alice.send({ to: 'carol', body: `note ${i + 1}` })));
+
+  const browser = await launch(t);
+  /** @type {string[]} */
+  const errors = [];
+  const carol = await signIn(browser, gw.http, 'carol', 'laptop', errors);
+  const chat = carol.locator('#inbox li[data-conversation="dm:alice:carol"]');
+  await chat.locator('.unread', { hasText: '45' }).waitFor();
+  await chat.click();
+  await message(carol, 'note 45').waitFor();
+  assert.equal(await carol.locator('#message-list li.message').count(), 30, 'the newest page');
+  // Scrolling to the top loads the older page (the "Load older" button does too).
+  await carol.locator('#older').waitFor();
+  await carol.locator('#messages').evaluate((list) => list.scrollTo(0, 0));
+  await carol.locator('#message-list .body', { hasText: /^note 1$/ }).waitFor();
+  assert.equal(await carol.locator('#message-list li.message').count(), 45);
+  await carol.locator('#older').waitFor({ state: 'hidden' });
+  assert.equal(await chat.locator('.unread').isHidden(), true, 'read once opened');
+  assert.deepEqual(errors, []);
+});
