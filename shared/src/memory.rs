@@ -136,10 +136,9 @@ impl WriteReads for InMemoryStore {
         let s = self.lock();
         let conv = keys.conversation;
         let log = s.logs.get(conv).map(Vec::as_slice).unwrap_or_default();
-        let already_sent = keys.client_msg_id.is_some_and(|cmid| {
-            s.sent
-                .contains_key(&(keys.user.clone(), cmid.clone()))
-        });
+        let already_sent = keys
+            .client_msg_id
+            .is_some_and(|cmid| s.sent.contains_key(&(keys.user.clone(), cmid.clone())));
         let message = keys
             .message
             .and_then(|seq| seq.checked_sub(1))

@@ -297,7 +297,12 @@ where
         .await
         .unwrap();
     assert_eq!(
-        (seen.membership, seen.last_seq, seen.already_sent, seen.message),
+        (
+            seen.membership,
+            seen.last_seq,
+            seen.already_sent,
+            seen.message
+        ),
         (None, 2, false, None)
     );
 
