@@ -49,23 +49,24 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
         )));
     }
 
+    // A `read` implies `delivered`. A pointer the membership (read strongly consistent just now)
+    // shows at or past `seq` cannot move: no write for it. The conditional update decides the
+    // rest, so concurrent acks of the same user still move each pointer once.
+    let kinds = match frame.kind {
+        ReceiptKind::Read => vec![ReceiptKind::Delivered, ReceiptKind::Read],
+        ReceiptKind::Delivered => vec![ReceiptKind::Delivered],
+    };
     let mut moved = Vec::with_capacity(2);
-    if frame.kind == ReceiptKind::Read
-        && app
-            .stores
-            .conversations
-            .advance(conv, me, ReceiptKind::Delivered, frame.seq)
-            .await?
-    {
-        moved.push(ReceiptKind::Delivered);
-    }
-    if app
-        .stores
-        .conversations
-        .advance(conv, me, frame.kind, frame.seq)
-        .await?
-    {
-        moved.push(frame.kind);
+    for kind in kinds {
+        if pointer(&membership, kind) < frame.seq
+            && app
+                .stores
+                .conversations
+                .advance(conv, me, kind, frame.seq)
+                .await?
+        {
+            moved.push(kind);
+        }
     }
     if req.id.is_some() {
         req.reply(
