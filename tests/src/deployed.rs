@@ -197,10 +197,9 @@ impl DeployedStack {
     pub async fn store(&self) -> DynamoStore {
         let sdk = messenger_aws::sdk::for_endpoint(&self.endpoint).await;
         let tables = Tables {
-            connections: self.output("ConnectionsTableName").to_owned(),
+            presence: self.output("PresenceTableName").to_owned(),
             memberships: self.output("MembershipsTableName").to_owned(),
             messages: self.output("MessagesTableName").to_owned(),
-            last_seen: self.output("LastSeenTableName").to_owned(),
             devices: self.output("DevicesTableName").to_owned(),
         };
         DynamoStore::new(&sdk, tables).with_bucket_size(10)
