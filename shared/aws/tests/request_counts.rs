@@ -268,8 +268,8 @@ async fn group_with_everyone_online(
 }
 
 /// Requests, capacity units and PostToConnection calls of one group `send` where every member
-/// has one live connection.
-async fn group_send_cost(size: usize) -> (Snapshot, Vec<(String, String)>) {
+/// has one live connection; then the cost of a member's ack of that message (and its posts).
+async fn group_send_cost(size: usize) -> (Snapshot, Vec<(String, String)>, Snapshot, usize) {
     let (store, app, poster) = world().await;
     let t = messenger::contract::tag();
     let (conv, members) = group_with_everyone_online(&app, &store, &poster, size, &t).await;
@@ -297,7 +297,24 @@ async fn group_send_cost(size: usize) -> (Snapshot, Vec<(String, String)>) {
         "group send, {size} members, {:?} on the emulator: {cost:?}",
         started.elapsed()
     );
-    (cost, poster.take())
+    let posts = poster.take();
+    let ack = |seq: u64| {
+        let req = request(
+            &members[1],
+            json!({"action": "ack", "conversation": conv, "seq": seq, "kind": "delivered"}),
+        );
+        let app = &app;
+        async move {
+            usecases::ack::ack(app, &req, req.frame().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    ack(1).await;
+    poster.take();
+    let ack_cost = measure(&store, async || ack(2).await).await;
+    println!("group ack, {size} members: {ack_cost:?}");
+    (cost, posts, ack_cost, poster.take().len())
 }
 
 /// The posts of one fan-out: the reply to the requester, then `kind` to every other member.
@@ -316,7 +333,7 @@ fn fan_out(reply: &str, kind: &str, posts: &[(String, String)]) -> BTreeMap<Stri
 #[tokio::test]
 async fn a_group_send_reads_connections_100_members_at_a_time() {
     for size in [10, 256] {
-        let (cost, posts) = group_send_cost(size).await;
+        let (cost, posts, ack, ack_posts) = group_send_cost(size).await;
         let members = size as u64;
         assert_eq!(
             requests(&cost),
@@ -335,6 +352,13 @@ async fn a_group_send_reads_connections_100_members_at_a_time() {
             fan_out("sent", "message", &posts),
             BTreeMap::from([("message".into(), size - 1), ("sent".into(), 1)]),
         );
+        // A member's ack of it costs the same whatever the size: one receipt, to the author.
+        assert_eq!(
+            requests(&ack),
+            BTreeMap::from([("BatchGetItem", 2), ("UpdateItem", 1)]),
+            "{size} members"
+        );
+        assert_eq!((ack.write_units(), ack_posts), (1.0, 1), "{size} members");
     }
 }
 
