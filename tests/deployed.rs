@@ -373,6 +373,11 @@ async fn a_heartbeat_only_client_stays_connected_and_invokes_nothing() {
     ];
     let mut ivan = stack.connect("ivan", "phone").await;
     let before = stack.invocations(&frame_routes);
+    // The count sees invocations at all: ivan's own handshake ran these two.
+    assert!(
+        before["authorizer"] > 0 && before["connect"] > 0,
+        "{before:?}"
+    );
     for _ in 0..5 {
         ivan.send(json!({"action":"heartbeat"})).await;
     }
