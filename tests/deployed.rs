@@ -352,6 +352,8 @@ async fn the_cognito_stack_refuses_every_bad_token_with_403() {
         .await,
         403,
         "a bad device name"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_heartbeat_only_client_stays_connected_and_invokes_nothing() {
