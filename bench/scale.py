@@ -8,6 +8,7 @@ and dollars. docs/scale.md explains every assumption; re-run it when counts.json
     python3 bench/scale.py                      # markdown report (what docs/scale.md quotes)
     python3 bench/scale.py --json               # the same numbers as JSON
     python3 bench/scale.py --peak-factor 2 --cell-connections 10e6 --counts other.json
+    python3 bench/scale.py --compare bench/counts-before.json   # before/after table first
 """
 import argparse
 import json
@@ -127,16 +128,20 @@ def posts_per_invocation(c, a):
 
 def per_message(counts, a, p):
     """What one message costs by conversation kind: its send plus every recipient's ack."""
+    routes = counts["routes"]
     kinds = {
         "1:1": ("send_1to1", "ack", 1),
         "group of 10": ("group_send_10", "group_ack_10", GROUP_SIZE - 1),
-        "group of 256 (send only; acks not measured)": ("group_send_256", None, 0),
+        "group of 256": ("group_send_256", "group_ack_256" if "group_ack_256" in routes else None,
+                         255),
     }
     out = {}
     for kind, (send, ack, acks) in kinds.items():
-        parts = [(counts["routes"][send], 1.0)]
+        parts = [(routes[send], 1.0)]
         if ack:
-            parts.append((counts["routes"][ack], acks * a["acks_per_message"]))
+            parts.append((routes[ack], acks * a["acks_per_message"]))
+        else:
+            kind += " (send only; acks not measured)"
         req = rru = wru = posts = frames = lambda_gb_s = invocations = 0.0
         for c, n in parts:
             for op in c["dynamodb"]:
@@ -345,17 +350,67 @@ def markdown(m):
     return "\n".join(out)
 
 
+# The targets of issue 18, per million messages (marginal) and per day (year 1).
+TARGETS = {"1:1": 7.0, "group of 10": 30.0, "group of 256": None, "seed_per_day": 400_000.0}
+
+
+def compare(before, after):
+    """A markdown table: the same model on the counts before and after, side by side."""
+    out = ["| | before | after | target |", "|---|---:|---:|---:|"]
+    kb, ka = before["per_message_by_kind"], after["per_message_by_kind"]
+    for kind in ka:
+        b = next((v for k, v in kb.items() if k.split(" (")[0] == kind.split(" (")[0]), None)
+        a = ka[kind]
+        target = TARGETS.get(kind.split(" (")[0])
+        label = f"$/1M messages, {kind} (send + every recipient's delivered ack)"
+        out.append(f"| {label} | {b['usd_per_million']:,.2f} | {a['usd_per_million']:,.2f} | "
+                   f"{'≤ %.0f' % target if target else '—'} |")
+        out.append(f"| … DynamoDB requests / API Gateway messages per message | "
+                   f"{b['dynamodb_requests']:,.0f} / {b['apigw_messages']:,.0f} | "
+                   f"{a['dynamodb_requests']:,.0f} / {a['apigw_messages']:,.0f} | |")
+    ub, ua = before["usd_per_million_messages"], after["usd_per_million_messages"]
+    out.append(f"| $/1M messages, the seed's mix (marginal: send + ack) | "
+               f"{ub['marginal_send_and_ack']:,.2f} | {ua['marginal_send_and_ack']:,.2f} | |")
+    cb, ca = before["cost_per_day_total_usd"], after["cost_per_day_total_usd"]
+    out.append(f"| the seed's $/day, year 1 | {cb['year_1']:,.0f} | {ca['year_1']:,.0f} | "
+               f"≤ {TARGETS['seed_per_day']:,.0f} |")
+    out.append(f"| the seed's $/day, year 5 | {cb['year_5']:,.0f} | {ca['year_5']:,.0f} | |")
+    for item in after["cost_per_day_usd"]:
+        out.append(f"| … {item} ($/day) | {before['cost_per_day_usd'][item]:,.0f} | "
+                   f"{after['cost_per_day_usd'][item]:,.0f} | |")
+    tb, ta = before["totals_per_s"], after["totals_per_s"]
+    for key, label in (("lambda_invocations_per_s", "Lambda invocations/s (avg)"),
+                       ("dynamodb_requests_per_s", "DynamoDB requests/s (avg)"),
+                       ("wru_per_s", "WRU/s (avg)"),
+                       ("apigw_messages_per_s", "API Gateway messages/s (avg)")):
+        out.append(f"| {label} | {si(tb[key]['average'])} | {si(ta[key]['average'])} | |")
+    return "\n".join(out)
+
+
 def main():
     here = pathlib.Path(__file__).parent
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--counts", default=str(here / "counts.json"))
     ap.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    ap.add_argument("--apigw-message-per-million", type=float,
+                    default=PRICES["apigw_message_per_million"],
+                    help="API Gateway price per million WebSocket messages (AWS bills $0.80 "
+                         "above 1B messages a month)")
+    ap.add_argument("--compare", metavar="BEFORE.json",
+                    help="first print a before/after table against these counts")
     for k, v in ASSUMPTIONS.items():
         ap.add_argument("--" + k.replace("_", "-"), type=float, default=v)
     args = ap.parse_args()
     counts = json.loads(pathlib.Path(args.counts).read_text())
     a = {k: getattr(args, k) for k in ASSUMPTIONS}
-    m = model(counts, a, PRICES)
+    prices = {**PRICES, "apigw_message_per_million": args.apigw_message_per_million}
+    m = model(counts, a, prices)
+    if args.compare and not args.json:
+        before = model(json.loads(pathlib.Path(args.compare).read_text()), a, prices)
+        print(f"Before ({pathlib.Path(args.compare).name}) and after "
+              f"({pathlib.Path(args.counts).name}), same model and prices:\n")
+        print(compare(before, m))
+        print()
     print(json.dumps(m, indent=2) if args.json else markdown(m))
 
 

@@ -395,7 +395,7 @@ def destroy(args: argparse.Namespace, t: Target) -> None:
     if final is not None and final["StackStatus"] != "DELETE_COMPLETE":
         fail(f"stack {stack} ended {final['StackStatus']}")
     say(f"stack {stack} deleted")
-    kept = [v for k, v in sorted(outputs.items()) if k.endswith("TableName") and k != "ConnectionsTableName"]
+    kept = [v for k, v in sorted(outputs.items()) if k.endswith("TableName")]
     if "UserPoolId" in outputs:
         detail(f"the Cognito user pool {outputs['UserPoolId']} (the accounts) is retained (DeletionPolicy: Retain);")
         detail("  aws cognito-idp update-user-pool --user-pool-id ID --deletion-protection INACTIVE, then delete-user-pool")

@@ -71,6 +71,34 @@ async fn a_message_reaches_every_device_and_the_ack_comes_back_as_a_receipt() {
 }
 
 #[tokio::test]
+async fn an_ack_without_an_id_gets_no_reply_but_its_receipt_goes_out() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut bob = gw.connect("bob", "phone").await;
+    alice.send_to("bob", "c-1", "hi").await;
+    message(&mut bob, 1).await;
+
+    bob.send(json!({"action":"ack","conversation":DM,"seq":1,"kind":"delivered"}))
+        .await;
+    let r = alice.recv_type("receipt").await;
+    assert_eq!((&r["seq"], &r["by"]), (&json!(1), &json!("bob")));
+    // The receipt went out, so the ack has run: a reply to it would be on bob's socket
+    // ahead of the answer to his next request.
+    let page = bob.request(json!({"action":"sync","since":{DM: 1}})).await;
+    assert_eq!(page["type"], "sync");
+    assert!(
+        bob.backlog().iter().all(|v| v["type"] != "acked"),
+        "{:?}",
+        bob.backlog()
+    );
+    // A bad ack without an id is still answered, with an error.
+    bob.send(json!({"action":"ack","conversation":DM,"seq":9,"kind":"delivered"}))
+        .await;
+    let e = bob.recv_type("error").await;
+    assert_eq!(e["code"], "bad_request", "{e}");
+}
+
+#[tokio::test]
 async fn a_resent_client_msg_id_returns_the_same_seq_and_delivers_nothing_new() {
     let gw = TestGateway::start().await;
     let mut alice = gw.connect("alice", "phone").await;

@@ -12,6 +12,7 @@ use messenger::ports::Connections;
 use messenger_e2e::deployed::{DeployedStack, mint, refused_status};
 use messenger_e2e::{Client, eventually};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 async fn message(client: &mut Client, seq: u64) -> Value {
     client
@@ -22,6 +23,7 @@ async fn message(client: &mut Client, seq: u64) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn connecting_needs_a_valid_token() {
     let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
     let url = stack.url();
     // No identity source at all: API Gateway refuses before running the authorizer.
     assert_eq!(refused_status(url).await, 401);
@@ -44,6 +46,7 @@ async fn connecting_needs_a_valid_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_reaches_both_devices_and_the_ack_comes_back_as_a_receipt() {
     let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
     let dm = "dm:alice:bob";
     let mut alice = stack.connect("alice", "phone").await;
     let mut bob_phone = stack.connect("bob", "phone").await;
@@ -90,6 +93,7 @@ async fn a_message_reaches_both_devices_and_the_ack_comes_back_as_a_receipt() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_offline_recipient_gets_what_it_missed_by_sync_after_reconnecting() {
     let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
     let dm = "dm:carol:dave";
     let mut carol = stack.connect("carol", "phone").await;
     let mut dave = stack.connect("dave", "phone").await;
@@ -122,6 +126,7 @@ async fn an_offline_recipient_gets_what_it_missed_by_sync_after_reconnecting() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_connection_answering_410_is_deleted_by_the_send() {
     let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
     let store = stack.store().await;
     let erin = UserId::new("erin").unwrap();
     // A record whose socket does not exist (its $disconnect never ran): API Gateway answers
@@ -164,6 +169,7 @@ async fn a_stale_connection_answering_410_is_deleted_by_the_send() {
 async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_event() {
     use messenger::ports::PushDevices;
     let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
     let sdk = messenger_aws::sdk::for_endpoint(&stack.endpoint).await;
     // An SQS subscriber of the stack's topic, as an analytics consumer would be.
     let queue =
@@ -346,5 +352,103 @@ async fn the_cognito_stack_refuses_every_bad_token_with_403() {
         .await,
         403,
         "a bad device name"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heartbeat_only_client_stays_connected_and_invokes_nothing() {
+    let stack = DeployedStack::get();
+    // Alone on the stack, so that no other test's frames run functions meanwhile.
+    // ($disconnect of earlier tests' sockets and the stream-fed fn-notify may still run; a
+    // heartbeat frame could never reach either.)
+    let _alone = stack.exclusive().await;
+    let frame_routes = [
+        "authorizer",
+        "connect",
+        "default",
+        "send",
+        "ack",
+        "sync",
+        "presence",
+        "groups",
+        "devices",
+    ];
+    let mut ivan = stack.connect("ivan", "phone").await;
+    let before = stack.invocations(&frame_routes);
+    // The count sees invocations at all: ivan's own handshake ran these two.
+    assert!(
+        before["authorizer"] > 0 && before["connect"] > 0,
+        "{before:?}"
+    );
+    for _ in 0..5 {
+        ivan.send(json!({"action":"heartbeat"})).await;
+    }
+    // MiniStack handles a socket's frames one after another: once this request is answered,
+    // the heartbeats before it have been handled.
+    let reply = ivan
+        .request(json!({"action":"presence","users":["ivan"]}))
+        .await;
+    assert_eq!(reply["users"][0]["online"], true, "{reply}");
+    assert!(
+        ivan.backlog().is_empty(),
+        "nothing answers a heartbeat: {:?}",
+        ivan.backlog()
+    );
+    let mut after = BTreeMap::new();
+    eventually("fn-presence's invocation is logged", async || {
+        after = stack.invocations(&frame_routes);
+        after["presence"] > before["presence"]
+    })
+    .await;
+    let mut expected = before.clone();
+    *expected.get_mut("presence").unwrap() += 1;
+    assert_eq!(
+        after, expected,
+        "the only invocation is the presence request's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_receipt_reaches_the_author_and_the_read_state_is_pulled() {
+    let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
+    let mut judy = stack.connect("judy", "phone").await;
+    let mut kim = stack.connect("kim", "phone").await;
+    let mut leo = stack.connect("leo", "phone").await;
+    let group = judy
+        .request(json!({"action":"create_group","name":"Crew","members":["kim","leo"]}))
+        .await;
+    let g = group["conversation"].as_str().expect("a group").to_owned();
+    let sent = kim
+        .request(json!({"action":"send","conversation":g,"client_msg_id":"k-1","body":"hey"}))
+        .await;
+    let seq = sent["seq"].as_u64().expect("a seq");
+    message(&mut leo, seq).await;
+
+    // An ack without an id: no reply; the receipt goes to kim, the message's author.
+    leo.send(json!({"action":"ack","conversation":g,"seq":seq,"kind":"read"}))
+        .await;
+    let r = kim
+        .recv_where(|v| v["type"] == "receipt" && v["kind"] == "read")
+        .await;
+    assert_eq!((&r["seq"], &r["by"]), (&json!(seq), &json!("leo")));
+    let state = judy
+        .request(json!({"action":"receipts","conversation":g}))
+        .await;
+    assert_eq!(state["type"], "receipts", "{state}");
+    let leo_state = state["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user"] == "leo")
+        .cloned();
+    assert_eq!(
+        leo_state,
+        Some(json!({"user":"leo","delivered":seq,"read":seq}))
+    );
+    assert!(
+        leo.backlog().iter().all(|v| v["type"] != "acked"),
+        "{:?}",
+        leo.backlog()
     );
 }

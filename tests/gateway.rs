@@ -253,6 +253,33 @@ async fn an_idle_connection_is_closed_and_forgotten() {
 }
 
 #[tokio::test]
+async fn heartbeats_keep_an_idle_connection_open_and_reach_no_function() {
+    let idle = Duration::from_millis(600);
+    let config = GatewayConfig {
+        idle_timeout: idle,
+        ..GatewayConfig::default()
+    };
+    let gw = TestGateway::start_with(config).await;
+    let mut alice = gw.connect("alice", "phone").await;
+    // Heartbeats only, well inside the idle timeout, for three timeouts.
+    let until = tokio::time::Instant::now() + idle * 3;
+    while tokio::time::Instant::now() < until {
+        alice.send(json!({"action":"heartbeat","id":"hb"})).await;
+        tokio::select! {
+            c = alice.closed() => panic!("closed while heartbeating: {c:?}"),
+            _ = tokio::time::sleep(idle / 6) => {}
+        }
+    }
+    // Still open and usable. And no function ran for any heartbeat: every function route
+    // answers every frame (a result or an error), and nothing came back before this reply.
+    let reply = alice
+        .request(json!({"action":"presence","users":["alice"]}))
+        .await;
+    assert_eq!(reply["users"][0]["online"], true, "{reply}");
+    assert!(alice.backlog().is_empty(), "{:?}", alice.backlog());
+}
+
+#[tokio::test]
 async fn a_connection_is_closed_at_its_maximum_duration_even_when_busy() {
     let config = GatewayConfig {
         max_connection_duration: Duration::from_millis(500),
@@ -262,7 +289,7 @@ async fn a_connection_is_closed_at_its_maximum_duration_even_when_busy() {
     let mut alice = gw.connect("alice", "phone").await;
     // Keep it busy: heartbeats until the gateway closes it.
     let closed = loop {
-        alice.send(json!({"action":"presence","users":[]})).await;
+        alice.send(json!({"action":"heartbeat"})).await;
         tokio::select! {
             c = alice.closed() => break c,
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}

@@ -365,3 +365,70 @@ async fn group_mates_see_each_others_presence_until_removed() {
         json!({"user":"alice","online":false,"last_seen":null})
     );
 }
+
+#[tokio::test]
+async fn a_group_receipt_goes_to_the_author_and_everyone_pulls_the_read_state() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let mut carol = gw.connect("carol", "phone").await;
+    let g = create(&mut alice, "Pals", &["bob", "carol"]).await;
+    let sent = say(&mut bob, &g, "b-1", "hello").await;
+    let seq = sent["seq"].as_u64().unwrap();
+    for c in [&mut alice, &mut carol] {
+        c.recv_where(|v| v["type"] == "message" && v["seq"] == seq)
+            .await;
+    }
+
+    // carol has read the group's first entry (alice's creation event): alice, its author,
+    // gets that receipt.
+    let acked = carol
+        .request(json!({"action":"ack","conversation":g,"seq":1,"kind":"read","id":"a1"}))
+        .await;
+    assert_eq!(acked["type"], "acked", "{acked}");
+    alice
+        .recv_where(|v| v["type"] == "receipt" && v["kind"] == "read" && v["seq"] == 1)
+        .await;
+    // carol reads bob's message: bob (its author) gets the receipts, alice does not.
+    carol
+        .send(json!({"action":"ack","conversation":g,"seq":seq,"kind":"read"}))
+        .await;
+    for kind in ["delivered", "read"] {
+        let r = bob
+            .recv_where(|v| v["type"] == "receipt" && v["kind"] == kind)
+            .await;
+        assert_eq!((&r["seq"], &r["by"]), (&json!(seq), &json!("carol")));
+    }
+    let state = alice
+        .request(json!({"action":"receipts","conversation":g}))
+        .await;
+    assert!(
+        alice
+            .backlog()
+            .iter()
+            .all(|v| v["type"] != "receipt" || v["seq"] != seq),
+        "receipts of bob's message reached alice: {:?}",
+        alice.backlog()
+    );
+    assert_eq!(state["type"], "receipts", "{state}");
+    assert_eq!(
+        state["members"],
+        json!([
+            {"user":"alice","delivered":0,"read":0},
+            {"user":"bob","delivered":0,"read":0},
+            {"user":"carol","delivered":seq,"read":seq},
+        ])
+    );
+    // What everyone but alice has reached: bob has not acked anything.
+    assert_eq!(
+        (&state["delivered"], &state["read"]),
+        (&json!(0), &json!(0))
+    );
+
+    // Outsiders cannot pull it.
+    let mut mallory = gw.connect("mallory", "phone").await;
+    let refused = mallory
+        .request(json!({"action":"receipts","conversation":g}))
+        .await;
+    assert_eq!(code(&refused), "forbidden");
+}

@@ -23,10 +23,9 @@ const ENV: &[(&str, &str)] = &[
     ("AWS_REGION", "us-east-1"),
     ("AWS_ACCESS_KEY_ID", "bench"),
     ("AWS_SECRET_ACCESS_KEY", "bench"),
-    ("MESSENGER_CONNECTIONS_TABLE", "connections"),
+    ("MESSENGER_PRESENCE_TABLE", "presence"),
     ("MESSENGER_MEMBERSHIPS_TABLE", "memberships"),
     ("MESSENGER_MESSAGES_TABLE", "messages"),
-    ("MESSENGER_LAST_SEEN_TABLE", "last_seen"),
     ("MESSENGER_DEVICES_TABLE", "devices"),
     ("MESSENGER_JWT_SECRET", "bench-secret"),
 ];

@@ -1,6 +1,6 @@
 // Validates docs/asyncapi.yaml: the AsyncAPI parser (3.0 schema and its rules), then this
 // project's conventions: every client action is an operation with one request in `ClientFrame`
-// and a reply; every server frame is in `ServerFrame`; every example validates against its schema.
+// and a reply (or `x-unanswered: true`, the heartbeat's MOCK route); every server frame is in `ServerFrame`; every example validates against its schema.
 import { readFileSync } from 'node:fs';
 import { Parser } from '@asyncapi/parser';
 import { frameSchemas, frameValidators, loadSpec, SPEC_PATH } from './spec.mjs';
@@ -35,7 +35,12 @@ for (const [name, op] of Object.entries(spec.operations)) {
         problems.push(`operation ${name}: its request's action is not "${name}"`);
       }
     }
-    if (!op.reply) problems.push(`operation ${name}: no reply (every client frame gets one)`);
+    if (!op.reply && op['x-unanswered'] !== true) {
+      problems.push(`operation ${name}: no reply (every client frame gets one unless x-unanswered)`);
+    }
+    if (op.reply && op['x-unanswered'] === true) {
+      problems.push(`operation ${name}: x-unanswered, but it has a reply`);
+    }
   }
   for (const m of [...(op.action === 'send' ? op.messages : []), ...(op.reply?.messages ?? [])]) {
     const schema = schemaOf(m);

@@ -257,6 +257,7 @@ async function open(id) {
   renderChat();
   if (c.oldest === null) await loadOlder(id);
   markRead(id);
+  await refreshPointers(id);
   if (c.view.with) {
     const [p] = (await app.client?.presence([c.view.with])) ?? [];
     if (p) app.presence.set(p.user, p);
@@ -264,6 +265,26 @@ async function open(id) {
     renderInbox();
   }
   $('composer').body.focus();
+}
+
+/**
+ * The other members' pointers, pulled when a chat opens: in a group, receipts are pushed only to
+ * a message's author, and none arrive for what happened while this page was closed.
+ * @param {string} id
+ */
+async function refreshPointers(id) {
+  const state = await app.client?.receipts(id).catch(() => undefined);
+  if (!state) return;
+  const c = chat(id);
+  for (const m of state.members) {
+    if (m.user === app.me) continue;
+    const p = c.pointers.get(m.user) ?? { delivered: 0, read: 0 };
+    // Pointers only move forward; a receipt may have overtaken this reply.
+    p.delivered = Math.max(p.delivered, m.delivered);
+    p.read = Math.max(p.read, m.read);
+    c.pointers.set(m.user, p);
+  }
+  if (app.current === id) renderChat();
 }
 
 /** @param {string} id */

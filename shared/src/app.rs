@@ -8,8 +8,8 @@ use crate::domain::Connection;
 use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
 use crate::ports::{
-    Connections, Conversations, LastSeen, MessageLog, Notifier, NotifyError, PostError, Poster,
-    PushDevices,
+    Connections, Conversations, MessageLog, Notifier, NotifyError, PostError, Poster, PushDevices,
+    WriteReads,
 };
 use crate::protocol::ServerFrame;
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};
@@ -37,6 +37,9 @@ pub struct Limits {
     pub history_default: usize,
     /// Most users in one `presence` request.
     pub presence_users: usize,
+    /// In a group, a receipt goes to the authors of the messages an ack covers: at most this
+    /// many of the newest covered messages are read to find them.
+    pub receipt_authors_window: usize,
     /// How long messages are kept (the TTL attribute); `None` keeps them forever.
     pub retention: Option<chrono::Duration>,
     /// How long a connection record lives: API Gateway's 2 h maximum plus a margin.
@@ -65,6 +68,7 @@ impl Default for Limits {
             history_max: 100,
             history_default: 20,
             presence_users: 100,
+            receipt_authors_window: 100,
             retention: None,
             connection_ttl: chrono::Duration::minutes(125),
             post_concurrency: 32,
@@ -111,7 +115,8 @@ pub struct Stores {
     pub connections: Arc<dyn Connections>,
     pub conversations: Arc<dyn Conversations>,
     pub messages: Arc<dyn MessageLog>,
-    pub last_seen: Arc<dyn LastSeen>,
+    /// The batched first read of `send` and `ack`.
+    pub reads: Arc<dyn WriteReads>,
     pub push_devices: Arc<dyn PushDevices>,
 }
 
@@ -119,13 +124,13 @@ impl Stores {
     /// Every port served by one store.
     pub fn from_one<S>(store: Arc<S>) -> Self
     where
-        S: Connections + Conversations + MessageLog + LastSeen + PushDevices + 'static,
+        S: Connections + Conversations + MessageLog + WriteReads + PushDevices + 'static,
     {
         Self {
             connections: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),
-            last_seen: store.clone(),
+            reads: store.clone(),
             push_devices: store,
         }
     }
@@ -189,9 +194,20 @@ impl App {
         frame: &ServerFrame,
         skip: Option<&ConnectionId>,
     ) -> Result<Delivery, Error> {
+        self.deliver_all(users, std::slice::from_ref(frame), skip)
+            .await
+    }
+
+    /// [`deliver`](Self::deliver) of several frames, in order, after one read of connections.
+    pub async fn deliver_all(
+        &self,
+        users: &[UserId],
+        frames: &[ServerFrame],
+        skip: Option<&ConnectionId>,
+    ) -> Result<Delivery, Error> {
         let now = self.now();
         let conns = self.stores.connections.of_users(users, now).await?;
-        let json = frame.to_json(None);
+        let jsons: Vec<String> = frames.iter().map(|f| f.to_json(None)).collect();
         let mut delivery = Delivery::default();
         let targets: Vec<_> = conns
             .iter()
@@ -204,7 +220,7 @@ impl App {
                 !is_skipped
             })
             .collect();
-        delivery.posts = targets.len();
+        delivery.posts = targets.len() * jsons.len();
         // Bounded concurrency without stream-combinator closures, whose borrowed futures trip
         // the compiler's `Send` inference (rust-lang/rust#102211) when the caller is spawned.
         let mut pending = targets.into_iter();
@@ -212,7 +228,7 @@ impl App {
         loop {
             while in_flight.len() < self.limits.post_concurrency.max(1) {
                 let Some(conn) = pending.next() else { break };
-                in_flight.push(self.post_one(conn, &json));
+                in_flight.push(self.post_one(conn, &jsons));
             }
             let Some((conn, result)) = in_flight.next().await else {
                 break;
@@ -249,12 +265,18 @@ impl App {
         Ok(delivery)
     }
 
+    /// Posts `jsons` to one connection in order, stopping at the first failure.
     async fn post_one<'a>(
         &'a self,
         conn: &'a Connection,
-        json: &'a str,
+        jsons: &'a [String],
     ) -> (&'a Connection, Result<(), PostError>) {
-        (conn, self.poster.post(&conn.id, json).await)
+        for json in jsons {
+            if let Err(e) = self.poster.post(&conn.id, json).await {
+                return (conn, Err(e));
+            }
+        }
+        (conn, Ok(()))
     }
 }
 

@@ -8,7 +8,8 @@ use crate::domain::{
     NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use crate::ports::{
-    Appended, Connections, Conversations, LastSeen, MessageLog, PushDevices, StoreError,
+    Appended, Connections, Conversations, MessageLog, PushDevices, StoreError, UserPresence,
+    WriteContext, WriteKeys, WriteReads,
 };
 use crate::push::{PushClaim, PushDevice};
 use async_trait::async_trait;
@@ -24,13 +25,13 @@ pub struct InMemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
-    connections: HashMap<UserId, BTreeMap<ConnectionId, Connection>>,
+    /// user → their record: live connections and last-seen (one item per user on DynamoDB)
+    users: HashMap<UserId, UserRecord>,
     /// conversation → user → membership
     members: BTreeMap<ConversationId, BTreeMap<UserId, Membership>>,
     logs: HashMap<ConversationId, Vec<Message>>,
     /// (sender, client_msg_id) → where the message was stored
     sent: HashMap<(UserId, ClientMsgId), (ConversationId, Seq)>,
-    last_seen: HashMap<UserId, DateTime<Utc>>,
     groups: HashMap<ConversationId, GroupInfo>,
     push_devices: HashMap<UserId, BTreeMap<DeviceId, PushDevice>>,
     /// (user, device, conversation) → when the standing push claim was made, and for which seq
@@ -49,6 +50,19 @@ impl InMemoryStore {
     }
 }
 
+/// One user's connections and last-seen instant.
+#[derive(Debug, Default)]
+struct UserRecord {
+    connections: BTreeMap<ConnectionId, Connection>,
+    last_seen: Option<DateTime<Utc>>,
+}
+
+impl UserRecord {
+    fn seen(&mut self, at: DateTime<Utc>) {
+        self.last_seen = Some(self.last_seen.map_or(at, |t| t.max(at)));
+    }
+}
+
 fn live(m: &Message, now: DateTime<Utc>) -> bool {
     m.expires_at.is_none_or(|t| t > now)
 }
@@ -57,37 +71,86 @@ fn live(m: &Message, now: DateTime<Utc>) -> bool {
 impl Connections for InMemoryStore {
     async fn put(&self, conn: &Connection) -> Result<(), StoreError> {
         let mut s = self.lock();
-        s.connections
-            .entry(conn.user.clone())
-            .or_default()
-            .insert(conn.id.clone(), conn.clone());
+        let record = s.users.entry(conn.user.clone()).or_default();
+        record
+            .connections
+            .retain(|_, c| c.expires_at > conn.connected_at);
+        record.connections.insert(conn.id.clone(), conn.clone());
+        record.seen(conn.connected_at);
+        Ok(())
+    }
+
+    async fn disconnect(
+        &self,
+        user: &UserId,
+        id: &ConnectionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let record = s.users.entry(user.clone()).or_default();
+        record.connections.remove(id);
+        record.seen(at);
         Ok(())
     }
 
     async fn remove(&self, user: &UserId, id: &ConnectionId) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        if let Some(conns) = s.connections.get_mut(user) {
-            conns.remove(id);
-            if conns.is_empty() {
-                s.connections.remove(user);
-            }
+        if let Some(record) = self.lock().users.get_mut(user) {
+            record.connections.remove(id);
         }
         Ok(())
     }
 
-    async fn of_users(
+    async fn presence(
         &self,
         users: &[UserId],
         now: DateTime<Utc>,
-    ) -> Result<Vec<Connection>, StoreError> {
+    ) -> Result<HashMap<UserId, UserPresence>, StoreError> {
         let s = self.lock();
         Ok(users
             .iter()
-            .filter_map(|u| s.connections.get(u))
-            .flat_map(|conns| conns.values())
-            .filter(|c| c.expires_at > now)
-            .cloned()
+            .filter_map(|u| s.users.get(u).map(|r| (u, r)))
+            .map(|(u, r)| {
+                let connections = r
+                    .connections
+                    .values()
+                    .filter(|c| c.expires_at > now)
+                    .cloned()
+                    .collect();
+                let presence = UserPresence {
+                    connections,
+                    last_seen: r.last_seen,
+                };
+                (u.clone(), presence)
+            })
             .collect())
+    }
+}
+
+#[async_trait]
+impl WriteReads for InMemoryStore {
+    async fn read_for_write(
+        &self,
+        keys: WriteKeys<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<WriteContext, StoreError> {
+        let s = self.lock();
+        let conv = keys.conversation;
+        let log = s.logs.get(conv).map(Vec::as_slice).unwrap_or_default();
+        let already_sent = keys
+            .client_msg_id
+            .is_some_and(|cmid| s.sent.contains_key(&(keys.user.clone(), cmid.clone())));
+        let message = keys
+            .message
+            .and_then(|seq| seq.checked_sub(1))
+            .and_then(|i| log.get(i as usize))
+            .filter(|m| live(m, now))
+            .cloned();
+        Ok(WriteContext {
+            membership: s.members.get(conv).and_then(|m| m.get(keys.user)).cloned(),
+            last_seq: log.len() as Seq,
+            already_sent,
+            message,
+        })
     }
 }
 
@@ -148,6 +211,15 @@ impl Conversations for InMemoryStore {
             .members
             .get(conv)
             .map(|m| m.values().map(Member::from).collect())
+            .unwrap_or_default())
+    }
+
+    async fn pointers(&self, conv: &ConversationId) -> Result<Vec<Membership>, StoreError> {
+        Ok(self
+            .lock()
+            .members
+            .get(conv)
+            .map(|m| m.values().cloned().collect())
             .unwrap_or_default())
     }
 
@@ -275,24 +347,6 @@ impl MessageLog for InMemoryStore {
             .filter(|m| live(m, now))
             .take(limit)
             .cloned()
-            .collect())
-    }
-}
-
-#[async_trait]
-impl LastSeen for InMemoryStore {
-    async fn touch(&self, user: &UserId, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        let seen = s.last_seen.entry(user.clone()).or_insert(at);
-        *seen = (*seen).max(at);
-        Ok(())
-    }
-
-    async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, DateTime<Utc>>, StoreError> {
-        let s = self.lock();
-        Ok(users
-            .iter()
-            .filter_map(|u| s.last_seen.get(u).map(|t| (u.clone(), *t)))
             .collect())
     }
 }

@@ -3,8 +3,8 @@
 
 use crate::domain::DeviceId;
 use crate::domain::{
-    Connection, ConnectionId, ConversationId, GroupInfo, Member, Membership, Message, NewMessage,
-    ReceiptKind, Role, Seq, UserId,
+    ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Member, Membership, Message,
+    NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use crate::push::{MessageEvent, Notification, Platform, PushClaim, PushDevice};
 use async_trait::async_trait;
@@ -20,19 +20,88 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Live connections, by user.
+/// Live connections and last-seen, one record per user (one item per user in production, so
+/// the connections of many users are one batched read).
 #[async_trait]
 pub trait Connections: Send + Sync {
-    /// Registers a connection (overwrites one with the same id).
+    /// Registers a connection (`$connect`; overwrites one with the same id) and records the
+    /// user as seen at its `connected_at`. The user's expired connections are dropped on the way.
     async fn put(&self, conn: &Connection) -> Result<(), StoreError>;
-    /// Removes exactly this connection; removing an absent one is not an error.
+    /// Removes the connection and records the user as seen at `at` (`$disconnect`). Last-seen
+    /// never moves back; removing an absent connection is not an error.
+    async fn disconnect(
+        &self,
+        user: &UserId,
+        id: &ConnectionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Removes exactly this connection (a post answered 410); removing an absent one is not an
+    /// error. Last-seen is left alone: nobody knows when the socket died.
     async fn remove(&self, user: &UserId, id: &ConnectionId) -> Result<(), StoreError>;
-    /// Connections of these users not expired at `now` (one batched read in production).
+    /// The live connections (not expired at `now`) and last-seen instant of each of these
+    /// users that has a record (one batched read in production).
+    async fn presence(
+        &self,
+        users: &[UserId],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<UserId, UserPresence>, StoreError>;
+    /// The live connections of these users.
     async fn of_users(
         &self,
         users: &[UserId],
         now: DateTime<Utc>,
-    ) -> Result<Vec<Connection>, StoreError>;
+    ) -> Result<Vec<Connection>, StoreError> {
+        Ok(self
+            .presence(users, now)
+            .await?
+            .into_values()
+            .flat_map(|p| p.connections)
+            .collect())
+    }
+}
+
+/// One user's record: live connections and when they were last seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPresence {
+    /// Connections not expired at the instant asked about.
+    pub connections: Vec<Connection>,
+    /// The latest connect or disconnect recorded.
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// What a write path reads first, in one round trip: the caller's membership, the
+/// conversation's head and, for a send, its idempotency key; for an ack, the acked message.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteKeys<'a> {
+    pub conversation: &'a ConversationId,
+    pub user: &'a UserId,
+    /// `send`: the caller's `client_msg_id` (is it already stored?).
+    pub client_msg_id: Option<&'a ClientMsgId>,
+    /// `ack`: a seq whose message to read (its author gets the receipt).
+    pub message: Option<Seq>,
+}
+
+/// The answer to [`WriteKeys`], read strongly consistent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteContext {
+    pub membership: Option<Membership>,
+    /// The conversation's latest seq (0 before its first message).
+    pub last_seq: Seq,
+    /// The `client_msg_id` already stored a message (a retry): append answers with it.
+    pub already_sent: bool,
+    /// The message asked for, when it exists (and has not expired at `now`).
+    pub message: Option<Message>,
+}
+
+/// The reads the hot write paths (`send`, `ack`) start with, batched across tables (one
+/// BatchGetItem in production). A per-user item (a rate limiter) would join this read.
+#[async_trait]
+pub trait WriteReads: Send + Sync {
+    async fn read_for_write(
+        &self,
+        keys: WriteKeys<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<WriteContext, StoreError>;
 }
 
 /// Membership of conversations (with roles and each member's delivered/read pointers) and
@@ -60,6 +129,9 @@ pub trait Conversations: Send + Sync {
     /// Every member of the conversation, with role and join point (no pointers: the list is
     /// served from an index that pointer updates do not touch).
     async fn members(&self, conv: &ConversationId) -> Result<Vec<Member>, StoreError>;
+    /// Every member's membership, pointers included (the member list, then the items: a pull,
+    /// never on the send or ack path).
+    async fn pointers(&self, conv: &ConversationId) -> Result<Vec<Membership>, StoreError>;
     /// Every conversation the user belongs to (one query in production).
     async fn of_user(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
     /// Moves one pointer forward to `seq`; returns `false` (and changes nothing) when it already
@@ -95,6 +167,12 @@ pub trait MessageLog: Send + Sync {
     /// distinct, gapless seqs and a failure leaves no hole. A second append with the same
     /// `(from, client_msg_id)` stores nothing and returns the original.
     async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError>;
+    /// [`append`](Self::append) by a caller that has just read the head (`last_seq`) and found
+    /// no idempotency key ([`WriteReads`]): the first attempt skips reading them again.
+    async fn append_seen(&self, msg: NewMessage, last_seq: Seq) -> Result<Appended, StoreError> {
+        let _ = last_seq;
+        self.append(msg).await
+    }
     /// Latest seq of each conversation (0 for one with no messages).
     async fn last_seqs(
         &self,
@@ -117,13 +195,6 @@ pub trait MessageLog: Send + Sync {
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<Vec<Message>, StoreError>;
-}
-
-/// When users were last seen (connect, heartbeat, disconnect).
-#[async_trait]
-pub trait LastSeen: Send + Sync {
-    async fn touch(&self, user: &UserId, at: DateTime<Utc>) -> Result<(), StoreError>;
-    async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, DateTime<Utc>>, StoreError>;
 }
 
 /// Why a post to a connection failed.

@@ -13,36 +13,6 @@ use std::collections::BTreeMap;
 /// Version of the wire protocol described in docs/protocol.md.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The actions that have their own route; anything else goes to `$default`.
-pub const ACTIONS: [&str; 13] = [
-    "send",
-    "ack",
-    "sync",
-    "history",
-    "presence",
-    "create_group",
-    "add_members",
-    "remove_members",
-    "leave_group",
-    "rename_group",
-    "conversations",
-    "register_push",
-    "unregister_push",
-];
-
-/// The actions served by the devices function.
-pub const DEVICE_ACTIONS: [&str; 2] = ["register_push", "unregister_push"];
-
-/// The actions served by the groups function.
-pub const GROUP_ACTIONS: [&str; 6] = [
-    "create_group",
-    "add_members",
-    "remove_members",
-    "leave_group",
-    "rename_group",
-    "conversations",
-];
-
 /// `send`: exactly one of `to` (a user, for 1:1) or `conversation`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SendFrame {
@@ -76,10 +46,16 @@ pub struct HistoryFrame {
     pub limit: Option<usize>,
 }
 
-/// `presence`: online status and last-seen of some users; also a heartbeat.
+/// `presence`: online status and last-seen of some users.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PresenceFrame {
     pub users: Vec<UserId>,
+}
+
+/// `receipts`: every member's delivered/read pointers in one conversation ("message info").
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReceiptsFrame {
+    pub conversation: ConversationId,
 }
 
 /// `create_group`: a group with the caller as admin and `members` as members.
@@ -206,6 +182,14 @@ pub struct PresenceView {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
+/// One member's pointers in a `receipts` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointersView {
+    pub user: UserId,
+    pub delivered: Seq,
+    pub read: Seq,
+}
+
 /// Error codes of the `error` frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -263,6 +247,14 @@ pub enum ServerFrame {
     },
     Presence {
         users: Vec<PresenceView>,
+    },
+    /// Reply to `receipts`: every member's pointers, and what every member other than the
+    /// caller has reached (the lowest of their pointers: "delivered to all", "read by all").
+    Receipts {
+        conversation: ConversationId,
+        members: Vec<PointersView>,
+        delivered: Seq,
+        read: Seq,
     },
     /// Reply to a group change: the group as it now is, and the seq of the change's event.
     Group {

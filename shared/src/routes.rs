@@ -5,7 +5,8 @@
 //! ([`crate::usecases::execute`]) matches on [`Action`] exhaustively, the embedded gateway
 //! selects routes from it, and a test reads `infra/template.yaml` and fails unless its route keys
 //! and integration targets are exactly this table. Adding an action is: a line here, its use-case
-//! file, its template route.
+//! file, its template route. A `Mock` route (the heartbeat) has no function: API Gateway answers
+//! it without invoking anything.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,8 +63,19 @@ impl Function {
     }
 }
 
+/// What a route is integrated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Integration {
+    /// A function (an `AWS_PROXY` integration of its Lambda).
+    Lambda(Function),
+    /// A `MOCK` integration: API Gateway answers the frame itself, without a route response,
+    /// so it costs one API Gateway message, no invocation and no reply. It still counts as
+    /// activity against the 10-minute idle timeout.
+    Mock,
+}
+
 macro_rules! actions {
-    ($($(#[$doc:meta])* $variant:ident = $name:literal => $function:ident,)*) => {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal => $kind:ident $(($function:ident))?,)*) => {
         /// A client action: the `action` of a frame, and the route key that carries it.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum Action {
@@ -81,10 +93,10 @@ macro_rules! actions {
                 }
             }
 
-            /// The function that serves it.
-            pub fn function(self) -> Function {
+            /// What serves it.
+            pub fn integration(self) -> Integration {
                 match self {
-                    $(Self::$variant => Function::$function,)*
+                    $(Self::$variant => Integration::$kind $((Function::$function))?,)*
                 }
             }
         }
@@ -93,37 +105,49 @@ macro_rules! actions {
 
 actions! {
     /// Store a message and fan it out (`usecases/send.rs`).
-    Send = "send" => Send,
+    Send = "send" => Lambda(Send),
     /// Move a delivered/read pointer (`usecases/ack.rs`).
-    Ack = "ack" => Ack,
+    Ack = "ack" => Lambda(Ack),
+    /// Every member's pointers of one conversation (`usecases/receipts.rs`).
+    Receipts = "receipts" => Lambda(Ack),
     /// What a device missed (`usecases/sync.rs`).
-    Sync = "sync" => Sync,
+    Sync = "sync" => Lambda(Sync),
     /// Older pages of one conversation (`usecases/history.rs`).
-    History = "history" => Sync,
-    /// Who is online; also a heartbeat (`usecases/presence.rs`).
-    Presence = "presence" => Presence,
+    History = "history" => Lambda(Sync),
+    /// Who is online (`usecases/presence.rs`).
+    Presence = "presence" => Lambda(Presence),
+    /// Keeps an idle socket open: answered by API Gateway itself, no function runs.
+    Heartbeat = "heartbeat" => Mock,
     /// `usecases/create_group.rs`.
-    CreateGroup = "create_group" => Groups,
+    CreateGroup = "create_group" => Lambda(Groups),
     /// `usecases/add_members.rs`.
-    AddMembers = "add_members" => Groups,
+    AddMembers = "add_members" => Lambda(Groups),
     /// `usecases/remove_members.rs`.
-    RemoveMembers = "remove_members" => Groups,
+    RemoveMembers = "remove_members" => Lambda(Groups),
     /// `usecases/leave_group.rs`.
-    LeaveGroup = "leave_group" => Groups,
+    LeaveGroup = "leave_group" => Lambda(Groups),
     /// `usecases/rename_group.rs`.
-    RenameGroup = "rename_group" => Groups,
+    RenameGroup = "rename_group" => Lambda(Groups),
     /// The inbox (`usecases/conversations.rs`).
-    Conversations = "conversations" => Groups,
+    Conversations = "conversations" => Lambda(Groups),
     /// `usecases/register_push.rs`.
-    RegisterPush = "register_push" => Devices,
+    RegisterPush = "register_push" => Lambda(Devices),
     /// `usecases/unregister_push.rs`.
-    UnregisterPush = "unregister_push" => Devices,
+    UnregisterPush = "unregister_push" => Lambda(Devices),
 }
 
 impl Action {
     /// The action named `name`, if any.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|a| a.name() == name)
+    }
+
+    /// The function that serves it; `None` for a MOCK route.
+    pub fn function(self) -> Option<Function> {
+        match self.integration() {
+            Integration::Lambda(f) => Some(f),
+            Integration::Mock => None,
+        }
     }
 }
 
@@ -155,13 +179,21 @@ impl Route {
         }
     }
 
-    /// The function integrated with it.
-    pub fn function(self) -> Function {
+    /// What it is integrated with.
+    pub fn integration(self) -> Integration {
         match self {
-            Self::Connect => Function::Connect,
-            Self::Disconnect => Function::Disconnect,
-            Self::Default => Function::Default,
-            Self::Action(a) => a.function(),
+            Self::Connect => Integration::Lambda(Function::Connect),
+            Self::Disconnect => Integration::Lambda(Function::Disconnect),
+            Self::Default => Integration::Lambda(Function::Default),
+            Self::Action(a) => a.integration(),
+        }
+    }
+
+    /// The function integrated with it; `None` for a MOCK route.
+    pub fn function(self) -> Option<Function> {
+        match self.integration() {
+            Integration::Lambda(f) => Some(f),
+            Integration::Mock => None,
         }
     }
 
@@ -199,7 +231,14 @@ mod tests {
     fn route_selection_matches_api_gateway() {
         let select = |t| Route::select(Some(t));
         assert_eq!(select(r#"{"action":"send"}"#), Route::Action(Action::Send));
-        assert_eq!(select(r#"{"action":"history"}"#).function(), Function::Sync);
+        assert_eq!(
+            select(r#"{"action":"history"}"#).function(),
+            Some(Function::Sync)
+        );
+        assert_eq!(
+            select(r#"{"action":"heartbeat"}"#).integration(),
+            Integration::Mock
+        );
         assert_eq!(select(r#"{"action":"fly"}"#), Route::Default);
         assert_eq!(select(r#"{"action":7}"#), Route::Default);
         assert_eq!(select("not json"), Route::Default);
@@ -209,7 +248,7 @@ mod tests {
     #[test]
     fn every_function_serves_a_route() {
         for f in Function::ALL {
-            assert!(Route::all().any(|r| r.function() == f), "{f:?}");
+            assert!(Route::all().any(|r| r.function() == Some(f)), "{f:?}");
         }
         assert_eq!(Function::Send.template_id(), "SendFunction");
     }

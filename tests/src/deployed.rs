@@ -10,10 +10,11 @@ use crate::Client;
 use messenger::auth;
 use messenger::domain::{DeviceId, UserId};
 use messenger_aws::{DynamoStore, Tables};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The secret the test stack's authorizer verifies tokens with (any 32+ characters).
 const SECRET: &str = "deployed-stack-test-secret-0123456789";
@@ -103,6 +104,53 @@ impl DeployedStack {
             name,
             outputs,
         }
+    }
+
+    /// Held by a test for as long as it uses the stack, so that one test can have it alone
+    /// ([`exclusive`](Self::exclusive)) while it counts the functions' invocations.
+    pub async fn shared(&self) -> RwLockReadGuard<'static, ()> {
+        gate().read().await
+    }
+
+    /// The stack to this test alone: every other test holds [`shared`](Self::shared).
+    pub async fn exclusive(&self) -> RwLockWriteGuard<'static, ()> {
+        gate().write().await
+    }
+
+    /// How many times each of these functions (`connect`, `send`, …) has run so far. MiniStack
+    /// writes each invocation's START/END/REPORT lines to a log stream of its own in the
+    /// function's log group (`/aws/lambda/<stack>-<function>`), so streams count invocations.
+    /// Read with boto3 from `infra/.venv` (the deploy script's venv, installed by then).
+    pub fn invocations(&self, functions: &[&str]) -> BTreeMap<String, usize> {
+        const SCRIPT: &str = r#"
+import boto3, json, sys
+endpoint, stack, functions = sys.argv[1], sys.argv[2], sys.argv[3:]
+logs = boto3.client("logs", endpoint_url=endpoint, region_name="us-east-1",
+                    aws_access_key_id="test", aws_secret_access_key="test")
+counts = {}
+for fn in functions:
+    n = 0
+    try:
+        pages = logs.get_paginator("describe_log_streams").paginate(
+            logGroupName=f"/aws/lambda/{stack}-{fn}")
+        for page in pages:
+            n += len(page["logStreams"])
+    except logs.exceptions.ResourceNotFoundException:
+        pass
+    counts[fn] = n
+print(json.dumps(counts))
+"#;
+        let out = Command::new(workspace_root().join("infra/.venv/bin/python"))
+            .args(["-c", SCRIPT, &self.endpoint, &self.name])
+            .args(functions)
+            .output()
+            .expect("run infra/.venv/bin/python");
+        assert!(
+            out.status.success(),
+            "counting invocations failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("invocation counts")
     }
 
     /// One stack output (panics with the list when absent).
@@ -197,10 +245,9 @@ impl DeployedStack {
     pub async fn store(&self) -> DynamoStore {
         let sdk = messenger_aws::sdk::for_endpoint(&self.endpoint).await;
         let tables = Tables {
-            connections: self.output("ConnectionsTableName").to_owned(),
+            presence: self.output("PresenceTableName").to_owned(),
             memberships: self.output("MembershipsTableName").to_owned(),
             messages: self.output("MessagesTableName").to_owned(),
-            last_seen: self.output("LastSeenTableName").to_owned(),
             devices: self.output("DevicesTableName").to_owned(),
         };
         DynamoStore::new(&sdk, tables).with_bucket_size(10)
@@ -221,6 +268,12 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("workspace root")
         .to_path_buf()
+}
+
+/// The lock behind [`DeployedStack::shared`] and [`DeployedStack::exclusive`].
+fn gate() -> &'static RwLock<()> {
+    static GATE: OnceLock<RwLock<()>> = OnceLock::new();
+    GATE.get_or_init(|| RwLock::new(()))
 }
 
 /// A fresh FCM platform application on the emulator (on a thread of its own: `deploy` runs

@@ -3,7 +3,8 @@
  * `MessengerClient`: one user's device on the Messenger WebSocket API, with the hard parts of
  * the protocol done once (docs/protocol.md):
  * - connects with a token provider, asked again before every connection;
- * - sends a `presence` heartbeat before API Gateway's 10-minute idle close, and drops a
+ * - sends a `heartbeat` before API Gateway's 10-minute idle close (never answered, and no
+ *   function runs for it); with `heartbeatProbe`, an answered one instead, dropping a
  *   connection whose heartbeat goes unanswered;
  * - reconnects with exponential backoff and full jitter (after the 2-hour close, a restart, a
  *   lost network), and after every (re)connect syncs from its cursors before going `online`;
@@ -56,6 +57,9 @@ import { MemoryStorage } from './storage.js';
  * @property {WebSocketConstructor} [WebSocket] default: `globalThis.WebSocket`
  * @property {number} [heartbeatMs] a heartbeat after this long without a frame sent
  *   (default 4 minutes; API Gateway closes after 10 idle minutes); 0 turns it off
+ * @property {boolean} [heartbeatProbe] make each heartbeat an answered `presence` of nobody and
+ *   drop the connection when it goes unanswered (detects a silently dead socket, at the price
+ *   of a function invocation per heartbeat); default false: the free `heartbeat` frame
  * @property {number} [requestTimeoutMs] how long a request waits for its reply (default 15 s)
  * @property {number} [reconnectMinMs] the first reconnect delay is random below this (500 ms)
  * @property {number} [reconnectMaxMs] the cap of the exponential backoff (default 30 s)
@@ -92,9 +96,11 @@ import { MemoryStorage } from './storage.js';
 export const ACTIONS = Object.freeze({
   send: 'send',
   ack: 'ack',
+  receipts: 'receipts',
   sync: 'sync',
   history: 'history',
   presence: 'presence',
+  heartbeat: 'heartbeat',
   create_group: 'createGroup',
   add_members: 'addMembers',
   remove_members: 'removeMembers',
@@ -184,6 +190,7 @@ export class MessengerClient extends Emitter {
       storage: new MemoryStorage(),
       WebSocket: /** @type {any} */ (globalThis).WebSocket,
       heartbeatMs: 4 * 60_000,
+      heartbeatProbe: false,
       requestTimeoutMs: 15_000,
       reconnectMinMs: 500,
       reconnectMaxMs: 30_000,
@@ -312,6 +319,23 @@ export class MessengerClient extends Emitter {
   /** The user has seen everything up to `seq`. @param {string} conversation @param {number} seq */
   markRead(conversation, seq) {
     return this.ack(conversation, seq, 'read');
+  }
+
+  /**
+   * Every member's delivered/read pointers ("message info"): in a group, receipts are pushed to
+   * a message's author only, so this is how the others see who has read what.
+   * @param {string} conversation
+   */
+  receipts(conversation) {
+    return this.#request({ action: 'receipts', conversation });
+  }
+
+  /**
+   * Keeps the socket open (the SDK sends it by itself, see `heartbeatMs`). Never answered.
+   * @returns {boolean} whether it went out (false while disconnected)
+   */
+  heartbeat() {
+    return this.#fire({ action: 'heartbeat' });
   }
 
   /**
@@ -579,6 +603,18 @@ export class MessengerClient extends Emitter {
     });
   }
 
+  /**
+   * Sends a frame that gets no reply (no `id`) on the current connection, if any.
+   * @param {ClientFrame} frame
+   */
+  #fire(frame) {
+    const ws = this.#socket;
+    if (this.#stopped || !ws) return false;
+    ws.send(JSON.stringify(frame));
+    this.#armHeartbeat();
+    return true;
+  }
+
   /** @param {Pending} p */
   #transmit(p) {
     const ws = this.#socket;
@@ -593,6 +629,10 @@ export class MessengerClient extends Emitter {
     const ws = this.#socket;
     if (!this.#opts.heartbeatMs || !ws) return;
     this.#timers.heartbeat = setTimeout(() => {
+      if (!this.#opts.heartbeatProbe) {
+        this.heartbeat();
+        return;
+      }
       this.#request({ action: 'presence', users: [] }, { resend: false }).catch((error) => {
         if (this.#socket === ws && error.code === 'timeout') this.#drop?.(4000, 'heartbeat unanswered');
       });
@@ -660,8 +700,11 @@ export class MessengerClient extends Emitter {
     for (const conversation of this.#toAck) {
       const seq = this.#cursors.cursor(conversation);
       if (seq <= (this.#acked.get(conversation) ?? 0)) continue;
-      this.#acked.set(conversation, seq);
-      this.ack(conversation, seq, 'delivered').catch(() => this.#acked.delete(conversation));
+      // Without an `id`: the server answers only a failure, which saves an API Gateway
+      // message per ack. Not connected: the next message's ack covers this one.
+      if (this.#fire({ action: 'ack', conversation, seq, kind: 'delivered' })) {
+        this.#acked.set(conversation, seq);
+      }
     }
     this.#toAck.clear();
   }

@@ -46,7 +46,9 @@
 /** @typedef {{ action: 'ack', conversation: string, seq: number, kind: ReceiptKind }} AckRequest */
 /** @typedef {{ action: 'sync', since?: Record<string, number>, limit?: number }} SyncRequest */
 /** @typedef {{ action: 'history', conversation: string, before?: number, limit?: number }} HistoryRequest */
+/** @typedef {{ action: 'receipts', conversation: string }} ReceiptsRequest */
 /** @typedef {{ action: 'presence', users: string[] }} PresenceRequest */
+/** @typedef {{ action: 'heartbeat' }} HeartbeatRequest (never answered) */
 /** @typedef {{ action: 'create_group', name: string, members?: string[], client_msg_id?: string }} CreateGroupRequest */
 /** @typedef {{ action: 'add_members', conversation: string, users: string[], client_msg_id?: string }} AddMembersRequest */
 /** @typedef {{ action: 'remove_members', conversation: string, users: string[], client_msg_id?: string }} RemoveMembersRequest */
@@ -57,8 +59,8 @@
 /** @typedef {{ action: 'unregister_push' }} UnregisterPushRequest */
 
 /**
- * @typedef {SendRequest | AckRequest | SyncRequest | HistoryRequest | PresenceRequest
- *   | CreateGroupRequest | AddMembersRequest | RemoveMembersRequest | RenameGroupRequest
+ * @typedef {SendRequest | AckRequest | ReceiptsRequest | SyncRequest | HistoryRequest
+ *   | PresenceRequest | HeartbeatRequest | CreateGroupRequest | AddMembersRequest | RemoveMembersRequest | RenameGroupRequest
  *   | LeaveGroupRequest | ConversationsRequest | RegisterPushRequest
  *   | UnregisterPushRequest} ClientFrame
  */
@@ -72,6 +74,13 @@
 /** @typedef {MessageView & { type: 'message' }} Message */
 /** @typedef {{ type: 'receipt', conversation: string, seq: number, kind: ReceiptKind, by: string }} Receipt */
 /** @typedef {{ type: 'acked', id?: RequestId, conversation: string, seq: number, kind: ReceiptKind }} Acked */
+/** @typedef {{ user: string, delivered: number, read: number }} PointersView */
+/**
+ * Every member's pointers, and the lowest of the other members' (`delivered`: every message up
+ * to it reached everyone; `read`: everyone read it).
+ * @typedef {{ type: 'receipts', id?: RequestId, conversation: string, members: PointersView[],
+ *   delivered: number, read: number }} Receipts
+ */
 /**
  * @typedef {{ type: 'sync', id?: RequestId, messages: MessageView[], more: boolean,
  *   since: Record<string, number> }} Sync
@@ -115,7 +124,7 @@
  */
 
 /**
- * @typedef {Sent | Message | Receipt | Acked | Sync | History | Presence | Group | Left
+ * @typedef {Sent | Message | Receipt | Acked | Receipts | Sync | History | Presence | Group | Left
  *   | Conversations | PushRegistered | PushUnregistered | ErrorFrame} ServerFrame
  */
 
@@ -124,9 +133,11 @@
  * @typedef {object} Replies
  * @property {Sent} send
  * @property {Acked} ack
+ * @property {Receipts} receipts
  * @property {Sync} sync
  * @property {History} history
  * @property {Presence} presence
+ * @property {never} heartbeat never answered
  * @property {Group} create_group
  * @property {Group} add_members
  * @property {Group} remove_members

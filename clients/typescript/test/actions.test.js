@@ -40,6 +40,11 @@ test('groups, receipts, history, inbox, presence, push registration and errors',
   assert.deepEqual(await withTimeout(read, 'alice gets the read receipt'), {
     type: 'receipt', conversation: g, seq: sent.seq, kind: 'read', by: 'bob',
   });
+  // Everyone's pointers ("message info"): bob has read alice's message.
+  const state = await alice.receipts(g);
+  assert.equal(state.type, 'receipts');
+  assert.deepEqual(state.members.find((m) => m.user === 'bob'), { user: 'bob', delivered: sent.seq, read: sent.seq });
+  assert.deepEqual([state.delivered, state.read], [sent.seq, sent.seq]);
 
   assert.equal((await alice.addMembers(g, ['carol'])).members.length, 3);
   assert.equal((await bob.renameGroup(g, 'Lisbon trip')).name, 'Lisbon trip');

@@ -92,9 +92,10 @@ let validators;
 /**
  * A WebSocket class for one client: records its sockets (so a test can cut the current one) and
  * checks every frame sent against the spec's `ClientFrame` and every frame received against
- * `ServerFrame`, collecting violations.
+ * `ServerFrame`, collecting violations. `onSend` sees every frame the client sends.
+ * @param {(frame: any) => void} [onSend]
  */
-export function checkedWebSocket() {
+export function checkedWebSocket(onSend) {
   validators ??= frameValidators();
   const { client, server } = validators;
   /** @type {string[]} */
@@ -118,6 +119,7 @@ export function checkedWebSocket() {
       const frame = JSON.parse(data);
       const errors = client(frame);
       if (errors) violations.push(`sent ${data}: ${errors.join('; ')}`);
+      onSend?.(frame);
       super.send(data);
     }
   }

@@ -37,5 +37,5 @@ async fn handles_a_recorded_ack_event() {
 
 #[tokio::test]
 async fn exits_with_a_clear_message_when_unconfigured() {
-    assert_fails_fast_without(Path::new(BIN), "MESSENGER_CONNECTIONS_TABLE").await;
+    assert_fails_fast_without(Path::new(BIN), "MESSENGER_PRESENCE_TABLE").await;
 }

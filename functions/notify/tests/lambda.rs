@@ -88,5 +88,5 @@ async fn pushes_the_offline_recipient_and_publishes_the_topic_event() {
 
 #[tokio::test]
 async fn exits_with_a_clear_message_when_unconfigured() {
-    assert_fails_fast_without(Path::new(BIN), "MESSENGER_CONNECTIONS_TABLE").await;
+    assert_fails_fast_without(Path::new(BIN), "MESSENGER_PRESENCE_TABLE").await;
 }

@@ -32,19 +32,18 @@ async fn handles_a_recorded_presence_event() {
         users,
         vec![serde_json::json!("alice"), serde_json::json!("bob")]
     );
-    // The call was a heartbeat too: alice was seen just now.
-    use messenger::ports::LastSeen;
+    // A status pull writes nothing (heartbeats are the MOCK route): alice, who never
+    // connected here, still has no record.
+    use messenger::ports::Connections;
     let alice = messenger::domain::UserId::new("alice").unwrap();
-    assert!(
-        store
-            .get(std::slice::from_ref(&alice))
-            .await
-            .unwrap()
-            .contains_key(&alice)
-    );
+    let records = store
+        .presence(std::slice::from_ref(&alice), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(records.is_empty(), "{records:?}");
 }
 
 #[tokio::test]
 async fn exits_with_a_clear_message_when_unconfigured() {
-    assert_fails_fast_without(Path::new(BIN), "MESSENGER_CONNECTIONS_TABLE").await;
+    assert_fails_fast_without(Path::new(BIN), "MESSENGER_PRESENCE_TABLE").await;
 }

@@ -138,7 +138,7 @@ struct StoreArgs {
         hide_env_values = true
     )]
     dynamodb_endpoint: Option<String>,
-    /// Table name prefix of --store dynamodb (tables messenger-connections,
+    /// Table name prefix of --store dynamodb (tables messenger-presence,
     /// messenger-memberships, …)
     #[arg(long, value_name = "P", default_value = "messenger-")]
     table_prefix: String,

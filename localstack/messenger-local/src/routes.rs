@@ -1,11 +1,17 @@
-//! The embedded gateway's route integration: every route key goes to the function the route
-//! table (`messenger::routes`) names, through the same handler the Lambda binaries run.
+//! The embedded gateway's route integration: every route key goes to what the route table
+//! (`messenger::routes`) integrates it with — a function, through the same handler the Lambda
+//! binaries run, or a MOCK integration that the gateway answers itself, as API Gateway does.
 
 use messenger::App;
-use messenger::routes::Route;
+use messenger::routes::{Integration, Route};
 use messenger_lambda::{WsEvent, WsResponse};
 
-/// Invokes the function integrated with `route`, in-process.
+/// Invokes what `route` is integrated with, in-process. A MOCK route (the heartbeat) runs
+/// nothing and answers 200 with no body, so nothing goes back to the client; the frame still
+/// counted as activity for the idle timeout when it arrived.
 pub async fn invoke(app: &App, route: Route, event: WsEvent) -> WsResponse {
-    messenger_lambda::handle(app, route.function(), event).await
+    match route.integration() {
+        Integration::Lambda(function) => messenger_lambda::handle(app, function, event).await,
+        Integration::Mock => messenger_lambda::status(200),
+    }
 }

@@ -22,14 +22,12 @@ use std::sync::{Arc, OnceLock};
 
 /// Environment variables the route functions read (set by the IaC template).
 pub mod env {
-    /// Table of live connections.
-    pub const CONNECTIONS_TABLE: &str = "MESSENGER_CONNECTIONS_TABLE";
+    /// Table of users' live connections and last-seen (one item per user).
+    pub const PRESENCE_TABLE: &str = "MESSENGER_PRESENCE_TABLE";
     /// Table of memberships (with the `by_conversation` index).
     pub const MEMBERSHIPS_TABLE: &str = "MESSENGER_MEMBERSHIPS_TABLE";
     /// Table of conversation heads, message log buckets and idempotency keys.
     pub const MESSAGES_TABLE: &str = "MESSENGER_MESSAGES_TABLE";
-    /// Table of last-seen instants.
-    pub const LAST_SEEN_TABLE: &str = "MESSENGER_LAST_SEEN_TABLE";
     /// Table of push registrations and push claims.
     pub const DEVICES_TABLE: &str = "MESSENGER_DEVICES_TABLE";
     /// Optional: most members of a group.
@@ -130,10 +128,9 @@ impl Config {
     /// Reads the configuration through `get` (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let tables = Tables {
-            connections: required(&get, env::CONNECTIONS_TABLE, "the connections table name")?,
+            presence: required(&get, env::PRESENCE_TABLE, "the presence table name")?,
             memberships: required(&get, env::MEMBERSHIPS_TABLE, "the memberships table name")?,
             messages: required(&get, env::MESSAGES_TABLE, "the messages table name")?,
-            last_seen: required(&get, env::LAST_SEEN_TABLE, "the last-seen table name")?,
             devices: required(&get, env::DEVICES_TABLE, "the push devices table name")?,
         };
         let mut limits = Limits::default();
@@ -356,12 +353,11 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    const TABLES: [(&str, &str); 5] = [
-        (env::CONNECTIONS_TABLE, "c"),
+    const TABLES: [(&str, &str); 4] = [
+        (env::PRESENCE_TABLE, "p"),
         (env::MEMBERSHIPS_TABLE, "m"),
         (env::MESSAGES_TABLE, "l"),
         (env::DEVICES_TABLE, "d"),
-        (env::LAST_SEEN_TABLE, "s"),
     ];
 
     #[test]
@@ -410,8 +406,8 @@ mod tests {
 
     #[test]
     fn a_missing_table_is_named() {
-        let e = Config::from_lookup(lookup(&TABLES[..4])).unwrap_err();
-        assert!(e.to_string().contains(env::LAST_SEEN_TABLE), "{e}");
+        let e = Config::from_lookup(lookup(&TABLES[..3])).unwrap_err();
+        assert!(e.to_string().contains(env::DEVICES_TABLE), "{e}");
     }
 
     #[test]

@@ -295,10 +295,9 @@ pub async fn emulator_env() -> (Vec<(String, String)>, DynamoStore) {
     let tables = store.tables().clone();
     let vars = [
         ("AWS_ENDPOINT_URL", endpoint),
-        (env::CONNECTIONS_TABLE, tables.connections),
+        (env::PRESENCE_TABLE, tables.presence),
         (env::MEMBERSHIPS_TABLE, tables.memberships),
         (env::MESSAGES_TABLE, tables.messages),
-        (env::LAST_SEEN_TABLE, tables.last_seen),
         (env::DEVICES_TABLE, tables.devices),
     ];
     (

@@ -1,8 +1,8 @@
 //! The deployed API must be exactly the route table: `infra/template.yaml`'s route keys, and the
-//! function each one's integration invokes, are those of `messenger::routes`. A route missing on
-//! either side, or wired to another function, fails here.
+//! function each one's integration invokes (or `MOCK`), are those of `messenger::routes`. A route
+//! missing on either side, or wired to another function, fails here.
 
-use messenger::routes::{Function, Route};
+use messenger::routes::{Function, Integration, Route};
 use std::collections::{BTreeMap, BTreeSet};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -52,6 +52,21 @@ fn every_route_key_targets_the_function_the_route_table_names() {
             let integration = integrations
                 .get(integration_id)
                 .unwrap_or_else(|| panic!("route {key}: no integration {target}"));
+            let kind = integration["Properties"]["IntegrationType"].as_str();
+            if kind == Some("MOCK") {
+                // Answered by API Gateway itself: no function, no URI, and no route response
+                // (a reply would cost a message; none is sent).
+                assert!(
+                    integration["Properties"]["IntegrationUri"].is_badvalue(),
+                    "route {key}: a MOCK integration names no function"
+                );
+                assert!(
+                    r["Properties"]["RouteResponseSelectionExpression"].is_badvalue(),
+                    "route {key}: a MOCK route is one-way"
+                );
+                return (key, "MOCK".to_owned());
+            }
+            assert_eq!(kind, Some("AWS_PROXY"), "route {key}");
             let uri = integration["Properties"]["IntegrationUri"]
                 .as_str()
                 .unwrap_or_else(|| panic!("route {key}: integration without a Lambda URI"));
@@ -63,7 +78,13 @@ fn every_route_key_targets_the_function_the_route_table_names() {
         })
         .collect();
     let table: BTreeMap<String, String> = Route::all()
-        .map(|r| (r.key().to_owned(), r.function().template_id()))
+        .map(|r| {
+            let wired = match r.integration() {
+                Integration::Lambda(f) => f.template_id(),
+                Integration::Mock => "MOCK".to_owned(),
+            };
+            (r.key().to_owned(), wired)
+        })
         .collect();
     let differences: Vec<String> = table
         .keys()
@@ -120,7 +141,14 @@ fn the_readme_maps_every_route_to_a_use_case_file_that_exists() {
             .lines()
             .find(|l| l.starts_with(&format!("| `{}` |", route.key())))
             .unwrap_or_else(|| panic!("README.md has no row for `{}`", route.key()));
-        let dir = route.function().dir();
+        let Some(function) = route.function() else {
+            assert!(
+                row.contains("MOCK") && !row.contains("functions/"),
+                "{row}: a MOCK route runs no function"
+            );
+            continue;
+        };
+        let dir = function.dir();
         assert!(
             row.contains(&format!("`functions/{dir}`")),
             "{row}: expected functions/{dir}"

@@ -51,24 +51,101 @@ pub async fn connections_of_users(conns: Arc<dyn Connections>) {
     );
 }
 
-/// Last-seen keeps the latest instant whatever order the touches arrive in.
-pub async fn last_seen_keeps_the_latest(seen: Arc<dyn LastSeen>) {
+/// One record per user holds their connections and last-seen: `put` records the connect
+/// instant, `disconnect` the disconnect instant, and last-seen never moves back whatever order
+/// they arrive in; a connection past its expiry counts as offline and the user's next `put`
+/// drops it; `remove` (a 410) leaves last-seen alone.
+pub async fn presence_and_last_seen(conns: Arc<dyn Connections>) {
     let t = tag();
     let (alice, bob, nobody) = (user("alice", &t), user("bob", &t), user("nobody", &t));
     let t0 = Utc::now();
-    seen.touch(&alice, t0 + Duration::seconds(10))
+    let conn = |u: &UserId, id: &str, at: DateTime<Utc>, lives: Duration| Connection {
+        id: ConnectionId::new(format!("{id}-{t}")).unwrap(),
+        user: u.clone(),
+        device: DeviceId::new("phone").unwrap(),
+        connected_at: at,
+        expires_at: at + lives,
+    };
+    let a1 = conn(&alice, "a1", t0, Duration::hours(2));
+    conns.put(&a1).await.unwrap();
+    conns
+        .disconnect(&alice, &a1.id, t0 + Duration::seconds(10))
         .await
         .unwrap();
-    seen.touch(&alice, t0).await.unwrap();
-    seen.touch(&bob, t0).await.unwrap();
-    seen.touch(&bob, t0 + Duration::milliseconds(1))
+    // A late, older disconnect and a connect made earlier than the last disconnect.
+    conns
+        .disconnect(&alice, &a1.id, t0 + Duration::seconds(5))
         .await
         .unwrap();
-    let got = seen
-        .get(&[alice.clone(), bob.clone(), nobody.clone(), alice.clone()])
+    let a2 = conn(&alice, "a2", t0 + Duration::seconds(3), Duration::hours(2));
+    conns.put(&a2).await.unwrap();
+    conns.remove(&alice, &a2.id).await.unwrap();
+    let b_short = conn(&bob, "b0", t0, Duration::seconds(1));
+    conns.put(&b_short).await.unwrap();
+    let now = t0 + Duration::seconds(30);
+    let got = conns
+        .presence(&[alice.clone(), bob.clone(), nobody.clone()], now)
         .await
         .unwrap();
-    assert_eq!(got.len(), 2);
-    assert_eq!(got[&alice], t0 + Duration::seconds(10));
-    assert_eq!(got[&bob], t0 + Duration::milliseconds(1));
+    assert_eq!(got.len(), 2, "nobody has no record: {got:?}");
+    assert_eq!(got[&alice].connections, vec![]);
+    assert_eq!(got[&alice].last_seen, Some(t0 + Duration::seconds(10)));
+    assert_eq!(got[&bob].connections, vec![], "expired: offline");
+    assert_eq!(got[&bob].last_seen, Some(t0));
+
+    // Bob's next connect drops the expired connection from his record: even read at an instant
+    // when it was still live, it is gone.
+    let b1 = conn(&bob, "b1", t0 + Duration::seconds(20), Duration::hours(2));
+    conns.put(&b1).await.unwrap();
+    let got = conns
+        .presence(std::slice::from_ref(&bob), t0)
+        .await
+        .unwrap();
+    assert_eq!(got[&bob].connections, vec![b1.clone()]);
+    assert_eq!(got[&bob].last_seen, Some(t0 + Duration::seconds(20)));
+}
+
+/// Connects and disconnects of one user's devices racing each other (including the very first
+/// connect, which creates the user's record) lose nothing: exactly the connections that were
+/// not disconnected remain.
+pub async fn concurrent_connects_and_disconnects(conns: Arc<dyn Connections>) {
+    let t = tag();
+    let carol = user("carol", &t);
+    let now = Utc::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (conns, carol) = (conns.clone(), carol.clone());
+            let c = Connection {
+                id: ConnectionId::new(format!("c{i}-{t}")).unwrap(),
+                user: carol.clone(),
+                device: DeviceId::new(format!("d{i}")).unwrap(),
+                connected_at: now,
+                expires_at: now + Duration::hours(2),
+            };
+            tokio::spawn(async move {
+                conns.put(&c).await.unwrap();
+                if i % 2 == 1 {
+                    conns.disconnect(&carol, &c.id, Utc::now()).await.unwrap();
+                }
+                c.id
+            })
+        })
+        .collect();
+    let mut want = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let id = task.await.unwrap();
+        if i % 2 == 0 {
+            want.push(id);
+        }
+    }
+    let mut got: Vec<ConnectionId> = conns
+        .of_users(std::slice::from_ref(&carol), now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
 }

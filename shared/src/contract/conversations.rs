@@ -18,6 +18,23 @@ pub async fn monotonic_pointers(convs: Arc<dyn Conversations>) {
     assert!(adv(ReceiptKind::Read, 2).await);
     let m = convs.membership(&c, &alice).await.unwrap().unwrap();
     assert_eq!((m.delivered, m.read), (7, 2));
+    // Everyone's pointers, as `receipts` shows them (the member list may lag: eventually).
+    let bob = user("bob", &t);
+    assert!(join(convs.as_ref(), &c, &bob, Utc::now()).await);
+    let mut pointers = Vec::new();
+    for _ in 0..50 {
+        pointers = convs.pointers(&c).await.unwrap();
+        if pointers.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    pointers.sort_by(|a, b| a.user.cmp(&b.user));
+    let got: Vec<_> = pointers
+        .iter()
+        .map(|m| (m.user.clone(), m.delivered, m.read))
+        .collect();
+    assert_eq!(got, vec![(alice.clone(), 7, 2), (bob, 0, 0)]);
     assert!(
         !convs
             .advance(&c, &stranger, ReceiptKind::Read, 9)

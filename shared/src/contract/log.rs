@@ -256,3 +256,61 @@ pub async fn system_events_round_trip(log: Arc<dyn MessageLog>) {
     assert_eq!(read, vec![stored.clone()]);
     assert_eq!(read[0].event, m.event);
 }
+
+/// The batched first read of `send` and `ack` sees what the ports say: the membership, the head,
+/// whether a `client_msg_id` is stored, the message at a seq. And an append told a stale head
+/// still lands gapless on the real next seq.
+pub async fn reads_for_a_write_in_one_go<S>(store: Arc<S>)
+where
+    S: WriteReads + Conversations + MessageLog + 'static,
+{
+    let t = tag();
+    let (c, alice, bob) = (conv(&t), user("alice", &t), user("bob", &t));
+    let now = Utc::now();
+    let cmid = ClientMsgId::new("c-1").unwrap();
+    let keys = |who, cmid, message| WriteKeys {
+        conversation: &c,
+        user: who,
+        client_msg_id: cmid,
+        message,
+    };
+    let empty = store
+        .read_for_write(keys(&alice, Some(&cmid), Some(1)), now)
+        .await
+        .unwrap();
+    assert_eq!(empty, Default::default());
+
+    assert!(join(store.as_ref(), &c, &alice, now).await);
+    let first = append(store.as_ref(), new_message(&c, &alice, "c-1", now, None)).await;
+    append(store.as_ref(), new_message(&c, &bob, "c-2", now, None)).await;
+    let seen = store
+        .read_for_write(keys(&alice, Some(&cmid), Some(1)), now)
+        .await
+        .unwrap();
+    assert_eq!(seen.membership.map(|m| m.user), Some(alice.clone()));
+    assert_eq!(seen.last_seq, 2);
+    assert!(seen.already_sent);
+    assert_eq!(seen.message, Some(first.message));
+    let other = ClientMsgId::new("c-9").unwrap();
+    let seen = store
+        .read_for_write(keys(&bob, Some(&other), Some(7)), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            seen.membership,
+            seen.last_seq,
+            seen.already_sent,
+            seen.message
+        ),
+        (None, 2, false, None)
+    );
+
+    // Told seq 1 was the latest (it was, a moment ago): the append still takes seq 3.
+    let late = store
+        .append_seen(new_message(&c, &bob, "c-3", now, None), 1)
+        .await
+        .unwrap();
+    assert_eq!((late.message.seq, late.duplicate), (3, false));
+    assert_gapless(store.as_ref(), &c).await;
+}

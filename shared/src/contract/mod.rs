@@ -7,7 +7,9 @@ use crate::domain::{
     ClientMsgId, Connection, ConnectionId, ConversationId, DeviceId, GroupEvent, GroupInfo,
     Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
 };
-use crate::ports::{Appended, Connections, Conversations, LastSeen, MessageLog, PushDevices};
+use crate::ports::{
+    Appended, Connections, Conversations, MessageLog, PushDevices, WriteKeys, WriteReads,
+};
 use crate::push::{Platform, PushClaim, PushDevice};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashSet};
@@ -157,8 +159,16 @@ macro_rules! contract_tests {
             $crate::contract::push_devices_and_claims($make.await).await;
         }
         #[tokio::test]
-        async fn last_seen_keeps_the_latest() {
-            $crate::contract::last_seen_keeps_the_latest($make.await).await;
+        async fn presence_and_last_seen() {
+            $crate::contract::presence_and_last_seen($make.await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_connects_and_disconnects() {
+            $crate::contract::concurrent_connects_and_disconnects($make.await).await;
+        }
+        #[tokio::test]
+        async fn reads_for_a_write_in_one_go() {
+            $crate::contract::reads_for_a_write_in_one_go($make.await).await;
         }
     };
 }

@@ -4,9 +4,9 @@ use crate::domain::Connection;
 use crate::request::Caller;
 use crate::{App, Error};
 
-/// `$connect`: the authorizer has accepted the token; record the connection so fan-out finds
-/// it. Its record expires (TTL) a little after API Gateway's 2-hour limit, so a connection whose
-/// `$disconnect` never ran cannot linger.
+/// `$connect`: the authorizer has accepted the token; record the connection (and the user as
+/// seen) so fan-out finds it. The connection counts as live until a little after API Gateway's
+/// 2-hour limit, so one whose `$disconnect` never ran cannot linger.
 pub async fn connect(app: &App, caller: &Caller) -> Result<(), Error> {
     let now = app.now();
     let connected_at = caller.connected_at.unwrap_or(now);
@@ -20,7 +20,6 @@ pub async fn connect(app: &App, caller: &Caller) -> Result<(), Error> {
             expires_at: connected_at + app.limits.connection_ttl,
         })
         .await?;
-    app.stores.last_seen.touch(&caller.user, now).await?;
     tracing::info!(device = %caller.device, "connected");
     Ok(())
 }

@@ -7,9 +7,8 @@ use crate::{App, Error};
 pub async fn disconnect(app: &App, caller: &Caller) -> Result<(), Error> {
     app.stores
         .connections
-        .remove(&caller.user, &caller.connection)
+        .disconnect(&caller.user, &caller.connection, app.now())
         .await?;
-    app.stores.last_seen.touch(&caller.user, app.now()).await?;
     tracing::info!("disconnected");
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod history;
 pub mod leave_group;
 pub mod notify;
 pub mod presence;
+pub mod receipts;
 pub mod register_push;
 pub mod remove_members;
 pub mod rename_group;
@@ -85,7 +86,7 @@ async fn run(app: &App, function: Function, req: &Request) -> Result<(), Error> 
         ));
     };
     match Action::from_name(name) {
-        Some(action) if action.function() == function => execute(app, req, action).await,
+        Some(action) if action.function() == Some(function) => execute(app, req, action).await,
         _ => Err(Error::UnknownAction(name.to_owned())),
     }
 }
@@ -99,6 +100,10 @@ pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Err
         Action::Sync => sync::sync(app, req, req.frame()?).await,
         Action::History => history::history(app, req, req.frame()?).await,
         Action::Presence => presence::presence(app, req, req.frame()?).await,
+        Action::Receipts => receipts::receipts(app, req, req.frame()?).await,
+        // A MOCK route: API Gateway (and the embedded gateway) answer it without invoking any
+        // function, so no function serves it and `run` never gets here with it.
+        Action::Heartbeat => Ok(()),
         Action::CreateGroup => create_group::create_group(app, req, req.frame()?).await,
         Action::AddMembers => add_members::add_members(app, req, req.frame()?).await,
         Action::RemoveMembers => remove_members::remove_members(app, req, req.frame()?).await,
@@ -121,7 +126,12 @@ pub(crate) async fn require_member(
         .conversations
         .membership(conv, user)
         .await?
-        .ok_or_else(|| Error::Forbidden(format!("you are not a member of conversation {conv}")))
+        .ok_or_else(|| forbidden(conv))
+}
+
+/// The answer to anyone who is not a member of `conv` (whether or not it exists).
+pub(crate) fn forbidden(conv: &ConversationId) -> Error {
+    Error::Forbidden(format!("you are not a member of conversation {conv}"))
 }
 
 /// Everyone in a conversation. A 1:1 conversation names its members in its id: no read needed.

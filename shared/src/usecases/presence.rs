@@ -6,9 +6,13 @@ use crate::request::Request;
 use crate::{App, Error};
 use std::collections::HashSet;
 
-/// `presence`: the status of the asked users, and a heartbeat for the caller. Status is shown
-/// only for the caller and the people they share a conversation with (1:1 or group); anyone else
-/// reads as never seen, as on Messenger, so presence cannot be used to watch strangers.
+/// `presence`: the status of the asked users. Status is shown only for the caller and the
+/// people they share a conversation with (1:1 or group); anyone else reads as never seen, as on
+/// Messenger, so presence cannot be used to watch strangers.
+///
+/// Nothing is written: a user is online while they have a live connection, and then last seen
+/// "now"; otherwise last seen when their latest connection closed (or opened, when it ended
+/// without a `$disconnect`). Heartbeats (`heartbeat`, a MOCK route) reach no function at all.
 pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     let max = app.limits.presence_users;
@@ -18,9 +22,7 @@ pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<
         )));
     }
     let now = app.now();
-    app.stores.last_seen.touch(me, now).await?;
     if frame.users.is_empty() {
-        // A pure heartbeat: nothing to look up.
         req.reply(app, &ServerFrame::Presence { users: Vec::new() })
             .await;
         return Ok(());
@@ -58,19 +60,25 @@ pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<
         .filter(|u| contacts.contains(*u))
         .cloned()
         .collect();
-    let (online, last_seen) = if visible.is_empty() {
+    let records = if visible.is_empty() {
         Default::default()
     } else {
-        let conns = app.stores.connections.of_users(&visible, now).await?;
-        let online: HashSet<UserId> = conns.into_iter().map(|c| c.user).collect();
-        (online, app.stores.last_seen.get(&visible).await?)
+        app.stores.connections.presence(&visible, now).await?
     };
     let users = users
         .into_iter()
-        .map(|user| PresenceView {
-            online: online.contains(&user),
-            last_seen: last_seen.get(&user).copied(),
-            user,
+        .map(|user| {
+            let record = records.get(&user);
+            let online = record.is_some_and(|r| !r.connections.is_empty());
+            PresenceView {
+                online,
+                last_seen: if online {
+                    Some(now)
+                } else {
+                    record.and_then(|r| r.last_seen)
+                },
+                user,
+            }
         })
         .collect();
     req.reply(app, &ServerFrame::Presence { users }).await;

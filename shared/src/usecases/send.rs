@@ -1,7 +1,8 @@
 //! Use case of the `send` route: store first, ack the sender, then fan out.
 
-use super::{members_of, require_member};
+use super::{forbidden, members_of};
 use crate::domain::{ConversationId, Membership, NewMessage, Role, UserId};
+use crate::ports::WriteKeys;
 use crate::protocol::{SendFrame, ServerFrame};
 use crate::request::Request;
 use crate::{App, Error};
@@ -9,6 +10,10 @@ use crate::{App, Error};
 /// `send`: validates the frame, makes sure a 1:1 conversation exists, appends the message
 /// (idempotent on `(sender, client_msg_id)`), answers `sent` once it is durable, then pushes it
 /// to every live connection of every member except the sending one.
+///
+/// Requests: one batched read (membership, head, idempotency key), the append transaction,
+/// then the connections of every member (one batched read per 100 members; a group also reads
+/// its member list first).
 pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     let limit = app.limits.max_body_bytes;
@@ -35,22 +40,40 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
             ));
         }
     };
-    ensure_member(app, &conv, me).await?;
-
     let now = app.now();
-    let appended = app
+    let seen = app
         .stores
-        .messages
-        .append(NewMessage {
-            conversation: conv.clone(),
-            from: me.clone(),
-            client_msg_id: frame.client_msg_id,
-            body: frame.body,
-            event: None,
-            sent_at: now,
-            expires_at: app.limits.retention.map(|r| now + r),
-        })
+        .reads
+        .read_for_write(
+            WriteKeys {
+                conversation: &conv,
+                user: me,
+                client_msg_id: Some(&frame.client_msg_id),
+                message: None,
+            },
+            now,
+        )
         .await?;
+    if seen.membership.is_none() {
+        join_direct(app, &conv, me).await?;
+    }
+
+    let msg = NewMessage {
+        conversation: conv.clone(),
+        from: me.clone(),
+        client_msg_id: frame.client_msg_id,
+        body: frame.body,
+        event: None,
+        sent_at: now,
+        expires_at: app.limits.retention.map(|r| now + r),
+    };
+    let log = &app.stores.messages;
+    let appended = if seen.already_sent {
+        // A retry: the append finds the original and answers with it.
+        log.append(msg).await?
+    } else {
+        log.append_seen(msg, seen.last_seq).await?
+    };
     let m = &appended.message;
     req.reply(
         app,
@@ -92,18 +115,10 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
     Ok(())
 }
 
-/// The sender must belong to the conversation. A 1:1 conversation springs into existence the
-/// first time either of its two users writes to it.
-async fn ensure_member(app: &App, conv: &ConversationId, me: &UserId) -> Result<(), Error> {
-    if app
-        .stores
-        .conversations
-        .membership(conv, me)
-        .await?
-        .is_some()
-    {
-        return Ok(());
-    }
+/// A sender who is not a member may still write to a 1:1 conversation they are one of the two
+/// users of: it springs into existence the first time either of them writes to it. Anything
+/// else is `forbidden`.
+async fn join_direct(app: &App, conv: &ConversationId, me: &UserId) -> Result<(), Error> {
     match conv.direct_members() {
         Some((a, b)) if &a == me || &b == me => {
             let now = app.now();
@@ -116,6 +131,6 @@ async fn ensure_member(app: &App, conv: &ConversationId, me: &UserId) -> Result<
             }
             Ok(())
         }
-        _ => require_member(app, conv, me).await.map(drop),
+        _ => Err(forbidden(conv)),
     }
 }

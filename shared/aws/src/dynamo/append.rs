@@ -69,8 +69,14 @@ impl DynamoStore {
     /// A consistent read of the head and the idempotency key (one BatchGetItem), then one
     /// TransactWriteItems that moves the head from `prev` to `prev + 1` and writes the message
     /// and its idempotency key. All or nothing, so a sender that dies at any point leaves no
-    /// hole; a lost race on the head is retried with jittered backoff.
-    pub(super) async fn append_message(&self, msg: NewMessage) -> Result<Appended, StoreError> {
+    /// hole; a lost race on the head is retried with jittered backoff. `seen` is the head a
+    /// caller has just read (with no idempotency key found): the first attempt uses it instead
+    /// of reading again (the transaction's conditions still check both).
+    pub(super) async fn append_message(
+        &self,
+        msg: NewMessage,
+        mut seen: Option<Seq>,
+    ) -> Result<Appended, StoreError> {
         let _queued = match &self.append_locks {
             Some(locks) => Some(locks.lock(&msg.conversation).await),
             None => None,
@@ -79,26 +85,32 @@ impl DynamoStore {
         let idem_key = LogKey::idempotency(&msg.from, &msg.client_msg_id);
         let keys = vec![head_key.item()?, idem_key.item()?];
         for attempt in 0..self.max_attempts {
-            let items = self
-                .batch_get(&self.tables.messages, keys.clone(), true)
-                .await?;
-            let (mut head, mut idem) = (None, None);
-            for item in items {
-                if head_key.is_key_of(&item) {
-                    head = Some(from_item::<HeadItem>(item)?);
-                } else if idem_key.is_key_of(&item) {
-                    idem = Some(from_item::<IdempotencyItem>(item)?);
+            let prev = match seen.take() {
+                Some(prev) => prev,
+                None => {
+                    let items = self
+                        .batch_get(&self.tables.messages, keys.clone(), true)
+                        .await?;
+                    let (mut head, mut idem) = (None, None);
+                    for item in items {
+                        if head_key.is_key_of(&item) {
+                            head = Some(from_item::<HeadItem>(item)?);
+                        } else if idem_key.is_key_of(&item) {
+                            idem = Some(from_item::<IdempotencyItem>(item)?);
+                        }
+                    }
+                    // Same rule as the transaction's condition: an expired key no longer counts.
+                    if let Some(idem) = idem.filter(|i| i.holds_at(msg.sent_at)) {
+                        return Ok(Appended {
+                            message: self.original(&idem).await?,
+                            duplicate: true,
+                        });
+                    }
+                    head.as_ref().map_or(0, |h| h.last_seq)
                 }
-            }
-            // Same rule as the transaction's condition: an expired key no longer counts.
-            if let Some(idem) = idem.filter(|i| i.holds_at(msg.sent_at)) {
-                return Ok(Appended {
-                    message: self.original(&idem).await?,
-                    duplicate: true,
-                });
-            }
-            let prev = head.as_ref().map_or(0, |h| h.last_seq);
-            let (message, actions) = self.append_transaction(&msg, prev, head.is_some())?;
+            };
+            // A head item exists from the first message on (its last_seq is then at least 1).
+            let (message, actions) = self.append_transaction(&msg, prev, prev > 0)?;
             let r = self
                 .client
                 .transact_write_items()

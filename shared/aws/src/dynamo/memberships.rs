@@ -41,7 +41,7 @@ fn first_seq() -> Seq {
 
 /// One user's membership of one conversation, with their delivery and read pointers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct MembershipItem {
+pub(super) struct MembershipItem {
     user: UserId,
     conv: ConversationId,
     #[serde(default = "plain_member")]
@@ -69,9 +69,9 @@ struct MemberItem {
 
 /// The key of one membership.
 #[derive(Serialize)]
-struct MembershipKey<'a> {
-    user: &'a UserId,
-    conv: &'a ConversationId,
+pub(super) struct MembershipKey<'a> {
+    pub(super) user: &'a UserId,
+    pub(super) conv: &'a ConversationId,
 }
 
 /// A group's metadata: `G#<conv>`, sk 0, in the messages table.
@@ -251,6 +251,28 @@ impl Conversations for DynamoStore {
         items
             .into_iter()
             .map(|item| from_item::<MemberItem>(item).map(Member::from))
+            .collect()
+    }
+
+    /// The member list (the index), then every member's item (one BatchGetItem per 100,
+    /// eventually consistent): a pull, so it may lag an ack by a moment.
+    async fn pointers(&self, conv: &ConversationId) -> Result<Vec<Membership>, StoreError> {
+        let members = self.members(conv).await?;
+        let keys = members
+            .iter()
+            .map(|m| {
+                to_item(&MembershipKey {
+                    user: &m.user,
+                    conv,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let items = self
+            .batch_get(&self.tables.memberships, keys, false)
+            .await?;
+        items
+            .into_iter()
+            .map(|item| from_item::<MembershipItem>(item).map(Membership::from))
             .collect()
     }
 

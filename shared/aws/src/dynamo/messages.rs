@@ -296,7 +296,16 @@ impl MessageLog for DynamoStore {
     /// See `append::append_message`: one consistent BatchGetItem, then one TransactWriteItems,
     /// retried on a lost race for the head.
     async fn append(&self, msg: messenger::domain::NewMessage) -> Result<Appended, StoreError> {
-        self.append_message(msg).await
+        self.append_message(msg, None).await
+    }
+
+    /// The same, with the first attempt's BatchGetItem already done by the caller.
+    async fn append_seen(
+        &self,
+        msg: messenger::domain::NewMessage,
+        last_seq: Seq,
+    ) -> Result<Appended, StoreError> {
+        self.append_message(msg, Some(last_seq)).await
     }
 
     async fn last_seqs(

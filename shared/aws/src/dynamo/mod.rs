@@ -3,20 +3,22 @@
 //!
 //! - `schema`: creating the tables (tests and local set-ups; deployments use the template).
 //! - `codec`: the stored encodings (instants, TTL, JSON in a string) as serde helpers.
-//! - `connections`, `memberships` (and group metadata), `messages` (the log; its append
-//!   transaction and retry in `append`), `last_seen`, `devices`: each table's typed items, their
-//!   conversions to and from the domain, and the port on that table.
+//! - `presence` (each user's live connections and last-seen, one item per user), `memberships`
+//!   (and group metadata), `messages` (the log; its append transaction and retry in `append`),
+//!   `devices`: each table's typed items, their conversions to and from the domain, and the port
+//!   on that table.
+//! - `reads`: the cross-table BatchGetItem that `send` and `ack` start with.
 //!
 //! This file: the store, its builders and counters, and the request helpers the tables share
 //! (batched gets, paged and per-user Queries, conditional writes, backoff, error mapping).
 
 mod append;
 mod codec;
-mod connections;
 mod devices;
-mod last_seen;
 mod memberships;
 mod messages;
+mod presence;
+mod reads;
 mod schema;
 
 pub use codec::TTL_ATTR;
@@ -41,38 +43,34 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Default number of seqs per message-log partition (`M#<conv>#<seq / bucket>`).
 pub const DEFAULT_BUCKET: u64 = 1000;
-/// The partition key of `connections`, `memberships`, `last_seen` and `devices`.
+/// The partition key of `presence`, `memberships` and `devices`.
 const USER: &str = "user";
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;
 /// Most Queries one call runs at once (fan-out reads one per member).
 const QUERY_CONCURRENCY: usize = 32;
 
-/// The five table names (each deployment, and each test run, has its own).
+/// The four table names (each deployment, and each test run, has its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tables {
-    /// pk `user`, sk `conn`: live connections.
-    pub connections: String,
+    /// pk `user`: one item per user with their live connections and last-seen instant.
+    pub presence: String,
     /// pk `user`, sk `conv`, GSI `by_conversation` (pk `conv`, sk `user`): memberships.
     pub memberships: String,
     /// pk `pk` (S), sk `sk` (N): conversation heads, message log buckets, idempotency keys.
     pub messages: String,
-    /// pk `user`: when each user was last seen.
-    pub last_seen: String,
     /// pk `user`, sk `sk` (S): push registrations `D#<device>` and push claims
     /// `C#<device>#<conv>`.
     pub devices: String,
 }
 
 impl Tables {
-    /// `<prefix>connections`, `<prefix>memberships`, `<prefix>messages`, `<prefix>last_seen`,
-    /// `<prefix>devices`.
+    /// `<prefix>presence`, `<prefix>memberships`, `<prefix>messages`, `<prefix>devices`.
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
-            connections: format!("{prefix}connections"),
+            presence: format!("{prefix}presence"),
             memberships: format!("{prefix}memberships"),
             messages: format!("{prefix}messages"),
-            last_seen: format!("{prefix}last_seen"),
             devices: format!("{prefix}devices"),
         }
     }
@@ -186,37 +184,90 @@ impl DynamoStore {
         keys: Vec<Item>,
         consistent: bool,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(BATCH_GET_MAX) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(consistent)
-                    .build()
-                    .map_err(backend)?,
-            );
-            let mut attempt = 0;
-            while let Some(ka) = pending.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(table, ka)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                if let Some(items) = out.responses.and_then(|mut r| r.remove(table)) {
-                    found.extend(items);
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(table))
-                    .filter(|ka| !ka.keys().is_empty());
-                if pending.is_some() {
-                    // Throttled keys come back unprocessed; AWS asks for backoff before retrying.
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
+        let mut found = self
+            .batch_get_tables(vec![(table.to_owned(), keys, consistent)])
+            .await?;
+        Ok(found.remove(table).unwrap_or_default())
+    }
+
+    /// BatchGetItem across tables: `(table, keys, consistent)` each, one request per 100 keys
+    /// in all (DynamoDB's limit per request, whatever the tables), those requests in parallel;
+    /// the found items by table.
+    async fn batch_get_tables(
+        &self,
+        reads: Vec<(String, Vec<Item>, bool)>,
+    ) -> Result<HashMap<String, Vec<Item>>, StoreError> {
+        let mut queue: Vec<(String, Item, bool)> = reads
+            .into_iter()
+            .flat_map(|(t, keys, c)| keys.into_iter().map(move |k| (t.clone(), k, c)))
+            .collect();
+        let mut chunks = FuturesUnordered::new();
+        while !queue.is_empty() {
+            let rest = queue.split_off(queue.len().min(BATCH_GET_MAX));
+            chunks.push(self.batch_get_request(std::mem::replace(&mut queue, rest)));
+        }
+        let mut found: HashMap<String, Vec<Item>> = HashMap::new();
+        while let Some(items) = chunks.next().await {
+            for (t, items) in items? {
+                found.entry(t).or_default().extend(items);
+            }
+        }
+        Ok(found)
+    }
+
+    /// One BatchGetItem of at most 100 keys; unprocessed keys (throttling) are asked again after
+    /// a backoff.
+    async fn batch_get_request(
+        &self,
+        keys: Vec<(String, Item, bool)>,
+    ) -> Result<HashMap<String, Vec<Item>>, StoreError> {
+        let mut by_table: HashMap<String, (Vec<Item>, bool)> = HashMap::new();
+        for (t, k, c) in keys {
+            by_table
+                .entry(t)
+                .or_insert_with(|| (Vec::new(), c))
+                .0
+                .push(k);
+        }
+        let mut pending = Some(
+            by_table
+                .into_iter()
+                .map(|(t, (keys, c))| {
+                    let ka = KeysAndAttributes::builder()
+                        .set_keys(Some(keys))
+                        .consistent_read(c)
+                        .build()
+                        .map_err(backend)?;
+                    Ok((t, ka))
+                })
+                .collect::<Result<HashMap<_, _>, StoreError>>()?,
+        );
+        let mut found: HashMap<String, Vec<Item>> = HashMap::new();
+        let mut attempt = 0;
+        while let Some(request) = pending.take() {
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(backend)?;
+            for (t, items) in out.responses.unwrap_or_default() {
+                found.entry(t).or_default().extend(items);
+            }
+            pending = out
+                .unprocessed_keys
+                .map(|u| {
+                    u.into_iter()
+                        .filter(|(_, ka)| !ka.keys().is_empty())
+                        .collect::<HashMap<_, _>>()
+                })
+                .filter(|u| !u.is_empty());
+            if pending.is_some() {
+                // Throttled keys come back unprocessed; AWS asks for backoff before retrying.
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
             }
         }
         Ok(found)

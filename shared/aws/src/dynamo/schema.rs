@@ -1,7 +1,7 @@
 //! Adapter layer: the tables' key schemas, created on demand for tests and local set-ups
 //! (deployments create them from `infra/template.yaml`, which must say the same).
 
-use super::{DynamoStore, USER, backend, codec, connections, devices, memberships, messages};
+use super::{DynamoStore, USER, backend, codec, devices, memberships, messages, presence};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::create_table::{CreateTableError, CreateTableOutput};
 use aws_sdk_dynamodb::types::{
@@ -48,19 +48,12 @@ fn attr(name: &str, ty: ScalarAttributeType) -> Result<AttributeDefinition, Stor
 }
 
 impl DynamoStore {
-    /// Creates the five tables (on-demand, TTL on `ttl` where items expire) unless they exist,
+    /// Creates the four tables (on-demand, TTL on `ttl` where items expire) unless they exist,
     /// and waits until they are active. For tests and local set-up; deployments create them
     /// from the template.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
         let t = &self.tables;
         let specs = [
-            (
-                &t.connections,
-                USER,
-                connections::CONN,
-                ScalarAttributeType::S,
-                true,
-            ),
             (
                 &t.memberships,
                 USER,
@@ -115,17 +108,18 @@ impl DynamoStore {
                 self.enable_ttl(table).await?;
             }
         }
-        let last_seen = self
+        // One item per user that must outlive its connections (last-seen): no TTL.
+        let presence = self
             .client
             .create_table()
-            .table_name(&t.last_seen)
+            .table_name(&t.presence)
             .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(USER, KeyType::Hash)?)
-            .attribute_definitions(attr(USER, ScalarAttributeType::S)?)
+            .key_schema(key(presence::PK, KeyType::Hash)?)
+            .attribute_definitions(attr(presence::PK, ScalarAttributeType::S)?)
             .send()
             .await;
-        if created(last_seen)? {
-            self.wait_active(&t.last_seen).await?;
+        if created(presence)? {
+            self.wait_active(&t.presence).await?;
         }
         Ok(())
     }

@@ -293,9 +293,94 @@ async fn presence_is_visible_only_between_people_who_share_a_conversation() {
 
 mod groups {
     use super::super::testkit::World;
-    use super::super::{create_group::create_group, leave_group::leave_group};
+    use super::super::{
+        ack::ack, add_members::add_members, create_group::create_group, leave_group::leave_group,
+        receipts::receipts, send::send,
+    };
     use crate::domain::{ConversationId, Role};
     use serde_json::json;
+
+    #[tokio::test]
+    async fn a_group_ack_tells_the_authors_it_covers_and_the_pull_shows_everyone() {
+        // GIVEN a group of alice (creator), bob and carol, with carol on two devices; dave is
+        // added after bob's and alice's messages
+        let w = World::new();
+        let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
+        let (carol, carol2) = (w.connect("carol", "p").await, w.connect("carol", "t").await);
+        let r = w.request(&alice, json!({"name": "G", "members": ["bob", "carol"]}));
+        create_group(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        let g = w.take(&alice)[0]["conversation"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (who, cmid) in [(&bob, "b-1"), (&alice, "a-1")] {
+            let r = w.request(
+                who,
+                json!({"conversation": g, "client_msg_id": cmid, "body": "x"}),
+            );
+            send(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        }
+        let r = w.request(&alice, json!({"conversation": g, "users": ["dave"]}));
+        add_members(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        for c in [&alice, &bob, &carol, &carol2] {
+            w.take(c);
+        }
+        // WHEN carol acks the creation event and bob's message (seqs 1 and 2) without an id
+        let r = w.request(
+            &carol,
+            json!({"conversation": g, "seq": 2, "kind": "delivered"}),
+        );
+        ack(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        // THEN the authors of seqs 1 and 2 (alice, bob) and carol's other device get the receipt;
+        // carol gets no reply
+        let receipt = json!({"type": "receipt", "conversation": g, "seq": 2,
+                             "kind": "delivered", "by": "carol"});
+        for c in [&alice, &bob, &carol2] {
+            assert_eq!(w.take(c), vec![receipt.clone()]);
+        }
+        assert!(w.take(&carol).is_empty());
+        // AND an ack of alice's message alone reaches alice only
+        let r = w.request(
+            &carol,
+            json!({"conversation": g, "seq": 3, "kind": "delivered"}),
+        );
+        ack(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        assert_eq!(w.take(&alice).len(), 1);
+        assert!(w.take(&bob).is_empty());
+        // WHEN bob pulls the read state
+        let r = w.request(&bob, json!({"conversation": g, "id": 7}));
+        receipts(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        // THEN he sees every member's pointers; the aggregate over the others counts dave
+        // (added by event 4) as having everything before 4, and alice as having nothing
+        let got = w.take(&bob).pop().unwrap();
+        assert_eq!(
+            got,
+            json!({"id": 7, "type": "receipts", "conversation": g,
+                   "members": [{"user": "alice", "delivered": 0, "read": 0},
+                               {"user": "bob", "delivered": 0, "read": 0},
+                               {"user": "carol", "delivered": 3, "read": 0},
+                               {"user": "dave", "delivered": 0, "read": 0}],
+                   "delivered": 0, "read": 0})
+        );
+        let r = w.request(&alice, json!({"conversation": g}));
+        receipts(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        let got = w.take(&alice).pop().unwrap();
+        assert_eq!((&got["delivered"], &got["read"]), (&json!(0), &json!(0)));
+        // AND once bob has everything, what alice's messages reached is carol's and dave's floor
+        let r = w.request(
+            &bob,
+            json!({"conversation": g, "seq": 4, "kind": "delivered"}),
+        );
+        ack(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        let r = w.request(&alice, json!({"conversation": g}));
+        receipts(&w.app, &r, r.frame().unwrap()).await.unwrap();
+        let got = w.take(&alice).pop().unwrap();
+        assert_eq!(got["delivered"], 3, "{got}");
+        // AND outsiders are refused
+        let mallory = w.connect("mallory", "p").await;
+        let r = w.request(&mallory, json!({"conversation": g}));
+        assert!(receipts(&w.app, &r, r.frame().unwrap()).await.is_err());
+    }
 
     #[tokio::test]
     async fn the_last_admin_leaving_promotes_the_longest_standing_member() {
