@@ -344,6 +344,10 @@ async fn a_gateway_sigkilled_mid_burst_loses_no_acknowledged_message_and_leaves_
         tried.len(),
         "every send was acknowledged in the end"
     );
+    assert!(
+        landed_anyway > 0,
+        "no kill fell between a write and its answer: the retries found nothing stored"
+    );
 
     // Every log is exactly 1..=head and holds every acknowledged message once, at its seq.
     let dm = ConversationId::new("dm:alice:bob").unwrap();

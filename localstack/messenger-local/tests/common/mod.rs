@@ -21,6 +21,11 @@ pub async fn serve(args: &[&str]) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args(["serve", "--port", "0"])
         .args(args)
+        // Warnings and errors only, unless the test is run with RUST_LOG.
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
