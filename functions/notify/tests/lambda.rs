@@ -6,8 +6,8 @@ use messenger::domain::{ConversationId, DeviceId, UserId};
 use messenger::ports::{Notifier, PushDevices};
 use messenger::push::{Platform, PushClaim, PushDevice};
 use messenger_aws::testing::{
-    assert_fails_fast_without, emulator_endpoint, emulator_env, fixture, invoke_once,
-    platform_application, received_events, seed_direct_conversation, topic_with_queue,
+    assert_fails_fast_without, emulator_endpoint, emulator_env, events_before_marker, fixture,
+    invoke_once, platform_application, seed_direct_conversation, topic_with_queue,
 };
 use messenger_aws::{PlatformApps, SnsNotifier};
 use std::path::Path;
@@ -52,7 +52,7 @@ async fn pushes_the_offline_recipient_and_publishes_the_topic_event() {
     store.put(&device).await.unwrap();
 
     vars.push(("MESSENGER_FCM_APP_ARN".into(), app));
-    vars.push(("MESSENGER_TOPIC_ARN".into(), topic));
+    vars.push(("MESSENGER_TOPIC_ARN".into(), topic.clone()));
     let got = invoke_once(Path::new(BIN), &vars, fixture("dynamodb-stream-event.json")).await;
     assert!(!got.is_error, "{got:?}");
     assert_eq!(got.response, serde_json::json!({"batchItemFailures": []}));
@@ -75,8 +75,9 @@ async fn pushes_the_offline_recipient_and_publishes_the_topic_event() {
         "the push for seq 1 was claimed and sent"
     );
 
-    // One topic event, for the inserted message only (the head's MODIFY is skipped).
-    let events = received_events(&sdk, &queue).await;
+    // One topic event, for the inserted message only (the head's MODIFY is skipped): all the
+    // function published had reached the queue when it answered.
+    let events = events_before_marker(&sdk, &topic, &queue).await;
     assert_eq!(events.len(), 1, "{events:?}");
     let (event, _) = &events[0];
     assert_eq!(

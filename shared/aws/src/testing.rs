@@ -411,6 +411,41 @@ pub async fn subscribed_queue(sdk: &aws_config::SdkConfig, topic: &str) -> Strin
     queue
 }
 
+/// Every SNS message (the notification envelope's `Message`, parsed, with its message
+/// attributes) that reached `queue` from `topic` before this call: it publishes a marker to the
+/// topic and reads the queue until the marker arrives. MiniStack delivers a topic's messages
+/// to its SQS subscribers within the Publish call, so whatever was published before the marker
+/// is in the queue by then: an absent event never came (docs/infra.md).
+pub async fn events_before_marker(
+    sdk: &aws_config::SdkConfig,
+    topic: &str,
+    queue: &str,
+) -> Vec<(Value, Value)> {
+    let marker = serde_json::json!({"marker": messenger::contract::tag()});
+    aws_sdk_sns::Client::new(sdk)
+        .publish()
+        .topic_arn(topic)
+        .message(marker.to_string())
+        .send()
+        .await
+        .expect("publish the marker");
+    let mut events = Vec::new();
+    let read = async {
+        loop {
+            for event in received_events(sdk, queue).await {
+                if event.0 == marker {
+                    return;
+                }
+                events.push(event);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the marker reaches the queue");
+    events
+}
+
 /// The SNS messages (the notification envelopes' `Message`, parsed) and their message
 /// attributes that reached `queue`, waiting up to 10 s for the first.
 pub async fn received_events(sdk: &aws_config::SdkConfig, queue: &str) -> Vec<(Value, Value)> {
