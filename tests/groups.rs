@@ -243,15 +243,20 @@ async fn only_admins_manage_members_and_the_last_admin_leaving_promotes_the_next
         "bad_request"
     );
 
+    // A later joiner who sorts before every founder: the longest-standing member is a founder.
+    let added = alice
+        .request(json!({"action":"add_members","conversation":g,"users":["aaron"]}))
+        .await;
+    assert_eq!(added["seq"], 2, "{added}");
     let left = alice
         .request(json!({"action":"leave_group","conversation":g}))
         .await;
     assert_eq!(
         (left["type"].as_str(), left["seq"].as_u64()),
-        (Some("left"), Some(2))
+        (Some("left"), Some(3))
     );
     let event = bob
-        .recv_where(|v| v["type"] == "message" && v["seq"] == 2)
+        .recv_where(|v| v["type"] == "message" && v["seq"] == 3)
         .await;
     assert_eq!(event["from"], "alice");
     assert_eq!(
@@ -263,7 +268,7 @@ async fn only_admins_manage_members_and_the_last_admin_leaving_promotes_the_next
         .await;
     assert_eq!(
         added["members"],
-        json!([{"user":"bob","role":"admin"},{"user":"carol","role":"member"},{"user":"dave","role":"member"}])
+        json!([{"user":"aaron","role":"member"},{"user":"bob","role":"admin"},{"user":"carol","role":"member"},{"user":"dave","role":"member"}])
     );
     assert_eq!(
         code(&say(&mut alice, &g, "a-9", "back?").await),

@@ -68,7 +68,12 @@ async fn handles_a_recorded_unregister_push_event_for_a_registered_device() {
         .endpoint_arn(&endpoint)
         .send()
         .await;
-    assert!(gone.is_err(), "the SNS endpoint is deleted: {gone:?}");
+    assert!(
+        gone.as_ref().is_err_and(|e| e
+            .as_service_error()
+            .is_some_and(|e| e.is_not_found_exception())),
+        "the SNS endpoint is deleted: {gone:?}"
+    );
 }
 
 #[tokio::test]
