@@ -413,9 +413,9 @@ pub async fn subscribed_queue(sdk: &aws_config::SdkConfig, topic: &str) -> Strin
 
 /// Every SNS message (the notification envelope's `Message`, parsed, with its message
 /// attributes) that reached `queue` from `topic` before this call: it publishes a marker to the
-/// topic and reads the queue until the marker arrives. MiniStack delivers a topic's messages
-/// to its SQS subscribers within the Publish call, so whatever was published before the marker
-/// is in the queue by then: an absent event never came (docs/infra.md).
+/// topic and reads the queue until the marker arrives. The emulators (MiniStack, moto) deliver
+/// a topic's messages to its SQS subscribers within the Publish call, so whatever was published
+/// before the marker is in the queue by then: an absent event never came (docs/infra.md).
 pub async fn events_before_marker(
     sdk: &aws_config::SdkConfig,
     topic: &str,
