@@ -177,6 +177,7 @@ async fn a_removed_member_gets_nothing_more_and_can_neither_read_nor_post() {
     );
 }
 
+/// Concurrent connections of one gateway process (see chat.rs for where processes race).
 #[tokio::test]
 async fn five_members_sending_concurrently_get_gapless_seqs() {
     let gw = TestGateway::start().await;
