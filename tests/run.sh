@@ -43,7 +43,7 @@ trap 'localstack/ministack stop; localstack/moto stop' EXIT
 MESSENGER_DYNAMODB_ENDPOINT="$(localstack/ministack start --enforce-iam)"
 MESSENGER_MOTO_ENDPOINT="$(localstack/moto start)"
 export MESSENGER_DYNAMODB_ENDPOINT MESSENGER_MOTO_ENDPOINT
-echo "    MiniStack at $MESSENGER_DYNAMODB_ENDPOINT (DynamoDB, SNS, SQS), moto at $MESSENGER_MOTO_ENDPOINT (SNS)"
+echo "    MiniStack at $MESSENGER_DYNAMODB_ENDPOINT (DynamoDB, SNS, SQS), moto at $MESSENGER_MOTO_ENDPOINT (SNS, SQS: what devices were sent)"
 
 echo "==> unit, contract (in-memory and DynamoDB), route binaries, e2e over the in-memory store"
 MESSENGER_E2E_STORE=memory cargo test --workspace --locked

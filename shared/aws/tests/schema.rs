@@ -1,5 +1,7 @@
-//! The tables' TTL configuration: the tables whose items the code expires (connections,
-//! messages with retention, push claims) have DynamoDB TTL on the attribute the code writes,
+//! The tables' TTL configuration: the tables whose items the code expires (messages with
+//! retention and their idempotency keys, push claims) have DynamoDB TTL on the attribute the
+//! code writes (a user's presence item never expires: its expired connections are dropped by
+//! the next `$connect`),
 //! both as `create_tables` makes them (on the emulator) and as `infra/template.yaml` declares
 //! them (MiniStack's CloudFormation ignores `TimeToLiveSpecification`, so the deployed stack
 //! cannot show it: docs/infra.md).
@@ -9,9 +11,8 @@ mod common;
 use messenger_aws::dynamo::TTL_ATTR;
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// (template logical id, whether its items expire).
-const TABLES: [(&str, bool); 5] = [
-    ("ConnectionsTable", true),
+/// (template logical id, whether its items expire). `LastSeenTable` is the presence table.
+const TABLES: [(&str, bool); 4] = [
     ("MessagesTable", true),
     ("DevicesTable", true),
     ("MembershipsTable", false),
@@ -24,13 +25,7 @@ async fn create_tables_turns_ttl_on_where_items_expire() {
     let sdk = messenger_aws::sdk::for_endpoint(&common::endpoint()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let t = store.tables();
-    let names = [
-        &t.connections,
-        &t.messages,
-        &t.devices,
-        &t.memberships,
-        &t.last_seen,
-    ];
+    let names = [&t.messages, &t.devices, &t.memberships, &t.presence];
     for ((id, expires), name) in TABLES.into_iter().zip(names) {
         let ttl = client
             .describe_time_to_live()
