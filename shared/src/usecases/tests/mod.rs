@@ -452,7 +452,8 @@ mod groups {
         // AND outsiders are refused
         let mallory = w.connect("mallory", "p").await;
         let r = w.request(&mallory, json!({"conversation": g}));
-        assert!(receipts(&w.app, &r, r.frame().unwrap()).await.is_err());
+        let e = receipts(&w.app, &r, r.frame().unwrap()).await.unwrap_err();
+        assert_eq!(e.code(), crate::protocol::ErrorCode::Forbidden, "{e}");
     }
 
     #[tokio::test]
