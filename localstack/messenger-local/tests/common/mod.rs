@@ -47,10 +47,12 @@ pub async fn serve(args: &[&str]) -> (Child, String) {
 }
 
 /// What went through a [`DynamoProxy`]: requests per DynamoDB operation (`X-Amz-Target`), and
-/// transactions DynamoDB cancelled (`TransactionCanceledException`: a condition failed).
+/// the transactions DynamoDB applied (200) and cancelled (`TransactionCanceledException`: a
+/// condition failed).
 #[derive(Debug, Default, Clone)]
 pub struct ProxyStats {
     pub requests: BTreeMap<String, u64>,
+    pub committed_transactions: u64,
     pub cancelled_transactions: u64,
 }
 
@@ -112,10 +114,14 @@ async fn forward(
                 .and_then(|t| t.rsplit('.').next())
                 .unwrap_or("?")
                 .to_owned();
-            if target == "TransactWriteItems"
-                && String::from_utf8_lossy(&response.body).contains("TransactionCanceledException")
-            {
-                s.cancelled_transactions += 1;
+            if target == "TransactWriteItems" {
+                if response.head.starts_with("HTTP/1.1 200") {
+                    s.committed_transactions += 1;
+                } else if String::from_utf8_lossy(&response.body)
+                    .contains("TransactionCanceledException")
+                {
+                    s.cancelled_transactions += 1;
+                }
             }
             *s.requests.entry(target).or_default() += 1;
         }
