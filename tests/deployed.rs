@@ -14,6 +14,10 @@ use messenger_e2e::{Client, eventually};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+/// Every route of the template through the deployed stack, one scenario each.
+#[path = "deployed/every_route.rs"]
+mod every_route;
+
 async fn message(client: &mut Client, seq: u64) -> Value {
     client
         .recv_where(|v| v["type"] == "message" && v["seq"] == seq)
@@ -225,7 +229,9 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
     );
     assert_eq!(event["offline"], json!(["grace"]));
 
-    // The push went out: its coalescing claim for seq 1 stands (a failed push releases it).
+    // fn-notify pushed grace's phone and SNS accepted it: the push's coalescing claim for seq 1
+    // stands (a failed push releases it). MiniStack keeps nothing of platform publishes to read
+    // back (docs/infra.md); what SNS receives is read back on moto in fn-notify's own test.
     let now = chrono::Utc::now();
     let claim = messenger::push::PushClaim {
         user: UserId::new("grace").unwrap(),

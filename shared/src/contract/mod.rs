@@ -103,16 +103,26 @@ pub(crate) async fn assert_gapless(log: &dyn MessageLog, conv: &ConversationId) 
 
 /// Expands to one `#[tokio::test]` per contract function, each calling `$make.await` for a
 /// store that implements every storage port (an `Arc` of it). Use it once per adapter.
+///
+/// `check_races = f` hands `f(&store, Raced)` what each race test of the log did, so an adapter
+/// whose appends can really contend or be cut in flight asserts that they were.
 #[macro_export]
 macro_rules! contract_tests {
     ($make:expr) => {
+        $crate::contract_tests!($make, check_races = |_store, _raced| {});
+    };
+    ($make:expr, check_races = $check:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn gapless_concurrent_appends() {
-            $crate::contract::gapless_concurrent_appends($make.await).await;
+            let store = $make.await;
+            let appends = $crate::contract::gapless_concurrent_appends(store.clone()).await;
+            ($check)(&store, $crate::contract::Raced::Concurrently { appends });
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn cancelled_appenders_leave_no_hole() {
-            $crate::contract::cancelled_appenders_leave_no_hole($make.await).await;
+            let store = $make.await;
+            let stats = $crate::contract::cancelled_appenders_leave_no_hole(store.clone()).await;
+            ($check)(&store, $crate::contract::Raced::Cancelled(stats));
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn idempotent_append() {

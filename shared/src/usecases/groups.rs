@@ -160,7 +160,9 @@ pub(super) async fn reply_state(
 }
 
 /// Pushes a system message to every member (and `also`, e.g. the removed), except the
-/// requesting connection. Failures are logged: the event is in the log for everyone's sync.
+/// requesting connection; then, like every stored message, publishes it to the topic (when
+/// this process does that in-line: it wakes no phone, see `notify`). Failures are logged: the
+/// event is in the log for everyone's sync.
 pub(super) async fn announce(app: &App, req: &Request, message: &Message, also: &[UserId]) {
     let mut users = match app
         .stores
@@ -181,10 +183,12 @@ pub(super) async fn announce(app: &App, req: &Request, message: &Message, also: 
             .collect::<Vec<_>>(),
     );
     let frame = ServerFrame::Message(message.into());
-    if let Err(e) = app
+    match app
         .deliver(&users, &frame, Some(&req.caller.connection))
         .await
     {
-        tracing::error!(error = ?e, "group change fan-out failed");
+        Ok(d) if app.limits.push_inline => super::notify::notify(app, message, &d.offline).await,
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = ?e, "group change fan-out failed"),
     }
 }

@@ -134,8 +134,12 @@ async fn online_members_are_not_pushed() {
 
 #[tokio::test]
 async fn a_membership_event_from_the_stream_is_published_but_not_pushed() {
-    // GIVEN offline bob with a registered device, added to a group by alice
-    let w = World::new();
+    // GIVEN a deployment whose pushes come off the stream (nothing in-line), and offline bob
+    // with a registered device, added to a group by alice
+    let w = World::with_limits(Limits {
+        push_inline: false,
+        ..Limits::default()
+    });
     let alice = w.connect("alice", "p").await;
     let bob = w.caller("bob", "phone");
     register(&w, &bob, "fcm", "t").await;
@@ -143,6 +147,7 @@ async fn a_membership_event_from_the_stream_is_published_but_not_pushed() {
     crate::usecases::create_group::create_group(&w.app, &r, r.frame().unwrap())
         .await
         .unwrap();
+    assert!(w.notifier.events.lock().unwrap().is_empty(), "not in-line");
     let group = w.take(&alice)[0]["conversation"]
         .as_str()
         .unwrap()
