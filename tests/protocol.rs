@@ -282,6 +282,7 @@ async fn page_sizes_default_and_cap_as_documented() {
             event: None,
             sent_at: now,
             expires_at: None,
+            attachments: Vec::new(),
         };
         stores.messages.append(m).await.unwrap();
     }

@@ -4,12 +4,13 @@
 //! [`Notifier`]'s.
 
 use crate::Error;
+use crate::attachments::AttachmentLimits;
 use crate::domain::Connection;
 use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
 use crate::ports::{
-    Connections, Conversations, MessageLog, Notifier, NotifyError, PostError, Poster, PushDevices,
-    WriteReads,
+    Connections, Conversations, MessageLog, NoObjects, Notifier, NotifyError, Objects, PostError,
+    Poster, PushDevices, UploadQuota, WriteReads,
 };
 use crate::protocol::ServerFrame;
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};
@@ -57,6 +58,8 @@ pub struct Limits {
     /// Push offline members from the `send` invocation itself, right after the fan-out. Off
     /// when a stream-driven function does it instead.
     pub push_inline: bool,
+    /// Files: sizes, types, uploads per minute, URL lifetimes.
+    pub attachments: AttachmentLimits,
 }
 
 impl Default for Limits {
@@ -77,6 +80,7 @@ impl Default for Limits {
             conversations_page: 100,
             push_window: chrono::Duration::seconds(60),
             push_inline: true,
+            attachments: AttachmentLimits::default(),
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct App {
     pub poster: Arc<dyn Poster>,
     /// Mobile push and the messages topic.
     pub notifier: Arc<dyn Notifier>,
+    /// Where attachments are kept, and who signs the URLs to them.
+    pub objects: Arc<dyn Objects>,
     pub limits: Limits,
     pub clock: Clock,
 }
@@ -118,20 +124,29 @@ pub struct Stores {
     /// The batched first read of `send` and `ack`.
     pub reads: Arc<dyn WriteReads>,
     pub push_devices: Arc<dyn PushDevices>,
+    /// Uploads per user per minute.
+    pub uploads: Arc<dyn UploadQuota>,
 }
 
 impl Stores {
     /// Every port served by one store.
     pub fn from_one<S>(store: Arc<S>) -> Self
     where
-        S: Connections + Conversations + MessageLog + WriteReads + PushDevices + 'static,
+        S: Connections
+            + Conversations
+            + MessageLog
+            + WriteReads
+            + PushDevices
+            + UploadQuota
+            + 'static,
     {
         Self {
             connections: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),
             reads: store.clone(),
-            push_devices: store,
+            push_devices: store.clone(),
+            uploads: store,
         }
     }
 
@@ -148,6 +163,7 @@ impl App {
             stores,
             poster,
             notifier: Arc::new(NoNotifier),
+            objects: Arc::new(NoObjects),
             limits,
             clock: Arc::new(Utc::now),
         }
@@ -156,6 +172,12 @@ impl App {
     /// The same app, pushing offline members and publishing events through `notifier`.
     pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = notifier;
+        self
+    }
+
+    /// The same app, keeping attachments in `objects`.
+    pub fn with_objects(mut self, objects: Arc<dyn Objects>) -> Self {
+        self.objects = objects;
         self
     }
 

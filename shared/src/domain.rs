@@ -1,5 +1,6 @@
 //! Domain layer: ids, messages, memberships and their validation rules. No I/O here.
 
+pub use crate::attachments::{Attachment, AttachmentId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -138,6 +139,8 @@ pub struct Message {
     pub sent_at: DateTime<Utc>,
     /// Retention: readers treat the message as gone after this instant.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Files sent with it (the bytes are in the object store).
+    pub attachments: Vec<Attachment>,
 }
 
 /// What a sender asks the log to append; the log assigns the seq.
@@ -150,6 +153,7 @@ pub struct NewMessage {
     pub event: Option<GroupEvent>,
     pub sent_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub attachments: Vec<Attachment>,
 }
 
 impl NewMessage {
@@ -164,6 +168,7 @@ impl NewMessage {
             event: self.event,
             sent_at: self.sent_at,
             expires_at: self.expires_at,
+            attachments: self.attachments,
         }
     }
 }

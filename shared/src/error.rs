@@ -24,6 +24,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("push platform failed")]
     Notify(#[from] crate::ports::NotifyError),
+    #[error("object store failed")]
+    Objects(#[from] crate::ports::ObjectError),
     #[error("not authenticated: {0}")]
     Unauthenticated(String),
 }
@@ -44,14 +46,16 @@ impl Error {
             Self::Forbidden(_) | Self::Unauthenticated(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::RateLimited => ErrorCode::RateLimited,
-            Self::Store(_) | Self::Notify(_) => ErrorCode::Internal,
+            Self::Objects(crate::ports::ObjectError::NotConfigured) => ErrorCode::BadRequest,
+            Self::Store(_) | Self::Notify(_) | Self::Objects(_) => ErrorCode::Internal,
         }
     }
 
     /// The message the client sees: never an infrastructure detail.
     pub fn client_message(&self, request_id: &str) -> String {
         match self {
-            Self::Store(_) | Self::Notify(_) => {
+            Self::Objects(e @ crate::ports::ObjectError::NotConfigured) => e.to_string(),
+            Self::Store(_) | Self::Notify(_) | Self::Objects(_) => {
                 format!("internal error (request {request_id}); please retry")
             }
             other => other.to_string(),
@@ -60,6 +64,6 @@ impl Error {
 
     /// Whether this is the server's fault (logged at error level) rather than the client's.
     pub fn is_internal(&self) -> bool {
-        matches!(self, Self::Store(_) | Self::Notify(_))
+        self.code() == ErrorCode::Internal
     }
 }

@@ -8,8 +8,8 @@ use crate::domain::{
     NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use crate::ports::{
-    Appended, Connections, Conversations, MessageLog, PushDevices, StoreError, UserPresence,
-    WriteContext, WriteKeys, WriteReads,
+    Appended, Connections, Conversations, MessageLog, PushDevices, StoreError, UploadQuota,
+    UserPresence, WriteContext, WriteKeys, WriteReads,
 };
 use crate::push::{PushClaim, PushDevice};
 use async_trait::async_trait;
@@ -36,6 +36,8 @@ struct State {
     push_devices: HashMap<UserId, BTreeMap<DeviceId, PushDevice>>,
     /// (user, device, conversation) → when the standing push claim was made, and for which seq
     push_claims: HashMap<(UserId, DeviceId, ConversationId), (DateTime<Utc>, Seq)>,
+    /// user → (the minute of their latest upload, uploads in that minute)
+    uploads: HashMap<UserId, (i64, u32)>,
 }
 
 impl InMemoryStore {
@@ -416,5 +418,27 @@ impl PushDevices for InMemoryStore {
             .push_claims
             .remove(&(user.clone(), device.clone(), conv.clone()));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl UploadQuota for InMemoryStore {
+    async fn take_upload(
+        &self,
+        user: &UserId,
+        now: DateTime<Utc>,
+        per_minute: u32,
+    ) -> Result<bool, StoreError> {
+        let minute = now.timestamp().div_euclid(60);
+        let mut s = self.lock();
+        let (window, taken) = s.uploads.entry(user.clone()).or_insert((minute, 0));
+        if *window != minute {
+            (*window, *taken) = (minute, 0);
+        }
+        if *taken >= per_minute {
+            return Ok(false);
+        }
+        *taken += 1;
+        Ok(true)
     }
 }

@@ -106,6 +106,8 @@ macro_rules! actions {
 actions! {
     /// Store a message and fan it out (`usecases/send.rs`).
     Send = "send" => Lambda(Send),
+    /// A signed form to upload a file for a message (`usecases/upload.rs`).
+    Upload = "upload" => Lambda(Send),
     /// Move a delivered/read pointer (`usecases/ack.rs`).
     Ack = "ack" => Lambda(Ack),
     /// Every member's pointers of one conversation (`usecases/receipts.rs`).
@@ -114,6 +116,8 @@ actions! {
     Sync = "sync" => Lambda(Sync),
     /// Older pages of one conversation (`usecases/history.rs`).
     History = "history" => Lambda(Sync),
+    /// Fresh download URLs for a message's attachments (`usecases/download.rs`).
+    Download = "download" => Lambda(Sync),
     /// Who is online (`usecases/presence.rs`).
     Presence = "presence" => Lambda(Presence),
     /// Keeps an idle socket open: answered by API Gateway itself, no function runs.

@@ -53,6 +53,7 @@ pub(crate) fn new_message(
         event: None,
         sent_at,
         expires_at,
+        attachments: Vec::new(),
     }
 }
 

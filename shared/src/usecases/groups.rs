@@ -110,6 +110,7 @@ pub(super) async fn append_event(
             event: Some(event),
             sent_at: now,
             expires_at: app.limits.retention.map(|r| now + r),
+            attachments: Vec::new(),
         })
         .await?;
     if appended.message.conversation != *conv {

@@ -1,7 +1,7 @@
 //! Use case of the `history` route: older pages of one conversation, newest first.
 
 use super::require_member;
-use super::sync::Page;
+use super::sync::{Page, signed_views};
 use crate::domain::Seq;
 use crate::protocol::{HistoryFrame, ServerFrame};
 use crate::request::Request;
@@ -25,8 +25,9 @@ pub async fn history(app: &App, req: &Request, frame: HistoryFrame) -> Result<()
     batch.retain(|m| m.seq >= membership.from_seq);
     let mut page = Page::new(app, limit);
     let mut more = batch.len() > limit;
-    for m in batch.iter().take(limit) {
-        if !page.push(m) {
+    batch.truncate(limit);
+    for view in signed_views(app, &batch).await? {
+        if !page.push(view) {
             more = true;
             break;
         }

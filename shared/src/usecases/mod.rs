@@ -9,10 +9,12 @@
 
 pub mod ack;
 pub mod add_members;
+pub mod attachments;
 pub mod connect;
 pub mod conversations;
 pub mod create_group;
 pub mod disconnect;
+pub mod download;
 mod groups;
 pub mod history;
 pub mod leave_group;
@@ -29,6 +31,7 @@ pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 pub mod unregister_push;
+pub mod upload;
 
 use crate::domain::{ConversationId, Membership, UserId};
 use crate::protocol::ServerFrame;
@@ -96,9 +99,11 @@ async fn run(app: &App, function: Function, req: &Request) -> Result<(), Error> 
 pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Error> {
     match action {
         Action::Send => send::send(app, req, req.frame()?).await,
+        Action::Upload => upload::upload(app, req, req.frame()?).await,
         Action::Ack => ack::ack(app, req, req.frame()?).await,
         Action::Sync => sync::sync(app, req, req.frame()?).await,
         Action::History => history::history(app, req, req.frame()?).await,
+        Action::Download => download::download(app, req, req.frame()?).await,
         Action::Presence => presence::presence(app, req, req.frame()?).await,
         Action::Receipts => receipts::receipts(app, req, req.frame()?).await,
         // A MOCK route: API Gateway (and the embedded gateway) answer it without invoking any
@@ -132,6 +137,25 @@ pub(crate) async fn require_member(
 /// The answer to anyone who is not a member of `conv` (whether or not it exists).
 pub(crate) fn forbidden(conv: &ConversationId) -> Error {
     Error::Forbidden(format!("you are not a member of conversation {conv}"))
+}
+
+/// The conversation a `send` or `upload` names: `to` (a user: the 1:1 conversation with them)
+/// or `conversation`, exactly one.
+pub(crate) fn conversation_of(
+    me: &UserId,
+    to: Option<UserId>,
+    conversation: Option<ConversationId>,
+) -> Result<ConversationId, Error> {
+    match (to, conversation) {
+        (Some(to), None) => Ok(ConversationId::direct(me, &to)),
+        (None, Some(conv)) => Ok(conv),
+        (Some(_), Some(_)) => Err(Error::BadRequest(
+            "give either \"to\" or \"conversation\", not both".into(),
+        )),
+        (None, None) => Err(Error::BadRequest(
+            "missing \"to\" or \"conversation\"".into(),
+        )),
+    }
 }
 
 /// Everyone in a conversation. A 1:1 conversation names its members in its id: no read needed.

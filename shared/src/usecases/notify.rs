@@ -104,7 +104,8 @@ async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Re
             coalesced += 1;
             continue;
         }
-        let n = Notification::for_device(&device, conv, message.seq, &message.from, &message.body);
+        let text = crate::attachments::preview(&message.body, &message.attachments);
+        let n = Notification::for_device(&device, conv, message.seq, &message.from, &text);
         match app.notifier.push(&device, &n).await {
             Ok(()) => sent += 1,
             Err(NotifyError::Disabled | NotifyError::NotFound) => {

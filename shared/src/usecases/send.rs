@@ -1,15 +1,16 @@
 //! Use case of the `send` route: store first, ack the sender, then fan out.
 
-use super::{forbidden, members_of};
+use super::{attachments, conversation_of, forbidden, members_of};
 use crate::domain::{ConversationId, Membership, NewMessage, Role, UserId};
 use crate::ports::WriteKeys;
 use crate::protocol::{SendFrame, ServerFrame};
 use crate::request::Request;
 use crate::{App, Error};
 
-/// `send`: validates the frame, makes sure a 1:1 conversation exists, appends the message
-/// (idempotent on `(sender, client_msg_id)`), answers `sent` once it is durable, then pushes it
-/// to every live connection of every member except the sending one.
+/// `send`: validates the frame, makes sure a 1:1 conversation exists, checks its attachments
+/// (`usecases/attachments.rs`), appends the message (idempotent on `(sender, client_msg_id)`),
+/// answers `sent` once it is durable, then pushes it to every live connection of every member
+/// except the sending one.
 ///
 /// Requests: one batched read (membership, head, idempotency key), the append transaction,
 /// then the connections of every member (one batched read per 100 members; a group also reads
@@ -23,23 +24,11 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
             frame.body.len()
         )));
     }
-    if frame.body.is_empty() {
+    if frame.body.is_empty() && frame.attachments.is_empty() {
         return Err(Error::BadRequest("message body must not be empty".into()));
     }
-    let conv = match (frame.to, frame.conversation) {
-        (Some(to), None) => ConversationId::direct(me, &to),
-        (None, Some(conv)) => conv,
-        (Some(_), Some(_)) => {
-            return Err(Error::BadRequest(
-                "give either \"to\" or \"conversation\", not both".into(),
-            ));
-        }
-        (None, None) => {
-            return Err(Error::BadRequest(
-                "missing \"to\" or \"conversation\"".into(),
-            ));
-        }
-    };
+    attachments::check_ids(app, &frame.attachments)?;
+    let conv = conversation_of(me, frame.to, frame.conversation)?;
     let now = app.now();
     let seen = app
         .stores
@@ -57,6 +46,13 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
     if seen.membership.is_none() {
         join_direct(app, &conv, me).await?;
     }
+    // A retry is answered with the original: its files were checked when it was stored.
+    let files = match seen.already_sent {
+        false => {
+            attachments::attach(app, &conv, me, &frame.client_msg_id, &frame.attachments).await?
+        }
+        true => Vec::new(),
+    };
 
     let msg = NewMessage {
         conversation: conv.clone(),
@@ -66,6 +62,7 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
         event: None,
         sent_at: now,
         expires_at: app.limits.retention.map(|r| now + r),
+        attachments: files,
     };
     let log = &app.stores.messages;
     let appended = if seen.already_sent {
@@ -93,7 +90,7 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
 
     // The message is durable and acknowledged: a failing fan-out must not turn into an error
     // for the sender. Recipients that miss the push get the message on their next sync.
-    let frame = ServerFrame::Message(m.into());
+    let frame = ServerFrame::Message(attachments::signed_view(app, m).await);
     let members = members_of(app, &m.conversation).await?;
     match app
         .deliver(&members, &frame, Some(&req.caller.connection))

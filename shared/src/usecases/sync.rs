@@ -29,9 +29,8 @@ impl Page {
         self.max_count.saturating_sub(self.messages.len())
     }
 
-    /// Adds the message unless it would overflow the page.
-    pub(super) fn push(&mut self, m: &Message) -> bool {
-        let view = MessageView::from(m);
+    /// Adds the message (with its download URLs) unless it would overflow the page.
+    pub(super) fn push(&mut self, view: MessageView) -> bool {
         let size = serde_json::to_vec(&view).map_or(0, |v| v.len()) + 1;
         if self.room() == 0 || (!self.messages.is_empty() && self.bytes + size > self.max_bytes) {
             return false;
@@ -75,8 +74,8 @@ pub async fn sync(app: &App, req: &Request, frame: SyncFrame) -> Result<(), Erro
         let batch = app.stores.messages.after(&conv, start, room, now).await?;
         let got_all = batch.len() < room;
         let mut cursor = start;
-        for m in &batch {
-            if !page.push(m) {
+        for (m, view) in batch.iter().zip(signed_views(app, &batch).await?) {
+            if !page.push(view) {
                 more = true;
                 record(&mut since, &conv, start, cursor);
                 break 'convs;
@@ -104,6 +103,13 @@ pub async fn sync(app: &App, req: &Request, frame: SyncFrame) -> Result<(), Erro
     )
     .await;
     Ok(())
+}
+
+/// The views of `batch`, with download URLs.
+pub(super) async fn signed_views(app: &App, batch: &[Message]) -> Result<Vec<MessageView>, Error> {
+    let mut views: Vec<MessageView> = batch.iter().map(MessageView::from).collect();
+    super::attachments::sign(app, &mut views).await?;
+    Ok(views)
 }
 
 fn record(

@@ -209,6 +209,7 @@ impl DynamoStore {
             event: msg.event.clone(),
             sent_at: msg.sent_at,
             expires_at: msg.expires_at,
+            attachments: msg.attachments.clone(),
         };
         let mut head = Update::builder()
             .table_name(t)

@@ -11,7 +11,9 @@ use super::{DynamoStore, Item, backend};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, Utc};
-use messenger::domain::{ClientMsgId, ConversationId, GroupEvent, Message, Seq, UserId};
+use messenger::domain::{
+    Attachment, AttachmentId, ClientMsgId, ConversationId, GroupEvent, Message, Seq, UserId,
+};
 use messenger::ports::{Appended, MessageLog, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -128,6 +130,53 @@ pub(super) struct MessageItem {
         skip_serializing_if = "Option::is_none"
     )]
     ttl: Option<DateTime<Utc>>,
+    /// The files sent with it (L of M), absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    att: Vec<AttachmentItem>,
+}
+
+/// One attachment of a message item (short names: they are stored with every message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct AttachmentItem {
+    id: AttachmentId,
+    #[serde(rename = "type")]
+    content_type: String,
+    size: u64,
+    name: String,
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    #[serde(rename = "ms", default, skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+}
+
+impl From<&Attachment> for AttachmentItem {
+    fn from(a: &Attachment) -> Self {
+        Self {
+            id: a.id.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            name: a.name.clone(),
+            width: a.width,
+            height: a.height,
+            duration_ms: a.duration_ms,
+        }
+    }
+}
+
+impl From<AttachmentItem> for Attachment {
+    fn from(a: AttachmentItem) -> Self {
+        Self {
+            id: a.id,
+            content_type: a.content_type,
+            size: a.size,
+            name: a.name,
+            width: a.width,
+            height: a.height,
+            duration_ms: a.duration_ms,
+        }
+    }
 }
 
 impl MessageItem {
@@ -143,6 +192,7 @@ impl MessageItem {
             sent_at: m.sent_at,
             expires_at: m.expires_at,
             ttl: m.expires_at,
+            att: m.attachments.iter().map(AttachmentItem::from).collect(),
         }
     }
 
@@ -157,6 +207,7 @@ impl MessageItem {
             event: self.event,
             sent_at: self.sent_at,
             expires_at: self.expires_at,
+            attachments: self.att.into_iter().map(Attachment::from).collect(),
         }
     }
 }
