@@ -19,11 +19,15 @@ mod connections;
 mod conversations;
 mod devices;
 mod log;
+mod objects;
+mod uploads;
 
 pub use connections::*;
 pub use conversations::*;
 pub use devices::*;
 pub use log::*;
+pub use objects::*;
+pub use uploads::*;
 
 /// A random tag that makes this call's ids unique in a shared store.
 pub fn tag() -> String {
@@ -180,6 +184,14 @@ macro_rules! contract_tests {
         #[tokio::test]
         async fn reads_for_a_write_in_one_go() {
             $crate::contract::reads_for_a_write_in_one_go($make.await).await;
+        }
+        #[tokio::test]
+        async fn uploads_per_minute() {
+            $crate::contract::uploads_per_minute($make.await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_uploads_keep_the_allowance() {
+            $crate::contract::concurrent_uploads_keep_the_allowance($make.await).await;
         }
     };
 }

@@ -8,6 +8,7 @@
 //!   `devices`: each table's typed items, their conversions to and from the domain, and the port
 //!   on that table.
 //! - `reads`: the cross-table BatchGetItem that `send` and `ack` start with.
+//! - `uploads`: the per-user, per-minute upload counters (on the `devices` table).
 //!
 //! This file: the store, its builders and counters, and the request helpers the tables share
 //! (batched gets, paged and per-user Queries, conditional writes, backoff, error mapping).
@@ -20,6 +21,7 @@ mod messages;
 mod presence;
 mod reads;
 mod schema;
+mod uploads;
 
 pub use codec::TTL_ATTR;
 pub use memberships::BY_CONVERSATION;
