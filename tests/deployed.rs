@@ -261,6 +261,7 @@ async fn expect(client: &mut Client, frame: Value, ty: &str) -> Value {
 async fn typing_edit_delete_react_and_reply_in_a_1to1_and_a_group_and_an_offline_device_converges()
 {
     let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
     let dm = "dm:liam:mia";
     let mut liam = stack.connect("liam", "phone").await;
     let mut mia = stack.connect("mia", "phone").await;
@@ -363,6 +364,7 @@ async fn typing_edit_delete_react_and_reply_in_a_1to1_and_a_group_and_an_offline
 async fn a_muted_conversation_is_not_pushed_and_the_inbox_follows_activity_and_reads_elsewhere() {
     use messenger::ports::PushDevices;
     let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
     let sdk = messenger_aws::sdk::for_endpoint(&stack.endpoint).await;
     let queue =
         messenger_aws::testing::subscribed_queue(&sdk, stack.output("MessagesTopicArn")).await;
