@@ -336,6 +336,7 @@ pub async fn seed_direct_conversation(store: &DynamoStore) {
         event: None,
         sent_at: now,
         expires_at: None,
+        reply_to: None,
     };
     store.append(m).await.expect("append");
 }
