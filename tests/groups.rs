@@ -315,7 +315,7 @@ async fn a_retried_create_lands_on_the_same_group_with_one_event() {
 }
 
 #[tokio::test]
-async fn the_inbox_lists_every_conversation_with_latest_seq_and_my_pointers() {
+async fn the_inbox_lists_every_conversation_newest_first_with_latest_seq_and_my_pointers() {
     let gw = TestGateway::start().await;
     let mut alice = gw.connect("alice", "phone").await;
     let mut bob = gw.connect("bob", "phone").await;
@@ -327,13 +327,30 @@ async fn the_inbox_lists_every_conversation_with_latest_seq_and_my_pointers() {
 
     let inbox = bob.request(json!({"action":"conversations"})).await;
     assert_eq!(inbox["more"], false);
+    let mut rows = inbox["conversations"].as_array().unwrap().clone();
+    // The group was created last: it comes first. Its preview is the creation event.
+    let last: Vec<Value> = rows
+        .iter_mut()
+        .map(|r| r.as_object_mut().unwrap().remove("last").unwrap())
+        .collect();
     assert_eq!(
-        inbox["conversations"],
-        json!([
-            {"conversation":"dm:alice:bob","kind":"direct","with":"alice","role":"member","last_seq":2,"delivered":1,"read":1},
-            {"conversation":g,"kind":"group","name":"Pals","role":"member","last_seq":1,"delivered":0,"read":0},
-        ])
+        rows,
+        [
+            json!({"conversation":g,"kind":"group","name":"Pals","role":"member","last_seq":1,
+                   "delivered":0,"read":0,"unread":0,"muted":false}),
+            json!({"conversation":"dm:alice:bob","kind":"direct","with":"alice","role":"member",
+                   "last_seq":2,"delivered":1,"read":1,"unread":1,"muted":false}),
+        ]
     );
+    assert_eq!(
+        (&last[0]["event"], &last[0]["from"]),
+        (&json!("group_created"), &json!("alice"))
+    );
+    assert_eq!(
+        (&last[1]["seq"], &last[1]["text"]),
+        (&json!(2), &json!("there"))
+    );
+    assert_eq!(inbox["unread_total"], 1);
     let first = bob
         .request(json!({"action":"conversations","limit":1}))
         .await;
@@ -345,9 +362,13 @@ async fn the_inbox_lists_every_conversation_with_latest_seq_and_my_pointers() {
         (1, &json!(true))
     );
     let rest = bob
-        .request(json!({"action":"conversations","after":"dm:alice:bob"}))
+        .request(json!({"action":"conversations","cursor":first["cursor"]}))
         .await;
-    assert_eq!(rest["conversations"][0]["conversation"], g);
+    assert_eq!(rest["conversations"][0]["conversation"], "dm:alice:bob");
+    let after = bob
+        .request(json!({"action":"conversations","after":g}))
+        .await;
+    assert_eq!(after["conversations"], rest["conversations"]);
 }
 
 #[tokio::test]
@@ -417,18 +438,19 @@ async fn a_group_receipt_goes_to_the_author_and_everyone_pulls_the_read_state() 
         alice.backlog()
     );
     assert_eq!(state["type"], "receipts", "{state}");
+    // bob has read through his own message by sending it; alice has acked nothing.
     assert_eq!(
         state["members"],
         json!([
             {"user":"alice","delivered":0,"read":0},
-            {"user":"bob","delivered":0,"read":0},
+            {"user":"bob","delivered":seq,"read":seq},
             {"user":"carol","delivered":seq,"read":seq},
         ])
     );
-    // What everyone but alice has reached: bob has not acked anything.
+    // What everyone but alice has reached: bob's message, read by all.
     assert_eq!(
         (&state["delivered"], &state["read"]),
-        (&json!(0), &json!(0))
+        (&json!(seq), &json!(seq))
     );
 
     // Outsiders cannot pull it.

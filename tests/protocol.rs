@@ -4,8 +4,10 @@
 
 use async_trait::async_trait;
 use messenger::Stores;
-use messenger::domain::{ConversationId, Membership, Message, NewMessage, Role, Seq, UserId};
-use messenger::ports::{Appended, MessageLog, StoreError};
+use messenger::domain::{
+    Amendment, ConversationId, Head, Membership, Message, NewMessage, Role, Seq, UserId,
+};
+use messenger::ports::{Amended, Appended, MessageLog, StoreError};
 use messenger_e2e::{Client, TestGateway, test_stores};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
@@ -283,6 +285,7 @@ async fn page_sizes_default_and_cap_as_documented() {
             sent_at: now,
             expires_at: None,
             attachments: Vec::new(),
+            reply_to: None,
         };
         stores.messages.append(m).await.unwrap();
     }
@@ -392,6 +395,23 @@ impl MessageLog for FlakyLog {
         convs: &[ConversationId],
     ) -> Result<HashMap<ConversationId, Seq>, StoreError> {
         self.inner.last_seqs(convs).await
+    }
+    async fn amend(&self, amendment: &Amendment) -> Result<Amended, StoreError> {
+        self.inner.amend(amendment).await
+    }
+    async fn heads(
+        &self,
+        convs: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, Head>, StoreError> {
+        self.inner.heads(convs).await
+    }
+    async fn by_seqs(
+        &self,
+        conv: &ConversationId,
+        seqs: &[Seq],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.inner.by_seqs(conv, seqs, now).await
     }
     async fn after(
         &self,

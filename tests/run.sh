@@ -52,7 +52,6 @@ echo "==> e2e WebSocket scenarios over DynamoDB on MiniStack"
 MESSENGER_E2E_STORE=dynamodb cargo test --locked -p messenger-e2e
 
 echo "==> clients: SDK tests and the browser test against messenger-local"
-cargo build --locked -p messenger-local
 clients/ci test
 
 echo "==> deploy tier: infra/template.yaml on MiniStack, WebSocket scenarios through it"

@@ -60,6 +60,16 @@ pub struct Limits {
     pub push_inline: bool,
     /// Files: sizes, types, uploads per minute, URL lifetimes.
     pub attachments: AttachmentLimits,
+    /// How long after sending its author may edit a message.
+    pub edit_window: chrono::Duration,
+    /// Most different emoji on one message.
+    pub max_reaction_emoji: usize,
+    /// Most reactions on one message (all emoji together): keeps a message item, and a page
+    /// holding it, far below DynamoDB's 400 KB item and API Gateway's 128 KB message.
+    pub max_reactions: usize,
+    /// At most one `typing` per user and conversation is forwarded within this interval (per
+    /// process: each Lambda instance keeps its own).
+    pub typing_interval: chrono::Duration,
 }
 
 impl Default for Limits {
@@ -81,6 +91,10 @@ impl Default for Limits {
             push_window: chrono::Duration::seconds(60),
             push_inline: true,
             attachments: AttachmentLimits::default(),
+            edit_window: chrono::Duration::minutes(15),
+            max_reaction_emoji: 20,
+            max_reactions: 500,
+            typing_interval: chrono::Duration::seconds(2),
         }
     }
 }
@@ -97,6 +111,8 @@ pub struct App {
     pub objects: Arc<dyn Objects>,
     pub limits: Limits,
     pub clock: Clock,
+    /// When each (user, conversation) last had a `typing` forwarded: this process's memory.
+    pub typing: Arc<crate::usecases::typing::TypingThrottle>,
 }
 
 /// A connection younger than this may still be in `$connect` (at most API Gateway's 29-second
@@ -113,6 +129,17 @@ pub struct Delivery {
     /// PostToConnection calls made, and how many of them found the connection gone.
     pub posts: usize,
     pub gone: usize,
+}
+
+impl Delivery {
+    /// Adds the result of a fan-out of the same entry to other users.
+    pub fn merge(&mut self, other: Delivery) {
+        self.online.extend(other.online);
+        self.offline.extend(other.offline);
+        self.offline.retain(|u| !self.online.contains(u));
+        self.posts += other.posts;
+        self.gone += other.gone;
+    }
 }
 
 /// The storage ports of an [`App`], usually all backed by one store.
@@ -166,6 +193,7 @@ impl App {
             objects: Arc::new(NoObjects),
             limits,
             clock: Arc::new(Utc::now),
+            typing: Arc::default(),
         }
     }
 

@@ -54,6 +54,7 @@ async fn every_route_of_the_template_works_through_the_deployed_stack() {
         chat_sync_and_history(stack, &seen),
         group_management_and_the_inbox(stack, &seen),
         push_registration(stack, &seen),
+        conversation_features(stack, &seen),
     );
     let seen = seen.0.lock().unwrap().clone();
     let missing: Vec<&str> = Route::all()
@@ -241,12 +242,93 @@ async fn group_management_and_the_inbox(stack: &DeployedStack, seen: &Exercised)
         json!([{"user":"walk-abe","delivered":0,"read":0},{"user":"walk-zed","delivered":0,"read":0}]),
         "{state}"
     );
-    let inbox = seen.call(&mut zed, json!({"action":"conversations"})).await;
+    let mut inbox = seen.call(&mut zed, json!({"action":"conversations"})).await;
+    let last = inbox["conversations"][0]
+        .as_object_mut()
+        .and_then(|row| row.remove("last"))
+        .unwrap_or_default();
     assert_eq!(
         inbox["conversations"],
-        json!([{"conversation":g,"kind":"group","name":"Walkers","role":"admin","last_seq":5,"delivered":0,"read":0}]),
+        json!([{"conversation":g,"kind":"group","name":"Walkers","role":"admin","last_seq":5,
+                "delivered":0,"read":0,"unread":0,"muted":false}]),
         "{inbox}"
     );
+    assert_eq!(
+        (&last["seq"], &last["event"], &last["from"]),
+        (&json!(5), &json!("member_left"), &json!("walk-gus")),
+        "{last}"
+    );
+}
+
+/// `typing` reaches the other member and is never answered; `edit`, `react` and `delete` change
+/// a message and deliver the entry that records it; `mute` and `unmute` set and clear the
+/// membership's `muted_until`.
+async fn conversation_features(stack: &DeployedStack, seen: &Exercised) {
+    use messenger::ports::Conversations;
+    let dm = "dm:walk-mia:walk-noa";
+    let mut mia = stack.connect("walk-mia", "phone").await;
+    let mut noa = stack.connect("walk-noa", "phone").await;
+    let hi = json!({"action":"send","to":"walk-noa","client_msg_id":"f-1","body":"hi"});
+    assert_eq!(seen.call(&mut mia, hi).await["seq"], 1);
+    message(&mut noa, 1).await;
+    noa.send(json!({"action":"typing","conversation":dm})).await;
+    let typing = mia.recv_type("typing").await;
+    assert_eq!(
+        typing,
+        json!({"type":"typing","conversation":dm,"user":"walk-noa"})
+    );
+    seen.saw(Route::select(Some(r#"{"action":"typing"}"#)));
+
+    let steps = [
+        (
+            true,
+            json!({"action":"edit","conversation":dm,"seq":1,"body":"hi!"}),
+            "message_edited",
+        ),
+        (
+            false,
+            json!({"action":"react","conversation":dm,"seq":1,"emoji":"👍"}),
+            "reaction_added",
+        ),
+        (
+            true,
+            json!({"action":"delete","conversation":dm,"seq":1}),
+            "message_deleted",
+        ),
+    ];
+    for (seq, (by_mia, frame, event)) in (2..).zip(steps) {
+        let (actor, other) = if by_mia {
+            (&mut mia, &mut noa)
+        } else {
+            (&mut noa, &mut mia)
+        };
+        let reply = seen.call(actor, frame.clone()).await;
+        assert_eq!(reply["entry"]["seq"], seq, "{frame} → {reply}");
+        let m = message(other, seq).await;
+        assert_eq!(
+            (&m["event"]["type"], &m["target"]["seq"]),
+            (&json!(event), &json!(1)),
+            "{m}"
+        );
+    }
+
+    let store = stack.store().await;
+    let (conv, noa_id) = (
+        messenger::domain::ConversationId::new(dm).unwrap(),
+        UserId::new("walk-noa").unwrap(),
+    );
+    let muted = seen
+        .call(&mut noa, json!({"action":"mute","conversation":dm}))
+        .await;
+    assert_eq!(muted["muted"], true, "{muted}");
+    let m = store.membership(&conv, &noa_id).await.unwrap().unwrap();
+    assert_eq!(m.muted_until, Some(messenger::domain::muted_forever()));
+    let unmuted = seen
+        .call(&mut noa, json!({"action":"unmute","conversation":dm}))
+        .await;
+    assert_eq!(unmuted["muted"], false, "{unmuted}");
+    let m = store.membership(&conv, &noa_id).await.unwrap().unwrap();
+    assert_eq!(m.muted_until, None);
 }
 
 /// `register_push` creates the device's SNS endpoint with its token and records the device;

@@ -35,7 +35,7 @@ struct Cli {
 enum Command {
     /// Serve the WebSocket API (default ws://127.0.0.1:8080/local) until Ctrl-C
     #[command(after_help = ENVIRONMENT)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a token the local gateway accepts (connect with ?token=...)
     #[command(after_help = ENVIRONMENT)]
     Token(TokenArgs),
@@ -55,6 +55,13 @@ struct ServeArgs {
     /// Largest message body a `send` accepts, in bytes
     #[arg(long, value_name = "N", default_value_t = GatewayConfig::default().limits.max_body_bytes)]
     max_body_bytes: usize,
+    /// How long after sending its author may edit a message, in seconds
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = GatewayConfig::default().limits.edit_window.num_seconds()
+    )]
+    edit_window_secs: i64,
     /// Close a socket after this many seconds without a frame (API Gateway: 10 min)
     #[arg(
         long,
@@ -174,7 +181,7 @@ struct TokenArgs {
 fn main() -> ExitCode {
     // Usage errors exit with 2 (clap's code), before anything starts.
     let result = match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Token(args) => {
             token(args);
             Ok(())
@@ -253,6 +260,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         ..GatewayConfig::default()
     };
     config.limits.max_body_bytes = args.max_body_bytes;
+    config.limits.edit_window = chrono::Duration::seconds(args.edit_window_secs.max(0));
     let (host, port) = (args.host, args.port);
     let sign_in = args.sign_in;
 

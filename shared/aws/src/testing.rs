@@ -337,6 +337,7 @@ pub async fn seed_direct_conversation(store: &DynamoStore) {
         sent_at: now,
         expires_at: None,
         attachments: Vec::new(),
+        reply_to: None,
     };
     store.append(m).await.expect("append");
 }

@@ -271,7 +271,7 @@ pub async fn system_events_round_trip(log: Arc<dyn MessageLog>) {
     let (c, alice, bob) = (conv(&t), user("a", &t), user("b", &t));
     let mut m = new_message(&c, &alice, "sys-1", Utc::now(), None);
     m.body = String::new();
-    m.event = Some(GroupEvent::MembersAdded { users: vec![bob] });
+    m.event = Some(LogEvent::MembersAdded { users: vec![bob] });
     let stored = append(log.as_ref(), m.clone()).await.message;
     let read = log.after(&c, 0, 10, Utc::now()).await.unwrap();
     assert_eq!(read, vec![stored.clone()]);
@@ -309,9 +309,10 @@ where
         .await
         .unwrap();
     assert_eq!(seen.membership.map(|m| m.user), Some(alice.clone()));
-    assert_eq!(seen.last_seq, 2);
+    assert_eq!((seen.last_seq, seen.chats), (2, 2));
     assert!(seen.already_sent);
     assert_eq!(seen.message, Some(first.message));
+    assert_eq!(seen.message_chats, 1, "the chat count at message 1");
     let other = ClientMsgId::new("c-9").unwrap();
     let seen = store
         .read_for_write(keys(&bob, Some(&other), Some(7)), now)
@@ -329,9 +330,12 @@ where
 
     // Told seq 1 was the latest (it was, a moment ago): the append still takes seq 3.
     let late = store
-        .append_seen(new_message(&c, &bob, "c-3", now, None), 1)
+        .append_seen(new_message(&c, &bob, "c-3", now, None), 1, 1)
         .await
         .unwrap();
-    assert_eq!((late.message.seq, late.duplicate), (3, false));
+    assert_eq!(
+        (late.message.seq, late.duplicate, late.chats),
+        (3, false, 3)
+    );
     assert_gapless(store.as_ref(), &c).await;
 }

@@ -4,7 +4,7 @@
 //! [`contract_tests!`](crate::contract_tests) turns the whole suite into `#[tokio::test]`s.
 
 use crate::domain::{
-    ClientMsgId, Connection, ConnectionId, ConversationId, DeviceId, GroupEvent, GroupInfo,
+    ClientMsgId, Connection, ConnectionId, ConversationId, DeviceId, GroupInfo, LogEvent,
     Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use crate::ports::{
@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+mod amend;
 mod connections;
 mod conversations;
 mod devices;
@@ -22,6 +23,7 @@ mod log;
 mod objects;
 mod uploads;
 
+pub use amend::*;
 pub use connections::*;
 pub use conversations::*;
 pub use devices::*;
@@ -58,6 +60,7 @@ pub(crate) fn new_message(
         sent_at,
         expires_at,
         attachments: Vec::new(),
+        reply_to: None,
     }
 }
 
@@ -136,6 +139,22 @@ macro_rules! contract_tests {
         #[tokio::test]
         async fn monotonic_pointers() {
             $crate::contract::monotonic_pointers($make.await).await;
+        }
+        #[tokio::test]
+        async fn mute_and_read_chats() {
+            $crate::contract::mute_and_read_chats($make.await).await;
+        }
+        #[tokio::test]
+        async fn amendments_change_the_message_and_append_an_entry() {
+            $crate::contract::amendments_change_the_message_and_append_an_entry($make.await).await;
+        }
+        #[tokio::test]
+        async fn heads_preview_membership_changes() {
+            $crate::contract::heads_preview_membership_changes($make.await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_amendments_stay_gapless() {
+            $crate::contract::concurrent_amendments_stay_gapless($make.await).await;
         }
         #[tokio::test]
         async fn join_is_idempotent() {

@@ -64,15 +64,28 @@ pub(crate) async fn sign(app: &App, views: &mut [MessageView]) -> Result<(), Err
     let now = app.now();
     let expires_at = now + app.limits.attachments.download_ttl;
     for view in views.iter_mut() {
-        for a in &mut view.attachments {
-            let key = object_key(&view.conversation, &view.from, &a.attachment.id);
-            let url = app
-                .objects
-                .download_url(&key, &disposition(&a.attachment), now, expires_at)
-                .await?;
-            a.url = Some(url.url);
-            a.url_expires_at = Some(url.expires_at);
+        sign_one(app, view, now, expires_at).await?;
+        if let Some(target) = view.target.as_deref_mut() {
+            sign_one(app, target, now, expires_at).await?;
         }
+    }
+    Ok(())
+}
+
+async fn sign_one(
+    app: &App,
+    view: &mut MessageView,
+    now: chrono::DateTime<chrono::Utc>,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    for a in &mut view.attachments {
+        let key = object_key(&view.conversation, &view.from, &a.attachment.id);
+        let url = app
+            .objects
+            .download_url(&key, &disposition(&a.attachment), now, expires_at)
+            .await?;
+        a.url = Some(url.url);
+        a.url_expires_at = Some(url.expires_at);
     }
     Ok(())
 }
@@ -98,14 +111,22 @@ pub(crate) async fn signed_attachments(
     Ok(view.attachments)
 }
 
-/// Deletes the objects of a message that is deleted for everyone. Best effort: the message is
-/// already gone for its readers; an object left behind is only storage (and S3's retention
-/// rule ends it).
-pub async fn delete_objects(app: &App, m: &Message) {
-    for a in &m.attachments {
-        let key = object_key(&m.conversation, &m.from, &a.id);
-        if let Err(e) = app.objects.delete(&key).await {
-            tracing::warn!(conversation = %m.conversation, seq = m.seq, key, error = ?e, "could not delete an attachment");
+/// Deletes the objects of `files`, sent by `from` in `conv`, when a deletion for everyone took
+/// them off their message. Best effort: the message no longer shows them to anyone; an object
+/// left behind is only storage (and S3's retention rule ends it).
+pub(crate) async fn delete_files(
+    app: &App,
+    conv: &ConversationId,
+    from: &UserId,
+    files: &[Attachment],
+) {
+    for a in files {
+        let key = object_key(conv, from, &a.id);
+        match app.objects.delete(&key).await {
+            Ok(()) => tracing::info!(conversation = %conv, key, "attachment deleted"),
+            Err(e) => {
+                tracing::warn!(conversation = %conv, key, error = ?e, "could not delete an attachment")
+            }
         }
     }
 }

@@ -14,8 +14,9 @@
 
 use super::require_member;
 use crate::domain::{
-    ClientMsgId, ConversationId, GroupEvent, Message, NewMessage, Role, Seq, UserId,
+    ClientMsgId, ConversationId, LogEvent, Message, NewMessage, Role, Seq, UserId,
 };
+use crate::ports::Appended;
 use crate::protocol::{MemberView, ServerFrame};
 use crate::request::Request;
 use crate::{App, Error};
@@ -92,8 +93,20 @@ pub(super) async fn append_event(
     conv: &ConversationId,
     actor: &UserId,
     client_msg_id: Option<ClientMsgId>,
-    event: GroupEvent,
+    event: LogEvent,
 ) -> Result<(Message, bool), Error> {
+    let appended = append_event_counted(app, conv, actor, client_msg_id, event).await?;
+    Ok((appended.message, appended.duplicate))
+}
+
+/// [`append_event`], also saying how many chat messages the log held at the event.
+pub(super) async fn append_event_counted(
+    app: &App,
+    conv: &ConversationId,
+    actor: &UserId,
+    client_msg_id: Option<ClientMsgId>,
+    event: LogEvent,
+) -> Result<Appended, Error> {
     let client_msg_id = match client_msg_id {
         Some(c) => c,
         None => ClientMsgId::new(format!("sys-{}", crate::domain::random_hex(10)))?,
@@ -111,6 +124,7 @@ pub(super) async fn append_event(
             sent_at: now,
             expires_at: app.limits.retention.map(|r| now + r),
             attachments: Vec::new(),
+            reply_to: None,
         })
         .await?;
     if appended.message.conversation != *conv {
@@ -118,7 +132,7 @@ pub(super) async fn append_event(
             "client_msg_id was already used in another conversation".into(),
         ));
     }
-    Ok((appended.message, appended.duplicate))
+    Ok(appended)
 }
 
 /// Answers with the group as it now is.

@@ -1,13 +1,14 @@
 //! Use case of the `history` route: older pages of one conversation, newest first.
 
 use super::require_member;
-use super::sync::{Page, signed_views};
+use super::sync::Page;
 use crate::domain::Seq;
 use crate::protocol::{HistoryFrame, ServerFrame};
 use crate::request::Request;
 use crate::{App, Error};
 
-/// `history`: up to `limit` messages before `before` (default: the newest), newest first.
+/// `history`: up to `limit` messages before `before` (default: the newest), newest first, each
+/// in its current state, replies with their quote.
 pub async fn history(app: &App, req: &Request, frame: HistoryFrame) -> Result<(), Error> {
     let conv = &frame.conversation;
     let membership = require_member(app, conv, &req.caller.user).await?;
@@ -26,7 +27,8 @@ pub async fn history(app: &App, req: &Request, frame: HistoryFrame) -> Result<()
     let mut page = Page::new(app, limit);
     let mut more = batch.len() > limit;
     batch.truncate(limit);
-    for view in signed_views(app, &batch).await? {
+    let views = super::views::views(app, conv, &batch, membership.from_seq).await?;
+    for view in views {
         if !page.push(view) {
             more = true;
             break;

@@ -4,15 +4,16 @@
 //! - `schema`: creating the tables (tests and local set-ups; deployments use the template).
 //! - `codec`: the stored encodings (instants, TTL, JSON in a string) as serde helpers.
 //! - `presence` (each user's live connections and last-seen, one item per user), `memberships`
-//!   (and group metadata), `messages` (the log; its append transaction and retry in `append`),
-//!   `devices`: each table's typed items, their conversions to and from the domain, and the port
-//!   on that table.
+//!   (and group metadata), `messages` (the log; its append transaction and retry in `append`,
+//!   the amend transaction in `amend`), `devices`: each table's typed items, their conversions
+//!   to and from the domain, and the port on that table.
 //! - `reads`: the cross-table BatchGetItem that `send` and `ack` start with.
 //! - `uploads`: the per-user, per-minute upload counters (on the `devices` table).
 //!
 //! This file: the store, its builders and counters, and the request helpers the tables share
 //! (batched gets, paged and per-user Queries, conditional writes, backoff, error mapping).
 
+mod amend;
 mod append;
 mod codec;
 mod devices;

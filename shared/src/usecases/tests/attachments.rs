@@ -385,39 +385,42 @@ async fn a_download_url_expires_and_cannot_be_turned_into_another() {
 }
 
 #[tokio::test]
-async fn deleting_a_message_s_files_leaves_its_urls_pointing_at_nothing() {
-    // GIVEN a sent message with two files
+async fn deleting_a_message_for_everyone_deletes_its_files() {
+    // GIVEN a sent message with two files, and another with one
     let w = World::new();
     let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
     let one = uploaded(&w, &alice, "c-1", b"one").await;
     let two = uploaded(&w, &alice, "c-1", b"two").await;
-    send_files(
-        &w,
-        &alice,
-        json!({"to": "bob", "client_msg_id": "c-1", "body": "two files", "attachments": [one, two]}),
-    )
-    .await
-    .unwrap();
+    let kept = uploaded(&w, &alice, "c-2", b"kept").await;
+    for (cmid, files) in [("c-1", json!([one, two])), ("c-2", json!([kept]))] {
+        send_files(
+            &w,
+            &alice,
+            json!({"to": "bob", "client_msg_id": cmid, "body": "files", "attachments": files}),
+        )
+        .await
+        .unwrap();
+    }
     let live = w.take(&bob).remove(0);
     assert_eq!(live["attachments"].as_array().unwrap().len(), 2);
-    // WHEN its objects are deleted (the hook `delete` calls)
-    let conv = crate::domain::ConversationId::new(DM).unwrap();
-    let stored = w
-        .app
-        .stores
-        .messages
-        .after(&conv, 0, 1, Utc::now())
+    w.take(&alice);
+    // WHEN alice deletes the first message for everyone
+    w.run(&alice, json!({"action": "delete", "conversation": DM, "seq": 1}))
         .await
-        .unwrap()
-        .remove(0);
-    super::super::attachments::delete_objects(&w.app, &stored).await;
-    // THEN no URL serves anything any more
-    assert!(w.objects.blobs().keys().is_empty());
+        .unwrap();
+    // THEN its objects are gone, its URLs serve nothing, and it shows no files any more
+    assert_eq!(
+        w.objects.blobs().keys(),
+        vec![format!("att/{DM}/by-alice/{kept}")]
+    );
     let url = live["attachments"][1]["url"].as_str().unwrap();
     assert_eq!(
         w.objects.fetch(url, Utc::now()).await,
         Err(Refusal::NotFound)
     );
+    let deleted = w.take(&bob).remove(0);
+    assert_eq!(deleted["target"]["deleted"], true, "{deleted}");
+    assert!(deleted["target"].get("attachments").is_none(), "{deleted}");
 }
 
 #[tokio::test]

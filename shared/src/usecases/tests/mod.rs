@@ -1,6 +1,7 @@
 //! Use cases against the in-memory adapters, GIVEN / WHEN / THEN.
 
 mod attachments;
+mod features;
 mod push;
 
 use super::testkit::World;
@@ -424,22 +425,23 @@ mod groups {
         // WHEN bob pulls the read state
         let r = w.request(&bob, json!({"conversation": g, "id": 7}));
         receipts(&w.app, &r, r.frame().unwrap()).await.unwrap();
-        // THEN he sees every member's pointers; the aggregate over the others counts dave
-        // (added by event 4) as having everything before 4, and alice as having nothing
+        // THEN he sees every member's pointers (a sender has read through their own message);
+        // the aggregate over the others counts dave (added by event 4) as having everything
+        // before 4
         let got = w.take(&bob).pop().unwrap();
         assert_eq!(
             got,
             json!({"id": 7, "type": "receipts", "conversation": g,
-                   "members": [{"user": "alice", "delivered": 0, "read": 0},
-                               {"user": "bob", "delivered": 0, "read": 0},
+                   "members": [{"user": "alice", "delivered": 3, "read": 3},
+                               {"user": "bob", "delivered": 2, "read": 2},
                                {"user": "carol", "delivered": 3, "read": 0},
                                {"user": "dave", "delivered": 0, "read": 0}],
-                   "delivered": 0, "read": 0})
+                   "delivered": 3, "read": 0})
         );
         let r = w.request(&alice, json!({"conversation": g}));
         receipts(&w.app, &r, r.frame().unwrap()).await.unwrap();
         let got = w.take(&alice).pop().unwrap();
-        assert_eq!((&got["delivered"], &got["read"]), (&json!(0), &json!(0)));
+        assert_eq!((&got["delivered"], &got["read"]), (&json!(2), &json!(0)));
         // AND once bob has everything, what alice's messages reached is carol's and dave's floor
         let r = w.request(
             &bob,
