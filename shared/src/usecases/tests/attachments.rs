@@ -405,9 +405,12 @@ async fn deleting_a_message_for_everyone_deletes_its_files() {
     assert_eq!(live["attachments"].as_array().unwrap().len(), 2);
     w.take(&alice);
     // WHEN alice deletes the first message for everyone
-    w.run(&alice, json!({"action": "delete", "conversation": DM, "seq": 1}))
-        .await
-        .unwrap();
+    w.run(
+        &alice,
+        json!({"action": "delete", "conversation": DM, "seq": 1}),
+    )
+    .await
+    .unwrap();
     // THEN its objects are gone, its URLs serve nothing, and it shows no files any more
     assert_eq!(
         w.objects.blobs().keys(),
