@@ -61,6 +61,8 @@ pub struct GatewayConfig {
     pub integration_timeout: Duration,
     /// Routes with a route response: only their returned body is sent back to the client.
     pub two_way_routes: BTreeSet<String>,
+    /// Where attachments are kept (`files.rs`).
+    pub files: crate::files::Files,
 }
 
 impl Default for GatewayConfig {
@@ -76,6 +78,7 @@ impl Default for GatewayConfig {
             max_message_bytes: 128 * 1024,
             integration_timeout: Duration::from_secs(29),
             two_way_routes: BTreeSet::new(),
+            files: crate::files::Files::default(),
         }
     }
 }
@@ -93,6 +96,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("integration_timeout", &self.integration_timeout)
             .field("two_way_routes", &self.two_way_routes)
+            .field("files", &self.files)
             .finish()
     }
 }
@@ -127,12 +131,20 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let registry = Arc::new(Registry::new(config.max_message_bytes));
     let notifier = Arc::new(LocalNotifier::default());
+    let files = crate::files::mount(
+        &config.files,
+        &config.jwt_secret,
+        listener.local_addr()?,
+        config.limits.attachments.max_bytes,
+    )
+    .await?;
     let app = App::new(
         stores,
         Arc::new(LocalPoster(registry.clone())),
         config.limits.clone(),
     )
-    .with_notifier(notifier.clone());
+    .with_notifier(notifier.clone())
+    .with_objects(files.objects.clone());
     let gateway = Arc::new(Gateway {
         auth: config.authenticator(),
         notifier,
@@ -152,8 +164,9 @@ pub async fn serve(
                 .delete(delete_connection),
         )
         .merge(crate::web::router(&gateway.config))
+        .merge(files.router())
         .with_state(gateway);
-    axum::serve(
+    let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
@@ -161,7 +174,9 @@ pub async fn serve(
         shutdown.await;
         registry.close_all(1001, "Going away");
     })
-    .await
+    .await;
+    files.close().await;
+    served
 }
 
 fn api_error(code: StatusCode, message: &str, error_type: &'static str) -> Response {
