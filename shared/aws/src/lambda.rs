@@ -66,6 +66,13 @@ pub mod env {
     pub const JWKS_URL: &str = "MESSENGER_JWKS_URL";
     /// With [`JWT_ISSUER`], optional: the claim holding the user id (default `sub`).
     pub const JWT_USER_CLAIM: &str = "MESSENGER_JWT_USER_CLAIM";
+    /// Optional: the S3 bucket attachments are kept in (unset: `upload` is refused). Reached
+    /// at `AWS_ENDPOINT_URL` (path-style) when that is set, as on an emulator.
+    pub const FILES_BUCKET: &str = "MESSENGER_FILES_BUCKET";
+    /// Optional: the largest attachment, in bytes (default 25 MB).
+    pub const MAX_FILE_BYTES: &str = "MESSENGER_MAX_FILE_BYTES";
+    /// Optional: uploads one user may start per minute (default 30; 0: no limit).
+    pub const UPLOADS_PER_MINUTE: &str = "MESSENGER_UPLOADS_PER_MINUTE";
 }
 
 /// Why the configuration could not be read. The message names the variable to set.
@@ -87,6 +94,8 @@ pub struct Config {
     /// Platform applications for mobile push (none: registrations are refused).
     pub push_apps: PlatformApps,
     pub topic_arn: Option<String>,
+    /// Where attachments are kept (none: `upload` is refused).
+    pub files_bucket: Option<String>,
 }
 
 fn required(
@@ -149,6 +158,12 @@ impl Config {
         if let Some(secs) = number(&get, env::EDIT_WINDOW_SECS)? {
             limits.edit_window = chrono::Duration::seconds(secs);
         }
+        if let Some(n) = number(&get, env::MAX_FILE_BYTES)? {
+            limits.attachments.max_bytes = n;
+        }
+        if let Some(n) = number(&get, env::UPLOADS_PER_MINUTE)? {
+            limits.attachments.uploads_per_minute = n;
+        }
         let log_bucket = number(&get, env::LOG_BUCKET)?.unwrap_or(DEFAULT_BUCKET);
         if log_bucket < 2 {
             return Err(ConfigError::Invalid {
@@ -167,6 +182,7 @@ impl Config {
                 fcm: optional(&get, env::FCM_APP_ARN),
             },
             topic_arn: optional(&get, env::TOPIC_ARN),
+            files_bucket: optional(&get, env::FILES_BUCKET),
         })
     }
 }
@@ -251,6 +267,15 @@ pub fn build_app(sdk: &SdkConfig, config: &Config) -> (App, Arc<RoutePoster>) {
     if config.topic_arn.is_some() || config.push_apps != PlatformApps::default() {
         let notifier = SnsNotifier::new(sdk, config.push_apps.clone(), config.topic_arn.clone());
         app = app.with_notifier(Arc::new(notifier));
+    }
+    if let Some(bucket) = &config.files_bucket {
+        match crate::S3Objects::new(sdk, bucket, sdk.endpoint_url()) {
+            Ok(objects) => app = app.with_objects(Arc::new(objects)),
+            Err(reason) => fail_fast(&ConfigError::Invalid {
+                name: env::FILES_BUCKET,
+                reason,
+            }),
+        }
     }
     (app, poster)
 }
