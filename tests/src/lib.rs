@@ -50,6 +50,17 @@ pub async fn test_stores_raw() -> (Stores, Option<DynamoStore>) {
     }
 }
 
+/// Where a test gateway keeps attachments: its own temporary directory over the in-memory
+/// store, a fresh bucket on MiniStack's S3 over DynamoDB (`serve --store dynamodb --s3-bucket`).
+pub async fn test_files() -> messenger_local::files::Files {
+    match std::env::var("MESSENGER_E2E_STORE").as_deref() {
+        Ok("dynamodb") => messenger_local::files::Files::Store(std::sync::Arc::new(
+            messenger_aws::testing::fresh_bucket().await,
+        )),
+        _ => messenger_local::files::Files::Temporary,
+    }
+}
+
 /// An embedded gateway serving on a loopback port until dropped.
 pub struct TestGateway {
     pub addr: std::net::SocketAddr,
