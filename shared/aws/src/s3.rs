@@ -58,6 +58,8 @@ pub struct S3Objects {
     /// `<endpoint>/<bucket>` (path-style, emulators).
     base: String,
     timeouts: CallTimeouts,
+    /// Requests sent, by S3 operation (every attempt: S3 bills each).
+    sent: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl std::fmt::Debug for S3Objects {
@@ -106,7 +108,13 @@ impl S3Objects {
             bucket: bucket.into(),
             base,
             timeouts,
+            sent: Mutex::default(),
         })
+    }
+
+    /// The requests sent so far, by S3 operation (request-count tests).
+    pub fn requests(&self) -> BTreeMap<&'static str, u64> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The bucket.
@@ -157,6 +165,7 @@ impl S3Objects {
     /// and body.
     async fn call(
         &self,
+        op: &'static str,
         method: &str,
         url: &str,
         headers: &[(&str, String)],
@@ -165,6 +174,12 @@ impl S3Objects {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            *self
+                .sent
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(op)
+                .or_default() += 1;
             let result = tokio::time::timeout(
                 self.timeouts.attempt,
                 self.call_once(method, url, headers, body.clone()),
@@ -233,7 +248,9 @@ impl S3Objects {
     /// Creates the bucket unless it exists (tests and local set-ups; deployments create it from
     /// the template).
     pub async fn create_bucket(&self) -> Result<(), ObjectError> {
-        let (status, _, body) = self.call("PUT", &self.base, &[], Bytes::new()).await?;
+        let (status, _, body) = self
+            .call("CreateBucket", "PUT", &self.base, &[], Bytes::new())
+            .await?;
         let text = String::from_utf8_lossy(&body);
         if (200..300).contains(&status) || text.contains("BucketAlreadyOwnedByYou") {
             Ok(())
@@ -248,7 +265,9 @@ impl S3Objects {
     /// The object's tags (tests read them back).
     pub async fn tagging(&self, key: &str) -> Result<String, ObjectError> {
         let url = format!("{}?tagging", self.object_url(key));
-        let (status, _, body) = self.call("GET", &url, &[], Bytes::new()).await?;
+        let (status, _, body) = self
+            .call("GetObjectTagging", "GET", &url, &[], Bytes::new())
+            .await?;
         expect_ok("GetObjectTagging", status, &body)?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
@@ -371,7 +390,13 @@ impl Objects for S3Objects {
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ObjectError> {
         let (status, headers, body) = self
-            .call("HEAD", &self.object_url(key), &[], Bytes::new())
+            .call(
+                "HeadObject",
+                "HEAD",
+                &self.object_url(key),
+                &[],
+                Bytes::new(),
+            )
             .await?;
         // A principal without s3:ListBucket gets 403, not 404, for a missing key: the functions
         // have no ListBucket, so both mean "not there".
@@ -409,13 +434,21 @@ impl Objects for S3Objects {
             ("x-amz-sdk-checksum-algorithm", "SHA256".to_owned()),
             ("x-amz-checksum-sha256", checksum),
         ];
-        let (status, _, body) = self.call("PUT", &url, &headers, body).await?;
+        let (status, _, body) = self
+            .call("PutObjectTagging", "PUT", &url, &headers, body)
+            .await?;
         expect_ok("PutObjectTagging", status, &body)
     }
 
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {
         let (status, _, body) = self
-            .call("DELETE", &self.object_url(key), &[], Bytes::new())
+            .call(
+                "DeleteObject",
+                "DELETE",
+                &self.object_url(key),
+                &[],
+                Bytes::new(),
+            )
             .await?;
         expect_ok("DeleteObject", status, &body)
     }
