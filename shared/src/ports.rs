@@ -395,7 +395,7 @@ pub trait Objects: Send + Sync {
     /// What the store holds under `key` (S3's HeadObject), or `None`.
     async fn head(&self, key: &str) -> Result<Option<crate::attachments::ObjectInfo>, ObjectError>;
     /// Marks the object as attached to a message, so it is no longer deleted as an abandoned
-    /// upload (S3: its tag `state` becomes `attached`). Idempotent.
+    /// upload (S3: its `state=pending` tag is removed). Idempotent.
     async fn mark_attached(&self, key: &str) -> Result<(), ObjectError>;
     /// Deletes the object; deleting an absent one succeeds.
     async fn delete(&self, key: &str) -> Result<(), ObjectError>;

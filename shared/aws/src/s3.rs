@@ -1,6 +1,6 @@
 //! Adapter layer: the [`Objects`] port on S3 (attachments). No S3 SDK: a presigned POST is not
 //! in it anyway (it is a policy document signed with SigV4), and the three calls the functions
-//! make (HeadObject, PutObjectTagging, DeleteObject) are small signed HTTP requests, so this
+//! make (HeadObject, DeleteObjectTagging, DeleteObject) are small signed HTTP requests, so this
 //! module signs with `aws-sigv4` (already built for the other SDK crates) and sends through
 //! hyper with rustls (already built for the JWKS fetcher): no crate, no build time and no
 //! binary size added to the Lambdas.
@@ -42,10 +42,6 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 const REFRESH_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 /// The longest presigned URL S3 accepts.
 const MAX_EXPIRES: i64 = 7 * 24 * 60 * 60;
-/// The tag set of an attached object (the lifecycle rule for abandoned uploads spares it).
-const ATTACHED_TAGGING: &str =
-    "<Tagging><TagSet><Tag><Key>state</Key><Value>attached</Value></Tag></TagSet></Tagging>";
-
 /// Attachments in one S3 bucket.
 pub struct S3Objects {
     http: HttpClient,
@@ -424,20 +420,14 @@ impl Objects for S3Objects {
         }))
     }
 
+    /// Removes the object's tags (its `state=pending`), so the abandoned-upload rule no longer
+    /// applies: a DELETE, which S3 does not bill, and no tag stored per object.
     async fn mark_attached(&self, key: &str) -> Result<(), ObjectError> {
         let url = format!("{}?tagging", self.object_url(key));
-        let body = Bytes::from_static(ATTACHED_TAGGING.as_bytes());
-        // S3 wants a checksum of a tagging body: SHA-256, one of its "flexible" checksums.
-        let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
-        let headers = [
-            ("content-type", "application/xml".to_owned()),
-            ("x-amz-sdk-checksum-algorithm", "SHA256".to_owned()),
-            ("x-amz-checksum-sha256", checksum),
-        ];
         let (status, _, body) = self
-            .call("PutObjectTagging", "PUT", &url, &headers, body)
+            .call("DeleteObjectTagging", "DELETE", &url, &[], Bytes::new())
             .await?;
-        expect_ok("PutObjectTagging", status, &body)
+        expect_ok("DeleteObjectTagging", status, &body)
     }
 
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {

@@ -63,7 +63,7 @@ async fn upload_send_download_and_delete_of_files_cost_exactly_the_documented_re
     poster.take();
 
     // A 1:1 send with two files: the send's requests, plus per file one HeadObject and one
-    // PutObjectTagging.
+    // DeleteObjectTagging.
     let s3_before = objects.requests();
     let send = json!({"action": "send", "to": bob.user, "client_msg_id": "c-1",
                       "attachments": [files[0], files[1]]});
@@ -80,7 +80,7 @@ async fn upload_send_download_and_delete_of_files_cost_exactly_the_documented_re
     );
     assert_eq!(
         s3(&s3_before),
-        BTreeMap::from([("HeadObject", 2), ("PutObjectTagging", 2)])
+        BTreeMap::from([("HeadObject", 2), ("DeleteObjectTagging", 2)])
     );
     let steady = json!({"action": "send", "to": bob.user, "client_msg_id": "c-2",
                         "body": "and this", "attachments": [files[2]]});
@@ -99,7 +99,7 @@ async fn upload_send_download_and_delete_of_files_cost_exactly_the_documented_re
     assert_eq!(spent.write_units(), 7.0);
     assert_eq!(
         s3(&s3_before),
-        BTreeMap::from([("HeadObject", 1), ("PutObjectTagging", 1)])
+        BTreeMap::from([("HeadObject", 1), ("DeleteObjectTagging", 1)])
     );
     poster.take();
 

@@ -168,7 +168,7 @@ const META_HEIGHT: &str = "height";
 const META_DURATION: &str = "duration-ms";
 
 /// The form field that tags a new upload `state=pending`: a lifecycle rule deletes pending
-/// objects after a day; `send` retags the ones it attaches `state=attached`.
+/// objects after a day; `send` removes the tag from the ones it attaches.
 pub const TAGGING_FIELD: &str = "tagging";
 /// The tag set of a new upload, in the XML S3's POST form takes.
 pub const PENDING_TAGGING: &str =
