@@ -31,7 +31,6 @@ use messenger::attachments::{
     ObjectInfo, PresignedPost, SignedUrl, UploadForm, encode_uri, policy, sigv4::ALGORITHM,
 };
 use messenger::ports::{ObjectError, Objects};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
