@@ -143,7 +143,7 @@ async fn a_stale_connection_answering_410_is_deleted_by_the_send() {
         connected_at: now - chrono::Duration::hours(1),
         expires_at: now + chrono::Duration::hours(2),
     };
-    store.put(&stale).await.unwrap();
+    store.put(&stale, 0).await.unwrap();
     let before = store
         .of_users(std::slice::from_ref(&erin), now)
         .await

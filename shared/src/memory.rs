@@ -5,13 +5,14 @@
 use crate::domain::DeviceId;
 use crate::domain::{
     ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Member, Membership, Message,
-    NewMessage, ReceiptKind, Role, Seq, UserId,
+    NewMessage, ReceiptKind, Role, SentKey, Seq, UserId,
 };
 use crate::ports::{
-    Appended, Connections, Conversations, MessageLog, PushDevices, StoreError, UserPresence,
-    WriteContext, WriteKeys, WriteReads,
+    Append, Connections, Conversations, Effects, GroupContext, GroupKeys, MessageLog, PushDevices,
+    RateLimiter, Refusal, StoreError, UserPresence, WriteContext, WriteKeys, WriteReads,
 };
-use crate::push::{PushClaim, PushDevice};
+use crate::push::{Platform, PushClaim, PushDevice};
+use crate::ratelimit::{Bucket, Decision, Rate};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -30,12 +31,16 @@ struct State {
     /// conversation → user → membership
     members: BTreeMap<ConversationId, BTreeMap<UserId, Membership>>,
     logs: HashMap<ConversationId, Vec<Message>>,
-    /// (sender, client_msg_id) → where the message was stored
-    sent: HashMap<(UserId, ClientMsgId), (ConversationId, Seq)>,
+    /// (sender, client_msg_id) → where the message was stored, and for which request
+    sent: HashMap<(UserId, ClientMsgId), SentKey>,
     groups: HashMap<ConversationId, GroupInfo>,
     push_devices: HashMap<UserId, BTreeMap<DeviceId, PushDevice>>,
+    /// (platform, token) → the device that last registered it
+    token_holders: HashMap<(Platform, String), (UserId, DeviceId)>,
     /// (user, device, conversation) → when the standing push claim was made, and for which seq
     push_claims: HashMap<(UserId, DeviceId, ConversationId), (DateTime<Utc>, Seq)>,
+    /// (user, bucket) → when that token bucket is full again
+    buckets: HashMap<(UserId, Bucket), DateTime<Utc>>,
 }
 
 impl InMemoryStore {
@@ -47,6 +52,77 @@ impl InMemoryStore {
         // A panic while holding the lock cannot leave a half-applied operation behind (every
         // operation mutates after its checks), so a poisoned lock is still consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// How many groups `user` is in.
+    fn groups_of(&self, user: &UserId) -> usize {
+        self.members
+            .iter()
+            .filter(|(c, m)| c.is_group() && m.contains_key(user))
+            .count()
+    }
+
+    /// Why `effects` cannot apply to `conv` now, if they cannot.
+    fn refusal(&self, conv: &ConversationId, effects: &Effects) -> Option<Refusal> {
+        let change = effects.group.as_ref()?;
+        let empty = BTreeMap::new();
+        let roster = self.members.get(conv).unwrap_or(&empty);
+        if change.create.is_some() && (self.groups.contains_key(conv) || !roster.is_empty()) {
+            return Some(Refusal::GroupExists);
+        }
+        let holds = change.require.iter().all(|(u, role)| match roster.get(u) {
+            Some(m) => role.is_none_or(|r| m.role == r),
+            None => false,
+        }) && change.join.iter().all(|(u, _)| !roster.contains_key(u))
+            && change
+                .leave
+                .iter()
+                .chain(&change.promote)
+                .all(|u| roster.contains_key(u));
+        let size = roster.len() + change.join.len() - change.leave.len().min(roster.len());
+        if !holds
+            || (change.max_members > 0 && !change.join.is_empty() && size > change.max_members)
+        {
+            return Some(Refusal::GroupChanged);
+        }
+        let max = change.max_groups_per_user;
+        change
+            .join
+            .iter()
+            .find(|(u, _)| max > 0 && self.groups_of(u) >= max)
+            .map(|(u, _)| Refusal::TooManyGroups(u.clone()))
+    }
+
+    /// Applies `effects` of the message stored as `seq` (their conditions hold).
+    fn apply(&mut self, conv: &ConversationId, effects: &Effects, seq: Seq, at: DateTime<Utc>) {
+        let members = self.members.entry(conv.clone()).or_default();
+        for u in &effects.direct {
+            members
+                .entry(u.clone())
+                .or_insert_with(|| Membership::new(conv, u, Role::Member, 1, at));
+        }
+        let Some(change) = &effects.group else {
+            return;
+        };
+        for u in &change.leave {
+            members.remove(u);
+        }
+        for (u, role) in &change.join {
+            members.insert(u.clone(), Membership::new(conv, u, *role, seq, at));
+        }
+        for u in &change.promote {
+            if let Some(m) = members.get_mut(u) {
+                m.role = Role::Admin;
+            }
+        }
+        if let Some(info) = &change.create {
+            self.groups.insert(conv.clone(), info.clone());
+        }
+        if let (Some(name), Some(info)) = (&change.rename, self.groups.get_mut(conv)) {
+            info.name = name.clone();
+        }
     }
 }
 
@@ -69,7 +145,7 @@ fn live(m: &Message, now: DateTime<Utc>) -> bool {
 
 #[async_trait]
 impl Connections for InMemoryStore {
-    async fn put(&self, conn: &Connection) -> Result<(), StoreError> {
+    async fn put(&self, conn: &Connection, max_live: usize) -> Result<Vec<Connection>, StoreError> {
         let mut s = self.lock();
         let record = s.users.entry(conn.user.clone()).or_default();
         record
@@ -77,7 +153,22 @@ impl Connections for InMemoryStore {
             .retain(|_, c| c.expires_at > conn.connected_at);
         record.connections.insert(conn.id.clone(), conn.clone());
         record.seen(conn.connected_at);
-        Ok(())
+        let over = record.connections.len().saturating_sub(max_live);
+        if max_live == 0 || over == 0 {
+            return Ok(Vec::new());
+        }
+        let mut others: Vec<Connection> = record
+            .connections
+            .values()
+            .filter(|c| c.id != conn.id)
+            .cloned()
+            .collect();
+        others.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
+        others.truncate(over);
+        for c in &others {
+            record.connections.remove(&c.id);
+        }
+        Ok(others)
     }
 
     async fn disconnect(
@@ -136,9 +227,10 @@ impl WriteReads for InMemoryStore {
         let s = self.lock();
         let conv = keys.conversation;
         let log = s.logs.get(conv).map(Vec::as_slice).unwrap_or_default();
-        let already_sent = keys
+        let sent = keys
             .client_msg_id
-            .is_some_and(|cmid| s.sent.contains_key(&(keys.user.clone(), cmid.clone())));
+            .and_then(|cmid| s.sent.get(&(keys.user.clone(), cmid.clone())))
+            .cloned();
         let message = keys
             .message
             .and_then(|seq| seq.checked_sub(1))
@@ -148,50 +240,41 @@ impl WriteReads for InMemoryStore {
         Ok(WriteContext {
             membership: s.members.get(conv).and_then(|m| m.get(keys.user)).cloned(),
             last_seq: log.len() as Seq,
-            already_sent,
+            sent,
             message,
+        })
+    }
+
+    async fn read_for_group(
+        &self,
+        keys: GroupKeys<'_>,
+        _now: DateTime<Utc>,
+    ) -> Result<GroupContext, StoreError> {
+        let s = self.lock();
+        let conv = keys.conversation;
+        Ok(GroupContext {
+            info: s.groups.get(conv).cloned(),
+            members: s
+                .members
+                .get(conv)
+                .map(|m| m.values().map(Member::from).collect())
+                .unwrap_or_default(),
+            last_seq: s.logs.get(conv).map_or(0, |l| l.len() as Seq),
+            sent: keys
+                .client_msg_id
+                .and_then(|cmid| s.sent.get(&(keys.user.clone(), cmid.clone())))
+                .cloned(),
+            groups_of: keys
+                .counts_of
+                .iter()
+                .map(|u| (u.clone(), s.groups_of(u)))
+                .collect(),
         })
     }
 }
 
 #[async_trait]
 impl Conversations for InMemoryStore {
-    async fn join(&self, membership: &Membership) -> Result<bool, StoreError> {
-        let mut s = self.lock();
-        let members = s
-            .members
-            .entry(membership.conversation.clone())
-            .or_default();
-        if members.contains_key(&membership.user) {
-            return Ok(false);
-        }
-        members.insert(membership.user.clone(), membership.clone());
-        Ok(true)
-    }
-
-    async fn leave(&self, conv: &ConversationId, user: &UserId) -> Result<bool, StoreError> {
-        let mut s = self.lock();
-        Ok(s.members
-            .get_mut(conv)
-            .is_some_and(|m| m.remove(user).is_some()))
-    }
-
-    async fn set_role(
-        &self,
-        conv: &ConversationId,
-        user: &UserId,
-        role: Role,
-    ) -> Result<bool, StoreError> {
-        let mut s = self.lock();
-        match s.members.get_mut(conv).and_then(|m| m.get_mut(user)) {
-            Some(m) => {
-                m.role = role;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
     async fn membership(
         &self,
         conv: &ConversationId,
@@ -255,13 +338,6 @@ impl Conversations for InMemoryStore {
         Ok(true)
     }
 
-    async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError> {
-        self.lock()
-            .groups
-            .insert(info.conversation.clone(), info.clone());
-        Ok(())
-    }
-
     async fn groups(
         &self,
         convs: &[ConversationId],
@@ -276,30 +352,49 @@ impl Conversations for InMemoryStore {
 
 #[async_trait]
 impl MessageLog for InMemoryStore {
-    async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError> {
+    async fn append_with(
+        &self,
+        msg: NewMessage,
+        effects: &Effects,
+        _seen: Option<Seq>,
+    ) -> Result<Append, StoreError> {
         let mut s = self.lock();
         let key = (msg.from.clone(), msg.client_msg_id.clone());
-        if let Some((conv, seq)) = s.sent.get(&key) {
+        if let Some(sent) = s.sent.get(&key) {
+            if !sent.is_same_request(&msg.conversation, &msg.digest) {
+                return Ok(Append::Conflict(sent.clone()));
+            }
             let original = s
                 .logs
-                .get(conv)
-                .and_then(|log| log.get((*seq - 1) as usize))
+                .get(&sent.conversation)
+                .and_then(|log| log.get((sent.seq - 1) as usize))
                 .cloned()
-                .ok_or_else(|| StoreError::Corrupt(format!("{conv}#{seq} missing")))?;
-            return Ok(Appended {
-                message: original,
-                duplicate: true,
-            });
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("{}#{} missing", sent.conversation, sent.seq))
+                })?;
+            return Ok(Append::Duplicate(original));
         }
-        let log = s.logs.entry(msg.conversation.clone()).or_default();
-        let message = msg.stored_as(log.len() as Seq + 1);
-        log.push(message.clone());
-        s.sent
-            .insert(key, (message.conversation.clone(), message.seq));
-        Ok(Appended {
-            message,
-            duplicate: false,
-        })
+        if let Some(refusal) = s.refusal(&msg.conversation, effects) {
+            return Ok(Append::Refused(refusal));
+        }
+        let conv = msg.conversation.clone();
+        let seq = s.logs.get(&conv).map_or(0, |l| l.len() as Seq) + 1;
+        let (digest, at) = (msg.digest.clone(), msg.sent_at);
+        let message = msg.stored_as(seq);
+        s.apply(&conv, effects, seq, at);
+        s.logs
+            .entry(conv.clone())
+            .or_default()
+            .push(message.clone());
+        s.sent.insert(
+            key,
+            SentKey {
+                conversation: conv,
+                seq,
+                digest: Some(digest),
+            },
+        );
+        Ok(Append::Stored(message))
     }
 
     async fn last_seqs(
@@ -356,7 +451,18 @@ impl PushDevices for InMemoryStore {
     async fn put(&self, device: &PushDevice) -> Result<(), StoreError> {
         let mut s = self.lock();
         let devices = s.push_devices.entry(device.user.clone()).or_default();
-        devices.insert(device.device.clone(), device.clone());
+        let old = devices.insert(device.device.clone(), device.clone());
+        let holder = (device.user.clone(), device.device.clone());
+        if let Some(old) =
+            old.filter(|o| (o.platform, &o.token) != (device.platform, &device.token))
+        {
+            let old_key = (old.platform, old.token);
+            if s.token_holders.get(&old_key) == Some(&holder) {
+                s.token_holders.remove(&old_key);
+            }
+        }
+        s.token_holders
+            .insert((device.platform, device.token.clone()), holder);
         Ok(())
     }
 
@@ -378,11 +484,48 @@ impl PushDevices for InMemoryStore {
         user: &UserId,
         device: &DeviceId,
     ) -> Result<Option<PushDevice>, StoreError> {
+        let mut s = self.lock();
+        let removed = s.push_devices.get_mut(user).and_then(|d| d.remove(device));
+        if let Some(d) = &removed {
+            let key = (d.platform, d.token.clone());
+            if s.token_holders.get(&key) == Some(&(user.clone(), device.clone())) {
+                s.token_holders.remove(&key);
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn token_holder(
+        &self,
+        platform: Platform,
+        token: &str,
+    ) -> Result<Option<(UserId, DeviceId)>, StoreError> {
         Ok(self
             .lock()
-            .push_devices
-            .get_mut(user)
-            .and_then(|d| d.remove(device)))
+            .token_holders
+            .get(&(platform, token.to_owned()))
+            .cloned())
+    }
+
+    async fn remove_if_token(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        token: &str,
+    ) -> Result<Option<PushDevice>, StoreError> {
+        let mut s = self.lock();
+        let devices = s.push_devices.get_mut(user);
+        let removed = match devices {
+            Some(d) if d.get(device).is_some_and(|d| d.token == token) => d.remove(device),
+            _ => None,
+        };
+        if let Some(d) = &removed {
+            let key = (d.platform, d.token.clone());
+            if s.token_holders.get(&key) == Some(&(user.clone(), device.clone())) {
+                s.token_holders.remove(&key);
+            }
+        }
+        Ok(removed)
     }
 
     async fn of_users(&self, users: &[UserId]) -> Result<Vec<PushDevice>, StoreError> {
@@ -416,5 +559,27 @@ impl PushDevices for InMemoryStore {
             .push_claims
             .remove(&(user.clone(), device.clone(), conv.clone()));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RateLimiter for InMemoryStore {
+    async fn take(
+        &self,
+        user: &UserId,
+        bucket: Bucket,
+        rate: Rate,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, StoreError> {
+        if rate.is_off() {
+            return Ok(Decision::Allowed { until: now });
+        }
+        let mut s = self.lock();
+        let key = (user.clone(), bucket);
+        let decision = rate.decide(s.buckets.get(&key).copied(), now);
+        if let Decision::Allowed { until } = decision {
+            s.buckets.insert(key, until);
+        }
+        Ok(decision)
     }
 }

@@ -4,9 +4,10 @@
 use crate::domain::DeviceId;
 use crate::domain::{
     ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Member, Membership, Message,
-    NewMessage, ReceiptKind, Role, Seq, UserId,
+    NewMessage, ReceiptKind, Role, SentKey, Seq, UserId,
 };
 use crate::push::{MessageEvent, Notification, Platform, PushClaim, PushDevice};
+use crate::ratelimit::{Bucket, Decision, Rate};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -26,7 +27,9 @@ pub enum StoreError {
 pub trait Connections: Send + Sync {
     /// Registers a connection (`$connect`; overwrites one with the same id) and records the
     /// user as seen at its `connected_at`. The user's expired connections are dropped on the way.
-    async fn put(&self, conn: &Connection) -> Result<(), StoreError>;
+    /// When the user then has more than `max_live` live connections, the oldest others are
+    /// dropped from the record too and returned (oldest first), for the caller to close.
+    async fn put(&self, conn: &Connection, max_live: usize) -> Result<Vec<Connection>, StoreError>;
     /// Removes the connection and records the user as seen at `at` (`$disconnect`). Last-seen
     /// never moves back; removing an absent connection is not an error.
     async fn disconnect(
@@ -87,14 +90,48 @@ pub struct WriteContext {
     pub membership: Option<Membership>,
     /// The conversation's latest seq (0 before its first message).
     pub last_seq: Seq,
-    /// The `client_msg_id` already stored a message (a retry): append answers with it.
-    pub already_sent: bool,
+    /// What the `client_msg_id` already stored, if anything (and it has not expired at `now`).
+    pub sent: Option<SentKey>,
     /// The message asked for, when it exists (and has not expired at `now`).
     pub message: Option<Message>,
 }
 
-/// The reads the hot write paths (`send`, `ack`) start with, batched across tables (one
-/// BatchGetItem in production). A per-user item (a rate limiter) would join this read.
+/// What a group change reads first, in one round trip.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupKeys<'a> {
+    pub conversation: &'a ConversationId,
+    /// The caller, whose `client_msg_id` is looked up.
+    pub user: &'a UserId,
+    pub client_msg_id: Option<&'a ClientMsgId>,
+    /// Users whose number of groups is needed (those the change would add).
+    pub counts_of: &'a [UserId],
+}
+
+/// The answer to [`GroupKeys`], read strongly consistent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupContext {
+    /// The group's metadata; `None` when no such group exists.
+    pub info: Option<GroupInfo>,
+    /// Its members now (with roles and join points), in user order.
+    pub members: Vec<Member>,
+    /// The conversation's latest seq.
+    pub last_seq: Seq,
+    /// What the caller's `client_msg_id` already stored, if anything.
+    pub sent: Option<SentKey>,
+    /// How many groups each of [`GroupKeys::counts_of`] is in.
+    pub groups_of: HashMap<UserId, usize>,
+}
+
+impl GroupContext {
+    /// The member `user`, if they are one.
+    pub fn member(&self, user: &UserId) -> Option<&Member> {
+        self.members.iter().find(|m| &m.user == user)
+    }
+}
+
+/// The reads the write paths start with, batched across tables (one BatchGetItem in
+/// production): `send` and `ack` ([`read_for_write`](Self::read_for_write)), group changes
+/// ([`read_for_group`](Self::read_for_group)).
 #[async_trait]
 pub trait WriteReads: Send + Sync {
     async fn read_for_write(
@@ -102,32 +139,27 @@ pub trait WriteReads: Send + Sync {
         keys: WriteKeys<'_>,
         now: DateTime<Utc>,
     ) -> Result<WriteContext, StoreError>;
+
+    async fn read_for_group(
+        &self,
+        keys: GroupKeys<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<GroupContext, StoreError>;
 }
 
 /// Membership of conversations (with roles and each member's delivered/read pointers) and
-/// group metadata.
+/// group metadata. Memberships change only with an append ([`MessageLog::append_with`] and its
+/// [`Effects`]): atomically with the message or event that records the change.
 #[async_trait]
 pub trait Conversations: Send + Sync {
-    /// Adds the membership unless the user is already a member (then nothing changes, and the
-    /// result is `false`).
-    async fn join(&self, membership: &Membership) -> Result<bool, StoreError>;
-    /// Removes the user from the conversation; `false` when they were not a member.
-    async fn leave(&self, conv: &ConversationId, user: &UserId) -> Result<bool, StoreError>;
-    /// Changes a member's role; `false` when they are not a member.
-    async fn set_role(
-        &self,
-        conv: &ConversationId,
-        user: &UserId,
-        role: Role,
-    ) -> Result<bool, StoreError>;
     /// The user's membership, or `None` when they are not a member.
     async fn membership(
         &self,
         conv: &ConversationId,
         user: &UserId,
     ) -> Result<Option<Membership>, StoreError>;
-    /// Every member of the conversation, with role and join point (no pointers: the list is
-    /// served from an index that pointer updates do not touch).
+    /// Every member of the conversation now, with role and join point, in user order; read
+    /// strongly consistent, so a member removed by a change that has completed is never in it.
     async fn members(&self, conv: &ConversationId) -> Result<Vec<Member>, StoreError>;
     /// Every member's membership, pointers included (the member list, then the items: a pull,
     /// never on the send or ack path).
@@ -143,8 +175,6 @@ pub trait Conversations: Send + Sync {
         kind: ReceiptKind,
         seq: Seq,
     ) -> Result<bool, StoreError>;
-    /// Creates or replaces a group's metadata (rename).
-    async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError>;
     /// Metadata of those of `convs` that are groups.
     async fn groups(
         &self,
@@ -152,26 +182,94 @@ pub trait Conversations: Send + Sync {
     ) -> Result<HashMap<ConversationId, GroupInfo>, StoreError>;
 }
 
-/// The result of an append.
+/// Membership changes an append makes atomically with its message: all of them and the message,
+/// or none of them and nothing. Empty for an ordinary message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// The members of a 1:1 conversation, made members from seq 1 unless they are already
+    /// (never refused): a 1:1 conversation exists from its first stored message on.
+    pub direct: Vec<UserId>,
+    /// A group change.
+    pub group: Option<GroupChange>,
+}
+
+/// What a group's membership event changes. Joining members read from the event's seq on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupChange {
+    /// The group is created by this event (refused with [`Refusal::GroupExists`] if it exists).
+    pub create: Option<GroupInfo>,
+    /// Its new name.
+    pub rename: Option<String>,
+    /// New members and their roles; each must not be a member yet.
+    pub join: Vec<(UserId, Role)>,
+    /// Members who leave (or are removed); each must be a member.
+    pub leave: Vec<UserId>,
+    /// Members made admin; each must be a member.
+    pub promote: Vec<UserId>,
+    /// Who must be a member (`None`) or an admin (`Some(Role::Admin)`) for the change to apply:
+    /// the caller's rights, and the other admin a leaving admin counts on.
+    pub require: Vec<(UserId, Option<Role>)>,
+    /// With `join`: most members the group may have afterwards.
+    pub max_members: usize,
+    /// With `join`: most groups each new member may be in afterwards.
+    pub max_groups_per_user: usize,
+}
+
+/// Why an append with [`Effects`] stored nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Appended {
-    pub message: Message,
-    /// The `(sender, client_msg_id)` was already stored: `message` is the original.
-    pub duplicate: bool,
+pub enum Refusal {
+    /// A membership condition no longer held (the group changed since it was read): read it
+    /// again and decide again.
+    GroupChanged,
+    /// This user is in the most groups they may be in.
+    TooManyGroups(UserId),
+    /// The group to create exists already.
+    GroupExists,
+}
+
+/// The outcome of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Append {
+    /// Stored under a new seq, with its effects.
+    Stored(Message),
+    /// The `(sender, client_msg_id)` had stored this same request before: the original message;
+    /// nothing new was stored or changed.
+    Duplicate(Message),
+    /// The `(sender, client_msg_id)` belongs to another request (another action, conversation
+    /// or content): nothing was stored or changed.
+    Conflict(SentKey),
+    /// A condition of the effects did not hold: nothing was stored or changed.
+    Refused(Refusal),
+}
+
+impl Append {
+    /// The message stored, or the original of a duplicate.
+    pub fn message(&self) -> Option<&Message> {
+        match self {
+            Self::Stored(m) | Self::Duplicate(m) => Some(m),
+            Self::Conflict(_) | Self::Refused(_) => None,
+        }
+    }
 }
 
 /// The per-conversation message log.
 #[async_trait]
 pub trait MessageLog: Send + Sync {
-    /// Stores the message under the conversation's next seq, atomically: concurrent appends get
-    /// distinct, gapless seqs and a failure leaves no hole. A second append with the same
-    /// `(from, client_msg_id)` stores nothing and returns the original.
-    async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError>;
-    /// [`append`](Self::append) by a caller that has just read the head (`last_seq`) and found
-    /// no idempotency key ([`WriteReads`]): the first attempt skips reading them again.
-    async fn append_seen(&self, msg: NewMessage, last_seq: Seq) -> Result<Appended, StoreError> {
-        let _ = last_seq;
-        self.append(msg).await
+    /// Stores the message under the conversation's next seq, atomically with `effects`:
+    /// concurrent appends get distinct, gapless seqs and a failure leaves no hole. A second
+    /// append with the same `(from, client_msg_id)` stores nothing: the original when it is the
+    /// same request (same [`RequestDigest`](crate::domain::RequestDigest)), a conflict
+    /// otherwise. `seen` is the head a caller has just read with the idempotency key (and found
+    /// no key): the first attempt does not read them again.
+    async fn append_with(
+        &self,
+        msg: NewMessage,
+        effects: &Effects,
+        seen: Option<Seq>,
+    ) -> Result<Append, StoreError>;
+    /// [`append_with`](Self::append_with) without effects or a known head.
+    async fn append(&self, msg: NewMessage) -> Result<Append, StoreError> {
+        self.append_with(msg, &Effects::default(), None).await
     }
     /// Latest seq of each conversation (0 for one with no messages).
     async fn last_seqs(
@@ -207,16 +305,33 @@ pub enum PostError {
     Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Delivers a frame to one connection (API Gateway's PostToConnection).
+/// Delivers a frame to one connection (API Gateway's PostToConnection), or closes it
+/// (DeleteConnection).
 #[async_trait]
 pub trait Poster: Send + Sync {
     async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError>;
+    /// Closes the connection; one that is already gone is [`PostError::Gone`].
+    async fn close(&self, conn: &ConnectionId) -> Result<(), PostError>;
+}
+
+/// Per-user token buckets ([`crate::ratelimit`]), shared by every process that serves the user.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Takes one token from `user`'s `bucket` at `now` (GCRA, [`Rate::decide`]): allowed, or
+    /// limited with nothing taken. Concurrent takes never hand out more than the rate allows.
+    async fn take(
+        &self,
+        user: &UserId,
+        bucket: Bucket,
+        rate: Rate,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, StoreError>;
 }
 
 /// Devices registered for push, and the claims that coalesce pushes.
 #[async_trait]
 pub trait PushDevices: Send + Sync {
-    /// Registers (or replaces) a device.
+    /// Registers (or replaces) a device, and records it as the holder of its token.
     async fn put(&self, device: &PushDevice) -> Result<(), StoreError>;
     async fn get(&self, user: &UserId, device: &DeviceId)
     -> Result<Option<PushDevice>, StoreError>;
@@ -225,6 +340,19 @@ pub trait PushDevices: Send + Sync {
         &self,
         user: &UserId,
         device: &DeviceId,
+    ) -> Result<Option<PushDevice>, StoreError>;
+    /// Which device last registered this token (as [`put`](Self::put) recorded it), if any.
+    async fn token_holder(
+        &self,
+        platform: Platform,
+        token: &str,
+    ) -> Result<Option<(UserId, DeviceId)>, StoreError>;
+    /// Forgets a device only while it is registered with this token; returns what was removed.
+    async fn remove_if_token(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        token: &str,
     ) -> Result<Option<PushDevice>, StoreError>;
     /// Every registered device of these users.
     async fn of_users(&self, users: &[UserId]) -> Result<Vec<PushDevice>, StoreError>;

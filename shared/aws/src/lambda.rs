@@ -226,11 +226,20 @@ impl Poster for RoutePoster {
     async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
         match self.inner.get() {
             Some(p) => p.post(conn, data).await,
-            None => Err(PostError::Failed(
-                format!("no management endpoint: set {}", env::MANAGEMENT_ENDPOINT).into(),
-            )),
+            None => Err(no_endpoint()),
         }
     }
+
+    async fn close(&self, conn: &ConnectionId) -> Result<(), PostError> {
+        match self.inner.get() {
+            Some(p) => p.close(conn).await,
+            None => Err(no_endpoint()),
+        }
+    }
+}
+
+fn no_endpoint() -> PostError {
+    PostError::Failed(format!("no management endpoint: set {}", env::MANAGEMENT_ENDPOINT).into())
 }
 
 /// Builds the app of a route function: the DynamoDB store and the poster, once.

@@ -33,6 +33,11 @@ impl Poster for Gateway {
         self.frames.lock().unwrap().push((conn.clone(), frame));
         Ok(())
     }
+
+    async fn close(&self, conn: &ConnectionId) -> Result<(), PostError> {
+        self.gone.lock().unwrap().insert(conn.clone());
+        Ok(())
+    }
 }
 
 impl Gateway {
@@ -116,7 +121,7 @@ impl World {
                 connected_at: now - chrono::Duration::minutes(1),
                 expires_at: now + chrono::Duration::hours(2),
             };
-            self.app.stores.connections.put(&conn).await.unwrap();
+            self.app.stores.connections.put(&conn, 0).await.unwrap();
         }
         who
     }

@@ -1,19 +1,23 @@
 //! Use case of the `send` route: store first, ack the sender, then fan out.
 
-use super::{forbidden, members_of};
-use crate::domain::{ConversationId, Membership, NewMessage, Role, UserId};
-use crate::ports::WriteKeys;
+use super::{conflict, forbidden, members_at, take_token};
+use crate::domain::{ConversationId, Message, NewMessage, RequestDigest, UserId};
+use crate::ports::{Append, Effects, WriteKeys};
 use crate::protocol::{SendFrame, ServerFrame};
+use crate::ratelimit::Bucket;
 use crate::request::Request;
 use crate::{App, Error};
 
-/// `send`: validates the frame, makes sure a 1:1 conversation exists, appends the message
-/// (idempotent on `(sender, client_msg_id)`), answers `sent` once it is durable, then pushes it
-/// to every live connection of every member except the sending one.
+/// `send`: validates the frame, appends the message (idempotent on `(sender, client_msg_id)`
+/// for the same request, a `conflict` for another), answers `sent` once it is durable, then
+/// delivers it to every live connection of every member except the sending one.
 ///
-/// Requests: one batched read (membership, head, idempotency key), the append transaction,
-/// then the connections of every member (one batched read per 100 members; a group also reads
-/// its member list first).
+/// A 1:1 conversation's memberships are created by its first stored message, in the same
+/// atomic write: a send that stores nothing (a conflict, a refusal) leaves no membership.
+///
+/// Requests: the caller's token (rate limit) and one batched read (membership, head,
+/// idempotency key), at once; the append transaction; then a group's member list (consistent)
+/// and the connections of every member (one batched read per 100 members).
 pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     let limit = app.limits.max_body_bytes;
@@ -40,41 +44,61 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
             ));
         }
     };
+    let digest = RequestDigest::of("send", &conv, &[&frame.body]);
     let now = app.now();
-    let seen = app
-        .stores
-        .reads
-        .read_for_write(
-            WriteKeys {
-                conversation: &conv,
-                user: me,
-                client_msg_id: Some(&frame.client_msg_id),
-                message: None,
-            },
-            now,
-        )
-        .await?;
-    if seen.membership.is_none() {
-        join_direct(app, &conv, me).await?;
+    let keys = WriteKeys {
+        conversation: &conv,
+        user: me,
+        client_msg_id: Some(&frame.client_msg_id),
+        message: None,
+    };
+    // The token and the first read at once: the read has no effect, so a refused token costs
+    // no extra wait, and an allowed one no extra round trip.
+    let (token, seen) = futures_util::future::join(
+        take_token(app, me, Bucket::Send),
+        app.stores.reads.read_for_write(keys, now),
+    )
+    .await;
+    token?;
+    let seen = seen?;
+    let effects = match (&seen.membership, conv.direct_members()) {
+        (Some(_), _) => Effects::default(),
+        // A 1:1 conversation springs into existence with its first message, by either user.
+        (None, Some((a, b))) if &a == me || &b == me => Effects {
+            direct: if a == b { vec![a] } else { vec![a, b] },
+            group: None,
+        },
+        (None, _) => return Err(forbidden(&conv)),
+    };
+    let cmid = frame.client_msg_id;
+    if let Some(sent) = &seen.sent
+        && !sent.is_same_request(&conv, &digest)
+    {
+        return Err(conflict(&cmid));
     }
-
     let msg = NewMessage {
         conversation: conv.clone(),
         from: me.clone(),
-        client_msg_id: frame.client_msg_id,
+        client_msg_id: cmid.clone(),
+        digest,
         body: frame.body,
         event: None,
         sent_at: now,
         expires_at: app.limits.retention.map(|r| now + r),
     };
-    let log = &app.stores.messages;
-    let appended = if seen.already_sent {
-        // A retry: the append finds the original and answers with it.
-        log.append(msg).await?
-    } else {
-        log.append_seen(msg, seen.last_seq).await?
+    // A retry (the key is stored) reads the key again in the append and answers with it.
+    let head = seen.sent.is_none().then_some(seen.last_seq);
+    let (m, duplicate) = match app.stores.messages.append_with(msg, &effects, head).await? {
+        Append::Stored(m) => (m, false),
+        Append::Duplicate(m) => (m, true),
+        Append::Conflict(_) => return Err(conflict(&cmid)),
+        // A 1:1 send's memberships are never refused; nothing else has effects here.
+        Append::Refused(r) => {
+            return Err(Error::Store(crate::ports::StoreError::Corrupt(format!(
+                "a send was refused: {r:?}"
+            ))));
+        }
     };
-    let m = &appended.message;
     req.reply(
         app,
         &ServerFrame::Sent {
@@ -82,19 +106,30 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
             conversation: m.conversation.clone(),
             seq: m.seq,
             sent_at: m.sent_at,
-            duplicate: appended.duplicate,
+            duplicate,
         },
     )
     .await;
-    if appended.duplicate {
+    if duplicate {
         tracing::info!(conversation = %m.conversation, seq = m.seq, "duplicate send answered");
         return Ok(());
     }
+    fan_out(app, req, &m).await;
+    Ok(())
+}
 
-    // The message is durable and acknowledged: a failing fan-out must not turn into an error
-    // for the sender. Recipients that miss the push get the message on their next sync.
+/// Delivers a stored message to its members (those it reached are not pushed). The message is
+/// durable and acknowledged: a failing fan-out must not turn into an error for the sender.
+/// Recipients that miss it get it on their next sync.
+async fn fan_out(app: &App, req: &Request, m: &Message) {
     let frame = ServerFrame::Message(m.into());
-    let members = members_of(app, &m.conversation).await?;
+    let members: Vec<UserId> = match members_at(app, &m.conversation, m.seq).await {
+        Ok(members) => members,
+        Err(e) => {
+            tracing::error!(conversation = %m.conversation, seq = m.seq, error = ?e, "member list unavailable for the fan-out");
+            return;
+        }
+    };
     match app
         .deliver(&members, &frame, Some(&req.caller.connection))
         .await
@@ -111,26 +146,5 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
         Err(e) => {
             tracing::error!(conversation = %m.conversation, seq = m.seq, error = ?e, "fan-out failed")
         }
-    }
-    Ok(())
-}
-
-/// A sender who is not a member may still write to a 1:1 conversation they are one of the two
-/// users of: it springs into existence the first time either of them writes to it. Anything
-/// else is `forbidden`.
-async fn join_direct(app: &App, conv: &ConversationId, me: &UserId) -> Result<(), Error> {
-    match conv.direct_members() {
-        Some((a, b)) if &a == me || &b == me => {
-            let now = app.now();
-            // The other member first: if we die in between, our own missing membership makes the
-            // next send repeat both joins (each is idempotent).
-            let other = if &a == me { &b } else { &a };
-            for user in [other, me] {
-                let membership = Membership::new(conv, user, Role::Member, 1, now);
-                app.stores.conversations.join(&membership).await?;
-            }
-            Ok(())
-        }
-        _ => Err(forbidden(conv)),
     }
 }
