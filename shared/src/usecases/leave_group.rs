@@ -9,7 +9,8 @@ use crate::{App, Error};
 
 /// `leave_group`: any member. An admin who leaves relies on another admin staying (the write
 /// requires it), or, as the last admin, promotes the longest-standing member in the same write:
-/// two last admins leaving at once cannot leave the group without one.
+/// two admins leaving at once, or the last admin and the heir, cannot leave the group without
+/// an admin.
 pub async fn leave_group(app: &App, req: &Request, frame: LeaveGroupFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     let conv = &frame.conversation;
@@ -18,8 +19,11 @@ pub async fn leave_group(app: &App, req: &Request, frame: LeaveGroupFrame) -> Re
     let done = change_group(app, req, conv, cmid, digest, &[], |ctx| {
         let mine = require_member(ctx, conv, me)?;
         let others: Vec<&Member> = ctx.members.iter().filter(|m| &m.user != me).collect();
+        // Decided for the role read: if it changed meanwhile (the caller was just promoted,
+        // by an admin leaving at the same moment), the write is refused and decided again.
         let mut change = GroupChange {
             leave: vec![me.clone()],
+            require: vec![(me.clone(), Some(mine.role))],
             ..GroupChange::default()
         };
         if mine.role == Role::Admin {

@@ -94,7 +94,7 @@ async fn run(app: &App, function: Function, req: &Request) -> Result<(), Error> 
 }
 
 /// Runs the use case of `action` on the request's frame, once the caller's rate limit allows it
-/// ([`Action::bucket`]; `send` takes its token itself, at once with its first read).
+/// ([`Action::bucket`]; `send` takes its token itself, after validating the frame).
 /// Exhaustive: a new [`Action`] does not compile until it has a use case here.
 pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Error> {
     if let Some(bucket) = action.bucket().filter(|b| *b != Bucket::Send) {

@@ -15,9 +15,9 @@ use crate::{App, Error};
 /// A 1:1 conversation's memberships are created by its first stored message, in the same
 /// atomic write: a send that stores nothing (a conflict, a refusal) leaves no membership.
 ///
-/// Requests: the caller's token (rate limit) and one batched read (membership, head,
-/// idempotency key), at once; the append transaction; then a group's member list (consistent)
-/// and the connections of every member (one batched read per 100 members).
+/// Requests: the caller's token (rate limit), one batched read (membership, head, idempotency
+/// key), the append transaction; then a group's member list (consistent) and the connections
+/// of every member (one batched read per 100 members).
 pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     let limit = app.limits.max_body_bytes;
@@ -52,15 +52,10 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
         client_msg_id: Some(&frame.client_msg_id),
         message: None,
     };
-    // The token and the first read at once: the read has no effect, so a refused token costs
-    // no extra wait, and an allowed one no extra round trip.
-    let (token, seen) = futures_util::future::join(
-        take_token(app, me, Bucket::Send),
-        app.stores.reads.read_for_write(keys, now),
-    )
-    .await;
-    token?;
-    let seen = seen?;
+    // The token first: a refused send costs its token's request at most (none when this
+    // process already knows the bucket is empty), never the reads behind it.
+    take_token(app, me, Bucket::Send).await?;
+    let seen = app.stores.reads.read_for_write(keys, now).await?;
     let effects = match (&seen.membership, conv.direct_members()) {
         (Some(_), _) => Effects::default(),
         // A 1:1 conversation springs into existence with its first message, by either user.

@@ -11,7 +11,8 @@
 //! small map); when it guesses wrong (another process moved the bucket), the failed condition
 //! returns the stored value (`ALL_OLD`) and the right form follows: 1 request per token, 2 at
 //! worst. The stored value only ever grows, so a value this process saw that already refuses
-//! refuses without a request.
+//! refuses without a request. A process takes one user's tokens one at a time (striped locks),
+//! so a burst from one connection costs one request per token it gets, and none per refusal.
 
 use super::codec::s;
 use super::{DynamoStore, USER, backend, is_condition_failed};
@@ -27,21 +28,43 @@ use messenger::ratelimit::{Bucket, Decision, Rate};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The last full-again instant this process saw per (user, bucket), in epoch microseconds.
-#[derive(Debug, Default)]
-pub(super) struct Hints(Mutex<HashMap<(UserId, Bucket), i64>>);
+/// The last full-again instant this process saw per (user, bucket), in epoch microseconds, and
+/// striped locks that queue one user's takes in this process.
+#[derive(Debug)]
+pub(super) struct Hints {
+    seen: Mutex<HashMap<(UserId, Bucket), i64>>,
+    queues: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for Hints {
+    fn default() -> Self {
+        Self {
+            seen: Mutex::default(),
+            queues: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+}
 
 /// Forgotten all at once past this many entries (a hint is only a guess).
 const HINTS_MAX: usize = 100_000;
 
 impl Hints {
     fn get(&self, user: &UserId, bucket: Bucket) -> Option<i64> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&(user.clone(), bucket)).copied()
     }
 
+    /// Waits for this process's other takes from the same (user, bucket) stripe.
+    async fn queue(&self, user: &UserId, bucket: Bucket) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one((user, bucket));
+        self.queues[(hash % self.queues.len() as u64) as usize]
+            .lock()
+            .await
+    }
+
     fn set(&self, user: &UserId, bucket: Bucket, micros: i64) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= HINTS_MAX {
             map.clear();
         }
@@ -82,6 +105,7 @@ impl RateLimiter for DynamoStore {
         if rate.is_off() {
             return Ok(Decision::Allowed { until: now });
         }
+        let _queued = self.limiter_hints.queue(user, bucket).await;
         // Stored to the microsecond: decide at that precision too.
         let now = instant(micros(now));
         let name = attribute(bucket);
