@@ -72,6 +72,10 @@ impl State {
         if change.create.is_some() && (self.groups.contains_key(conv) || !roster.is_empty()) {
             return Some(Refusal::GroupExists);
         }
+        // Any other change needs the group (its roster, on DynamoDB) to exist.
+        if change.create.is_none() && !self.groups.contains_key(conv) {
+            return Some(Refusal::GroupChanged);
+        }
         let holds = change.require.iter().all(|(u, role)| match roster.get(u) {
             Some(m) => role.is_none_or(|r| m.role == r),
             None => false,
