@@ -123,8 +123,6 @@ pub struct AttachmentLimits {
     pub max_bytes: u64,
     /// Accepted content types: exact (`image/png`) or a whole family (`image/*`).
     pub types: Vec<String>,
-    /// `upload`s one user may make per minute (`rate_limited` past it); 0 turns the limit off.
-    pub uploads_per_minute: u32,
     /// Most attachments on one message.
     pub per_message: usize,
     /// How long an upload form stays valid.
@@ -138,7 +136,6 @@ impl Default for AttachmentLimits {
         Self {
             max_bytes: 25 * 1024 * 1024,
             types: DEFAULT_TYPES.iter().map(|t| t.to_string()).collect(),
-            uploads_per_minute: 30,
             per_message: 10,
             upload_ttl: chrono::Duration::minutes(15),
             download_ttl: chrono::Duration::hours(1),

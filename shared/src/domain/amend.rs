@@ -280,6 +280,11 @@ mod tests {
             expires_at: None,
             reply_to: None,
             attachments: Vec::new(),
+            digest: crate::domain::RequestDigest::of(
+                "send",
+                &ConversationId::new("dm:alice:bob").unwrap(),
+                &[],
+            ),
         }
         .stored_as(3)
     }

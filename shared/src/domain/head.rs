@@ -108,6 +108,11 @@ mod tests {
             expires_at: None,
             reply_to: None,
             attachments: Vec::new(),
+            digest: crate::domain::RequestDigest::of(
+                "send",
+                &ConversationId::new("g:1").unwrap(),
+                &[],
+            ),
         }
         .stored_as(seq)
     }

@@ -1,6 +1,7 @@
 //! Adapter layer: appending to a conversation's log — the one transaction that assigns a seq
 //! and stores the message, and its retries. All the conditions that keep seqs gapless and sends
-//! idempotent are here.
+//! idempotent are here. An append's effects (membership changes, `effects.rs`) are extra
+//! actions at the end of the same transaction, after the fixed ones.
 
 use super::codec::{from_item, instant_value, n, to_item};
 use super::messages::{
@@ -11,7 +12,7 @@ use super::{DynamoStore, Item, backend, backoff, corrupt};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem, Update};
 use messenger::domain::{ConversationId, Head, Message, NewMessage, Seq};
-use messenger::ports::{Appended, StoreError};
+use messenger::ports::{Append, Appended, Effects, GroupRefusal, StoreError};
 
 /// Striped per-conversation locks: bounded memory, and two conversations share a stripe only
 /// by hash collision.
@@ -35,6 +36,8 @@ impl AppendLocks {
 struct Cancelled {
     head: bool,
     idempotency: bool,
+    /// An effect's condition failed: what it means.
+    refused: Option<GroupRefusal>,
     other: Vec<String>,
 }
 
@@ -42,20 +45,32 @@ struct Cancelled {
 const TX_MESSAGE: usize = 1;
 const TX_IDEM: usize = 2;
 
-fn read_cancellation(e: &TransactWriteItemsError) -> Option<Cancelled> {
+/// The cancellation reasons of the transaction, by position: the fixed actions first, then the
+/// effects' actions from `effects_at`, each with what its failed condition means.
+fn read_cancellation(
+    e: &TransactWriteItemsError,
+    effects_at: usize,
+    refusals: &[Option<GroupRefusal>],
+) -> Option<Cancelled> {
     let TransactWriteItemsError::TransactionCanceledException(tc) = e else {
         return None;
     };
     let mut c = Cancelled::default();
     for (i, r) in tc.cancellation_reasons().iter().enumerate() {
+        let effect = i.checked_sub(effects_at).and_then(|k| refusals.get(k));
         match r.code() {
             None | Some("None") => {}
-            Some("ConditionalCheckFailed") if i == TX_IDEM => c.idempotency = true,
-            // The head moved, or (reported with it) the message slot `prev + 1` is taken:
-            // either way another sender got that seq first.
-            Some("ConditionalCheckFailed") if i <= TX_MESSAGE => c.head = true,
             // Another transaction held one of our items: the same race as a head conflict.
             Some("TransactionConflict") => c.head = true,
+            Some("ConditionalCheckFailed") => match effect {
+                Some(Some(refusal)) => c.refused = Some(refusal.clone()),
+                Some(None) => c.other.push(format!("effect action {i}: condition failed")),
+                None if i == TX_IDEM => c.idempotency = true,
+                // The head moved, or (reported with it) the message slot `prev + 1` is taken:
+                // either way another sender got that seq first.
+                None if i <= TX_MESSAGE => c.head = true,
+                None => c.other.push(format!("action {i}: condition failed")),
+            },
             Some(code) => c.other.push(format!("action {i}: {code}")),
         }
     }
@@ -102,16 +117,19 @@ pub(super) fn head_update(
 
 impl DynamoStore {
     /// A consistent read of the head and the idempotency key (one BatchGetItem), then one
-    /// TransactWriteItems that moves the head from `prev` to `prev + 1` and writes the message
-    /// and its idempotency key. All or nothing, so a sender that dies at any point leaves no
-    /// hole; a lost race on the head is retried with jittered backoff. `seen` is the head a
-    /// caller has just read (with no idempotency key found): the first attempt uses it instead
-    /// of reading again (the transaction's conditions still check both).
+    /// TransactWriteItems that moves the head from `prev` to `prev + 1` and writes the message,
+    /// its idempotency key and the effects. All or nothing, so a sender that dies at any point
+    /// leaves no hole; a lost race on the head is retried with jittered backoff. `seen` is the
+    /// head a caller has just read (with no idempotency key found): the first attempt uses it
+    /// instead of reading again (the transaction's conditions still check both). A key that
+    /// already stored this request answers with its message; one that stored another request is
+    /// a conflict; an effect whose condition fails is a refusal. None of those stores anything.
     pub(super) async fn append_message(
         &self,
         msg: NewMessage,
+        effects: &Effects,
         mut seen: Option<Head>,
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<Append, StoreError> {
         let _queued = match &self.append_locks {
             Some(locks) => Some(locks.lock(&msg.conversation).await),
             None => None,
@@ -136,12 +154,18 @@ impl DynamoStore {
                     }
                     // Same rule as the transaction's condition: an expired key no longer counts.
                     if let Some(idem) = idem.filter(|i| i.holds_at(msg.sent_at)) {
-                        return self.original(&idem).await;
+                        return self.answer_stored_key(&msg, &idem).await;
                     }
                     head.as_ref().map(HeadItem::head).unwrap_or_default()
                 }
             };
-            let (appended, actions) = self.append_transaction(&msg, &prev)?;
+            let (appended, mut actions) = self.append_transaction(&msg, &prev)?;
+            let effects_at = actions.len();
+            let (effect_actions, refusals): (Vec<_>, Vec<_>) = self
+                .effect_actions(&msg, effects, prev.last_seq + 1, appended.chats)?
+                .into_iter()
+                .unzip();
+            actions.extend(effect_actions);
             let r = self
                 .client
                 .transact_write_items()
@@ -150,10 +174,13 @@ impl DynamoStore {
                 .send()
                 .await;
             let err = match r {
-                Ok(_) => return Ok(appended),
+                Ok(_) => return Ok(Append::Stored(appended)),
                 Err(e) => e,
             };
-            let Some(cancelled) = err.as_service_error().and_then(read_cancellation) else {
+            let Some(cancelled) = err
+                .as_service_error()
+                .and_then(|e| read_cancellation(e, effects_at, &refusals))
+            else {
                 return Err(backend(err));
             };
             if cancelled.idempotency {
@@ -171,7 +198,7 @@ impl DynamoStore {
                 let idem = out
                     .item
                     .ok_or_else(|| corrupt("idempotency key vanished"))?;
-                return self.original(&from_item(idem)?).await;
+                return self.answer_stored_key(&msg, &from_item(idem)?).await;
             }
             if !cancelled.other.is_empty() {
                 return Err(corrupt(format!(
@@ -179,6 +206,9 @@ impl DynamoStore {
                     msg.conversation,
                     cancelled.other.join(", ")
                 )));
+            }
+            if let Some(refused) = cancelled.refused.filter(|_| !cancelled.head) {
+                return Ok(Append::Refused(refused));
             }
             tracing::debug!(conversation = %msg.conversation, attempt, "lost the race for the head");
             tokio::time::sleep(backoff(attempt)).await;
@@ -190,6 +220,20 @@ impl DynamoStore {
             )
             .into(),
         ))
+    }
+
+    /// The answer to an append whose key is stored: the original for the same request, a
+    /// conflict for another one.
+    async fn answer_stored_key(
+        &self,
+        msg: &NewMessage,
+        idem: &IdempotencyItem,
+    ) -> Result<Append, StoreError> {
+        let key = idem.sent_key();
+        if !key.is_same_request(&msg.conversation, &msg.digest) {
+            return Ok(Append::Conflict(key));
+        }
+        Ok(Append::Duplicate(self.original(idem).await?))
     }
 
     /// The message an idempotency item points to (the original of a duplicate send).
@@ -215,7 +259,6 @@ impl DynamoStore {
         Ok(Appended {
             chats: item.chats(),
             message: item.into_message(&idem.conv),
-            duplicate: true,
         })
     }
 
@@ -247,7 +290,7 @@ impl DynamoStore {
             // An idempotency key whose message has expired no longer blocks a new send.
             TransactWriteItem::builder()
                 .put(
-                    put(t, to_item(&IdempotencyItem::new(&message))?)
+                    put(t, to_item(&IdempotencyItem::new(&message, &msg.digest))?)
                         .condition_expression(format!("{not_taken} OR {EXPIRES_AT} <= :sent"))
                         .expression_attribute_values(":sent", instant_value(msg.sent_at))
                         .build()
@@ -260,7 +303,6 @@ impl DynamoStore {
         }
         let appended = Appended {
             message,
-            duplicate: false,
             chats: next.chats,
         };
         Ok((appended, actions))

@@ -141,14 +141,18 @@ async fn a_photo_goes_up_with_the_form_and_comes_down_byte_identical_from_every_
 #[tokio::test]
 async fn uploads_past_the_rules_are_refused_before_anything_is_signed() {
     // GIVEN a 1,000-byte limit and 3 uploads a minute
-    let w = World::with_limits(Limits {
+    let mut limits = Limits {
         attachments: AttachmentLimits {
             max_bytes: 1000,
-            uploads_per_minute: 3,
             ..AttachmentLimits::default()
         },
         ..Limits::default()
-    });
+    };
+    limits.rates.uploads = crate::ratelimit::Rate {
+        burst: 3,
+        per_minute: 3,
+    };
+    let w = World::with_limits(limits);
     let alice = w.connect("alice", "p").await;
     let code = |r: Result<Value, crate::Error>| r.unwrap_err().code();
     // WHEN files too big, of a refused type, or with odd metadata are asked for

@@ -140,7 +140,8 @@ fn a_system_message_stores_its_event_as_json() {
 #[test]
 fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
     let m = message(12, None);
-    let key = IdempotencyItem::new(&m);
+    let digest = RequestDigest::of("send", &m.conversation, &[&m.body]);
+    let key = IdempotencyItem::new(&m, &digest);
     let stored = to_item(&key).unwrap();
     assert_eq!(
         stored,
@@ -149,6 +150,7 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
             ("sk", n(0)),
             ("conv", s("dm:alice:bob")),
             ("seq", n(12)),
+            ("digest", s(digest.as_str())),
         ])
     );
     assert_eq!(
@@ -157,11 +159,25 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
             .unwrap(),
         item([("pk", s("I#alice#c-1")), ("sk", n(0))])
     );
-    let back: IdempotencyItem = from_item(stored).unwrap();
-    assert_eq!((back.conv, back.seq), (m.conversation.clone(), 12));
+    let back: IdempotencyItem = from_item(stored.clone()).unwrap();
+    assert_eq!((&back.conv, back.seq), (&m.conversation, 12));
+    assert_eq!(
+        back.sent_key(),
+        SentKey {
+            conversation: m.conversation.clone(),
+            seq: 12,
+            digest: Some(digest.clone())
+        }
+    );
     assert!(key.holds_at(t0() + chrono::Duration::days(10_000)));
+    // A key stored before digests existed: it stands for any request in its conversation.
+    let mut old = stored;
+    old.remove("digest");
+    let old: IdempotencyItem = from_item(old).unwrap();
+    assert!(old.sent_key().is_same_request(&m.conversation, &digest));
+    assert_eq!(old.sent_key().digest, None);
 
-    let expiring = IdempotencyItem::new(&message(12, Some(t0())));
+    let expiring = IdempotencyItem::new(&message(12, Some(t0())), &digest);
     let stored = to_item(&expiring).unwrap();
     assert_eq!(stored["expires_at"], s("2026-11-29T05:45:39.120000000Z"));
     assert_eq!(
