@@ -91,10 +91,10 @@ impl Mounted {
 
     /// Removes the temporary directory, if this gateway made one.
     pub async fn close(self) {
-        if let Some(dir) = self.temporary {
-            if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the files directory");
-            }
+        if let Some(dir) = self.temporary
+            && let Err(e) = tokio::fs::remove_dir_all(&dir).await
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the files directory");
         }
     }
 }
@@ -213,8 +213,11 @@ async fn serve_file(store: &LocalObjects<DirBlobs>, uri: &Uri) -> Response {
     }
 }
 
-/// The fields (in order) and the file (field `file`) of a `multipart/form-data` body.
-fn parse_form(content_type: &str, body: &[u8]) -> Option<(Vec<(String, String)>, Vec<u8>)> {
+/// A form's fields, in order, and its file.
+type Form = (Vec<(String, String)>, Vec<u8>);
+
+/// The fields and the file (field `file`) of a `multipart/form-data` body.
+fn parse_form(content_type: &str, body: &[u8]) -> Option<Form> {
     let boundary = content_type
         .split(';')
         .map(str::trim)
@@ -380,11 +383,11 @@ impl Blobs for DirBlobs {
     }
 
     async fn attach(&self, key: &str) -> std::io::Result<()> {
-        if let Some(mut r) = self.record(key).await? {
-            if r.pending {
-                r.pending = false;
-                self.write_record(key, &r).await?;
-            }
+        if let Some(mut r) = self.record(key).await?
+            && r.pending
+        {
+            r.pending = false;
+            self.write_record(key, &r).await?;
         }
         Ok(())
     }
@@ -406,11 +409,12 @@ impl Blobs for DirBlobs {
             let Some(key) = messenger::attachments::decode_uri(encoded) else {
                 continue;
             };
-            if let Some(r) = self.record(&key).await? {
-                if r.pending && r.uploaded_at < before {
-                    self.delete(&key).await?;
-                    swept += 1;
-                }
+            if let Some(r) = self.record(&key).await?
+                && r.pending
+                && r.uploaded_at < before
+            {
+                self.delete(&key).await?;
+                swept += 1;
             }
         }
         Ok(swept)

@@ -123,15 +123,13 @@ impl S3Objects {
             c.expiry()
                 .is_none_or(|e| DateTime::<Utc>::from(e) - Utc::now() > REFRESH_MARGIN)
         };
-        if let Some(c) = self
+        let cached = self
             .cached
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            if fresh(&c) {
-                return Ok(c);
-            }
+            .clone();
+        if let Some(c) = cached.filter(fresh) {
+            return Ok(c);
         }
         let c = self
             .credentials
