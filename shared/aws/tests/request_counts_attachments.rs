@@ -43,7 +43,7 @@ async fn upload_send_download_and_delete_of_files_cost_exactly_the_documented_re
                             "content_type": "image/png", "size": 100, "name": "a.png"});
         let spent = cost(&store, &app, &alice, upload).await;
         println!("upload: {spent:?}");
-        // The allowance counter; a 1:1 conversation needs no membership read.
+        // The uploads token (rate limit); a 1:1 conversation needs no membership read.
         assert_eq!(requests(&spent), BTreeMap::from([("UpdateItem", 1)]));
         assert_eq!(spent.write_units(), 1.0);
         assert_eq!(s3(&s3_before), BTreeMap::new(), "forms are signed locally");
@@ -62,8 +62,8 @@ async fn upload_send_download_and_delete_of_files_cost_exactly_the_documented_re
     }
     poster.take();
 
-    // A 1:1 send with two files: the send's requests, plus per file one HeadObject and one
-    // DeleteObjectTagging.
+    // A 1:1 send with two files, the conversation's first: the send's requests, plus per file
+    // one HeadObject and one DeleteObjectTagging.
     let s3_before = objects.requests();
     let send = json!({"action": "send", "to": bob.user, "client_msg_id": "c-1",
                       "attachments": [files[0], files[1]]});
@@ -73,9 +73,9 @@ async fn upload_send_download_and_delete_of_files_cost_exactly_the_documented_re
         requests(&spent),
         BTreeMap::from([
             ("BatchGetItem", 2),
-            ("PutItem", 2), // the first message of the conversation creates both memberships
+            // head, message, idempotency key and (the first message) both memberships
             ("TransactWriteItems", 1),
-            ("UpdateItem", 1),
+            ("UpdateItem", 2), // the send token; the sender's read pointer
         ])
     );
     assert_eq!(
@@ -92,25 +92,25 @@ async fn upload_send_download_and_delete_of_files_cost_exactly_the_documented_re
         BTreeMap::from([
             ("BatchGetItem", 2),
             ("TransactWriteItems", 1),
-            ("UpdateItem", 1)
+            ("UpdateItem", 2)
         ])
     );
     // As a text message: the file's few hundred bytes keep each item under 1 KB.
-    assert_eq!(spent.write_units(), 7.0);
+    assert_eq!(spent.write_units(), 8.0);
     assert_eq!(
         s3(&s3_before),
         BTreeMap::from([("HeadObject", 1), ("DeleteObjectTagging", 1)])
     );
     poster.take();
 
-    // `download`: the membership and the message; URLs are signed locally.
+    // `download`: the reads token, the membership and the message; URLs are signed locally.
     let s3_before = objects.requests();
     let download = json!({"action": "download", "conversation": dm, "seq": 1});
     let spent = cost(&store, &app, &bob, download).await;
     println!("download: {spent:?}");
     assert_eq!(
         requests(&spent),
-        BTreeMap::from([("GetItem", 1), ("Query", 1)])
+        BTreeMap::from([("GetItem", 1), ("Query", 1), ("UpdateItem", 1)])
     );
     assert_eq!(s3(&s3_before), BTreeMap::new());
     let reply: Value = poster.0.lock().unwrap().pop().unwrap().1;
@@ -126,7 +126,8 @@ async fn upload_send_download_and_delete_of_files_cost_exactly_the_documented_re
         BTreeMap::from([
             ("BatchGetItem", 2),
             ("GetItem", 1),
-            ("TransactWriteItems", 1)
+            ("TransactWriteItems", 1),
+            ("UpdateItem", 1), // the send token
         ])
     );
     assert_eq!(s3(&s3_before), BTreeMap::from([("DeleteObject", 2)]));
