@@ -11,7 +11,8 @@
 //!   and the disposition the URL names.
 //!
 //! Where the files live ([`Files`]): a fresh directory under the system's temp dir, removed
-//! when the gateway stops (the default: as gone as the in-memory store), or a directory given
+//! when the gateway stops (the default: as gone as the in-memory store; a killed gateway's is
+//! removed by the next one to start), or a directory given
 //! with `serve --files-dir` (kept). `serve --store dynamodb --s3-bucket B` uses S3 (MiniStack's)
 //! instead and serves nothing here.
 
@@ -117,6 +118,7 @@ pub async fn mount(
         }
         Files::Directory(dir) => (dir.clone(), false),
         Files::Temporary => {
+            remove_orphans(&std::env::temp_dir()).await;
             let name = format!(
                 "messenger-local-files-{}-{}",
                 std::process::id(),
@@ -142,6 +144,31 @@ pub async fn mount(
         described: format!("files in {}", dir.display()),
         temporary: temporary.then_some(dir),
     })
+}
+
+/// Removes the temporary directories of gateways that are gone without stopping (killed):
+/// `messenger-local-files-<pid>-…` whose process no longer exists (Linux: no `/proc/<pid>`;
+/// elsewhere nothing is removed).
+async fn remove_orphans(temp: &Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(temp).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("messenger-local-files-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let gone = cfg!(target_os = "linux")
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists();
+        if gone {
+            let _ = tokio::fs::remove_dir_all(entry.path()).await;
+        }
+    }
 }
 
 /// S3's error document.
@@ -427,7 +454,7 @@ mod tests {
 
     #[test]
     fn a_form_parses_into_its_fields_and_the_file() {
-        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\natt/a\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\nContent-Type: image/png\r\n\r\n\x00\r\n\x01--XyZ--\r\n";
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\natt/a\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\nContent-Type: image/png\r\n\r\n\x00\r\n\x01\r\n--XyZ--\r\n";
         let (fields, file) = parse_form("multipart/form-data; boundary=XyZ", body).unwrap();
         assert_eq!(fields, vec![("key".to_owned(), "att/a".to_owned())]);
         assert_eq!(file, b"\x00\r\n\x01");
