@@ -287,6 +287,20 @@ pub async fn fresh_store(bucket: u64) -> DynamoStore {
     store
 }
 
+/// A store over new tables on the emulator whose every request goes through `plan`'s faults
+/// (the tables themselves are created without faults), and a store on the same tables without
+/// faults, to check what was really stored.
+pub async fn fresh_store_with_faults(
+    bucket: u64,
+    plan: std::sync::Arc<crate::faults::FaultPlan>,
+) -> (DynamoStore, DynamoStore) {
+    let clean = fresh_store(bucket).await;
+    let sdk = crate::sdk::for_endpoint(&emulator_endpoint()).await;
+    let faulty = crate::faults::FaultyHttpClient::wrap(&sdk, plan);
+    let store = DynamoStore::new(&faulty, clean.tables().clone()).with_bucket_size(bucket);
+    (store, clean)
+}
+
 /// The route functions' environment for fresh tables on the emulator named by
 /// `MESSENGER_DYNAMODB_ENDPOINT` (the tables are created here), and a store to inspect them.
 pub async fn emulator_env() -> (Vec<(String, String)>, DynamoStore) {

@@ -8,8 +8,10 @@ use crate::request::Request;
 use crate::{App, Error};
 
 /// `send`: validates the frame, makes sure a 1:1 conversation exists, appends the message
-/// (idempotent on `(sender, client_msg_id)`), answers `sent` once it is durable, then pushes it
-/// to every live connection of every member except the sending one.
+/// (idempotent on `(sender, client_msg_id)`), answers `sent` once it is durable, then delivers
+/// it to every live connection of every member except the sending one — also when the send was
+/// a retry of a stored one (`duplicate`), since the first attempt may have died before its
+/// fan-out finished (docs/reliability.md, "Crash points").
 ///
 /// Requests: one batched read (membership, head, idempotency key), the append transaction,
 /// then the connections of every member (one batched read per 100 members; a group also reads
@@ -87,8 +89,11 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
     )
     .await;
     if appended.duplicate {
-        tracing::info!(conversation = %m.conversation, seq = m.seq, "duplicate send answered");
-        return Ok(());
+        // A retry of a stored send. Its first attempt may have died before or during the
+        // fan-out, or only its reply may have been lost: nothing here tells which, so the
+        // message goes out again. Devices drop a (conversation, seq) they already have, and
+        // push claims keep a device from being pushed twice.
+        tracing::info!(conversation = %m.conversation, seq = m.seq, "duplicate send answered; fanned out again");
     }
 
     // The message is durable and acknowledged: a failing fan-out must not turn into an error
@@ -102,10 +107,12 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
         Ok(d) => {
             tracing::info!(
                 conversation = %m.conversation, seq = m.seq, posts = d.posts, gone = d.gone,
-                offline = d.offline.len(), "message stored and fanned out"
+                failed = d.failed, offline = d.offline.len(), "message stored and fanned out"
             );
+            // In-line pushes are best effort: logged, never retried (the stream-driven
+            // function retries; MESSENGER_PUSH_INLINE=false).
             if app.limits.push_inline {
-                super::notify::notify(app, m, &d.offline).await;
+                let _ = super::notify::notify(app, m, &d.offline).await;
             }
         }
         Err(e) => {

@@ -6,11 +6,31 @@ use super::codec::{from_item, instant_value, n, to_item};
 use super::messages::{
     EXPIRES_AT, HeadItem, IdempotencyItem, LAST_SEQ, LogKey, MarkerItem, MessageItem, PK,
 };
-use super::{DynamoStore, Item, backend, backoff, corrupt};
+use super::{DynamoStore, Failure, Item, backend, backoff, classify, corrupt};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem, Update};
 use messenger::domain::{ConversationId, Message, NewMessage, Seq};
 use messenger::ports::{Appended, StoreError};
+use tokio::time::Instant;
+
+/// A transaction refused for a reason retrying cannot fix: a cancellation reason other than a
+/// race, a conflict or throttling means the item itself is wrong (too large, invalid).
+fn corrupt_or_backend(
+    msg: &NewMessage,
+    err: aws_sdk_dynamodb::error::SdkError<
+        TransactWriteItemsError,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> StoreError {
+    match err.as_service_error().and_then(read_cancellation) {
+        Some(c) => corrupt(format!(
+            "append to {} cancelled: {}",
+            msg.conversation,
+            c.other.join(", ")
+        )),
+        None => backend(err),
+    }
+}
 
 /// Striped per-conversation locks: bounded memory, and two conversations share a stripe only
 /// by hash collision.
@@ -29,12 +49,33 @@ impl AppendLocks {
     }
 }
 
-/// Which parts of the append transaction failed (from its cancellation reasons).
+/// Why the append transaction was cancelled, from its cancellation reasons.
 #[derive(Debug, Default)]
 struct Cancelled {
+    /// Another sender took the head (or the message slot) first: a lost race.
     head: bool,
+    /// The idempotency key exists: this send is stored already (by us or by an earlier try).
     idempotency: bool,
+    /// Another transaction held one of our items.
+    conflict: bool,
+    /// The partition was throttled (`ThrottlingError`, `ProvisionedThroughputExceeded`).
+    throttled: bool,
+    /// Anything else (validation, item collection too large): retrying cannot help.
     other: Vec<String>,
+}
+
+impl Cancelled {
+    /// What to do about it when the idempotency key did not decide it already.
+    fn failure(&self) -> Failure {
+        if !self.other.is_empty() {
+            Failure::Permanent
+        } else if self.throttled {
+            Failure::Throttled
+        } else {
+            // A lost race for the head, or a conflict with another transaction.
+            Failure::Race
+        }
+    }
 }
 
 /// Position of each action inside the append transaction (the head is 0).
@@ -54,7 +95,12 @@ fn read_cancellation(e: &TransactWriteItemsError) -> Option<Cancelled> {
             // either way another sender got that seq first.
             Some("ConditionalCheckFailed") if i <= TX_MESSAGE => c.head = true,
             // Another transaction held one of our items: the same race as a head conflict.
-            Some("TransactionConflict") => c.head = true,
+            Some("TransactionConflict") => c.conflict = true,
+            // A hot conversation's partition: nothing was written, so it is safe to try again
+            // (after a longer pause) — not a corrupt item.
+            Some("ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded") => {
+                c.throttled = true
+            }
             Some(code) => c.other.push(format!("action {i}: {code}")),
         }
     }
@@ -69,9 +115,17 @@ impl DynamoStore {
     /// A consistent read of the head and the idempotency key (one BatchGetItem), then one
     /// TransactWriteItems that moves the head from `prev` to `prev + 1` and writes the message
     /// and its idempotency key. All or nothing, so a sender that dies at any point leaves no
-    /// hole; a lost race on the head is retried with jittered backoff. `seen` is the head a
-    /// caller has just read (with no idempotency key found): the first attempt uses it instead
-    /// of reading again (the transaction's conditions still check both).
+    /// hole. Retried with jittered backoff inside the retry budget: a lost race for the head, a
+    /// conflict, throttling (plain or inside the cancelled transaction), and a transaction whose
+    /// outcome is unknown (timeout, 5xx) — the next read then finds out whether it committed.
+    /// `seen` is the head a caller has just read (with no idempotency key found): the first
+    /// attempt uses it instead of reading again (the transaction's conditions still check both).
+    ///
+    /// Every try of this call marks the idempotency key with one random token. A retried
+    /// transaction whose first answer was lost (the SDK retries with the same client request
+    /// token, and DynamoDB answers an already applied one with success; an emulator or a later
+    /// try of ours finds the key taken instead) is recognised as this call's own write by the
+    /// token: stored once, and not a duplicate.
     pub(super) async fn append_message(
         &self,
         msg: NewMessage,
@@ -84,6 +138,9 @@ impl DynamoStore {
         let head_key = LogKey::head(&msg.conversation);
         let idem_key = LogKey::idempotency(&msg.from, &msg.client_msg_id);
         let keys = vec![head_key.item()?, idem_key.item()?];
+        let token = messenger::domain::random_hex(8);
+        let deadline = Instant::now() + self.retry_budget;
+        let mut last = String::from("no attempt");
         for attempt in 0..self.max_attempts {
             let prev = match seen.take() {
                 Some(prev) => prev,
@@ -103,14 +160,14 @@ impl DynamoStore {
                     if let Some(idem) = idem.filter(|i| i.holds_at(msg.sent_at)) {
                         return Ok(Appended {
                             message: self.original(&idem).await?,
-                            duplicate: true,
+                            duplicate: !idem.written_by(&token),
                         });
                     }
                     head.as_ref().map_or(0, |h| h.last_seq)
                 }
             };
             // A head item exists from the first message on (its last_seq is then at least 1).
-            let (message, actions) = self.append_transaction(&msg, prev, prev > 0)?;
+            let (message, actions) = self.append_transaction(&msg, prev, prev > 0, &token)?;
             let r = self
                 .client
                 .transact_write_items()
@@ -127,46 +184,62 @@ impl DynamoStore {
                 }
                 Err(e) => e,
             };
-            let Some(cancelled) = err.as_service_error().and_then(read_cancellation) else {
-                return Err(backend(err));
+            let failure = match err.as_service_error().and_then(read_cancellation) {
+                Some(c) if c.idempotency => {
+                    // Stored already: by a concurrent retry of the same send, or by one of our
+                    // own tries whose answer was lost.
+                    let idem = self.idempotency_item(&idem_key).await?;
+                    return Ok(Appended {
+                        message: self.original(&idem).await?,
+                        duplicate: !idem.written_by(&token),
+                    });
+                }
+                Some(c) => {
+                    last = format!("cancelled: {c:?}");
+                    c.failure()
+                }
+                None => {
+                    last = format!(
+                        "{}",
+                        aws_smithy_types::error::display::DisplayErrorContext(&err)
+                    );
+                    classify(&err)
+                }
             };
-            if cancelled.idempotency {
-                // A concurrent retry of the same send won: answer with its message.
-                let out = self
-                    .client
-                    .get_item()
-                    .table_name(&self.tables.messages)
-                    .set_key(Some(idem_key.item()?))
-                    .consistent_read(true)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                let idem = out
-                    .item
-                    .ok_or_else(|| corrupt("idempotency key vanished"))?;
-                return Ok(Appended {
-                    message: self.original(&from_item(idem)?).await?,
-                    duplicate: true,
-                });
+            if failure == Failure::Permanent {
+                return Err(corrupt_or_backend(&msg, err));
             }
-            if !cancelled.other.is_empty() {
-                return Err(corrupt(format!(
-                    "append to {} cancelled: {}",
-                    msg.conversation,
-                    cancelled.other.join(", ")
-                )));
+            if Instant::now() >= deadline {
+                break;
             }
-            tracing::debug!(conversation = %msg.conversation, attempt, "lost the race for the head");
-            tokio::time::sleep(backoff(attempt)).await;
+            tracing::debug!(conversation = %msg.conversation, attempt, ?failure, "append retried");
+            tokio::time::sleep(backoff(attempt, failure)).await;
         }
         Err(StoreError::Backend(
             format!(
-                "append to {} lost the race for the head {} times",
-                msg.conversation, self.max_attempts
+                "append to {} gave up after {} attempts or {:?} (last: {last})",
+                msg.conversation, self.max_attempts, self.retry_budget
             )
             .into(),
         ))
+    }
+
+    /// The idempotency item of a send, read consistently.
+    async fn idempotency_item(&self, key: &LogKey) -> Result<IdempotencyItem, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.messages)
+            .set_key(Some(key.item()?))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        from_item(
+            out.item
+                .ok_or_else(|| corrupt("idempotency key vanished"))?,
+        )
     }
 
     /// The message an idempotency item points to (the original of a duplicate send).
@@ -197,6 +270,7 @@ impl DynamoStore {
         msg: &NewMessage,
         prev: Seq,
         head_exists: bool,
+        token: &str,
     ) -> Result<(Message, Vec<TransactWriteItem>), StoreError> {
         let t = &self.tables.messages;
         let seq = prev + 1;
@@ -238,7 +312,7 @@ impl DynamoStore {
             // An idempotency key whose message has expired no longer blocks a new send.
             TransactWriteItem::builder()
                 .put(
-                    put(t, to_item(&IdempotencyItem::new(&message))?)
+                    put(t, to_item(&IdempotencyItem::new(&message, token))?)
                         .condition_expression(format!("{not_taken} OR {EXPIRES_AT} <= :sent"))
                         .expression_attribute_values(":sent", instant_value(msg.sent_at))
                         .build()

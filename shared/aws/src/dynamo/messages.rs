@@ -201,10 +201,15 @@ pub(super) struct IdempotencyItem {
         skip_serializing_if = "Option::is_none"
     )]
     ttl: Option<DateTime<Utc>>,
+    /// The random mark of the append call that wrote it: when a transaction's answer is lost
+    /// and its retry finds the key taken, the mark tells "my own write" (not a duplicate) from
+    /// "an earlier send" (a duplicate). Absent on items written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) token: Option<String>,
 }
 
 impl IdempotencyItem {
-    pub(super) fn new(m: &Message) -> Self {
+    pub(super) fn new(m: &Message, token: &str) -> Self {
         let LogKey { pk, sk } = LogKey::idempotency(&m.from, &m.client_msg_id);
         Self {
             pk,
@@ -213,7 +218,13 @@ impl IdempotencyItem {
             seq: m.seq,
             expires_at: m.expires_at,
             ttl: m.expires_at,
+            token: Some(token.to_owned()),
         }
+    }
+
+    /// Whether the append call that marked its write with `token` wrote this key.
+    pub(super) fn written_by(&self, token: &str) -> bool {
+        self.token.as_deref() == Some(token)
     }
 
     /// Whether the key still stands for a send at `at`: once its message has expired, the

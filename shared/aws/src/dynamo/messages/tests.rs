@@ -75,7 +75,7 @@ fn a_system_message_stores_its_event_as_json() {
 #[test]
 fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
     let m = message(12, None);
-    let key = IdempotencyItem::new(&m);
+    let key = IdempotencyItem::new(&m, "5eed");
     let stored = to_item(&key).unwrap();
     assert_eq!(
         stored,
@@ -84,6 +84,7 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
             ("sk", n(0)),
             ("conv", s("dm:alice:bob")),
             ("seq", n(12)),
+            ("token", s("5eed")),
         ])
     );
     assert_eq!(
@@ -92,11 +93,17 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
             .unwrap(),
         item([("pk", s("I#alice#c-1")), ("sk", n(0))])
     );
-    let back: IdempotencyItem = from_item(stored).unwrap();
+    let back: IdempotencyItem = from_item(stored.clone()).unwrap();
+    assert!(back.written_by("5eed") && !back.written_by("other"));
     assert_eq!((back.conv, back.seq), (m.conversation.clone(), 12));
+    // Keys written before the mark existed read back without one.
+    let mut unmarked = stored;
+    unmarked.remove("token");
+    let old: IdempotencyItem = from_item(unmarked).unwrap();
+    assert!(!old.written_by("5eed"));
     assert!(key.holds_at(t0() + chrono::Duration::days(10_000)));
 
-    let expiring = IdempotencyItem::new(&message(12, Some(t0())));
+    let expiring = IdempotencyItem::new(&message(12, Some(t0())), "5eed");
     let stored = to_item(&expiring).unwrap();
     assert_eq!(stored["expires_at"], s("2026-11-29T05:45:39.120000000Z"));
     assert_eq!(

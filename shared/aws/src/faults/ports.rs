@@ -1,0 +1,370 @@
+//! Test support: faults injected at the ports, for adapters without an SDK under them (the
+//! in-memory store, the embedded gateway's poster), and crash points.
+//!
+//! [`FaultyStore`] wraps every storage port: a fault either fails the call before it reaches
+//! the store, or (a lost response) lets it happen and fails it anyway. [`FaultyPoster`] does
+//! the same to PostToConnection. [`CrashingPoster`] hangs forever on the first post that
+//! matches a predicate: the invocation that made it is then abandoned by the gateway's
+//! integration timeout, exactly as a Lambda that dies at that point.
+
+use super::plan::{Fault, FaultPlan};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use messenger::Stores;
+use messenger::domain::{
+    Connection, ConnectionId, ConversationId, DeviceId, GroupInfo, Member, Membership, Message,
+    NewMessage, ReceiptKind, Role, Seq, UserId,
+};
+use messenger::ports::{
+    Appended, Connections, Conversations, LastSeen, MessageLog, PostError, Poster, PushDevices,
+    StoreError,
+};
+use messenger::push::{PushClaim, PushDevice};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// What a fault looks like at a port: the store failed (it is not told why).
+const AT_A_PORT: &[Fault] = &[
+    Fault::Throttle,
+    Fault::ServerError,
+    Fault::Timeout,
+    Fault::LostResponse,
+];
+
+fn injected(op: &str, fault: Fault) -> String {
+    format!("injected fault: {fault} on {op}")
+}
+
+/// Every storage port of `inner`, with the plan's faults on every call.
+pub struct FaultyStore {
+    inner: Stores,
+    plan: Arc<FaultPlan>,
+}
+
+impl FaultyStore {
+    /// `inner`'s ports behind faults.
+    pub fn wrap(inner: Stores, plan: Arc<FaultPlan>) -> Stores {
+        Stores::from_one(Arc::new(Self { inner, plan }))
+    }
+
+    async fn guard<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match self.plan.pick(op, AT_A_PORT, None) {
+            None => call.await,
+            Some(fault) => {
+                if fault.happened_anyway() {
+                    let _ = call.await;
+                }
+                Err(StoreError::Backend(injected(op, fault).into()))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Connections for FaultyStore {
+    async fn put(&self, conn: &Connection) -> Result<(), StoreError> {
+        self.guard("Connections::put", self.inner.connections.put(conn))
+            .await
+    }
+    async fn remove(&self, user: &UserId, id: &ConnectionId) -> Result<(), StoreError> {
+        self.guard(
+            "Connections::remove",
+            self.inner.connections.remove(user, id),
+        )
+        .await
+    }
+    async fn of_users(
+        &self,
+        users: &[UserId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Connection>, StoreError> {
+        self.guard(
+            "Connections::of_users",
+            self.inner.connections.of_users(users, now),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Conversations for FaultyStore {
+    async fn join(&self, membership: &Membership) -> Result<bool, StoreError> {
+        self.guard(
+            "Conversations::join",
+            self.inner.conversations.join(membership),
+        )
+        .await
+    }
+    async fn leave(&self, conv: &ConversationId, user: &UserId) -> Result<bool, StoreError> {
+        self.guard(
+            "Conversations::leave",
+            self.inner.conversations.leave(conv, user),
+        )
+        .await
+    }
+    async fn set_role(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        role: Role,
+    ) -> Result<bool, StoreError> {
+        self.guard(
+            "Conversations::set_role",
+            self.inner.conversations.set_role(conv, user, role),
+        )
+        .await
+    }
+    async fn membership(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+    ) -> Result<Option<Membership>, StoreError> {
+        self.guard(
+            "Conversations::membership",
+            self.inner.conversations.membership(conv, user),
+        )
+        .await
+    }
+    async fn members(&self, conv: &ConversationId) -> Result<Vec<Member>, StoreError> {
+        self.guard(
+            "Conversations::members",
+            self.inner.conversations.members(conv),
+        )
+        .await
+    }
+    async fn of_user(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+        self.guard(
+            "Conversations::of_user",
+            self.inner.conversations.of_user(user),
+        )
+        .await
+    }
+    async fn advance(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        kind: ReceiptKind,
+        seq: Seq,
+    ) -> Result<bool, StoreError> {
+        self.guard(
+            "Conversations::advance",
+            self.inner.conversations.advance(conv, user, kind, seq),
+        )
+        .await
+    }
+    async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError> {
+        self.guard(
+            "Conversations::put_group",
+            self.inner.conversations.put_group(info),
+        )
+        .await
+    }
+    async fn groups(
+        &self,
+        convs: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, GroupInfo>, StoreError> {
+        self.guard(
+            "Conversations::groups",
+            self.inner.conversations.groups(convs),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl MessageLog for FaultyStore {
+    async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError> {
+        self.guard("MessageLog::append", self.inner.messages.append(msg))
+            .await
+    }
+    async fn last_seqs(
+        &self,
+        convs: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, Seq>, StoreError> {
+        self.guard(
+            "MessageLog::last_seqs",
+            self.inner.messages.last_seqs(convs),
+        )
+        .await
+    }
+    async fn after(
+        &self,
+        conv: &ConversationId,
+        after: Seq,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.guard(
+            "MessageLog::after",
+            self.inner.messages.after(conv, after, limit, now),
+        )
+        .await
+    }
+    async fn before(
+        &self,
+        conv: &ConversationId,
+        before: Seq,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.guard(
+            "MessageLog::before",
+            self.inner.messages.before(conv, before, limit, now),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl LastSeen for FaultyStore {
+    async fn touch(&self, user: &UserId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.guard("LastSeen::touch", self.inner.last_seen.touch(user, at))
+            .await
+    }
+    async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, DateTime<Utc>>, StoreError> {
+        self.guard("LastSeen::get", self.inner.last_seen.get(users))
+            .await
+    }
+}
+
+#[async_trait]
+impl PushDevices for FaultyStore {
+    async fn put(&self, device: &PushDevice) -> Result<(), StoreError> {
+        self.guard("PushDevices::put", self.inner.push_devices.put(device))
+            .await
+    }
+    async fn get(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<Option<PushDevice>, StoreError> {
+        self.guard(
+            "PushDevices::get",
+            self.inner.push_devices.get(user, device),
+        )
+        .await
+    }
+    async fn remove(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<Option<PushDevice>, StoreError> {
+        self.guard(
+            "PushDevices::remove",
+            self.inner.push_devices.remove(user, device),
+        )
+        .await
+    }
+    async fn of_users(&self, users: &[UserId]) -> Result<Vec<PushDevice>, StoreError> {
+        self.guard(
+            "PushDevices::of_users",
+            self.inner.push_devices.of_users(users),
+        )
+        .await
+    }
+    async fn claim(&self, claim: &PushClaim) -> Result<bool, StoreError> {
+        self.guard("PushDevices::claim", self.inner.push_devices.claim(claim))
+            .await
+    }
+    async fn release(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        conv: &ConversationId,
+    ) -> Result<(), StoreError> {
+        self.guard(
+            "PushDevices::release",
+            self.inner.push_devices.release(user, device, conv),
+        )
+        .await
+    }
+}
+
+/// PostToConnection with the plan's faults: not delivered and failed (throttled, 500,
+/// timeout), or delivered and failed anyway (a lost response).
+pub struct FaultyPoster {
+    inner: Arc<dyn Poster>,
+    plan: Arc<FaultPlan>,
+}
+
+impl FaultyPoster {
+    /// `inner` behind faults.
+    pub fn wrap(inner: Arc<dyn Poster>, plan: Arc<FaultPlan>) -> Arc<dyn Poster> {
+        Arc::new(Self { inner, plan })
+    }
+}
+
+#[async_trait]
+impl Poster for FaultyPoster {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
+        match self.plan.pick("Poster::post", AT_A_PORT, None) {
+            None => self.inner.post(conn, data).await,
+            Some(fault) => {
+                if fault.happened_anyway() {
+                    self.inner.post(conn, data).await?;
+                }
+                Err(PostError::Failed(injected("Poster::post", fault).into()))
+            }
+        }
+    }
+}
+
+type Matcher = Box<dyn Fn(&ConnectionId, &str) -> bool + Send + Sync>;
+
+/// A poster that dies on a chosen post: the first post matching the armed predicate never
+/// completes (and is not delivered), so the invocation making it hangs until its integration
+/// timeout abandons it — a crash at that point of the use case. Every other post goes through.
+pub struct CrashingPoster {
+    inner: Arc<dyn Poster>,
+    armed: Mutex<Option<Matcher>>,
+    crashed: Notify,
+}
+
+impl CrashingPoster {
+    /// `inner`, not armed yet.
+    pub fn new(inner: Arc<dyn Poster>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            armed: Mutex::new(None),
+            crashed: Notify::new(),
+        })
+    }
+
+    /// Crash on the next post for which `matches(connection, frame)` holds (once).
+    pub fn arm(&self, matches: impl Fn(&ConnectionId, &str) -> bool + Send + Sync + 'static) {
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(matches));
+    }
+
+    /// Waits until the armed crash has happened.
+    pub async fn crashed(&self) {
+        self.crashed.notified().await;
+    }
+}
+
+#[async_trait]
+impl Poster for CrashingPoster {
+    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
+        let crash = {
+            let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+            match armed.as_ref() {
+                Some(matches) if matches(conn, data) => {
+                    *armed = None;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if crash {
+            tracing::info!(connection = %conn, "crash point reached: the invocation hangs here");
+            self.crashed.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.inner.post(conn, data).await
+    }
+}
