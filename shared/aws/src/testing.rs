@@ -449,3 +449,20 @@ pub async fn received_events(sdk: &aws_config::SdkConfig, queue: &str) -> Vec<(V
         })
         .collect()
 }
+
+/// Messages waiting in an SQS queue (`ApproximateNumberOfMessages`).
+pub async fn queue_depth(sdk: &aws_config::SdkConfig, queue: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attrs = aws_sdk_sqs::Client::new(sdk)
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .expect("queue attributes");
+    attrs
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages).cloned())
+        .and_then(|n| n.parse().ok())
+        .expect("a message count")
+}
