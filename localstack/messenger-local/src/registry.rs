@@ -283,7 +283,10 @@ mod tests {
         assert_eq!(registry.slow_consumers(), 1);
         assert!(registry.get("c1").is_none());
         // … and what was queued is bounded: the two frames accepted, nothing else
-        assert_eq!(entry.queued.load(Ordering::Relaxed), 2 * (300 + FRAME_OVERHEAD));
+        assert_eq!(
+            entry.queued.load(Ordering::Relaxed),
+            2 * (300 + FRAME_OVERHEAD)
+        );
         let first = rx.recv().await.unwrap();
         entry.dequeued(&first);
         assert_eq!(entry.queued.load(Ordering::Relaxed), 300 + FRAME_OVERHEAD);

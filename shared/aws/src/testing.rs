@@ -462,7 +462,10 @@ pub async fn queue_depth(sdk: &aws_config::SdkConfig, queue: &str) -> u64 {
         .expect("queue attributes");
     attrs
         .attributes
-        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages).cloned())
+        .and_then(|a| {
+            a.get(&QueueAttributeName::ApproximateNumberOfMessages)
+                .cloned()
+        })
         .and_then(|n| n.parse().ok())
         .expect("a message count")
 }

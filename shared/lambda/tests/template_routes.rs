@@ -182,7 +182,9 @@ fn the_notify_stream_sends_batches_it_gives_up_on_to_a_queue() {
     let destination = notify["DestinationConfig"]["OnFailure"]["Destination"]
         .as_str()
         .expect("an on-failure destination");
-    let queue = destination.strip_suffix(".Arn").expect("!GetAtt <queue>.Arn");
+    let queue = destination
+        .strip_suffix(".Arn")
+        .expect("!GetAtt <queue>.Arn");
     assert!(
         resources(&t, "AWS::SQS::Queue").contains_key(queue),
         "{queue} is not a queue of the template"
@@ -192,8 +194,10 @@ fn the_notify_stream_sends_batches_it_gives_up_on_to_a_queue() {
         .as_vec()
         .expect("statements");
     assert!(
-        statements.iter().any(|s| s["Action"].as_str() == Some("sqs:SendMessage")
-            && s["Resource"].as_str() == Some(destination)),
+        statements
+            .iter()
+            .any(|s| s["Action"].as_str() == Some("sqs:SendMessage")
+                && s["Resource"].as_str() == Some(destination)),
         "NotifyRole may not send to {queue}"
     );
 }

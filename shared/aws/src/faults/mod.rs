@@ -6,7 +6,7 @@
 //!   throttling, throttled or conflicting transactions, 500s, timeouts and lost responses, in
 //!   each service's own error format, so the real retry code runs.
 //! - [`FaultyStore`], [`FaultyPoster`]: the same at the ports, for the in-memory store and
-//!   the embedded gateway's poster; [`CrashingPoster`]: a crash at a chosen post.
+//!   the embedded gateway's poster; [`CrashPoint`]: a crash at a chosen post.
 
 mod http;
 mod plan;
@@ -14,4 +14,4 @@ mod ports;
 
 pub use http::FaultyHttpClient;
 pub use plan::{Fault, FaultPlan, seed_from_env};
-pub use ports::{CrashingPoster, FaultyPoster, FaultyStore};
+pub use ports::{CrashPoint, FaultyPoster, FaultyStore};

@@ -3,9 +3,9 @@
 //!
 //! [`FaultyStore`] wraps every storage port: a fault either fails the call before it reaches
 //! the store, or (a lost response) lets it happen and fails it anyway. [`FaultyPoster`] does
-//! the same to PostToConnection. [`CrashingPoster`] hangs forever on the first post that
-//! matches a predicate: the invocation that made it is then abandoned by the gateway's
-//! integration timeout, exactly as a Lambda that dies at that point.
+//! the same to PostToConnection. [`CrashPoint`] hangs forever on the first post that matches a
+//! predicate: the invocation that made it is then abandoned by the gateway's integration
+//! timeout, exactly as a Lambda that dies at that point.
 
 use super::plan::{Fault, FaultPlan};
 use async_trait::async_trait;
@@ -317,41 +317,54 @@ impl Poster for FaultyPoster {
 
 type Matcher = Box<dyn Fn(&ConnectionId, &str) -> bool + Send + Sync>;
 
-/// A poster that dies on a chosen post: the first post matching the armed predicate never
-/// completes (and is not delivered), so the invocation making it hangs until its integration
-/// timeout abandons it — a crash at that point of the use case. Every other post goes through.
-pub struct CrashingPoster {
-    inner: Arc<dyn Poster>,
+#[derive(Default)]
+struct CrashState {
     armed: Mutex<Option<Matcher>>,
     crashed: Notify,
 }
 
-impl CrashingPoster {
-    /// `inner`, not armed yet.
-    pub fn new(inner: Arc<dyn Poster>) -> Arc<Self> {
-        Arc::new(Self {
+/// A crash at a chosen post: the first post matching the armed predicate never completes (and
+/// is not delivered), so the invocation making it hangs until its integration timeout abandons
+/// it — as a Lambda that dies at that point of the use case. Every other post goes through.
+/// Clone-cheap: the test keeps one, the gateway's poster ([`CrashPoint::poster`]) another.
+#[derive(Clone, Default)]
+pub struct CrashPoint(Arc<CrashState>);
+
+impl CrashPoint {
+    /// A crash point, not armed yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `inner`, dying at this crash point.
+    pub fn poster(&self, inner: Arc<dyn Poster>) -> Arc<dyn Poster> {
+        Arc::new(CrashingPoster {
             inner,
-            armed: Mutex::new(None),
-            crashed: Notify::new(),
+            state: self.0.clone(),
         })
     }
 
     /// Crash on the next post for which `matches(connection, frame)` holds (once).
     pub fn arm(&self, matches: impl Fn(&ConnectionId, &str) -> bool + Send + Sync + 'static) {
-        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(matches));
+        *self.0.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(matches));
     }
 
     /// Waits until the armed crash has happened.
     pub async fn crashed(&self) {
-        self.crashed.notified().await;
+        self.0.crashed.notified().await;
     }
+}
+
+struct CrashingPoster {
+    inner: Arc<dyn Poster>,
+    state: Arc<CrashState>,
 }
 
 #[async_trait]
 impl Poster for CrashingPoster {
     async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
         let crash = {
-            let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+            let mut armed = self.state.armed.lock().unwrap_or_else(|e| e.into_inner());
             match armed.as_ref() {
                 Some(matches) if matches(conn, data) => {
                     *armed = None;
@@ -362,7 +375,7 @@ impl Poster for CrashingPoster {
         };
         if crash {
             tracing::info!(connection = %conn, "crash point reached: the invocation hangs here");
-            self.crashed.notify_one();
+            self.state.crashed.notify_one();
             std::future::pending::<()>().await;
         }
         self.inner.post(conn, data).await
