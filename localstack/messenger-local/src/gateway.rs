@@ -183,6 +183,7 @@ pub async fn serve_with(
     });
     let router = Router::new()
         .route("/_local/pushes", get(recorded_pushes))
+        .route("/_local/stats", get(stats))
         .route("/{stage}", get(connect))
         .route(
             "/{stage}/@connections/{id}",
@@ -367,6 +368,17 @@ async fn recorded_pushes(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     Json(gw.notifier.snapshot(query.get("user").map(String::as_str))).into_response()
+}
+
+/// `GET /_local/stats`: open sockets, bytes queued for them, slow consumers closed so far
+/// (embedded only).
+async fn stats(State(gw): State<Arc<Gateway>>) -> Response {
+    Json(json!({
+        "connections": gw.registry.len(),
+        "queued_bytes": gw.registry.queued_bytes(),
+        "slow_consumers": gw.registry.slow_consumers(),
+    }))
+    .into_response()
 }
 
 /// `POST /{stage}/@connections/{id}`: PostToConnection.
