@@ -1,5 +1,6 @@
 //! Use cases against the in-memory adapters, GIVEN / WHEN / THEN.
 
+mod properties;
 mod push;
 
 use super::testkit::World;
