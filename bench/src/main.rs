@@ -159,6 +159,11 @@ struct RunArgs {
     /// Open loop: unanswered sends per connection before skipping
     #[arg(long, value_name = "M", default_value_t = BenchConfig::default().max_inflight)]
     max_inflight: usize,
+    /// Connection churn: each connection closes, reconnects (sending its unanswered sends
+    /// again) and syncs about every S seconds while sending, and syncs at the end; a message
+    /// it already has is dropped, as a client does
+    #[arg(long, value_name = "S")]
+    churn_secs: Option<f64>,
     /// User ids are P-<n> [default: fresh per run]
     #[arg(long, value_name = "P")]
     prefix: Option<String>,
@@ -287,6 +292,7 @@ impl RunArgs {
             max_inflight: self.max_inflight,
             user_prefix: self.prefix.clone(),
             progress: !self.quiet,
+            churn: self.churn_secs.map(secs),
             ..BenchConfig::default()
         }
     }
@@ -326,7 +332,7 @@ fn fuzz(args: &FuzzArgs) -> Result<bool> {
     let config = messenger_bench::fuzz::FuzzConfig {
         frames: args.frames,
         tokens: args.tokens,
-        seed: args.seed.unwrap_or_else(|| getrandom_seed()),
+        seed: args.seed.unwrap_or_else(clock_seed),
         workers: args.workers,
         ..Default::default()
     };
@@ -355,7 +361,7 @@ fn fuzz(args: &FuzzArgs) -> Result<bool> {
 }
 
 /// A seed from the clock (the run prints it, so a failure can be replayed).
-fn getrandom_seed() -> u64 {
+fn clock_seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)
