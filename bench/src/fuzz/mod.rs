@@ -350,9 +350,10 @@ async fn worker(
     }
     report.frames = frames;
     let now = chrono::Utc::now();
-    let secret = messenger::auth::DEV_SECRET.as_bytes();
+    let verifiers = tokens::Verifiers::new(messenger::auth::DEV_SECRET.as_bytes(), now);
     for i in 0..tokens {
-        let allowed = tokens::check_one(secret, &mut rng, now)
+        let allowed = tokens::check_one(&verifiers, &mut rng, now)
+            .await
             .map_err(|e| fail(frames + i, e, "(token)".into()))?;
         report.tokens_allowed += u64::from(allowed);
     }

@@ -19,8 +19,8 @@ pub mod gateway;
 pub mod notifier;
 pub mod registry;
 pub mod routes;
-pub mod web;
 mod server;
 mod socket;
+pub mod web;
 
 pub use gateway::{GatewayConfig, serve, serve_with};
