@@ -295,6 +295,7 @@ impl Client {
             match next {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(&t).expect("server frames are JSON");
+                    spec::check_server_frame(&v);
                     if pred(&v) {
                         return Some(v);
                     }
