@@ -35,7 +35,7 @@ struct Cli {
 enum Command {
     /// Serve the WebSocket API (default ws://127.0.0.1:8080/local) until Ctrl-C
     #[command(after_help = ENVIRONMENT)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a token the local gateway accepts (connect with ?token=...)
     #[command(after_help = ENVIRONMENT)]
     Token(TokenArgs),
@@ -195,7 +195,7 @@ struct TokenArgs {
 fn main() -> ExitCode {
     // Usage errors exit with 2 (clap's code), before anything starts.
     let result = match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Token(args) => {
             token(args);
             Ok(())
