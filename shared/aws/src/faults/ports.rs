@@ -16,8 +16,8 @@ use messenger::domain::{
     NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use messenger::ports::{
-    Appended, Connections, Conversations, LastSeen, MessageLog, PostError, Poster, PushDevices,
-    StoreError,
+    Appended, Connections, Conversations, MessageLog, PostError, Poster, PushDevices, StoreError,
+    UserPresence, WriteContext, WriteKeys, WriteReads,
 };
 use messenger::push::{PushClaim, PushDevice};
 use std::collections::HashMap;
@@ -72,10 +72,33 @@ impl Connections for FaultyStore {
         self.guard("Connections::put", self.inner.connections.put(conn))
             .await
     }
+    async fn disconnect(
+        &self,
+        user: &UserId,
+        id: &ConnectionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.guard(
+            "Connections::disconnect",
+            self.inner.connections.disconnect(user, id, at),
+        )
+        .await
+    }
     async fn remove(&self, user: &UserId, id: &ConnectionId) -> Result<(), StoreError> {
         self.guard(
             "Connections::remove",
             self.inner.connections.remove(user, id),
+        )
+        .await
+    }
+    async fn presence(
+        &self,
+        users: &[UserId],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<UserId, UserPresence>, StoreError> {
+        self.guard(
+            "Connections::presence",
+            self.inner.connections.presence(users, now),
         )
         .await
     }
@@ -138,6 +161,13 @@ impl Conversations for FaultyStore {
         )
         .await
     }
+    async fn pointers(&self, conv: &ConversationId) -> Result<Vec<Membership>, StoreError> {
+        self.guard(
+            "Conversations::pointers",
+            self.inner.conversations.pointers(conv),
+        )
+        .await
+    }
     async fn of_user(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
         self.guard(
             "Conversations::of_user",
@@ -183,6 +213,13 @@ impl MessageLog for FaultyStore {
         self.guard("MessageLog::append", self.inner.messages.append(msg))
             .await
     }
+    async fn append_seen(&self, msg: NewMessage, last_seq: Seq) -> Result<Appended, StoreError> {
+        self.guard(
+            "MessageLog::append",
+            self.inner.messages.append_seen(msg, last_seq),
+        )
+        .await
+    }
     async fn last_seqs(
         &self,
         convs: &[ConversationId],
@@ -222,14 +259,17 @@ impl MessageLog for FaultyStore {
 }
 
 #[async_trait]
-impl LastSeen for FaultyStore {
-    async fn touch(&self, user: &UserId, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.guard("LastSeen::touch", self.inner.last_seen.touch(user, at))
-            .await
-    }
-    async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, DateTime<Utc>>, StoreError> {
-        self.guard("LastSeen::get", self.inner.last_seen.get(users))
-            .await
+impl WriteReads for FaultyStore {
+    async fn read_for_write(
+        &self,
+        keys: WriteKeys<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<WriteContext, StoreError> {
+        self.guard(
+            "WriteReads::read_for_write",
+            self.inner.reads.read_for_write(keys, now),
+        )
+        .await
     }
 }
 
