@@ -333,3 +333,52 @@ impl DynamoStore {
         Ok((message, actions))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+
+    /// A cancellation with these reason codes, one per action.
+    fn cancelled(codes: &[&str]) -> Cancelled {
+        let reasons = codes
+            .iter()
+            .map(|c| CancellationReason::builder().code(*c).build())
+            .collect();
+        let tc = TransactionCanceledException::builder()
+            .set_cancellation_reasons(Some(reasons))
+            .build();
+        read_cancellation(&TransactWriteItemsError::TransactionCanceledException(tc))
+            .expect("a cancellation")
+    }
+
+    #[test]
+    fn a_throttled_transaction_is_retried_not_taken_for_a_corrupt_item() {
+        for code in ["ThrottlingError", "ProvisionedThroughputExceeded"] {
+            let c = cancelled(&[code, "None", "None"]);
+            assert_eq!(c.failure(), Failure::Throttled, "{code}");
+            assert!(c.other.is_empty());
+        }
+    }
+
+    #[test]
+    fn lost_races_and_conflicts_are_retried_soon_and_the_idempotency_key_decides() {
+        assert_eq!(
+            cancelled(&["ConditionalCheckFailed", "None", "None"]).failure(),
+            Failure::Race
+        );
+        assert_eq!(
+            cancelled(&["None", "TransactionConflict", "None"]).failure(),
+            Failure::Race
+        );
+        let stored = cancelled(&[
+            "ConditionalCheckFailed",
+            "ConditionalCheckFailed",
+            "ConditionalCheckFailed",
+        ]);
+        assert!(stored.idempotency && stored.head);
+        let wrong = cancelled(&["None", "ValidationError", "None"]);
+        assert_eq!(wrong.failure(), Failure::Permanent);
+    }
+}
