@@ -304,6 +304,8 @@ async fn an_outsider_can_neither_read_nor_post_into_a_conversation() {
     );
 }
 
+/// Concurrent connections of one gateway process, whose appends queue per conversation. Processes
+/// racing for the head: localstack/messenger-local/tests/processes.rs.
 #[tokio::test]
 async fn four_connections_sending_concurrently_get_gapless_distinct_seqs() {
     let gw = TestGateway::start().await;

@@ -14,6 +14,10 @@ use messenger_e2e::{Client, eventually};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+/// Every route of the template through the deployed stack, one scenario each.
+#[path = "deployed/every_route.rs"]
+mod every_route;
+
 async fn message(client: &mut Client, seq: u64) -> Value {
     client
         .recv_where(|v| v["type"] == "message" && v["seq"] == seq)
@@ -225,7 +229,9 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
     );
     assert_eq!(event["offline"], json!(["grace"]));
 
-    // The push went out: its coalescing claim for seq 1 stands (a failed push releases it).
+    // fn-notify pushed grace's phone and SNS accepted it: the push's coalescing claim for seq 1
+    // stands (a failed push releases it). MiniStack keeps nothing of platform publishes to read
+    // back (docs/infra.md); what SNS receives is read back on moto in fn-notify's own test.
     let now = chrono::Utc::now();
     let claim = messenger::push::PushClaim {
         user: UserId::new("grace").unwrap(),
@@ -248,6 +254,240 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
         0,
         "{failures}"
     );
+}
+
+// ------------------------------------------------------------------ conversation features
+
+/// The reply to `frame`, which must be of type `ty`.
+async fn expect(client: &mut Client, frame: Value, ty: &str) -> Value {
+    let r = client.request(frame.clone()).await;
+    assert_eq!(r["type"], ty, "{frame} → {r}");
+    r
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_edit_delete_react_and_reply_in_a_1to1_and_a_group_and_an_offline_device_converges()
+{
+    let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
+    let dm = "dm:liam:mia";
+    let mut liam = stack.connect("liam", "phone").await;
+    let mut mia = stack.connect("mia", "phone").await;
+    let mut tablet = stack.connect("mia", "tablet").await;
+    liam.send_to("mia", "c-1", "hello").await;
+    liam.send_to("mia", "c-2", "see you at 8").await;
+    message(&mut tablet, 2).await;
+    tablet.close().await;
+
+    // fn-presence forwards typing; fn-send edits, reacts, replies and deletes.
+    mia.send(json!({"action": "typing", "conversation": dm}))
+        .await;
+    assert_eq!(liam.recv_type("typing").await["user"], "mia");
+    let edit = json!({"action": "edit", "conversation": dm, "seq": 1, "body": "hello!"});
+    assert_eq!(expect(&mut liam, edit, "edited").await["entry"]["seq"], 3);
+    assert_eq!(message(&mut mia, 3).await["target"]["body"], "hello!");
+    let react = json!({"action": "react", "conversation": dm, "seq": 1, "emoji": "👍"});
+    expect(&mut mia, react, "reacted").await;
+    assert_eq!(
+        message(&mut liam, 4).await["event"]["type"],
+        "reaction_added"
+    );
+    let reply = json!({"action": "send", "conversation": dm, "client_msg_id": "m-1",
+                       "body": "ok", "reply_to": 2});
+    assert_eq!(expect(&mut mia, reply, "sent").await["seq"], 5);
+    assert_eq!(message(&mut liam, 5).await["quote"]["text"], "see you at 8");
+    let delete = json!({"action": "delete", "conversation": dm, "seq": 2});
+    expect(&mut liam, delete, "deleted").await;
+    assert_eq!(message(&mut mia, 6).await["target"]["deleted"], true);
+    let theirs = json!({"action": "edit", "conversation": dm, "seq": 1, "body": "mine"});
+    assert_eq!(expect(&mut mia, theirs, "error").await["code"], "forbidden");
+    let text = json!({"action": "react", "conversation": dm, "seq": 1, "emoji": "yes"});
+    assert_eq!(expect(&mut mia, text, "error").await["code"], "bad_request");
+
+    // The tablet was away for all of it: its sync brings the entries with the messages as
+    // they now are.
+    let mut tablet = stack.connect("mia", "tablet").await;
+    let page = expect(
+        &mut tablet,
+        json!({"action": "sync", "since": {dm: 2}}),
+        "sync",
+    )
+    .await;
+    let got = page["messages"].as_array().unwrap();
+    assert_eq!(got.len(), 4, "{page}");
+    assert_eq!(got[0]["target"]["body"], "hello!");
+    assert_eq!(got[1]["target"]["reactions"][0]["users"], json!(["mia"]));
+    assert_eq!(got[2]["quote"], json!({"from": "liam", "deleted": true}));
+    assert!(got[3]["target"].get("body").is_none(), "{page}");
+
+    // The deleted body is gone from the deployed table.
+    let store = stack.store().await;
+    let conv = messenger::domain::ConversationId::new(dm).unwrap();
+    let item = store
+        .stored_message(&conv, 2)
+        .await
+        .unwrap()
+        .expect("the item");
+    assert!(
+        item.get("body").is_none() && item["deleted"] == true,
+        "{item}"
+    );
+
+    // A group: a reply, reactions, typing, and the admin deleting a member's message.
+    let group = json!({"action": "create_group", "name": "Crew", "members": ["mia", "nora"]});
+    let g = expect(&mut liam, group, "group").await["conversation"].clone();
+    let mut nora = stack.connect("nora", "phone").await;
+    let send =
+        json!({"action": "send", "conversation": g, "client_msg_id": "n-1", "body": "hi all"});
+    expect(&mut nora, send, "sent").await;
+    let reply = json!({"action": "send", "conversation": g, "client_msg_id": "m-2", "body": "hey",
+                       "reply_to": 2});
+    expect(&mut mia, reply, "sent").await;
+    let quoted = liam
+        .recv_where(|v| v["type"] == "message" && v["conversation"] == g && v["seq"] == 3)
+        .await;
+    assert_eq!(quoted["quote"], json!({"from": "nora", "text": "hi all"}));
+    let react = json!({"action": "react", "conversation": g, "seq": 3, "emoji": "🎉"});
+    expect(&mut nora, react, "reacted").await;
+    nora.send(json!({"action": "typing", "conversation": g}))
+        .await;
+    assert_eq!(
+        mia.recv_where(|v| v["type"] == "typing" && v["conversation"] == g)
+            .await["user"],
+        "nora"
+    );
+    let delete = json!({"action": "delete", "conversation": g, "seq": 2});
+    let deleted = expect(&mut liam, delete, "deleted").await;
+    assert_eq!(
+        deleted["message"]["from"], "nora",
+        "an admin deletes a member's message"
+    );
+    let gone = nora
+        .recv_where(|v| v["type"] == "message" && v["conversation"] == g && v["seq"] == 5)
+        .await;
+    assert_eq!(gone["event"], json!({"type": "message_deleted", "seq": 2}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_muted_conversation_is_not_pushed_and_the_inbox_follows_activity_and_reads_elsewhere() {
+    use messenger::ports::PushDevices;
+    let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
+    let sdk = messenger_aws::sdk::for_endpoint(&stack.endpoint).await;
+    let queue =
+        messenger_aws::testing::subscribed_queue(&sdk, stack.output("MessagesTopicArn")).await;
+    let (from_pia, from_quinn) = ("dm:oscar:pia", "dm:oscar:quinn");
+    let mut phone = stack.connect("oscar", "phone").await;
+    let r = json!({"action": "register_push", "platform": "fcm", "token": "oscar-fcm-token"});
+    expect(&mut phone, r, "push_registered").await;
+    let mut pia = stack.connect("pia", "phone").await;
+    let mut quinn = stack.connect("quinn", "phone").await;
+    pia.send_to("oscar", "p-1", "lunch?").await;
+    quinn.send_to("oscar", "q-1", "call me").await;
+    // Oscar mutes pia (fn-groups) and goes offline.
+    let muted = expect(
+        &mut phone,
+        json!({"action": "mute", "conversation": from_pia}),
+        "muted",
+    )
+    .await;
+    assert_eq!(muted["muted"], true);
+    phone.close().await;
+    let store = stack.store().await;
+    let oscar = UserId::new("oscar").unwrap();
+    eventually("oscar's $disconnect has run", async || {
+        Connections::of_users(&store, std::slice::from_ref(&oscar), chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+
+    // Both write again; fn-notify decides the pushes, then publishes each event.
+    assert_eq!(pia.send_to("oscar", "p-2", "still?").await["seq"], 2);
+    assert_eq!(quinn.send_to("oscar", "q-2", "please").await["seq"], 2);
+    let mut seen = std::collections::BTreeSet::new();
+    eventually("both second messages reach the topic", async || {
+        for (m, _) in messenger_aws::testing::received_events(&sdk, &queue).await {
+            if m["seq"] == 2 {
+                seen.insert(m["conversation"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        seen.contains(from_pia) && seen.contains(from_quinn)
+    })
+    .await;
+    let claim = |conv: &str| {
+        let now = chrono::Utc::now();
+        messenger::push::PushClaim {
+            user: oscar.clone(),
+            device: DeviceId::new("phone").unwrap(),
+            conversation: messenger::domain::ConversationId::new(conv).unwrap(),
+            seq: 2,
+            at: now,
+            not_before: now - chrono::Duration::seconds(60),
+            acked: 0,
+        }
+    };
+    assert!(
+        !store.claim(&claim(from_quinn)).await.unwrap(),
+        "quinn's message was pushed"
+    );
+    assert!(
+        store.claim(&claim(from_pia)).await.unwrap(),
+        "pia's (muted) was not"
+    );
+
+    // The inbox: quinn wrote last; unread counts; the mute shows.
+    let mut laptop = stack.connect("oscar", "laptop").await;
+    let rows = |inbox: &Value| -> Vec<(String, u64, bool)> {
+        inbox["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let c = r["conversation"].as_str().unwrap().to_owned();
+                (
+                    c,
+                    r["unread"].as_u64().unwrap(),
+                    r["muted"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let inbox = expect(
+        &mut laptop,
+        json!({"action": "conversations"}),
+        "conversations",
+    )
+    .await;
+    assert_eq!(
+        rows(&inbox),
+        [(from_quinn.into(), 2, false), (from_pia.into(), 2, true)]
+    );
+    assert_eq!(inbox["unread_total"], 4);
+    // Read on the phone; the laptop's inbox shows it.
+    let mut phone = stack.connect("oscar", "phone").await;
+    let ack = json!({"action": "ack", "conversation": from_pia, "seq": 2, "kind": "read"});
+    expect(&mut phone, ack, "acked").await;
+    let inbox = expect(
+        &mut laptop,
+        json!({"action": "conversations"}),
+        "conversations",
+    )
+    .await;
+    assert_eq!(
+        rows(&inbox),
+        [(from_quinn.into(), 2, false), (from_pia.into(), 0, true)]
+    );
+    pia.send_to("oscar", "p-3", "?").await;
+    let inbox = expect(
+        &mut laptop,
+        json!({"action": "conversations"}),
+        "conversations",
+    )
+    .await;
+    assert_eq!(rows(&inbox)[0], (from_pia.into(), 1, true));
+    assert_eq!(inbox["unread_total"], 3);
 }
 
 // ------------------------------------------------------------------ Identity=cognito

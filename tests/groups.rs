@@ -177,6 +177,7 @@ async fn a_removed_member_gets_nothing_more_and_can_neither_read_nor_post() {
     );
 }
 
+/// Concurrent connections of one gateway process (see chat.rs for where processes race).
 #[tokio::test]
 async fn five_members_sending_concurrently_get_gapless_seqs() {
     let gw = TestGateway::start().await;
@@ -243,15 +244,20 @@ async fn only_admins_manage_members_and_the_last_admin_leaving_promotes_the_next
         "bad_request"
     );
 
+    // A later joiner who sorts before every founder: the longest-standing member is a founder.
+    let added = alice
+        .request(json!({"action":"add_members","conversation":g,"users":["aaron"]}))
+        .await;
+    assert_eq!(added["seq"], 2, "{added}");
     let left = alice
         .request(json!({"action":"leave_group","conversation":g}))
         .await;
     assert_eq!(
         (left["type"].as_str(), left["seq"].as_u64()),
-        (Some("left"), Some(2))
+        (Some("left"), Some(3))
     );
     let event = bob
-        .recv_where(|v| v["type"] == "message" && v["seq"] == 2)
+        .recv_where(|v| v["type"] == "message" && v["seq"] == 3)
         .await;
     assert_eq!(event["from"], "alice");
     assert_eq!(
@@ -263,7 +269,7 @@ async fn only_admins_manage_members_and_the_last_admin_leaving_promotes_the_next
         .await;
     assert_eq!(
         added["members"],
-        json!([{"user":"bob","role":"admin"},{"user":"carol","role":"member"},{"user":"dave","role":"member"}])
+        json!([{"user":"aaron","role":"member"},{"user":"bob","role":"admin"},{"user":"carol","role":"member"},{"user":"dave","role":"member"}])
     );
     assert_eq!(
         code(&say(&mut alice, &g, "a-9", "back?").await),
@@ -309,7 +315,7 @@ async fn a_retried_create_lands_on_the_same_group_with_one_event() {
 }
 
 #[tokio::test]
-async fn the_inbox_lists_every_conversation_with_latest_seq_and_my_pointers() {
+async fn the_inbox_lists_every_conversation_newest_first_with_latest_seq_and_my_pointers() {
     let gw = TestGateway::start().await;
     let mut alice = gw.connect("alice", "phone").await;
     let mut bob = gw.connect("bob", "phone").await;
@@ -321,13 +327,30 @@ async fn the_inbox_lists_every_conversation_with_latest_seq_and_my_pointers() {
 
     let inbox = bob.request(json!({"action":"conversations"})).await;
     assert_eq!(inbox["more"], false);
+    let mut rows = inbox["conversations"].as_array().unwrap().clone();
+    // The group was created last: it comes first. Its preview is the creation event.
+    let last: Vec<Value> = rows
+        .iter_mut()
+        .map(|r| r.as_object_mut().unwrap().remove("last").unwrap())
+        .collect();
     assert_eq!(
-        inbox["conversations"],
-        json!([
-            {"conversation":"dm:alice:bob","kind":"direct","with":"alice","role":"member","last_seq":2,"delivered":1,"read":1},
-            {"conversation":g,"kind":"group","name":"Pals","role":"member","last_seq":1,"delivered":0,"read":0},
-        ])
+        rows,
+        [
+            json!({"conversation":g,"kind":"group","name":"Pals","role":"member","last_seq":1,
+                   "delivered":0,"read":0,"unread":0,"muted":false}),
+            json!({"conversation":"dm:alice:bob","kind":"direct","with":"alice","role":"member",
+                   "last_seq":2,"delivered":1,"read":1,"unread":1,"muted":false}),
+        ]
     );
+    assert_eq!(
+        (&last[0]["event"], &last[0]["from"]),
+        (&json!("group_created"), &json!("alice"))
+    );
+    assert_eq!(
+        (&last[1]["seq"], &last[1]["text"]),
+        (&json!(2), &json!("there"))
+    );
+    assert_eq!(inbox["unread_total"], 1);
     let first = bob
         .request(json!({"action":"conversations","limit":1}))
         .await;
@@ -339,9 +362,13 @@ async fn the_inbox_lists_every_conversation_with_latest_seq_and_my_pointers() {
         (1, &json!(true))
     );
     let rest = bob
-        .request(json!({"action":"conversations","after":"dm:alice:bob"}))
+        .request(json!({"action":"conversations","cursor":first["cursor"]}))
         .await;
-    assert_eq!(rest["conversations"][0]["conversation"], g);
+    assert_eq!(rest["conversations"][0]["conversation"], "dm:alice:bob");
+    let after = bob
+        .request(json!({"action":"conversations","after":g}))
+        .await;
+    assert_eq!(after["conversations"], rest["conversations"]);
 }
 
 #[tokio::test]
@@ -411,18 +438,19 @@ async fn a_group_receipt_goes_to_the_author_and_everyone_pulls_the_read_state() 
         alice.backlog()
     );
     assert_eq!(state["type"], "receipts", "{state}");
+    // bob has read through his own message by sending it; alice has acked nothing.
     assert_eq!(
         state["members"],
         json!([
             {"user":"alice","delivered":0,"read":0},
-            {"user":"bob","delivered":0,"read":0},
+            {"user":"bob","delivered":seq,"read":seq},
             {"user":"carol","delivered":seq,"read":seq},
         ])
     );
-    // What everyone but alice has reached: bob has not acked anything.
+    // What everyone but alice has reached: bob's message, read by all.
     assert_eq!(
         (&state["delivered"], &state["read"]),
-        (&json!(0), &json!(0))
+        (&json!(seq), &json!(seq))
     );
 
     // Outsiders cannot pull it.
@@ -431,4 +459,146 @@ async fn a_group_receipt_goes_to_the_author_and_everyone_pulls_the_read_state() 
         .request(json!({"action":"receipts","conversation":g}))
         .await;
     assert_eq!(code(&refused), "forbidden");
+}
+
+#[tokio::test]
+async fn retried_membership_changes_store_no_second_event() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let g = create(&mut alice, "Retries", &["bob", "carol"]).await;
+    let changes = [
+        json!({"action":"add_members","conversation":g,"users":["dave"],"client_msg_id":"ch-1"}),
+        json!({"action":"rename_group","conversation":g,"name":"Again","client_msg_id":"ch-2"}),
+        json!({"action":"remove_members","conversation":g,"users":["carol"],"client_msg_id":"ch-3"}),
+    ];
+    for (seq, frame) in (2..).zip(changes) {
+        let first = alice.request(frame.clone()).await;
+        let retry = alice.request(frame.clone()).await;
+        assert_eq!(first["seq"], seq, "{frame} → {first}");
+        assert_eq!(
+            (&retry["type"], &retry["seq"], &retry["members"]),
+            (&first["type"], &first["seq"], &first["members"]),
+            "{frame}"
+        );
+    }
+    // Leaving: the retry finds alice gone and is refused; it stores nothing either.
+    let leave = json!({"action":"leave_group","conversation":g,"client_msg_id":"ch-4"});
+    assert_eq!(alice.request(leave.clone()).await["seq"], 5);
+    assert_eq!(code(&alice.request(leave).await), "forbidden");
+
+    let events: Vec<(u64, String)> = synced(&mut bob, &g)
+        .await
+        .into_iter()
+        .map(|(seq, _, _, event)| (seq, event))
+        .collect();
+    let expected = [
+        "group_created",
+        "members_added",
+        "group_renamed",
+        "members_removed",
+        "member_left",
+    ];
+    assert_eq!(
+        events,
+        (1..).zip(expected.map(String::from)).collect::<Vec<_>>()
+    );
+    // And every member's socket got each event once.
+    for seq in 1..=5 {
+        bob.recv_where(|v| v["type"] == "message" && v["seq"] == seq)
+            .await;
+    }
+    assert!(
+        bob.backlog().iter().all(|v| v["type"] != "message"),
+        "a retry announced again: {:?}",
+        bob.backlog()
+    );
+}
+
+#[tokio::test]
+async fn a_group_name_is_1_to_100_characters() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    // Characters, not bytes: 100 two-byte characters are a valid name.
+    let longest = "é".repeat(100);
+    let created = alice
+        .request(json!({"action":"create_group","name":longest,"members":["bob"]}))
+        .await;
+    assert_eq!(created["name"], longest.as_str(), "{created}");
+    let g = created["conversation"].as_str().unwrap().to_owned();
+    let too_long = "x".repeat(101);
+    let e = alice
+        .request(json!({"action":"create_group","name":too_long}))
+        .await;
+    assert_eq!(code(&e), "bad_request");
+    for name in [too_long.as_str(), ""] {
+        let e = alice
+            .request(json!({"action":"rename_group","conversation":g,"name":name}))
+            .await;
+        assert_eq!(code(&e), "bad_request", "{name:?}");
+    }
+    let inbox = alice.request(json!({"action":"conversations"})).await;
+    assert_eq!(inbox["conversations"][0]["name"], longest.as_str());
+    assert_eq!(synced(&mut alice, &g).await.len(), 1, "no event was stored");
+}
+
+#[tokio::test]
+async fn a_removal_racing_a_burst_of_sends_lets_nothing_after_it_reach_the_removed() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let mut carol = gw.connect("carol", "phone").await;
+    let g = create(&mut alice, "Race", &["bob", "carol"]).await;
+    // Half of bob's burst is in flight when alice removes carol; the other half follows the
+    // removal's answer (so some messages certainly come after it).
+    let ids: Vec<String> = (0..20).map(|i| format!("b-{i}")).collect();
+    let frame = |id: &String| json!({"action":"send","conversation":g,"client_msg_id":id,"body":"x","id":id});
+    for id in &ids[..10] {
+        bob.send(frame(id)).await;
+    }
+    let removed = alice
+        .request(json!({"action":"remove_members","conversation":g,"users":["carol"]}))
+        .await;
+    let r = removed["seq"].as_u64().expect("the removal's seq");
+    for id in &ids[10..] {
+        bob.send(frame(id)).await;
+    }
+    let mut sent = Vec::new();
+    for id in &ids {
+        let reply = bob.recv_where(|v| v["id"] == id.as_str()).await;
+        assert_eq!(reply["type"], "sent", "{reply}");
+        sent.push(reply["seq"].as_u64().unwrap());
+    }
+    let mut all = sent.clone();
+    all.push(r);
+    all.sort_unstable();
+    assert_eq!(all, (2..=22).collect::<Vec<_>>(), "seqs 2..=22, once each");
+
+    // Once alice has every message of the burst, and carol the removal event, carol has had
+    // nothing from after it.
+    for seq in &sent {
+        alice
+            .recv_where(|v| v["type"] == "message" && v["seq"] == *seq)
+            .await;
+    }
+    carol
+        .recv_where(|v| v["type"] == "message" && v["seq"] == r)
+        .await;
+    carol.request(json!({"action":"presence","users":[]})).await;
+    let got: Vec<u64> = carol
+        .backlog()
+        .iter()
+        .filter(|v| v["type"] == "message")
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        got.iter().all(|s| *s < r),
+        "carol got {got:?}, removed at {r}"
+    );
+    let page = carol.request(json!({"action":"sync"})).await;
+    assert_eq!(page["messages"], json!([]));
+    println!(
+        "removal at seq {r}; {} of bob's sends landed after it",
+        sent.iter().filter(|s| **s > r).count()
+    );
 }

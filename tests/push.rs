@@ -205,3 +205,146 @@ async fn a_new_token_updates_the_same_endpoint_and_previews_are_opt_in() {
             .is_none()
     );
 }
+
+/// The platform payload of a recorded push (the SNS message's `APNS`, `APNS_SANDBOX` or `GCM`).
+fn payload(push: &Value, key: &str) -> Value {
+    serde_json::from_str(push["message"][key].as_str().expect("a payload")).unwrap()
+}
+
+#[tokio::test]
+async fn apns_and_the_apns_sandbox_get_apns_payloads() {
+    let gw = TestGateway::start().await;
+    for (device, platform) in [("iphone", "apns"), ("testflight", "apns_sandbox")] {
+        let mut bob = gw.connect("bob", device).await;
+        let r = bob
+            .request(json!({"action":"register_push","platform":platform,"token":format!("tok-{device}")}))
+            .await;
+        assert_eq!(
+            (r["device"].as_str(), r["platform"].as_str()),
+            (Some(device), Some(platform)),
+            "{r}"
+        );
+        bob.close().await;
+    }
+    let mut alice = gw.connect("alice", "phone").await;
+    alice.send_to("bob", "c-1", "hi").await;
+    let recorded = gw.published(1).await;
+    let mut pushes: Vec<&Value> = recorded["pushes"].as_array().unwrap().iter().collect();
+    pushes.sort_by_key(|p| p["device"].as_str().unwrap().to_owned());
+    let got: Vec<(&str, &str)> = pushes
+        .iter()
+        .map(|p| {
+            (
+                p["device"].as_str().unwrap(),
+                p["platform"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("iphone", "apns"), ("testflight", "apns_sandbox")]);
+    for (push, key) in pushes.into_iter().zip(["APNS", "APNS_SANDBOX"]) {
+        let apns = payload(push, key);
+        assert_eq!(
+            apns["aps"]["alert"],
+            json!({"title":"alice","body":"New message"}),
+            "{key}"
+        );
+        assert_eq!(
+            (apns["conversation"].as_str(), apns["seq"].as_u64()),
+            (Some("dm:alice:bob"), Some(1))
+        );
+        assert!(push["message"].get("GCM").is_none(), "{key}: {push}");
+    }
+}
+
+#[tokio::test]
+async fn registering_another_platform_replaces_the_devices_registration() {
+    let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
+    let (bob_id, phone) = (UserId::new("bob").unwrap(), DeviceId::new("phone").unwrap());
+    let mut bob = gw.connect("bob", "phone").await;
+    register(&mut bob, "fcm-token", false).await;
+    let before = store
+        .push_devices
+        .get(&bob_id, &phone)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = bob
+        .request(json!({"action":"register_push","platform":"apns","token":"apns-token"}))
+        .await;
+    assert_eq!(r["platform"], "apns", "{r}");
+    let after = store
+        .push_devices
+        .get(&bob_id, &phone)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.platform.sns_key(), after.token.as_str()),
+        ("APNS", "apns-token")
+    );
+    assert_ne!(
+        after.endpoint, before.endpoint,
+        "a new endpoint, on the new platform"
+    );
+    bob.close().await;
+
+    let mut alice = gw.connect("alice", "phone").await;
+    alice.send_to("bob", "c-1", "hi").await;
+    let recorded = gw.published(1).await;
+    let platforms: Vec<&str> = recorded["pushes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        platforms,
+        ["apns"],
+        "one push, to the new registration only"
+    );
+}
+
+#[tokio::test]
+async fn membership_events_are_published_but_never_pushed() {
+    let gw = TestGateway::start().await;
+    let mut bob = gw.connect("bob", "phone").await;
+    register(&mut bob, "tok-bob", false).await;
+    bob.close().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let created = alice
+        .request(json!({"action":"create_group","name":"Quiet","members":["bob"]}))
+        .await;
+    let g = created["conversation"].as_str().unwrap().to_owned();
+    alice
+        .request(json!({"action":"rename_group","conversation":g,"name":"Still quiet"}))
+        .await;
+    alice
+        .request(json!({"action":"add_members","conversation":g,"users":["carol"]}))
+        .await;
+    // The events reach the topic like every stored message, naming bob offline...
+    let recorded = gw.published(3).await;
+    let events: Vec<(u64, &Value)> = recorded["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["message"]["seq"].as_u64().unwrap(),
+                &e["message"]["offline"],
+            )
+        })
+        .collect();
+    assert_eq!(events.len(), 3, "{recorded}");
+    for (seq, offline) in &events {
+        assert!(
+            offline.as_array().unwrap().contains(&json!("bob")),
+            "seq {seq}"
+        );
+    }
+    // ...but none woke his phone. A message does (so the device is pushable).
+    assert_eq!(pushed_seqs(&recorded, "bob"), Vec::<u64>::new());
+    alice
+        .request(json!({"action":"send","conversation":g,"client_msg_id":"m-1","body":"hi"}))
+        .await;
+    assert_eq!(pushed_seqs(&gw.published(4).await, "bob"), vec![4]);
+}

@@ -3,8 +3,9 @@
 #   1. unit tests, the port contract on the in-memory store, the bench smoke test;
 #   2. the emulator tier: MiniStack (installed into localstack/.venv on first use, pinned in
 #      localstack/requirements.txt) on a free 127.0.0.1 port; the contract suite, request counts
-#      and the route binaries on DynamoDB; push and topic events on MiniStack's SNS, and the
-#      disabled-endpoint path on moto (localstack/.venv-moto, requirements-moto.txt);
+#      and the route binaries on DynamoDB; topic events on MiniStack's SNS, pushes read back from
+#      moto's (localstack/.venv-moto, requirements-moto.txt); messenger-local processes racing
+#      over one set of tables, and one SIGKILLed mid-burst (localstack/messenger-local/tests);
 #   3. the end-to-end WebSocket scenarios through the embedded gateway, once over the in-memory
 #      store and once over DynamoDB on MiniStack;
 #   4. the clients (clients/ci): docs/asyncapi.yaml through the AsyncAPI parser and tsc --strict
@@ -13,8 +14,9 @@
 #      are pinned in clients/package-lock.json and installed with `npm ci` on first use;
 #   5. the deploy tier: cfn-lint on infra/template.yaml (pinned in infra/requirements.txt,
 #      installed into infra/.venv on first use), then the template deployed on the same
-#      MiniStack with the real (debug, host) Lambda binaries, driven by WebSocket clients: once
-#      with development tokens, once with its own Cognito user pool (Identity=cognito).
+#      MiniStack with the real (debug, host) Lambda binaries, driven by WebSocket clients (every
+#      route of the route table): once with development tokens, once with its own Cognito user
+#      pool (Identity=cognito).
 # MiniStack is stopped however the run ends. Exits non-zero on the first failure.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +43,7 @@ trap 'localstack/ministack stop; localstack/moto stop' EXIT
 MESSENGER_DYNAMODB_ENDPOINT="$(localstack/ministack start --enforce-iam)"
 MESSENGER_MOTO_ENDPOINT="$(localstack/moto start)"
 export MESSENGER_DYNAMODB_ENDPOINT MESSENGER_MOTO_ENDPOINT
-echo "    MiniStack at $MESSENGER_DYNAMODB_ENDPOINT (DynamoDB, SNS, SQS), moto at $MESSENGER_MOTO_ENDPOINT (SNS)"
+echo "    MiniStack at $MESSENGER_DYNAMODB_ENDPOINT (DynamoDB, SNS, SQS), moto at $MESSENGER_MOTO_ENDPOINT (SNS, SQS: what devices were sent)"
 
 echo "==> unit, contract (in-memory and DynamoDB), route binaries, e2e over the in-memory store"
 MESSENGER_E2E_STORE=memory cargo test --workspace --locked
@@ -50,7 +52,6 @@ echo "==> e2e WebSocket scenarios over DynamoDB on MiniStack"
 MESSENGER_E2E_STORE=dynamodb cargo test --locked -p messenger-e2e
 
 echo "==> clients: SDK tests and the browser test against messenger-local"
-cargo build --locked -p messenger-local
 clients/ci test
 
 echo "==> deploy tier: infra/template.yaml on MiniStack, WebSocket scenarios through it"

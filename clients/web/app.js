@@ -1,8 +1,9 @@
 // @ts-check
-// The Messenger web app: sign in, an inbox with unread counts and presence, 1:1 and group
-// chats with sent/delivered/read marks, history scroll-back, group creation. Built on the SDK
-// (served by messenger-local at /sdk/); plain DOM, user text only ever set as text.
-import { MessengerClient, WebStorage } from '/sdk/index.js';
+// The Messenger web app: sign in, an inbox ordered by activity with unread counts, previews,
+// presence and mute, 1:1 and group chats with sent/delivered/read marks, replies, edits,
+// deletions, reactions and typing indicators, history scroll-back, group creation. Built on the
+// SDK (served by messenger-local at /sdk/); plain DOM, user text only ever set as text.
+import { MessengerClient, WebStorage, applyEntry, isAmendment } from '/sdk/index.js';
 
 /** @typedef {import('/sdk/index.js').MessageView} MessageView */
 /** @typedef {import('/sdk/index.js').ConversationView} ConversationView */
@@ -22,12 +23,21 @@ import { MessengerClient, WebStorage } from '/sdk/index.js';
 
 const PRESENCE_REFRESH_MS = 60_000;
 const PAGE = 30;
+/** How long a `typing` shows (the SDK sends one every 3 s while the user types). */
+const TYPING_SHOWN_MS = 6000;
+/** The one-click reaction. */
+const QUICK_REACTION = '👍';
 
 /** @param {string} id @returns {any} */
 const $ = (id) => document.getElementById(id);
 
-/** @type {{ me: string, client: MessengerClient | null, chats: Map<string, Chat>, current: string | null, presence: Map<string, PresenceView>, outbox: OutboxItem[], timer?: ReturnType<typeof setInterval> }} */
-const app = { me: '', client: null, chats: new Map(), current: null, presence: new Map(), outbox: [] };
+/**
+ * What the composer does with its text: send, answer a message, or replace one's body.
+ * @typedef {{ kind: 'send' } | { kind: 'reply', seq: number } | { kind: 'edit', seq: number }} Compose
+ */
+
+/** @type {{ me: string, client: MessengerClient | null, chats: Map<string, Chat>, current: string | null, presence: Map<string, PresenceView>, outbox: OutboxItem[], compose: Compose, typing: Map<string, Map<string, number>>, timer?: ReturnType<typeof setInterval> }} */
+const app = { me: '', client: null, chats: new Map(), current: null, presence: new Map(), outbox: [], compose: { kind: 'send' }, typing: new Map() };
 
 // ---- sign in
 
@@ -125,6 +135,12 @@ function start(user, device, url, token) {
   });
   client.on('message', onMessage);
   client.on('receipt', onReceipt);
+  client.on('typing', onTyping);
+  client.on('muted', (m) => {
+    Object.assign(chat(m.conversation).view, { muted: m.muted, muted_until: m.until });
+    renderInbox();
+    renderHeader();
+  });
   client.on('outbox', (items) => {
     app.outbox = items;
     renderChat();
@@ -152,6 +168,8 @@ async function signOut() {
   app.outbox = [];
   app.current = null;
   $('composer').hidden = true;
+  $('mute').hidden = true;
+  app.typing.clear();
   $('app').hidden = true;
   $('signin').hidden = false;
   $('inbox').replaceChildren();
@@ -167,7 +185,7 @@ function chat(id, view = {}) {
     const direct = id.startsWith('dm:');
     const other = direct ? id.slice(3).split(':').find((u) => u !== app.me) ?? app.me : undefined;
     c = {
-      view: { conversation: id, kind: direct ? 'direct' : 'group', role: 'member', last_seq: 0, delivered: 0, read: 0, ...(other ? { with: other } : {}) },
+      view: { conversation: id, kind: direct ? 'direct' : 'group', role: 'member', last_seq: 0, delivered: 0, read: 0, unread: 0, muted: false, ...(other ? { with: other } : {}) },
       messages: new Map(),
       oldest: null,
       more: false,
@@ -211,13 +229,35 @@ async function refreshPresence() {
 function onMessage(m) {
   const known = app.chats.has(m.conversation);
   const c = chat(m.conversation);
-  c.messages.set(m.seq, m);
+  const isNew = m.seq > c.view.last_seq;
+  // Edits, deletions and reactions update the message they name; others are rows of their own.
+  applyEntry(c.messages, m);
   c.view.last_seq = Math.max(c.view.last_seq, m.seq);
   if (m.event?.type === 'group_created' || m.event?.type === 'group_renamed') c.view.name = m.event.name;
+  if (!m.event && isNew) {
+    // What a person calls unread: others' chat messages. Sending reads, on the server too, so
+    // one's own message needs no `read` ack.
+    if (m.from === app.me) {
+      c.view.unread = 0;
+      c.view.read = Math.max(c.view.read, m.seq);
+    } else {
+      c.view.unread = (c.view.unread ?? 0) + 1;
+    }
+    app.typing.get(m.conversation)?.delete(m.from);
+  }
   if (!known) void refreshInbox();
   if (app.current === m.conversation) markRead(m.conversation);
   renderInbox();
   if (app.current === m.conversation) renderChat();
+}
+
+/** @param {import('/sdk/index.js').Typing} t */
+function onTyping(t) {
+  const typing = app.typing.get(t.conversation) ?? new Map();
+  typing.set(t.user, Date.now() + TYPING_SHOWN_MS);
+  app.typing.set(t.conversation, typing);
+  renderHeader();
+  setTimeout(renderHeader, TYPING_SHOWN_MS + 50);
 }
 
 /** @param {import('/sdk/index.js').Receipt} r */
@@ -244,6 +284,7 @@ function markRead(id) {
   const seq = c.view.last_seq;
   if (seq <= c.view.read) return;
   c.view.read = seq;
+  c.view.unread = 0;
   app.client.markRead(id, seq).catch(() => {});
   renderInbox();
 }
@@ -252,6 +293,7 @@ function markRead(id) {
 async function open(id) {
   app.current = id;
   const c = chat(id);
+  compose({ kind: 'send' });
   $('composer').hidden = false;
   renderInbox();
   renderChat();
@@ -295,7 +337,7 @@ async function loadOlder(id) {
     return renderChat();
   }
   const page = await app.client.history(id, { limit: PAGE, ...(c.oldest ? { before: c.oldest } : {}) });
-  for (const m of page.messages) c.messages.set(m.seq, m);
+  for (const m of page.messages) applyEntry(c.messages, m);
   const seqs = page.messages.map((m) => m.seq);
   c.oldest = seqs.length ? Math.min(...seqs, c.oldest ?? Infinity) : (c.oldest ?? 0);
   c.more = page.more;
@@ -339,6 +381,8 @@ function ago(iso) {
 
 function renderInbox() {
   const items = [...app.chats.values()].sort((a, b) => latest(b) - latest(a) || title(a).localeCompare(title(b)));
+  const total = items.reduce((sum, c) => sum + (c.view.unread ?? 0), 0);
+  document.title = total > 0 ? `(${total}) Messenger` : 'Messenger';
   $('inbox').replaceChildren(
     ...items.map((c) => {
       const li = el('li', c.view.conversation === app.current ? 'active' : '');
@@ -347,12 +391,11 @@ function renderInbox() {
       const dot = el('span', 'dot');
       if (c.view.with && app.presence.get(c.view.with)?.online) dot.classList.add('online');
       if (c.view.kind === 'group') dot.classList.add('group');
-      const name = el('span', 'name', title(c));
-      const unread = c.view.last_seq - c.view.read;
+      const name = el('span', 'name', `${title(c)}${c.view.muted ? ' 🔕' : ''}`);
+      const unread = c.view.unread ?? 0;
       const badge = el('span', 'unread', unread > 0 ? String(unread) : '');
       badge.hidden = unread <= 0;
-      const last = [...c.messages.values()].sort((a, b) => b.seq - a.seq)[0];
-      const preview = el('span', 'preview', last ? `${last.from === app.me ? 'You: ' : ''}${describe(last)}` : presenceText(c.view.with ?? ''));
+      const preview = el('span', 'preview', previewText(c));
       li.append(dot, name, badge, preview);
       li.addEventListener('click', () => void open(c.view.conversation));
       li.addEventListener('keydown', (e) => e.key === 'Enter' && void open(c.view.conversation));
@@ -361,18 +404,46 @@ function renderInbox() {
   );
 }
 
-/** @param {Chat} c */
+/** The latest chat message or membership change held, or none. @param {Chat} c */
+function lastShown(c) {
+  let last;
+  for (const m of c.messages.values()) if (!isAmendment(m) && (!last || m.seq > last.seq)) last = m;
+  return last;
+}
+
+/** When the conversation was last active (edits and reactions do not count). @param {Chat} c */
 function latest(c) {
-  let max = 0;
-  for (const m of c.messages.values()) max = Math.max(max, Date.parse(m.sent_at));
-  return max;
+  const held = lastShown(c);
+  const server = c.view.last ? Date.parse(c.view.last.sent_at) : 0;
+  return Math.max(held ? Date.parse(held.sent_at) : 0, server);
+}
+
+/** The inbox line under a conversation's name. @param {Chat} c */
+function previewText(c) {
+  const held = lastShown(c);
+  const last = c.view.last;
+  if (held && (!last || held.seq >= last.seq)) return `${held.from === app.me ? 'You: ' : ''}${describe(held)}`;
+  if (last) {
+    const who = last.from === app.me ? 'You' : last.from;
+    if (last.event) return `${who}: ${last.event.replace('_', ' ')}`;
+    return `${last.from === app.me ? 'You: ' : ''}${last.deleted ? 'Message deleted' : last.text ?? ''}`;
+  }
+  return presenceText(c.view.with ?? '');
 }
 
 function renderHeader() {
   const c = app.current ? app.chats.get(app.current) : undefined;
   if (!c) return;
   $('chat-title').textContent = title(c);
-  $('chat-subtitle').textContent = c.view.with ? presenceText(c.view.with) : members(c);
+  const now = Date.now();
+  const typing = [...(app.typing.get(c.view.conversation) ?? new Map()).entries()]
+    .filter(([, until]) => until > now)
+    .map(([user]) => user);
+  $('chat-subtitle').textContent = typing.length
+    ? `${typing.join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…`
+    : c.view.with ? presenceText(c.view.with) : members(c);
+  $('mute').textContent = c.view.muted ? 'Unmute' : 'Mute';
+  $('mute').hidden = false;
 }
 
 /** A group's members, replayed from the membership events loaded (the log holds them all). @param {Chat} c */
@@ -392,7 +463,8 @@ function members(c) {
 /** A message's text; system messages say what happened. @param {MessageView} m */
 function describe(m) {
   const e = m.event;
-  if (!e) return m.body;
+  if (m.deleted) return 'Message deleted';
+  if (!e) return m.body ?? '';
   const who = m.from === app.me ? 'You' : m.from;
   switch (e.type) {
     case 'group_created':
@@ -405,6 +477,8 @@ function describe(m) {
       return `${who} left${e.promoted?.length ? `; ${e.promoted.join(', ')} now admin` : ''}`;
     case 'group_renamed':
       return `${who} renamed the group “${e.name}”`;
+    default:
+      return '';
   }
 }
 
@@ -425,19 +499,24 @@ function renderChat() {
   const list = $('messages');
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   $('older').hidden = !c.more;
-  const rows = [...c.messages.values()].sort((a, b) => a.seq - b.seq).map((m) => {
+  const shown = [...c.messages.values()].filter((m) => !isAmendment(m)).sort((a, b) => a.seq - b.seq);
+  const rows = shown.map((m) => {
     if (m.event) {
       const li = el('li', 'system', describe(m));
       li.dataset.seq = String(m.seq);
       return li;
     }
     const mine = m.from === app.me;
-    const li = el('li', `message ${mine ? 'mine' : 'theirs'}`);
+    const li = el('li', `message ${mine ? 'mine' : 'theirs'}${m.deleted ? ' deleted' : ''}`);
     li.dataset.seq = String(m.seq);
     if (!mine && c.view.kind === 'group') li.append(el('span', 'from', m.from));
-    li.append(el('span', 'body', m.body));
+    if (m.reply_to !== undefined) li.append(quote(c, m));
+    li.append(el('span', 'body', describe(m)));
+    if (m.reactions?.length) li.append(reactions(c, m));
     const meta = el('span', 'meta', new Date(m.sent_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
     meta.title = m.sent_at;
+    if (m.edited_at && !m.deleted) meta.prepend(el('span', 'edited', 'edited · '));
+    if (!m.deleted) li.append(actions(c, m));
     if (mine) {
       const s = mark(c, m.seq);
       const check = el('span', `mark ${s.state}`, s.text);
@@ -458,6 +537,87 @@ function renderChat() {
     });
   $('message-list').replaceChildren(...rows, ...pending);
   if (atBottom || pending.length) list.scrollTop = list.scrollHeight;
+}
+
+/** The quoted message of a reply. @param {Chat} c @param {MessageView} m */
+function quote(c, m) {
+  const q = m.quote ?? (m.reply_to !== undefined ? quoteOf(c.messages.get(m.reply_to)) : undefined);
+  const text = q ? `${q.from === app.me ? 'You' : q.from}: ${q.deleted ? 'Message deleted' : q.text ?? ''}` : 'an earlier message';
+  return el('span', 'quote', text);
+}
+
+/** @param {MessageView | undefined} m @returns {import('/sdk/index.js').Quote | undefined} */
+function quoteOf(m) {
+  if (!m) return undefined;
+  return m.deleted ? { from: m.from, deleted: true } : { from: m.from, text: m.body ?? '' };
+}
+
+/** A message's reactions: click one to add or take back yours. @param {Chat} c @param {MessageView} m */
+function reactions(c, m) {
+  const row = el('span', 'reactions');
+  for (const r of m.reactions ?? []) {
+    const mine = r.users.includes(app.me);
+    const b = /** @type {HTMLButtonElement} */ (el('button', `reaction${mine ? ' mine' : ''}`, `${r.emoji} ${r.users.length}`));
+    b.type = 'button';
+    b.title = r.users.join(', ');
+    b.addEventListener('click', () => void react(c, m.seq, r.emoji, mine));
+    row.append(b);
+  }
+  return row;
+}
+
+/** Reply, react, and for one's own (or as a group admin) edit and delete. @param {Chat} c @param {MessageView} m */
+function actions(c, m) {
+  const box = el('span', 'actions');
+  /** @param {string} name @param {string} label @param {() => void} run */
+  const button = (name, label, run) => {
+    const b = /** @type {HTMLButtonElement} */ (el('button', `action ${name}`, label));
+    b.type = 'button';
+    b.title = name;
+    b.addEventListener('click', run);
+    box.append(b);
+  };
+  button('reply', '↩', () => compose({ kind: 'reply', seq: m.seq }));
+  const reacted = m.reactions?.some((r) => r.emoji === QUICK_REACTION && r.users.includes(app.me)) ?? false;
+  button('react', QUICK_REACTION, () => void react(c, m.seq, QUICK_REACTION, reacted));
+  if (m.from === app.me) button('edit', '✎', () => compose({ kind: 'edit', seq: m.seq }));
+  if (m.from === app.me || (c.view.kind === 'group' && c.view.role === 'admin')) {
+    button('delete', '🗑', () => void amend(() => app.client?.delete(c.view.conversation, m.seq)));
+  }
+  return box;
+}
+
+/** @param {Chat} c @param {number} seq @param {string} emoji @param {boolean} remove */
+function react(c, seq, emoji, remove) {
+  return amend(() => app.client?.react(c.view.conversation, seq, emoji, { remove }));
+}
+
+/** Runs an edit, delete or reaction; the SDK files the reply's entry like a push. @param {() => Promise<unknown> | undefined} run */
+async function amend(run) {
+  try {
+    await run();
+  } catch (error) {
+    notice(`not done (${/** @type {any} */ (error).code ?? 'error'}): ${/** @type {Error} */ (error).message}`);
+  }
+}
+
+/** Sets what the composer does, and says it above it. @param {Compose} next */
+function compose(next) {
+  app.compose = next;
+  const c = app.current ? app.chats.get(app.current) : undefined;
+  const bar = $('compose-mode');
+  const input = $('composer').body;
+  if (next.kind === 'send' || !c) {
+    bar.hidden = true;
+    return;
+  }
+  const m = c.messages.get(next.seq);
+  $('compose-text').textContent = next.kind === 'reply'
+    ? `Replying to ${m?.from === app.me ? 'yourself' : m?.from ?? 'a message'}: ${m ? describe(m) : ''}`
+    : 'Editing your message';
+  if (next.kind === 'edit') input.value = m?.body ?? '';
+  bar.hidden = false;
+  input.focus();
 }
 
 /** @param {string} text */
@@ -509,14 +669,44 @@ function setUpApp() {
     const form = /** @type {HTMLFormElement} */ (event.target);
     const body = form.body.value;
     const c = app.current ? app.chats.get(app.current) : undefined;
-    if (!c || !app.client || !body.trim()) return;
+    const client = app.client;
+    if (!c || !client || !body.trim()) return;
     form.body.value = '';
+    const mode = app.compose;
+    compose({ kind: 'send' });
+    if (mode.kind === 'edit') {
+      void amend(() => client.edit(c.view.conversation, mode.seq, body));
+      return;
+    }
     const target = c.view.with ? { to: c.view.with } : { conversation: c.view.conversation };
-    // Sending in a conversation means having read it, own message included.
-    app.client
-      .send({ ...target, body })
+    const reply = mode.kind === 'reply' ? { replyTo: mode.seq } : {};
+    // Sending reads (the server moves the read pointer): only others' newer messages need an ack.
+    client
+      .send({ ...target, body, ...reply })
       .then((sent) => markRead(sent.conversation))
       .catch(() => {});
+  });
+  $('composer').body.addEventListener('input', () => {
+    // The SDK sends at most one `typing` per conversation every 3 s; a 1:1 conversation exists
+    // (and has someone to tell) from its first message on.
+    const c = app.current ? app.chats.get(app.current) : undefined;
+    if (c && c.view.last_seq > 0 && app.client && $('composer').body.value) app.client.typing(c.view.conversation);
+  });
+  $('compose-cancel').addEventListener('click', () => {
+    if (app.compose.kind === 'edit') $('composer').body.value = '';
+    compose({ kind: 'send' });
+  });
+  $('mute').addEventListener('click', async () => {
+    const c = app.current ? app.chats.get(app.current) : undefined;
+    if (!c || !app.client) return;
+    try {
+      const r = c.view.muted ? await app.client.unmute(c.view.conversation) : await app.client.mute(c.view.conversation);
+      Object.assign(c.view, { muted: r.muted, muted_until: r.until });
+      renderHeader();
+      renderInbox();
+    } catch (error) {
+      notice(`could not change the mute: ${/** @type {Error} */ (error).message}`);
+    }
   });
 }
 

@@ -57,6 +57,16 @@ pub struct Limits {
     /// Push offline members from the `send` invocation itself, right after the fan-out. Off
     /// when a stream-driven function does it instead.
     pub push_inline: bool,
+    /// How long after sending its author may edit a message.
+    pub edit_window: chrono::Duration,
+    /// Most different emoji on one message.
+    pub max_reaction_emoji: usize,
+    /// Most reactions on one message (all emoji together): keeps a message item, and a page
+    /// holding it, far below DynamoDB's 400 KB item and API Gateway's 128 KB message.
+    pub max_reactions: usize,
+    /// At most one `typing` per user and conversation is forwarded within this interval (per
+    /// process: each Lambda instance keeps its own).
+    pub typing_interval: chrono::Duration,
 }
 
 impl Default for Limits {
@@ -77,6 +87,10 @@ impl Default for Limits {
             conversations_page: 100,
             push_window: chrono::Duration::seconds(60),
             push_inline: true,
+            edit_window: chrono::Duration::minutes(15),
+            max_reaction_emoji: 20,
+            max_reactions: 500,
+            typing_interval: chrono::Duration::seconds(2),
         }
     }
 }
@@ -91,6 +105,8 @@ pub struct App {
     pub notifier: Arc<dyn Notifier>,
     pub limits: Limits,
     pub clock: Clock,
+    /// When each (user, conversation) last had a `typing` forwarded: this process's memory.
+    pub typing: Arc<crate::usecases::typing::TypingThrottle>,
 }
 
 /// A connection younger than this may still be in `$connect` (at most API Gateway's 29-second
@@ -109,6 +125,17 @@ pub struct Delivery {
     pub posts: usize,
     pub gone: usize,
     pub failed: usize,
+}
+
+impl Delivery {
+    /// Adds the result of a fan-out of the same entry to other users.
+    pub fn merge(&mut self, other: Delivery) {
+        self.online.extend(other.online);
+        self.offline.extend(other.offline);
+        self.offline.retain(|u| !self.online.contains(u));
+        self.posts += other.posts;
+        self.gone += other.gone;
+    }
 }
 
 /// The storage ports of an [`App`], usually all backed by one store.
@@ -152,6 +179,7 @@ impl App {
             notifier: Arc::new(NoNotifier),
             limits,
             clock: Arc::new(Utc::now),
+            typing: Arc::default(),
         }
     }
 

@@ -1,4 +1,12 @@
 //! Domain layer: ids, messages, memberships and their validation rules. No I/O here.
+//! Changes to stored messages (edit, delete, reactions) are in `amend`; a conversation's head
+//! (latest seq, chat count, inbox preview) in `head`.
+
+mod amend;
+mod head;
+
+pub use amend::{Amendment, Change, Emoji, Reaction, Refusal};
+pub use head::{Head, PREVIEW_CHARS, Preview, truncate};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -125,19 +133,44 @@ impl ConversationId {
     }
 }
 
-/// A stored message: one item of a conversation's log.
+/// A stored message: one item of a conversation's log. An entry with an `event` is a system
+/// entry (a membership change, or an edit, delete or reaction that references a message);
+/// the others are chat messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub conversation: ConversationId,
     pub seq: Seq,
     pub from: UserId,
     pub client_msg_id: ClientMsgId,
+    /// The text; empty on system entries and once the message is deleted.
     pub body: String,
-    /// Set on system messages: a membership change, in log order with the chat.
-    pub event: Option<GroupEvent>,
+    /// Set on system entries, in log order with the chat.
+    pub event: Option<LogEvent>,
     pub sent_at: DateTime<Utc>,
     /// Retention: readers treat the message as gone after this instant.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The message this one answers (`send` with `reply_to`).
+    pub reply_to: Option<Seq>,
+    /// When the body was last edited.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Deleted for everyone: the body is gone from storage, so are the reactions.
+    pub deleted: bool,
+    /// One entry per emoji, in the order they were first used.
+    pub reactions: Vec<Reaction>,
+    /// The seq of the last log event that changed this message; `None` while it is unchanged.
+    pub rev: Option<Seq>,
+}
+
+impl Message {
+    /// A chat message (not a membership change or an amendment).
+    pub fn is_chat(&self) -> bool {
+        self.event.is_none()
+    }
+
+    /// The message an amendment entry (edit, delete, reaction) refers to.
+    pub fn amends(&self) -> Option<Seq> {
+        self.event.as_ref().and_then(LogEvent::target)
+    }
 }
 
 /// What a sender asks the log to append; the log assigns the seq.
@@ -147,9 +180,10 @@ pub struct NewMessage {
     pub from: UserId,
     pub client_msg_id: ClientMsgId,
     pub body: String,
-    pub event: Option<GroupEvent>,
+    pub event: Option<LogEvent>,
     pub sent_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub reply_to: Option<Seq>,
 }
 
 impl NewMessage {
@@ -164,6 +198,11 @@ impl NewMessage {
             event: self.event,
             sent_at: self.sent_at,
             expires_at: self.expires_at,
+            reply_to: self.reply_to,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+            rev: None,
         }
     }
 }
@@ -207,9 +246,31 @@ pub struct Membership {
     pub from_seq: Seq,
     pub delivered: Seq,
     pub read: Seq,
+    /// How many chat messages the log held at the `read` pointer (or when the member joined):
+    /// unread = the head's chat count minus this.
+    pub read_chats: u64,
+    /// No pushes for this conversation to this user's devices until then
+    /// ([`muted_forever`] for good).
+    pub muted_until: Option<DateTime<Utc>>,
+}
+
+/// The `muted_until` of a conversation muted without an end: the last second of year 9999
+/// (it still stores as a fixed-width instant).
+pub fn muted_forever() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).expect("a valid instant")
 }
 
 impl Membership {
+    /// Whether pushes for this conversation are off at `now`.
+    pub fn muted_at(&self, now: DateTime<Utc>) -> bool {
+        self.muted_until.is_some_and(|t| t > now)
+    }
+
+    /// Unread chat messages, given the conversation's head.
+    pub fn unread(&self, head: &Head) -> u64 {
+        head.chats.saturating_sub(self.read_chats)
+    }
+
     /// A fresh membership with both pointers at zero.
     pub fn new(
         conversation: &ConversationId,
@@ -226,7 +287,16 @@ impl Membership {
             from_seq,
             delivered: 0,
             read: 0,
+            read_chats: 0,
+            muted_until: None,
         }
+    }
+
+    /// The same membership with nothing unread before `chats` chat messages (a member added to
+    /// a group does not inherit its history as unread).
+    pub fn with_read_chats(mut self, chats: u64) -> Self {
+        self.read_chats = chats;
+        self
     }
 }
 
@@ -259,11 +329,11 @@ pub struct GroupInfo {
     pub created_at: DateTime<Utc>,
 }
 
-/// A membership change, stored as a system message so every device sees the same history of
-/// who was there. The acting user is the message's `from`.
+/// A system entry of a conversation's log: a membership change, or a change to an earlier
+/// message (which it references by seq). The acting user is the entry's `from`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum GroupEvent {
+pub enum LogEvent {
     GroupCreated {
         name: String,
         members: Vec<UserId>,
@@ -282,6 +352,50 @@ pub enum GroupEvent {
     GroupRenamed {
         name: String,
     },
+    /// Message `seq` got a new body.
+    MessageEdited {
+        seq: Seq,
+    },
+    /// Message `seq` was deleted for everyone.
+    MessageDeleted {
+        seq: Seq,
+    },
+    ReactionAdded {
+        seq: Seq,
+        emoji: Emoji,
+    },
+    ReactionRemoved {
+        seq: Seq,
+        emoji: Emoji,
+    },
+}
+
+impl LogEvent {
+    /// The message an amendment refers to; `None` for membership changes.
+    pub fn target(&self) -> Option<Seq> {
+        match self {
+            Self::MessageEdited { seq }
+            | Self::MessageDeleted { seq }
+            | Self::ReactionAdded { seq, .. }
+            | Self::ReactionRemoved { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
+    /// The `type` name on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::GroupCreated { .. } => "group_created",
+            Self::MembersAdded { .. } => "members_added",
+            Self::MembersRemoved { .. } => "members_removed",
+            Self::MemberLeft { .. } => "member_left",
+            Self::GroupRenamed { .. } => "group_renamed",
+            Self::MessageEdited { .. } => "message_edited",
+            Self::MessageDeleted { .. } => "message_deleted",
+            Self::ReactionAdded { .. } => "reaction_added",
+            Self::ReactionRemoved { .. } => "reaction_removed",
+        }
+    }
 }
 
 /// `bytes` random bytes as lowercase hex.

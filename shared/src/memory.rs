@@ -4,12 +4,12 @@
 
 use crate::domain::DeviceId;
 use crate::domain::{
-    ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Member, Membership, Message,
-    NewMessage, ReceiptKind, Role, Seq, UserId,
+    Amendment, ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Head, Member,
+    Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use crate::ports::{
-    Appended, Connections, Conversations, MessageLog, PushDevices, StoreError, UserPresence,
-    WriteContext, WriteKeys, WriteReads,
+    Amended, Appended, Connections, Conversations, MessageLog, PushDevices, StoreError,
+    UserPresence, WriteContext, WriteKeys, WriteReads,
 };
 use crate::push::{PushClaim, PushDevice};
 use async_trait::async_trait;
@@ -29,7 +29,7 @@ struct State {
     users: HashMap<UserId, UserRecord>,
     /// conversation → user → membership
     members: BTreeMap<ConversationId, BTreeMap<UserId, Membership>>,
-    logs: HashMap<ConversationId, Vec<Message>>,
+    logs: HashMap<ConversationId, Log>,
     /// (sender, client_msg_id) → where the message was stored
     sent: HashMap<(UserId, ClientMsgId), (ConversationId, Seq)>,
     groups: HashMap<ConversationId, GroupInfo>,
@@ -60,6 +60,27 @@ struct UserRecord {
 impl UserRecord {
     fn seen(&mut self, at: DateTime<Utc>) {
         self.last_seen = Some(self.last_seen.map_or(at, |t| t.max(at)));
+    }
+}
+
+/// One conversation's log: entry `seq` at index `seq - 1`, with the chat count at each entry.
+#[derive(Debug, Default)]
+struct Log {
+    entries: Vec<Message>,
+    chats: Vec<u64>,
+    head: Head,
+}
+
+impl Log {
+    fn push(&mut self, m: Message) -> u64 {
+        self.head = self.head.appended(&m);
+        self.entries.push(m);
+        self.chats.push(self.head.chats);
+        self.head.chats
+    }
+
+    fn get(&self, seq: Seq) -> Option<&Message> {
+        self.entries.get(usize::try_from(seq).ok()?.checked_sub(1)?)
     }
 }
 
@@ -135,21 +156,21 @@ impl WriteReads for InMemoryStore {
     ) -> Result<WriteContext, StoreError> {
         let s = self.lock();
         let conv = keys.conversation;
-        let log = s.logs.get(conv).map(Vec::as_slice).unwrap_or_default();
+        let empty = Log::default();
+        let log = s.logs.get(conv).unwrap_or(&empty);
         let already_sent = keys
             .client_msg_id
             .is_some_and(|cmid| s.sent.contains_key(&(keys.user.clone(), cmid.clone())));
-        let message = keys
-            .message
-            .and_then(|seq| seq.checked_sub(1))
-            .and_then(|i| log.get(i as usize))
-            .filter(|m| live(m, now))
-            .cloned();
+        let at = keys.message.and_then(|seq| Some((seq, log.get(seq)?)));
+        let message = at.map(|(_, m)| m).filter(|m| live(m, now)).cloned();
+        let message_chats = at.map_or(0, |(seq, _)| log.chats[(seq - 1) as usize]);
         Ok(WriteContext {
             membership: s.members.get(conv).and_then(|m| m.get(keys.user)).cloned(),
-            last_seq: log.len() as Seq,
+            last_seq: log.head.last_seq,
+            chats: log.head.chats,
             already_sent,
             message,
+            message_chats,
         })
     }
 }
@@ -239,6 +260,7 @@ impl Conversations for InMemoryStore {
         user: &UserId,
         kind: ReceiptKind,
         seq: Seq,
+        chats: u64,
     ) -> Result<bool, StoreError> {
         let mut s = self.lock();
         let Some(m) = s.members.get_mut(conv).and_then(|m| m.get_mut(user)) else {
@@ -252,7 +274,46 @@ impl Conversations for InMemoryStore {
             return Ok(false);
         }
         *pointer = seq;
+        if kind == ReceiptKind::Read {
+            m.read_chats = chats;
+        }
         Ok(true)
+    }
+
+    async fn read_through(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        seq: Seq,
+        chats: u64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let Some(m) = s.members.get_mut(conv).and_then(|m| m.get_mut(user)) else {
+            return Ok(false);
+        };
+        m.delivered = m.delivered.max(seq);
+        if m.read >= seq {
+            return Ok(false);
+        }
+        m.read = seq;
+        m.read_chats = chats;
+        Ok(true)
+    }
+
+    async fn set_muted(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        match s.members.get_mut(conv).and_then(|m| m.get_mut(user)) {
+            Some(m) => {
+                m.muted_until = until;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError> {
@@ -280,36 +341,94 @@ impl MessageLog for InMemoryStore {
         let mut s = self.lock();
         let key = (msg.from.clone(), msg.client_msg_id.clone());
         if let Some((conv, seq)) = s.sent.get(&key) {
-            let original = s
-                .logs
-                .get(conv)
-                .and_then(|log| log.get((*seq - 1) as usize))
+            let log = s.logs.get(conv);
+            let original = log
+                .and_then(|l| l.get(*seq))
                 .cloned()
                 .ok_or_else(|| StoreError::Corrupt(format!("{conv}#{seq} missing")))?;
+            let chats = log.map_or(0, |l| l.chats[(*seq - 1) as usize]);
             return Ok(Appended {
                 message: original,
                 duplicate: true,
+                chats,
             });
         }
         let log = s.logs.entry(msg.conversation.clone()).or_default();
-        let message = msg.stored_as(log.len() as Seq + 1);
-        log.push(message.clone());
+        let message = msg.stored_as(log.entries.len() as Seq + 1);
+        let chats = log.push(message.clone());
         s.sent
             .insert(key, (message.conversation.clone(), message.seq));
         Ok(Appended {
             message,
             duplicate: false,
+            chats,
         })
     }
 
-    async fn last_seqs(
+    async fn amend(&self, a: &Amendment) -> Result<Amended, StoreError> {
+        let mut s = self.lock();
+        let Some(log) = s.logs.get_mut(&a.conversation) else {
+            return Ok(Amended::Missing { head: 0 });
+        };
+        let now = a.at;
+        let Some(current) = log.get(a.seq).filter(|m| live(m, now)) else {
+            return Ok(Amended::Missing {
+                head: log.head.last_seq,
+            });
+        };
+        let (mut message, event) = match a.apply(current) {
+            Err(refusal) => return Ok(Amended::Refused(refusal)),
+            Ok(None) => {
+                return Ok(Amended::Unchanged {
+                    message: current.clone(),
+                });
+            }
+            Ok(Some(change)) => change,
+        };
+        let entry = a.entry(event, log.head.last_seq + 1);
+        message.rev = Some(entry.seq);
+        let head = log.head.amended(&entry, &message);
+        log.push(entry.clone());
+        log.head = head;
+        log.entries[(a.seq - 1) as usize] = message.clone();
+        Ok(Amended::Applied {
+            entry: Box::new(entry),
+            message,
+        })
+    }
+
+    async fn heads(
         &self,
         convs: &[ConversationId],
-    ) -> Result<HashMap<ConversationId, Seq>, StoreError> {
+    ) -> Result<HashMap<ConversationId, Head>, StoreError> {
         let s = self.lock();
         Ok(convs
             .iter()
-            .map(|c| (c.clone(), s.logs.get(c).map_or(0, |l| l.len() as Seq)))
+            .map(|c| {
+                let head = s.logs.get(c).map(|l| l.head.clone()).unwrap_or_default();
+                (c.clone(), head)
+            })
+            .collect())
+    }
+
+    async fn by_seqs(
+        &self,
+        conv: &ConversationId,
+        seqs: &[Seq],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError> {
+        let s = self.lock();
+        let Some(log) = s.logs.get(conv) else {
+            return Ok(Vec::new());
+        };
+        let mut wanted: Vec<Seq> = seqs.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        Ok(wanted
+            .into_iter()
+            .filter_map(|seq| log.get(seq))
+            .filter(|m| live(m, now))
+            .cloned()
             .collect())
     }
 
@@ -321,7 +440,11 @@ impl MessageLog for InMemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<Message>, StoreError> {
         let s = self.lock();
-        let log = s.logs.get(conv).map(Vec::as_slice).unwrap_or_default();
+        let log = s
+            .logs
+            .get(conv)
+            .map(|l| l.entries.as_slice())
+            .unwrap_or_default();
         let start = (after as usize).min(log.len());
         Ok(log[start..]
             .iter()
@@ -339,7 +462,11 @@ impl MessageLog for InMemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<Message>, StoreError> {
         let s = self.lock();
-        let log = s.logs.get(conv).map(Vec::as_slice).unwrap_or_default();
+        let log = s
+            .logs
+            .get(conv)
+            .map(|l| l.entries.as_slice())
+            .unwrap_or_default();
         let end = (before.saturating_sub(1) as usize).min(log.len());
         Ok(log[..end]
             .iter()

@@ -3,8 +3,8 @@
 
 use crate::domain::DeviceId;
 use crate::domain::{
-    ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Member, Membership, Message,
-    NewMessage, ReceiptKind, Role, Seq, UserId,
+    Amendment, ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Head, Member,
+    Membership, Message, NewMessage, ReceiptKind, Refusal, Role, Seq, UserId,
 };
 use crate::push::{MessageEvent, Notification, Platform, PushClaim, PushDevice};
 use async_trait::async_trait;
@@ -87,10 +87,15 @@ pub struct WriteContext {
     pub membership: Option<Membership>,
     /// The conversation's latest seq (0 before its first message).
     pub last_seq: Seq,
+    /// How many chat messages the log holds (the head's count, for unread counts).
+    pub chats: u64,
     /// The `client_msg_id` already stored a message (a retry): append answers with it.
     pub already_sent: bool,
     /// The message asked for, when it exists (and has not expired at `now`).
     pub message: Option<Message>,
+    /// The log's chat count up to and including that message (what a `read` pointer there
+    /// has read).
+    pub message_chats: u64,
 }
 
 /// The reads the hot write paths (`send`, `ack`) start with, batched across tables (one
@@ -136,12 +141,32 @@ pub trait Conversations: Send + Sync {
     async fn of_user(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
     /// Moves one pointer forward to `seq`; returns `false` (and changes nothing) when it already
     /// stood at or past `seq`, or when the user is not a member. Pointers never move back.
+    /// Moving `read` also records `chats`, the log's chat count at `seq` (for unread counts).
     async fn advance(
         &self,
         conv: &ConversationId,
         user: &UserId,
         kind: ReceiptKind,
         seq: Seq,
+        chats: u64,
+    ) -> Result<bool, StoreError>;
+    /// Moves both pointers to `seq` (never back), recording `chats` with `read`: the user has
+    /// everything up to their own new message (sending reads). `false` when `read` already stood
+    /// there or the user is not a member.
+    async fn read_through(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        seq: Seq,
+        chats: u64,
+    ) -> Result<bool, StoreError>;
+    /// Mutes pushes of the conversation for the user until `until`, or unmutes it (`None`);
+    /// `false` when the user is not a member.
+    async fn set_muted(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        until: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
     /// Creates or replaces a group's metadata (rename).
     async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError>;
@@ -158,6 +183,24 @@ pub struct Appended {
     pub message: Message,
     /// The `(sender, client_msg_id)` was already stored: `message` is the original.
     pub duplicate: bool,
+    /// How many chat messages the log holds up to and including this entry.
+    pub chats: u64,
+}
+
+/// The result of an amendment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Amended {
+    /// Recorded as `entry`; `message` is the message as it now is (`rev` = the entry's seq).
+    Applied {
+        entry: Box<Message>,
+        message: Message,
+    },
+    /// The message already was that way: nothing was written.
+    Unchanged { message: Message },
+    /// The rules refuse it for the message as it is; nothing was written.
+    Refused(Refusal),
+    /// No live message has that seq: past the head (`head` is the latest seq), or expired.
+    Missing { head: Seq },
 }
 
 /// The per-conversation message log.
@@ -167,17 +210,49 @@ pub trait MessageLog: Send + Sync {
     /// distinct, gapless seqs and a failure leaves no hole. A second append with the same
     /// `(from, client_msg_id)` stores nothing and returns the original.
     async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError>;
-    /// [`append`](Self::append) by a caller that has just read the head (`last_seq`) and found
-    /// no idempotency key ([`WriteReads`]): the first attempt skips reading them again.
-    async fn append_seen(&self, msg: NewMessage, last_seq: Seq) -> Result<Appended, StoreError> {
-        let _ = last_seq;
+    /// [`append`](Self::append) by a caller that has just read the head (`last_seq` and its
+    /// `chats` count) and found no idempotency key ([`WriteReads`]): the first attempt skips
+    /// reading them again.
+    async fn append_seen(
+        &self,
+        msg: NewMessage,
+        last_seq: Seq,
+        chats: u64,
+    ) -> Result<Appended, StoreError> {
+        let _ = (last_seq, chats);
         self.append(msg).await
     }
+    /// Applies an amendment (edit, delete, reaction) to its message and appends the entry that
+    /// records it, atomically: the entry's seq is the conversation's next (gapless, as for
+    /// [`MessageLog::append`]), and the change is computed by [`Amendment::apply`] on the
+    /// message's current state, so concurrent amendments of one message never lose each other.
+    async fn amend(&self, amendment: &Amendment) -> Result<Amended, StoreError>;
+    /// The head of each conversation (a default head for one with no messages); strongly
+    /// consistent, one batched read in production.
+    async fn heads(
+        &self,
+        convs: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, Head>, StoreError>;
     /// Latest seq of each conversation (0 for one with no messages).
     async fn last_seqs(
         &self,
         convs: &[ConversationId],
-    ) -> Result<HashMap<ConversationId, Seq>, StoreError>;
+    ) -> Result<HashMap<ConversationId, Seq>, StoreError> {
+        Ok(self
+            .heads(convs)
+            .await?
+            .into_iter()
+            .map(|(c, h)| (c, h.last_seq))
+            .collect())
+    }
+    /// The messages with these seqs that exist and have not expired at `now`, in seq order;
+    /// strongly consistent, one batched read per 100 in production.
+    async fn by_seqs(
+        &self,
+        conv: &ConversationId,
+        seqs: &[Seq],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError>;
     /// Up to `limit` messages with seq > `after`, oldest first, strongly consistent, without
     /// messages expired at `now`.
     async fn after(

@@ -4,7 +4,8 @@
 //! effect), wrong types and missing fields are `bad_request`. Server frames are one tagged enum.
 
 use crate::domain::{
-    ClientMsgId, ConversationId, GroupEvent, Message, ReceiptKind, Role, Seq, UserId,
+    ClientMsgId, ConversationId, Emoji, LogEvent, Message, PREVIEW_CHARS, Preview, Reaction,
+    ReceiptKind, Role, Seq, UserId, truncate,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -20,6 +21,46 @@ pub struct SendFrame {
     pub conversation: Option<ConversationId>,
     pub client_msg_id: ClientMsgId,
     pub body: String,
+    /// The message this one answers: a chat message of the same conversation.
+    pub reply_to: Option<Seq>,
+}
+
+/// `typing`, `unmute`: a frame about one conversation and nothing else.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConversationFrame {
+    pub conversation: ConversationId,
+}
+
+/// `edit`: a new body for one of the caller's messages.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EditFrame {
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub body: String,
+}
+
+/// `delete`: delete a message for everyone.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeleteFrame {
+    pub conversation: ConversationId,
+    pub seq: Seq,
+}
+
+/// `react`: add (or with `remove`, take back) the caller's reaction to a message.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReactFrame {
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub emoji: Emoji,
+    #[serde(default)]
+    pub remove: bool,
+}
+
+/// `mute`: no pushes for the conversation until `until` (absent or null: until unmuted).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MuteFrame {
+    pub conversation: ConversationId,
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// `ack`: this user has received (`delivered`) or seen (`read`) everything up to `seq`.
@@ -92,10 +133,13 @@ pub struct RenameGroupFrame {
     pub client_msg_id: Option<ClientMsgId>,
 }
 
-/// `conversations`: the caller's inbox, in conversation-id order, paged.
+/// `conversations`: the caller's inbox, latest activity first, paged.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ConversationsFrame {
-    /// Continue after this conversation id (the last one of the previous page).
+    /// The previous page's `cursor`: continue after its last row.
+    pub cursor: Option<String>,
+    /// Continue after this conversation (the last row of the previous page), where it now
+    /// stands in the order; `cursor` is steadier while conversations move.
     pub after: Option<ConversationId>,
     pub limit: Option<usize>,
 }
@@ -138,25 +182,102 @@ pub struct ConversationView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with: Option<UserId>,
     pub role: Role,
-    /// The latest seq, and the caller's pointers: unread = last_seq - read.
+    /// The latest seq, and the caller's pointers.
     pub last_seq: Seq,
     pub delivered: Seq,
     pub read: Seq,
+    /// Chat messages after the caller's read pointer (membership changes, edits and reactions
+    /// are not counted; neither are the caller's own messages, since sending reads).
+    pub unread: u64,
+    /// No pushes for this conversation now; `muted_until` says until when (absent: until
+    /// unmuted).
+    pub muted: bool,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_rfc3339_millis"
+    )]
+    pub muted_until: Option<DateTime<Utc>>,
+    /// The latest chat message or membership change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<PreviewView>,
 }
 
-/// A message as clients see it.
+/// The inbox preview of a conversation's latest activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewView {
+    pub seq: Seq,
+    pub from: UserId,
+    #[serde(serialize_with = "rfc3339_millis")]
+    pub sent_at: DateTime<Utc>,
+    /// The start of the body (100 characters, then `…`); absent on membership changes and
+    /// deleted messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// A membership change's `type` (`members_added`, …), for the client to phrase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub edited: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl From<&Preview> for PreviewView {
+    fn from(p: &Preview) -> Self {
+        Self {
+            seq: p.seq,
+            from: p.from.clone(),
+            sent_at: p.sent_at,
+            text: p.text.clone(),
+            event: p.event.clone(),
+            edited: p.edited,
+            deleted: p.deleted,
+        }
+    }
+}
+
+/// A message as clients see it: its current state (latest body, `edited_at`, `deleted`,
+/// reactions).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageView {
     pub conversation: ConversationId,
     pub seq: Seq,
     pub from: UserId,
-    pub body: String,
-    /// Present on system messages (membership changes); `body` is empty then.
+    /// Empty on system entries; absent once the message is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event: Option<GroupEvent>,
+    pub body: Option<String>,
+    /// Present on system entries (membership changes, edits, deletions, reactions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<LogEvent>,
     #[serde(serialize_with = "rfc3339_millis")]
     pub sent_at: DateTime<Utc>,
     pub client_msg_id: ClientMsgId,
+    /// The message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Seq>,
+    /// What the answered message says now, for drawing the quote; absent when the reader may
+    /// not see it (it predates their joining) or it has expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<QuoteView>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_rfc3339_millis"
+    )]
+    pub edited_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// The seq of the last entry that changed this message (absent: never changed). Of two
+    /// states of one message, the one with the higher `rev` is the newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<Seq>,
+    /// On an edit, deletion or reaction entry: the message it changed, as it is now (without
+    /// its `quote`); absent when the reader may not see that message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Box<MessageView>>,
 }
 
 impl From<&Message> for MessageView {
@@ -165,12 +286,58 @@ impl From<&Message> for MessageView {
             conversation: m.conversation.clone(),
             seq: m.seq,
             from: m.from.clone(),
-            body: m.body.clone(),
+            body: (!m.deleted).then(|| m.body.clone()),
             event: m.event.clone(),
             sent_at: m.sent_at,
             client_msg_id: m.client_msg_id.clone(),
+            reply_to: m.reply_to,
+            quote: None,
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+            reactions: m.reactions.clone(),
+            rev: m.rev,
+            target: None,
         }
     }
+}
+
+/// The quoted message of a reply, enough to draw it without another request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteView {
+    pub from: UserId,
+    /// The start of its body (100 characters, then `…`); absent when it was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub edited: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl From<&Message> for QuoteView {
+    fn from(m: &Message) -> Self {
+        Self {
+            from: m.from.clone(),
+            text: (!m.deleted).then(|| truncate(&m.body, PREVIEW_CHARS)),
+            edited: m.edited_at.is_some(),
+            deleted: m.deleted,
+        }
+    }
+}
+
+/// The reply to `edit`, `delete` and `react`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmendedView {
+    pub conversation: ConversationId,
+    /// The message as it now is.
+    pub message: MessageView,
+    /// The log entry that records the change (with the message as `target`), as the other
+    /// devices get it; absent when nothing changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<Box<MessageView>>,
+    /// The message already was that way: nothing was stored or delivered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unchanged: bool,
 }
 
 /// One user's status in a `presence` reply.
@@ -278,10 +445,38 @@ pub enum ServerFrame {
     PushUnregistered {
         device: crate::domain::DeviceId,
     },
-    /// Reply to `conversations`: ask again with `after` = the last id while `more`.
+    /// Reply to `conversations`: ask again with `cursor` while `more`.
     Conversations {
         conversations: Vec<ConversationView>,
         more: bool,
+        /// Where the next page starts (present while `more`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        /// Unread chat messages over all the caller's conversations (the app badge).
+        unread_total: u64,
+    },
+    /// Another member is typing in a conversation (never stored; show it for a few seconds).
+    Typing {
+        conversation: ConversationId,
+        user: UserId,
+    },
+    /// Reply to `edit`.
+    Edited(AmendedView),
+    /// Reply to `delete`.
+    Deleted(AmendedView),
+    /// Reply to `react`.
+    Reacted(AmendedView),
+    /// Reply to `mute` and `unmute`, also sent to the caller's other devices.
+    Muted {
+        conversation: ConversationId,
+        muted: bool,
+        /// When the mute ends (absent: until unmuted, or not muted).
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "opt_rfc3339_millis"
+        )]
+        until: Option<DateTime<Utc>>,
     },
     Error {
         code: ErrorCode,

@@ -65,10 +65,12 @@ pub struct Notification {
     /// The start of the message, only for devices that opted in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
+    /// The recipient's unread count over all conversations: the APNs app-icon badge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub badge: Option<u64>,
 }
 
-/// Longest preview, in characters.
-pub const PREVIEW_CHARS: usize = 100;
+pub use crate::domain::PREVIEW_CHARS;
 
 impl Notification {
     /// The notification of a message for `device`: a preview only if it opted in.
@@ -79,19 +81,22 @@ impl Notification {
         from: &UserId,
         body: &str,
     ) -> Self {
-        let preview = device.preview.then(|| {
-            let mut p: String = body.chars().take(PREVIEW_CHARS).collect();
-            if body.chars().count() > PREVIEW_CHARS {
-                p.push('…');
-            }
-            p
-        });
+        let preview = device
+            .preview
+            .then(|| crate::domain::truncate(body, PREVIEW_CHARS));
         Self {
             conversation: conversation.clone(),
             seq,
             from: from.clone(),
             preview,
+            badge: None,
         }
+    }
+
+    /// The same notification, setting the app badge to `unread`.
+    pub fn with_badge(mut self, unread: u64) -> Self {
+        self.badge = Some(unread);
+        self
     }
 
     /// The SNS message (`MessageStructure=json`): a `default` text and this platform's payload,
@@ -99,17 +104,23 @@ impl Notification {
     pub fn sns_message(&self, platform: Platform) -> Value {
         let text = self.preview.clone().unwrap_or_else(|| "New message".into());
         let payload = match platform {
-            Platform::Apns | Platform::ApnsSandbox => json!({
-                "aps": {
+            Platform::Apns | Platform::ApnsSandbox => {
+                let mut aps = json!({
                     "alert": { "title": self.from, "body": text },
                     "sound": "default",
                     "thread-id": self.conversation,
                     "mutable-content": 1,
-                },
-                "conversation": self.conversation,
-                "seq": self.seq,
-                "from": self.from,
-            }),
+                });
+                if let Some(badge) = self.badge {
+                    aps["badge"] = json!(badge);
+                }
+                json!({
+                    "aps": aps,
+                    "conversation": self.conversation,
+                    "seq": self.seq,
+                    "from": self.from,
+                })
+            }
             // FCM HTTP v1 through SNS: the message object goes under `fcmV1Message`.
             Platform::Fcm => json!({
                 "fcmV1Message": {
@@ -185,6 +196,13 @@ mod tests {
                 .to_string()
                 .contains("secret")
         );
+
+        assert!(
+            apns["aps"].get("badge").is_none(),
+            "no badge unless counted"
+        );
+        let badged = quiet.clone().with_badge(4);
+        assert_eq!(payload(&badged, Platform::Apns)["aps"]["badge"], 4);
 
         let chatty = Notification::for_device(&device(true), &conv, 7, &alice, &"x".repeat(150));
         let fcm = payload(&chatty, Platform::Fcm);

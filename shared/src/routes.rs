@@ -106,6 +106,12 @@ macro_rules! actions {
 actions! {
     /// Store a message and fan it out (`usecases/send.rs`).
     Send = "send" => Lambda(Send),
+    /// A new body for one's own message (`usecases/edit.rs`).
+    Edit = "edit" => Lambda(Send),
+    /// Delete a message for everyone (`usecases/delete.rs`).
+    Delete = "delete" => Lambda(Send),
+    /// Add or take back a reaction (`usecases/react.rs`).
+    React = "react" => Lambda(Send),
     /// Move a delivered/read pointer (`usecases/ack.rs`).
     Ack = "ack" => Lambda(Ack),
     /// Every member's pointers of one conversation (`usecases/receipts.rs`).
@@ -116,6 +122,8 @@ actions! {
     History = "history" => Lambda(Sync),
     /// Who is online (`usecases/presence.rs`).
     Presence = "presence" => Lambda(Presence),
+    /// Tell the other members one is typing; never stored (`usecases/typing.rs`).
+    Typing = "typing" => Lambda(Presence),
     /// Keeps an idle socket open: answered by API Gateway itself, no function runs.
     Heartbeat = "heartbeat" => Mock,
     /// `usecases/create_group.rs`.
@@ -130,6 +138,10 @@ actions! {
     RenameGroup = "rename_group" => Lambda(Groups),
     /// The inbox (`usecases/conversations.rs`).
     Conversations = "conversations" => Lambda(Groups),
+    /// No pushes for a conversation for a while (`usecases/mute.rs`).
+    Mute = "mute" => Lambda(Groups),
+    /// `usecases/unmute.rs`.
+    Unmute = "unmute" => Lambda(Groups),
     /// `usecases/register_push.rs`.
     RegisterPush = "register_push" => Lambda(Devices),
     /// `usecases/unregister_push.rs`.

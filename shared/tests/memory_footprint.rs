@@ -60,6 +60,7 @@ fn a_stored_chat_message_costs_at_most_1_kib() {
                 event: None,
                 sent_at: chrono::Utc::now(),
                 expires_at: None,
+                reply_to: None,
             };
             store.append(m).await.unwrap();
         }

@@ -19,6 +19,9 @@ use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// The secret the test stack's authorizer verifies tokens with (any 32+ characters).
 const SECRET: &str = "deployed-stack-test-secret-0123456789";
 
+/// The stacks' message retention (`MessageRetentionDays`).
+pub const RETENTION_DAYS: i64 = 30;
+
 /// A stack deployed from `infra/template.yaml`, with its outputs.
 #[derive(Debug)]
 pub struct DeployedStack {
@@ -80,6 +83,8 @@ impl DeployedStack {
             .arg(&bin_dir)
             // Small log buckets: the scenarios cross partition boundaries, as the other tiers do.
             .args(["--param", "MessageLogBucket=10"])
+            // Messages expire (the TTL attribute is then set; the tests check it).
+            .args(["--param", &format!("MessageRetentionDays={RETENTION_DAYS}")])
             // Push on: an FCM platform application on the emulator.
             .args([
                 "--param",
@@ -239,6 +244,12 @@ print(json.dumps(counts))
             )
         });
         rsa::PrivateKey::from_pkcs8_pem(&pem).expect("a PKCS#8 RSA key")
+    }
+
+    /// The SDK configuration of the emulator the stack runs on (its own tables, topics and
+    /// endpoints, read as they are).
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        messenger_aws::sdk::for_endpoint(&self.endpoint).await
     }
 
     /// The deployed tables, through the production adapter (the item format the functions use).

@@ -14,6 +14,7 @@ use messenger::Stores;
 use messenger::auth;
 use messenger::domain::{DeviceId, UserId};
 use messenger::ports::Poster;
+use messenger_aws::DynamoStore;
 use messenger_aws::faults::{FaultPlan, FaultyStore};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
@@ -32,13 +33,21 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// Fresh, empty stores for one test: in memory, or DynamoDB when `MESSENGER_E2E_STORE=dynamodb`
 /// (the test command runs the whole suite both ways).
 pub async fn test_stores() -> Stores {
+    test_stores_raw().await.0
+}
+
+/// [`test_stores`], with the DynamoDB store itself when that is the store (to read the table's
+/// items as stored).
+pub async fn test_stores_raw() -> (Stores, Option<DynamoStore>) {
     match std::env::var("MESSENGER_E2E_STORE").as_deref() {
-        Err(_) | Ok("memory") => Stores::in_memory(),
+        Err(_) | Ok("memory") => (Stores::in_memory(), None),
         // Small log buckets, so the scenarios cross bucket boundaries too.
         Ok("dynamodb") => {
             let store = messenger_aws::testing::fresh_store(10).await;
             // As messenger-local runs it: one process, appends queued per conversation.
-            Stores::from_one(std::sync::Arc::new(store.with_local_append_lock()))
+            let store = store.with_local_append_lock();
+            let stores = Stores::from_one(std::sync::Arc::new(store.clone()));
+            (stores, Some(store))
         }
         Ok(other) => panic!("MESSENGER_E2E_STORE={other}: expected memory or dynamodb"),
     }
@@ -87,6 +96,14 @@ impl TestGateway {
     pub async fn start_with_store(config: GatewayConfig) -> (Self, Stores) {
         let stores = test_stores().await;
         (Self::start_on(config, stores.clone()).await, stores)
+    }
+
+    /// A gateway over fresh stores, also handing out the DynamoDB store when that is the one.
+    pub async fn start_with_raw_store(
+        config: GatewayConfig,
+    ) -> (Self, Stores, Option<DynamoStore>) {
+        let (stores, raw) = test_stores_raw().await;
+        (Self::start_on(config, stores.clone()).await, stores, raw)
     }
 
     /// What the embedded notifier recorded: `{"pushes":[…],"events":[…]}`.

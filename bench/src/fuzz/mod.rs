@@ -50,6 +50,10 @@ const RESULTS: &[&str] = &[
     "push_registered",
     "push_unregistered",
     "receipts",
+    "edited",
+    "deleted",
+    "reacted",
+    "muted",
 ];
 
 /// What to fuzz, and how much.
@@ -227,10 +231,22 @@ impl World {
     fn seeds(&mut self) -> Vec<Value> {
         self.next += 1;
         let (n, g) = (self.next, self.group.clone());
+        let until =
+            messenger::protocol::format_time(&(chrono::Utc::now() + chrono::Duration::hours(1)));
         vec![
             json!({"action":"send","id":format!("r{n}"),"to":"bob","client_msg_id":format!("c-{n}"),"body":"hello"}),
             json!({"action":"send","id":n,"conversation":g,"client_msg_id":format!("g-{n}"),"body":"hi all"}),
             json!({"action":"send","conversation":"dm:alice:bob","client_msg_id":format!("d-{n}"),"body":"x"}),
+            json!({"action":"send","id":"q","to":"bob","client_msg_id":format!("q-{n}"),"body":"re","reply_to":1}),
+            json!({"action":"edit","id":"e","conversation":"dm:alice:bob","seq":1,"body":format!("edited {n}")}),
+            json!({"action":"delete","id":"d","conversation":"dm:alice:bob","seq":2 + n % 30}),
+            json!({"action":"react","id":"re","conversation":"dm:alice:bob","seq":1,"emoji":"👍"}),
+            json!({"action":"react","conversation":g,"seq":2,"emoji":"❤️","remove":true}),
+            json!({"action":"typing","conversation":g}),
+            json!({"action":"typing","id":"t","conversation":"dm:alice:bob"}),
+            json!({"action":"mute","id":"m","conversation":g,"until":null}),
+            json!({"action":"mute","id":"mu","conversation":"dm:alice:bob","until":until}),
+            json!({"action":"unmute","id":"um","conversation":g}),
             json!({"action":"ack","id":"a","conversation":"dm:alice:bob","seq":1,"kind":"delivered"}),
             json!({"action":"ack","conversation":g,"seq":1,"kind":"read"}),
             json!({"action":"sync","id":"s","since":{"dm:alice:bob":0},"limit":10}),
@@ -246,6 +262,7 @@ impl World {
             json!({"action":"rename_group","id":"rn","conversation":g,"name":"Renamed"}),
             json!({"action":"leave_group","id":"lg","conversation":format!("g:{:020x}", n)}),
             json!({"action":"conversations","id":"cv","after":"dm:a:b","limit":5}),
+            json!({"action":"conversations","id":"cv2","limit":2}),
             json!({"action":"register_push","id":"rp","platform":"fcm","token":"t-1","preview":true}),
             json!({"action":"unregister_push","id":"up"}),
             json!({"action":"fly","id":"u"}),
@@ -271,9 +288,9 @@ fn expected_id(text: &str) -> Option<Value> {
     }
 }
 
-/// Checks the replies to one frame; the reply's kind for the report. Two frames may go
-/// unanswered (protocol.md): a `heartbeat` never is (a MOCK route), and an `ack` without a
-/// valid `id` is answered only when it fails.
+/// Checks the replies to one frame; the reply's kind for the report. Three frames may go
+/// unanswered (protocol.md): a `heartbeat` never is (a MOCK route), an `ack` without a valid
+/// `id` is answered only when it fails, and so is a `typing`.
 fn check(text: Option<&str>, replies: &[String]) -> Result<String, String> {
     let route = match text {
         Some(t) => Route::select(Some(t)),
@@ -290,6 +307,10 @@ fn check(text: Option<&str>, replies: &[String]) -> Result<String, String> {
         route == Route::Action(messenger::routes::Action::Ack) && want_id.is_none();
     if ack_without_id && replies.is_empty() {
         return Ok("unanswered:ack".into());
+    }
+    // A `typing` that succeeds (or is throttled) is never answered.
+    if route == Route::Action(messenger::routes::Action::Typing) && replies.is_empty() {
+        return Ok("unanswered:typing".into());
     }
     let [reply] = replies else {
         return Err(format!("{} replies: {replies:?}", replies.len()));
@@ -330,6 +351,18 @@ async fn worker(
     let mut report = FuzzReport::default();
     let mut world = World::new().await;
     let mut seeds = world.seeds();
+    // Every action of the route table has a valid frame to start from.
+    for action in messenger::routes::Action::ALL {
+        if !seeds.iter().any(|f| f["action"] == action.name()) {
+            return Err(FuzzFailure {
+                worker: index,
+                seed,
+                index: 0,
+                what: format!("no valid frame of `{}` among the seeds", action.name()),
+                frame: String::new(),
+            });
+        }
+    }
     let fail = |i: u64, what: String, frame: String| FuzzFailure {
         worker: index,
         seed,

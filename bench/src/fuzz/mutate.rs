@@ -108,28 +108,15 @@ fn somewhere<'a>(rng: &mut Rng, v: &'a mut Value) -> &'a mut Value {
     }
 }
 
-/// Every action's name, and names that are almost actions.
-const ACTIONS: &[&str] = &[
-    "send",
-    "ack",
-    "sync",
-    "history",
-    "presence",
-    "create_group",
-    "add_members",
-    "remove_members",
-    "leave_group",
-    "rename_group",
-    "conversations",
-    "register_push",
-    "unregister_push",
-    "Send",
-    "send ",
-    "$default",
-    "$connect",
-    "$disconnect",
-    "",
-];
+/// Every action's name (from the route table), and names that are almost actions.
+static ACTIONS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let mut names: Vec<&'static str> = messenger::routes::Action::ALL
+        .iter()
+        .map(|a| a.name())
+        .collect();
+    names.extend(["Send", "send ", "$default", "$connect", "$disconnect", ""]);
+    names
+});
 
 /// A structure-aware mutation of a valid frame: one to three changes to its JSON.
 pub fn mutate_json(rng: &mut Rng, mut frame: Value) -> Value {
@@ -178,7 +165,7 @@ pub fn mutate_json(rng: &mut Rng, mut frame: Value) -> Value {
             // Another action on the same fields.
             5 => {
                 if let Value::Object(m) = &mut frame {
-                    m.insert("action".into(), json!(rng.pick(ACTIONS)));
+                    m.insert("action".into(), json!(rng.pick(&ACTIONS)));
                 }
             }
             // The id: any type, long, absent.

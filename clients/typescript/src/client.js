@@ -12,7 +12,10 @@
  *   `client_msg_id`, in order within a conversation;
  * - matches replies to requests by `id`, with timeouts;
  * - emits every message of the log once per (conversation, seq) and in seq order within its
- *   conversation, whether pushed, synced, or this device's own send once stored.
+ *   conversation, whether pushed, synced, or this device's own send once stored (edits,
+ *   deletions and reactions are entries of the log too: `applyEntry` keeps an app's messages
+ *   current);
+ * - throttles `typing` to one per conversation every 3 seconds.
  * @module
  */
 
@@ -34,6 +37,8 @@ import { MemoryStorage } from './storage.js';
 /** @typedef {import('./protocol.js').ConversationView} ConversationView */
 /** @typedef {import('./protocol.js').PresenceView} PresenceView */
 /** @typedef {import('./protocol.js').Platform} Platform */
+/** @typedef {import('./protocol.js').Typing} Typing */
+/** @typedef {import('./protocol.js').Muted} Muted */
 /** @typedef {import('./outbox.js').OutboxItem} OutboxItem */
 /** @typedef {import('./storage.js').Storage} Storage */
 
@@ -85,6 +90,8 @@ import { MemoryStorage } from './storage.js';
  * @property {ConnectionState} state
  * @property {{ code: number, reason: string }} disconnect a connection ended
  * @property {{ messages: number }} synced a (re)connect's sync finished; the client is online
+ * @property {Typing} typing another member is typing (show it for about 6 seconds)
+ * @property {Muted} muted this user muted or unmuted a conversation on another device
  * @property {ServerFrame} frame every frame received, as is
  * @property {Error} error a problem the client handles itself (token provider failed, …)
  */
@@ -109,7 +116,16 @@ export const ACTIONS = Object.freeze({
   conversations: 'conversations',
   register_push: 'registerPush',
   unregister_push: 'unregisterPush',
+  typing: 'typing',
+  edit: 'edit',
+  delete: 'delete',
+  react: 'react',
+  mute: 'mute',
+  unmute: 'unmute',
 });
+
+/** The least time between two `typing` frames of one conversation (the server forwards at most one per 2 s). */
+export const TYPING_INTERVAL_MS = 3000;
 
 /** A request that failed: an `error` reply (its `code`), or `timeout`, `disconnected`, `closed`. */
 export class MessengerError extends Error {
@@ -168,6 +184,8 @@ export class MessengerClient extends Emitter {
   #toAck = new Set();
   /** @type {Map<string, number>} delivered pointer acked per conversation */
   #acked = new Map();
+  /** @type {Map<string, number>} when `typing` last went out, per conversation (epoch ms) */
+  #typedAt = new Map();
   /** @type {Set<string>} storage keys to write */
   #dirty = new Set();
   /** @type {Promise<void> | null} */
@@ -272,8 +290,9 @@ export class MessengerClient extends Emitter {
    * Sends a message. It is queued in the outbox at once and sent when connected, again after
    * every reconnect (same `client_msg_id`) until the server has stored it. Resolves with the
    * `sent` reply; rejects if the server refuses it for good (`forbidden`, `too_large`,
-   * `bad_request`) or the client is closed first.
-   * @param {({ to: string } | { conversation: string }) & { body: string, clientMsgId?: string }} message
+   * `bad_request`) or the client is closed first. With `replyTo`, it answers that message of the
+   * conversation.
+   * @param {({ to: string } | { conversation: string }) & { body: string, clientMsgId?: string, replyTo?: number }} message
    * @returns {Promise<Sent>}
    */
   async send(message) {
@@ -296,6 +315,7 @@ export class MessengerClient extends Emitter {
         clientMsgId,
         ...(to !== undefined ? { to } : { conversation }),
         body: message.body,
+        ...(message.replyTo !== undefined ? { replyTo: message.replyTo } : {}),
         queuedAt: new Date().toISOString(),
         key: conversation ?? this.#directId(/** @type {string} */ (to)),
       });
@@ -410,7 +430,10 @@ export class MessengerClient extends Emitter {
     return this.#request({ action: 'leave_group', conversation, client_msg_id: clientMsgId });
   }
 
-  /** One page of the inbox, in id order. @param {{ after?: string, limit?: number }} [page] */
+  /**
+   * One page of the inbox, latest activity first; the next page starts at the reply's `cursor`.
+   * @param {{ cursor?: string, after?: string, limit?: number }} [page]
+   */
   conversations(page = {}) {
     return this.#request({ action: 'conversations', ...page });
   }
@@ -423,12 +446,12 @@ export class MessengerClient extends Emitter {
     /** @type {ConversationView[]} */
     const all = [];
     /** @type {string | undefined} */
-    let after;
+    let cursor;
     for (;;) {
-      const page = await this.conversations(after === undefined ? {} : { after });
+      const page = await this.conversations(cursor === undefined ? {} : { cursor });
       all.push(...page.conversations);
-      if (!page.more || page.conversations.length === 0) return all;
-      after = page.conversations[page.conversations.length - 1].conversation;
+      if (!page.more || page.cursor === undefined) return all;
+      cursor = page.cursor;
     }
   }
 
@@ -442,6 +465,78 @@ export class MessengerClient extends Emitter {
 
   unregisterPush() {
     return this.#request({ action: 'unregister_push' });
+  }
+
+  /**
+   * Tells the other members this user is typing; call it as the user types. Not answered: it
+   * is sent only while connected, at most once per conversation every {@link TYPING_INTERVAL_MS}
+   * (the rest are dropped here), and a refusal arrives as an `error` event.
+   * @param {string} conversation
+   * @returns {boolean} whether a frame went out
+   */
+  typing(conversation) {
+    const now = Date.now();
+    const ws = this.#socket;
+    if (!ws || this.#stopped || now - (this.#typedAt.get(conversation) ?? -Infinity) < TYPING_INTERVAL_MS) {
+      return false;
+    }
+    this.#typedAt.set(conversation, now);
+    ws.send(JSON.stringify({ action: 'typing', conversation }));
+    this.#armHeartbeat();
+    return true;
+  }
+
+  /**
+   * A new body for one of this user's messages (within the server's edit window, 15 minutes by
+   * default). Resolves with the message as it now is.
+   * @param {string} conversation @param {number} seq @param {string} body
+   */
+  edit(conversation, seq, body) {
+    return this.#amend({ action: 'edit', conversation, seq, body });
+  }
+
+  /**
+   * Deletes a message for everyone (this user's own; in a group an admin may delete any).
+   * @param {string} conversation @param {number} seq
+   */
+  delete(conversation, seq) {
+    return this.#amend({ action: 'delete', conversation, seq });
+  }
+
+  /**
+   * Adds this user's reaction (`remove: true` takes it back).
+   * @param {string} conversation @param {number} seq @param {string} emoji
+   * @param {{ remove?: boolean }} [options]
+   */
+  react(conversation, seq, emoji, { remove = false } = {}) {
+    return this.#amend({ action: 'react', conversation, seq, emoji, ...(remove ? { remove } : {}) });
+  }
+
+  /**
+   * An edit, delete or reaction: the reply's entry goes into the log like a push (this device's
+   * connection gets no push of its own change).
+   * @template {import('./protocol.js').EditRequest | import('./protocol.js').DeleteRequest | import('./protocol.js').ReactRequest} F
+   * @param {F} frame
+   */
+  async #amend(frame) {
+    const reply = await this.#request(frame);
+    if (reply.entry) this.#deliver(reply.entry);
+    return reply;
+  }
+
+  /**
+   * No pushes for the conversation to this user's devices until `until` (omitted or null:
+   * until {@link unmute}).
+   * @param {string} conversation @param {Date | string | null} [until]
+   */
+  mute(conversation, until = null) {
+    const end = until instanceof Date ? until.toISOString() : until;
+    return this.#request({ action: 'mute', conversation, until: end });
+  }
+
+  /** Pushes for the conversation again. @param {string} conversation */
+  unmute(conversation) {
+    return this.#request({ action: 'unmute', conversation });
   }
 
   /**
@@ -575,6 +670,13 @@ export class MessengerClient extends Emitter {
       this.#deliver(view);
     } else if (frame.type === 'receipt') {
       this.emit('receipt', frame);
+    } else if (frame.type === 'typing') {
+      this.emit('typing', frame);
+    } else if (frame.type === 'muted') {
+      this.emit('muted', frame);
+    } else if (frame.type === 'error') {
+      // A refused request nobody waits for: a `typing`, an ack without `id`.
+      this.emit('error', new MessengerError(frame.code, frame.message, frame));
     }
   }
 
@@ -717,15 +819,16 @@ export class MessengerClient extends Emitter {
 
   /** @param {OutboxItem} item */
   async #attempt(item) {
-    const { clientMsgId, body } = item;
+    const { clientMsgId, body, replyTo } = item;
     const target = item.to !== undefined ? { to: item.to } : { conversation: /** @type {string} */ (item.conversation) };
+    const reply = replyTo !== undefined ? { reply_to: replyTo } : {};
     try {
-      const sent = await this.#request({ action: 'send', ...target, client_msg_id: clientMsgId, body }, { resend: false });
+      const sent = await this.#request({ action: 'send', ...target, client_msg_id: clientMsgId, body, ...reply }, { resend: false });
       this.#outbox.remove(clientMsgId);
       this.#outboxChanged();
       if (this.user !== undefined) {
         const { conversation, seq, sent_at } = sent;
-        this.#deliver({ conversation, seq, from: this.user, body, sent_at, client_msg_id: clientMsgId });
+        this.#deliver({ conversation, seq, from: this.user, body, sent_at, client_msg_id: clientMsgId, ...reply });
       }
       this.emit('sent', { item, sent });
       this.#waiters.get(clientMsgId)?.resolve(sent);

@@ -4,7 +4,8 @@
  * @module
  */
 
-export { ACTIONS, MessengerClient, MessengerError, newId } from './client.js';
+export { ACTIONS, MessengerClient, MessengerError, TYPING_INTERVAL_MS, newId } from './client.js';
+export { applyEntry, isAmendment, revision } from './messages.js';
 export { Cursors } from './cursors.js';
 export { Emitter } from './emitter.js';
 export { Outbox } from './outbox.js';
@@ -26,4 +27,11 @@ export { MemoryStorage, WebStorage } from './storage.js';
 /** @typedef {import('./protocol.js').Sent} Sent */
 /** @typedef {import('./protocol.js').Group} Group */
 /** @typedef {import('./protocol.js').GroupEvent} GroupEvent */
+/** @typedef {import('./protocol.js').LogEvent} LogEvent */
+/** @typedef {import('./protocol.js').Reaction} Reaction */
+/** @typedef {import('./protocol.js').Quote} Quote */
+/** @typedef {import('./protocol.js').Preview} Preview */
+/** @typedef {import('./protocol.js').Typing} Typing */
+/** @typedef {import('./protocol.js').Muted} Muted */
+/** @typedef {import('./protocol.js').AmendedView} AmendedView */
 /** @typedef {import('./protocol.js').ErrorCode} ErrorCode */

@@ -14,6 +14,7 @@
  * @property {string} [to] a user, for 1:1
  * @property {string} [conversation]
  * @property {string} body
+ * @property {number} [replyTo] the message it answers
  * @property {string} queuedAt when `send()` was called (RFC 3339)
  * @property {string} key which queue it waits in: its conversation (or `to:<user>`)
  */

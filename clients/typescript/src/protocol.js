@@ -26,21 +26,44 @@
  */
 
 /**
- * A message of a conversation's log.
+ * A change to the earlier message `seq`, recorded as an entry of the log (`from` = who did
+ * it); the entry carries that message as it now is in `target`.
+ * @typedef {{ type: 'message_edited' | 'message_deleted', seq: number }
+ *   | { type: 'reaction_added' | 'reaction_removed', seq: number, emoji: string }} AmendmentEvent
+ */
+
+/** @typedef {GroupEvent | AmendmentEvent} LogEvent */
+
+/** @typedef {{ emoji: string, users: string[] }} Reaction */
+
+/**
+ * The message a reply answers, as it now is.
+ * @typedef {{ from: string, text?: string, edited?: true, deleted?: true }} Quote
+ */
+
+/**
+ * An entry of a conversation's log, in its current state.
  * @typedef {object} MessageView
  * @property {string} conversation
  * @property {number} seq per conversation, from 1, without gaps: order by it, never by clock
  * @property {string} from the sender (always the authenticated user who sent it)
- * @property {string} body empty on system messages
- * @property {GroupEvent} [event] present on system messages
+ * @property {string} [body] the latest text; empty on system entries; absent once deleted
+ * @property {LogEvent} [event] present on system entries
  * @property {string} sent_at RFC 3339, UTC, milliseconds
  * @property {string} client_msg_id the sender's idempotency key
+ * @property {number} [reply_to] the message this one answers
+ * @property {Quote} [quote] that message as it now is (absent when you may not see it)
+ * @property {string} [edited_at] when the body was last edited
+ * @property {true} [deleted] deleted for everyone: no body
+ * @property {Reaction[]} [reactions] one per emoji, in the order first used
+ * @property {number} [rev] the entry that last changed it: of two states, the higher `rev` wins
+ * @property {MessageView} [target] on an edit/deletion/reaction entry: the message it changed
  */
 
 // ---- client → server (one per action; `id` is added by the client)
 
 /**
- * @typedef {{ action: 'send', client_msg_id: string, body: string }
+ * @typedef {{ action: 'send', client_msg_id: string, body: string, reply_to?: number }
  *   & ({ to: string, conversation?: undefined } | { conversation: string, to?: undefined })} SendRequest
  */
 /** @typedef {{ action: 'ack', conversation: string, seq: number, kind: ReceiptKind }} AckRequest */
@@ -54,15 +77,22 @@
 /** @typedef {{ action: 'remove_members', conversation: string, users: string[], client_msg_id?: string }} RemoveMembersRequest */
 /** @typedef {{ action: 'rename_group', conversation: string, name: string, client_msg_id?: string }} RenameGroupRequest */
 /** @typedef {{ action: 'leave_group', conversation: string, client_msg_id?: string }} LeaveGroupRequest */
-/** @typedef {{ action: 'conversations', after?: string, limit?: number }} ConversationsRequest */
+/** @typedef {{ action: 'conversations', cursor?: string, after?: string, limit?: number }} ConversationsRequest */
 /** @typedef {{ action: 'register_push', platform: Platform, token: string, preview?: boolean }} RegisterPushRequest */
 /** @typedef {{ action: 'unregister_push' }} UnregisterPushRequest */
+/** @typedef {{ action: 'typing', conversation: string }} TypingRequest */
+/** @typedef {{ action: 'edit', conversation: string, seq: number, body: string }} EditRequest */
+/** @typedef {{ action: 'delete', conversation: string, seq: number }} DeleteRequest */
+/** @typedef {{ action: 'react', conversation: string, seq: number, emoji: string, remove?: boolean }} ReactRequest */
+/** @typedef {{ action: 'mute', conversation: string, until?: string | null }} MuteRequest */
+/** @typedef {{ action: 'unmute', conversation: string }} UnmuteRequest */
 
 /**
  * @typedef {SendRequest | AckRequest | ReceiptsRequest | SyncRequest | HistoryRequest
  *   | PresenceRequest | HeartbeatRequest | CreateGroupRequest | AddMembersRequest | RemoveMembersRequest | RenameGroupRequest
  *   | LeaveGroupRequest | ConversationsRequest | RegisterPushRequest
- *   | UnregisterPushRequest} ClientFrame
+ *   | UnregisterPushRequest | TypingRequest | EditRequest | DeleteRequest | ReactRequest
+ *   | MuteRequest | UnmuteRequest} ClientFrame
  */
 
 // ---- server → client
@@ -98,7 +128,13 @@
  */
 /** @typedef {{ type: 'left', id?: RequestId, conversation: string, seq: number }} Left */
 /**
- * One line of the inbox. Unread = `last_seq - read`.
+ * The inbox line's latest chat message or membership change.
+ * @typedef {{ seq: number, from: string, sent_at: string, text?: string,
+ *   event?: 'group_created' | 'members_added' | 'members_removed' | 'member_left' | 'group_renamed',
+ *   edited?: true, deleted?: true }} Preview
+ */
+/**
+ * One line of the inbox (the inbox comes latest activity first).
  * @typedef {object} ConversationView
  * @property {string} conversation
  * @property {'direct' | 'group'} kind
@@ -108,10 +144,30 @@
  * @property {number} last_seq
  * @property {number} delivered
  * @property {number} read
+ * @property {number} unread chat messages after the read pointer (not system entries, not yours)
+ * @property {boolean} muted no pushes for it now
+ * @property {string} [muted_until] when the mute ends (absent while muted: until unmuted)
+ * @property {Preview} [last]
  */
 /**
  * @typedef {{ type: 'conversations', id?: RequestId, conversations: ConversationView[],
- *   more: boolean }} Conversations
+ *   more: boolean, cursor?: string, unread_total: number }} Conversations
+ */
+/** @typedef {{ type: 'typing', conversation: string, user: string }} Typing */
+/**
+ * The reply to `edit`, `delete` and `react`: the message as it now is, and the log entry that
+ * recorded the change as the other devices get it (absent, with `unchanged`, when nothing
+ * changed).
+ * @typedef {{ id?: RequestId, conversation: string, message: MessageView, entry?: MessageView,
+ *   unchanged?: true }} AmendedView
+ */
+/** @typedef {AmendedView & { type: 'edited' }} Edited */
+/** @typedef {AmendedView & { type: 'deleted' }} Deleted */
+/** @typedef {AmendedView & { type: 'reacted' }} Reacted */
+/**
+ * The reply to `mute` and `unmute`, also pushed to your other devices.
+ * @typedef {{ type: 'muted', id?: RequestId, conversation: string, muted: boolean,
+ *   until?: string }} Muted
  */
 /**
  * @typedef {{ type: 'push_registered', id?: RequestId, device: string, platform: Platform,
@@ -125,7 +181,8 @@
 
 /**
  * @typedef {Sent | Message | Receipt | Acked | Receipts | Sync | History | Presence | Group | Left
- *   | Conversations | PushRegistered | PushUnregistered | ErrorFrame} ServerFrame
+ *   | Conversations | PushRegistered | PushUnregistered | Typing | Edited | Deleted | Reacted
+ *   | Muted | ErrorFrame} ServerFrame
  */
 
 /**
@@ -146,6 +203,12 @@
  * @property {Conversations} conversations
  * @property {PushRegistered} register_push
  * @property {PushUnregistered} unregister_push
+ * @property {never} typing not answered unless refused
+ * @property {Edited} edit
+ * @property {Deleted} delete
+ * @property {Reacted} react
+ * @property {Muted} mute
+ * @property {Muted} unmute
  */
 
 /**

@@ -3,7 +3,7 @@
 // checked against docs/asyncapi.yaml.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ACTIONS, MessengerClient, MessengerError } from '../src/index.js';
+import { ACTIONS, MessengerClient, MessengerError, applyEntry, isAmendment } from '../src/index.js';
 import { frameSchemas, loadSpec } from '../../scripts/spec.mjs';
 import { Gateway, checkedWebSocket, inbox, withTimeout } from './support.js';
 
@@ -112,4 +112,65 @@ test("initialSync 'latest': a new device starts at each conversation's latest me
   await fromEverything.until(6, 'the new message');
   assert.deepEqual(fromLatest.messages.map((m) => [m.seq, m.body]), [[6, 'new']]);
   assert.deepEqual(s.flatMap((x) => x.violations), []);
+});
+
+test('typing, replies, edit, delete, reactions, the inbox and mute through the SDK', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const sockets = [checkedWebSocket(), checkedWebSocket(), checkedWebSocket()];
+  const [alice, bob, bobLaptop] = [['alice', 'web'], ['bob', 'web'], ['bob', 'laptop']].map(
+    ([user, device], i) => new MessengerClient({ url: gw.url, token: gw.tokens(user, device), WebSocket: sockets[i].WebSocket }),
+  );
+  t.after(() => Promise.all([alice.close(), bob.close(), bobLaptop.close()]));
+  await withTimeout(Promise.all([alice.connect(), bob.connect(), bobLaptop.connect()]), 'all online');
+  const bobs = inbox(bob);
+  const dm = 'dm:alice:bob';
+
+  const first = await alice.send({ to: 'bob', body: 'dinner at 8?' });
+  // Typing: bob sees it; a second one within 3 s is not even sent.
+  const typing = bob.once('typing');
+  assert.equal(alice.typing(dm), true);
+  assert.equal(alice.typing(dm), false, 'throttled by the SDK');
+  assert.deepEqual(await withTimeout(typing, 'bob sees alice typing'), { type: 'typing', conversation: dm, user: 'alice' });
+
+  const reply = await bob.send({ conversation: dm, body: 'yes!', replyTo: first.seq });
+  await bobs.until(2, 'bob has both');
+  const edited = await alice.edit(dm, first.seq, 'dinner at 9?');
+  assert.equal(edited.message.body, 'dinner at 9?');
+  assert.ok(edited.message.edited_at);
+  const reacted = await bob.react(dm, first.seq, '👍');
+  assert.deepEqual(reacted.message.reactions, [{ emoji: '👍', users: ['bob'] }]);
+  const unchanged = await bob.react(dm, first.seq, '👍');
+  assert.equal(unchanged.unchanged, true);
+  const deleted = await bob.delete(dm, reply.seq);
+  assert.equal(deleted.message.deleted, true);
+  await assert.rejects(bob.edit(dm, first.seq, 'mine now'), { code: 'forbidden' });
+  await assert.rejects(bob.react(dm, first.seq, 'nice'), { code: 'bad_request' });
+
+  // Bob's copy, kept current by applyEntry, matches what history says.
+  await bobs.until(5, 'the edit, the reaction and the deletion reach bob');
+  /** @type {Map<number, import('../src/index.js').MessageView>} */
+  const held = new Map();
+  for (const m of bobs.messages) applyEntry(held, m);
+  const history = await bob.history(dm);
+  for (const m of history.messages.filter((m) => !isAmendment(m))) {
+    const { quote, ...now } = m;
+    const { quote: _q, ...mine } = /** @type {import('../src/index.js').MessageView} */ (held.get(m.seq));
+    assert.deepEqual(mine, now, `message ${m.seq}`);
+  }
+  assert.equal(held.get(first.seq)?.body, 'dinner at 9?');
+  assert.equal(held.get(reply.seq)?.deleted, true);
+
+  // The inbox: unread counts what a person would; mute shows on bob's other device.
+  // Bob's reply is unread for alice (deleted or not); the edit and the reaction are not counted.
+  const page = await alice.conversations();
+  assert.deepEqual(page.conversations.map((c) => [c.conversation, c.unread, c.muted]), [[dm, 1, false]]);
+  assert.equal(page.unread_total, 1);
+  const mutedElsewhere = bobLaptop.once('muted');
+  const muted = await bob.mute(dm);
+  assert.deepEqual([muted.type, muted.muted], ['muted', true]);
+  assert.deepEqual(await withTimeout(mutedElsewhere, 'the laptop hears of it'), { type: 'muted', conversation: dm, muted: true });
+  assert.equal((await bob.allConversations())[0].muted, true);
+  assert.equal((await bob.unmute(dm)).muted, false);
+  assert.deepEqual(sockets.flatMap((s) => s.violations), []);
 });

@@ -101,7 +101,8 @@ test('two people sign in in two browser windows and chat, 1:1 and in a group', a
   await alice.locator('#message-list li.system', { hasText: 'created the group' }).waitFor();
   await say(alice, 'Flights are booked for Friday.');
   const bobsGroup = bob.locator('#inbox li', { hasText: 'Lisbon trip' });
-  await bobsGroup.locator('.unread', { hasText: '2' }).waitFor();
+  // One unread: the message (the group's creation is not counted).
+  await bobsGroup.locator('.unread', { hasText: '1' }).waitFor();
   await bobsGroup.click();
   await message(bob, 'Flights are booked').waitFor();
   await say(bob, 'Great, I will bring the guidebook.');
@@ -144,4 +145,48 @@ test('messages sent while away show as unread, and older ones load on scroll-bac
   await carol.locator('#older').waitFor({ state: 'hidden' });
   assert.equal(await chat.locator('.unread').isHidden(), true, 'read once opened');
   assert.deepEqual(errors, []);
+});
+
+test('typing shows, and replies, reactions, edits, deletions and mute reach the other window', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const browser = await launch(t);
+  /** @type {string[]} */
+  const errors = [];
+  const alice = await signIn(browser, gw.http, 'alice', 'laptop', errors);
+  const bob = await signIn(browser, gw.http, 'bob', 'phone', errors);
+  await alice.fill('#new-chat input[name=user]', 'bob');
+  await alice.click('#new-chat button');
+  await say(alice, 'Dinner at 8?');
+  await message(alice, 'Dinner at 8?').locator('.mark').waitFor();
+  await bob.locator('#inbox li[data-conversation="dm:alice:bob"]').click();
+  await message(bob, 'Dinner at 8?').waitFor();
+
+  // Alice types: bob's header says so.
+  await alice.type('#composer input[name=body]', 'hm');
+  await bob.locator('#chat-subtitle', { hasText: 'alice is typing' }).waitFor();
+  await alice.fill('#composer input[name=body]', '');
+
+  // Bob reacts and replies; alice sees both.
+  await message(bob, 'Dinner at 8?').locator('.action.react').click();
+  await message(alice, 'Dinner at 8?').locator('.reaction', { hasText: '👍 1' }).waitFor();
+  await message(bob, 'Dinner at 8?').locator('.action.reply').click();
+  await bob.locator('#compose-mode', { hasText: 'Replying to alice' }).waitFor();
+  await say(bob, 'Make it 9');
+  await message(alice, 'Make it 9').locator('.quote', { hasText: 'Dinner at 8?' }).waitFor();
+
+  // Alice edits her message, then deletes it: bob's window follows, quote included.
+  await message(alice, 'Dinner at 8?').locator('.action.edit').click();
+  await alice.fill('#composer input[name=body]', 'Dinner at 9?');
+  await alice.press('#composer input[name=body]', 'Enter');
+  await message(bob, 'Dinner at 9?').locator('.edited').waitFor();
+  await message(alice, 'Dinner at 9?').locator('.action.delete').click();
+  await bob.locator('#message-list li.message.deleted', { hasText: 'Message deleted' }).waitFor();
+  await message(bob, 'Make it 9').locator('.quote', { hasText: 'Message deleted' }).waitFor();
+
+  // Bob mutes the conversation: his inbox shows it.
+  await bob.click('#mute');
+  await bob.locator('#inbox li[data-conversation="dm:alice:bob"] .name', { hasText: '🔕' }).waitFor();
+  assert.equal(await bob.locator('#mute').textContent(), 'Unmute');
+  assert.deepEqual(errors, [], 'no errors in either page');
 });

@@ -55,6 +55,13 @@ struct ServeArgs {
     /// Largest message body a `send` accepts, in bytes
     #[arg(long, value_name = "N", default_value_t = GatewayConfig::default().limits.max_body_bytes)]
     max_body_bytes: usize,
+    /// How long after sending its author may edit a message, in seconds
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = GatewayConfig::default().limits.edit_window.num_seconds()
+    )]
+    edit_window_secs: i64,
     /// Close a socket after this many seconds without a frame (API Gateway: 10 min)
     #[arg(
         long,
@@ -278,6 +285,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         ..GatewayConfig::default()
     };
     config.limits.max_body_bytes = args.max_body_bytes;
+    config.limits.edit_window = chrono::Duration::seconds(args.edit_window_secs.max(0));
     let (host, port) = (args.host, args.port);
     let sign_in = args.sign_in;
 

@@ -37,6 +37,7 @@ const FILES: &[(&str, &str)] = files! {
     "/sdk/client.js" => "clients/typescript/src/client.js",
     "/sdk/cursors.js" => "clients/typescript/src/cursors.js",
     "/sdk/emitter.js" => "clients/typescript/src/emitter.js",
+    "/sdk/messages.js" => "clients/typescript/src/messages.js",
     "/sdk/outbox.js" => "clients/typescript/src/outbox.js",
     "/sdk/protocol.js" => "clients/typescript/src/protocol.js",
     "/sdk/storage.js" => "clients/typescript/src/storage.js",

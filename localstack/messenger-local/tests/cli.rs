@@ -2,17 +2,14 @@
 //! `serve --store dynamodb --create-tables` chats over DynamoDB (the emulator's); `--help`
 //! explains every option, and usage errors exit with 2.
 
+mod common;
+
+use common::{BIN, WAIT, serve};
 use futures_util::{SinkExt, StreamExt};
 use messenger::ports::MessageLog;
 use serde_json::{Value, json};
-use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
-
-const BIN: &str = env!("CARGO_BIN_EXE_messenger-local");
-const WAIT: Duration = Duration::from_secs(30);
 
 async fn token(user: &str) -> String {
     let out = Command::new(BIN)
@@ -26,31 +23,6 @@ async fn token(user: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// Starts `serve` with `args` on a free port; returns the child and its WebSocket base URL.
-async fn serve(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", "0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.trim().strip_prefix("WebSocket:") {
-                return rest.trim().trim_end_matches("?token=<token>").to_owned();
-            }
-        }
-        panic!("serve exited before printing its URL")
-    })
-    .await
-    .expect("serve prints its URL when ready");
-    // Keep reading, as a terminal would: a closed pipe would fail the server's next print.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
 }
 
 type Socket =

@@ -37,6 +37,8 @@ pub mod env {
     pub const MANAGEMENT_ENDPOINT: &str = "MESSENGER_MANAGEMENT_ENDPOINT";
     /// Optional: longest message body in bytes.
     pub const MAX_BODY_BYTES: &str = "MESSENGER_MAX_BODY_BYTES";
+    /// Optional: how long after sending its author may edit a message, in seconds.
+    pub const EDIT_WINDOW_SECS: &str = "MESSENGER_EDIT_WINDOW_SECS";
     /// Optional: message retention in days (the TTL); unset keeps messages forever.
     pub const RETENTION_DAYS: &str = "MESSENGER_RETENTION_DAYS";
     /// Optional: seqs per message-log partition (must match every writer of the table).
@@ -143,6 +145,9 @@ impl Config {
         }
         if let Some(inline) = number(&get, env::PUSH_INLINE)? {
             limits.push_inline = inline;
+        }
+        if let Some(secs) = number(&get, env::EDIT_WINDOW_SECS)? {
+            limits.edit_window = chrono::Duration::seconds(secs);
         }
         let log_bucket = number(&get, env::LOG_BUCKET)?.unwrap_or(DEFAULT_BUCKET);
         if log_bucket < 2 {
@@ -422,9 +427,14 @@ mod tests {
     #[test]
     fn optional_settings_are_parsed_or_refused() {
         let mut vars = TABLES.to_vec();
-        vars.extend([(env::RETENTION_DAYS, "30"), (env::LOG_BUCKET, "500")]);
+        vars.extend([
+            (env::RETENTION_DAYS, "30"),
+            (env::LOG_BUCKET, "500"),
+            (env::EDIT_WINDOW_SECS, "60"),
+        ]);
         let c = Config::from_lookup(lookup(&vars)).unwrap();
         assert_eq!(c.limits.retention, Some(chrono::Duration::days(30)));
+        assert_eq!(c.limits.edit_window, chrono::Duration::seconds(60));
         assert_eq!((c.log_bucket, c.management_endpoint), (500, None));
         assert_eq!(c.tables.messages, "l");
         vars.push((env::MAX_BODY_BYTES, "lots"));

@@ -211,6 +211,7 @@ mod tests {
                     event: None,
                     sent_at: chrono::Utc::now(),
                     expires_at: None,
+                    reply_to: None,
                 };
                 app.stores.messages.append(m).await.unwrap();
                 let mut r = record("INSERT", "M#dm:alice:bob#0", &seq.to_string());

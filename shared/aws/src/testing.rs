@@ -350,6 +350,7 @@ pub async fn seed_direct_conversation(store: &DynamoStore) {
         event: None,
         sent_at: now,
         expires_at: None,
+        reply_to: None,
     };
     store.append(m).await.expect("append");
 }
@@ -425,6 +426,41 @@ pub async fn subscribed_queue(sdk: &aws_config::SdkConfig, topic: &str) -> Strin
     queue
 }
 
+/// Every SNS message (the notification envelope's `Message`, parsed, with its message
+/// attributes) that reached `queue` from `topic` before this call: it publishes a marker to the
+/// topic and reads the queue until the marker arrives. The emulators (MiniStack, moto) deliver
+/// a topic's messages to its SQS subscribers within the Publish call, so whatever was published
+/// before the marker is in the queue by then: an absent event never came (docs/infra.md).
+pub async fn events_before_marker(
+    sdk: &aws_config::SdkConfig,
+    topic: &str,
+    queue: &str,
+) -> Vec<(Value, Value)> {
+    let marker = serde_json::json!({"marker": messenger::contract::tag()});
+    aws_sdk_sns::Client::new(sdk)
+        .publish()
+        .topic_arn(topic)
+        .message(marker.to_string())
+        .send()
+        .await
+        .expect("publish the marker");
+    let mut events = Vec::new();
+    let read = async {
+        loop {
+            for event in received_events(sdk, queue).await {
+                if event.0 == marker {
+                    return;
+                }
+                events.push(event);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the marker reaches the queue");
+    events
+}
+
 /// The SNS messages (the notification envelopes' `Message`, parsed) and their message
 /// attributes that reached `queue`, waiting up to 10 s for the first.
 pub async fn received_events(sdk: &aws_config::SdkConfig, queue: &str) -> Vec<(Value, Value)> {
@@ -468,4 +504,53 @@ pub async fn queue_depth(sdk: &aws_config::SdkConfig, queue: &str) -> u64 {
         })
         .and_then(|n| n.parse().ok())
         .expect("a message count")
+}
+
+/// The variable the test command sets to the running moto server's endpoint.
+pub const MOTO_VAR: &str = "MESSENGER_MOTO_ENDPOINT";
+
+/// The moto server's endpoint. Unset means the suite was run without it: fail loudly.
+pub fn moto_endpoint() -> String {
+    std::env::var(MOTO_VAR).unwrap_or_else(|_| {
+        panic!("{MOTO_VAR} is not set: run the README's test command (tests/run.sh)")
+    })
+}
+
+/// What moto's SNS received for the platform endpoint `endpoint_arn`: every message published
+/// to it (the `Message` of each Publish, parsed; in no particular order), read from moto's
+/// record of its model (`GET /moto-api/data.json`): the platform's side of a push, not the
+/// publisher's.
+pub async fn moto_platform_publishes(moto: &str, endpoint_arn: &str) -> Vec<Value> {
+    let addr = moto
+        .strip_prefix("http://")
+        .expect("a plain http moto endpoint")
+        .trim_end_matches('/');
+    let mut stream = TcpStream::connect(addr).await.expect("connect to moto");
+    let request =
+        format!("GET /moto-api/data.json HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+        .await
+        .expect("moto answers")
+        .unwrap();
+    let text = String::from_utf8(raw).expect("UTF-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let data: Value = serde_json::from_str(body).expect("moto's model data as JSON");
+    let endpoints = data["sns"]["PlatformEndpoint"].as_array().cloned();
+    let endpoint = endpoints
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e["arn"] == endpoint_arn)
+        .unwrap_or_else(|| panic!("moto has no platform endpoint {endpoint_arn}"));
+    // `messages` is moto's message id → message map.
+    endpoint["messages"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .map(|v| serde_json::from_str(v.as_str().unwrap_or("null")).expect("JSON"))
+                .collect()
+        })
+        .unwrap_or_default()
 }

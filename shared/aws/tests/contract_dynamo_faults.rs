@@ -62,3 +62,22 @@ async fn every_kind_of_fault_hit_the_append_transaction_and_nothing_was_lost() {
         );
     }
 }
+
+/// The amend transaction (edit, delete, reaction) under its worst fault: a lost response (the
+/// transaction committed, its answer did not arrive). Here every answer of a TransactWriteItems
+/// is lost, the SDK's retries included, so the store's own retry runs and finds the head moved
+/// by its own lost try. Every amendment must still be answered as applied, exactly once: the
+/// retry recognises the entry its lost try wrote (not `Unchanged`, which recomputing the change
+/// on the changed message would say, and nothing written twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_amendment_whose_answers_were_all_lost_is_applied_once() {
+    let plan = Arc::new(
+        FaultPlan::new(seed_from_env(), 1.0)
+            .only(&[Fault::LostResponse])
+            .on_operations(&["TransactWriteItems"]),
+    );
+    let store = Arc::new(common::faulty_store(plan.clone()).await);
+    messenger::contract::concurrent_amendments_stay_gapless(store.clone()).await;
+    messenger::contract::amendments_change_the_message_and_append_an_entry(store).await;
+    println!("{}", plan.summary());
+}

@@ -110,7 +110,11 @@ async fn a_hanging_endpoint_fails_instead_of_holding_the_send() {
         operation: Duration::from_secs(1),
     };
     let p = poster(&url, quick).await;
-    let r = p.post(&conn(), "{}").await;
+    // The test's own bound, well past the poster's: should its timeouts not apply, this fails
+    // instead of hanging.
+    let r = tokio::time::timeout(Duration::from_secs(10), p.post(&conn(), "{}"))
+        .await
+        .expect("the poster's timeouts end a hanging call");
     assert!(matches!(r, Err(PostError::Failed(_))), "{r:?}");
 }
 

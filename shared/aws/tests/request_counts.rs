@@ -4,78 +4,13 @@
 
 mod common;
 
-use async_trait::async_trait;
-use messenger::domain::{ConnectionId, DeviceId, UserId};
-use messenger::ports::{PostError, Poster};
-use messenger::request::{Caller, Request};
-use messenger::{App, Limits, Stores, usecases};
+use common::counting::{RecordingPoster, caller, measure, request, requests, world};
+use messenger::domain::UserId;
+use messenger::request::Caller;
+use messenger::{App, usecases};
 use messenger_aws::{DynamoStore, Snapshot};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-/// Records every post, so the test can also check who was reached.
-#[derive(Default)]
-struct RecordingPoster(Mutex<Vec<(ConnectionId, Value)>>);
-
-#[async_trait]
-impl Poster for RecordingPoster {
-    async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
-        let v = serde_json::from_str(data).expect("frames are JSON");
-        self.0.lock().unwrap().push((conn.clone(), v));
-        Ok(())
-    }
-}
-
-impl RecordingPoster {
-    fn take(&self) -> Vec<(String, String)> {
-        let mut posts: Vec<_> = self
-            .0
-            .lock()
-            .unwrap()
-            .drain(..)
-            .map(|(c, v)| (c.to_string(), v["type"].as_str().unwrap_or("?").to_owned()))
-            .collect();
-        posts.sort();
-        posts
-    }
-}
-
-fn caller(user: &str, device: &str, tag: &str) -> Caller {
-    Caller {
-        user: UserId::new(format!("{user}-{tag}")).unwrap(),
-        device: DeviceId::new(device).unwrap(),
-        connection: ConnectionId::new(format!("{user}-{device}-{tag}")).unwrap(),
-        connected_at: None,
-    }
-}
-
-fn request(c: &Caller, body: Value) -> Request {
-    Request::new(c.clone(), None, "req-count", body)
-}
-
-fn requests(s: &Snapshot) -> BTreeMap<&str, u64> {
-    s.requests()
-}
-
-/// A store on fresh tables (default log buckets), an app over it, and the recording poster.
-async fn world() -> (Arc<DynamoStore>, App, Arc<RecordingPoster>) {
-    let store = common::store_with_bucket(messenger_aws::dynamo::DEFAULT_BUCKET).await;
-    let poster = Arc::new(RecordingPoster::default());
-    let app = App::new(
-        Stores::from_one(store.clone()),
-        poster.clone(),
-        Limits::default(),
-    );
-    (store, app, poster)
-}
-
-/// Runs `f` and returns what it cost.
-async fn measure(store: &DynamoStore, f: impl AsyncFnOnce()) -> Snapshot {
-    let before = store.counters();
-    f().await;
-    store.counters().since(&before)
-}
 
 #[tokio::test]
 async fn send_ack_and_sync_make_exactly_the_documented_requests() {
@@ -120,6 +55,7 @@ async fn send_ack_and_sync_make_exactly_the_documented_requests() {
             ("BatchGetItem", 2),
             ("PutItem", 2),
             ("TransactWriteItems", 1),
+            ("UpdateItem", 1),
         ])
     );
     poster.take();
@@ -133,10 +69,11 @@ async fn send_ack_and_sync_make_exactly_the_documented_requests() {
             // membership + head + idempotency key (consistent); then both members' items
             ("BatchGetItem", 2),
             ("TransactWriteItems", 1), // head, message, idempotency key
+            ("UpdateItem", 1),         // the sender's read pointer (sending reads)
         ])
     );
-    // Three small items in one transaction: 2 WCU each.
-    assert_eq!(steady.write_units(), 6.0);
+    // Three small items in one transaction: 2 WCU each; the read pointer: 1.
+    assert_eq!(steady.write_units(), 7.0);
     assert_eq!(
         poster.take(),
         vec![
@@ -341,12 +278,13 @@ async fn a_group_send_reads_connections_100_members_at_a_time() {
                 // membership + head + idempotency key; then the members' items, 100 a request
                 ("BatchGetItem", 1 + members.div_ceil(100)),
                 ("Query", 1),              // the member list (GSI)
-                ("TransactWriteItems", 1)  // head, message, idempotency key
+                ("TransactWriteItems", 1), // head, message, idempotency key
+                ("UpdateItem", 1),         // the sender's read pointer
             ]),
             "{size} members"
         );
-        // The same three-item transaction as a 1:1 send: the write cost does not grow.
-        assert_eq!(cost.write_units(), 6.0, "{size} members");
+        // The same writes as a 1:1 send: the cost does not grow with the group.
+        assert_eq!(cost.write_units(), 7.0, "{size} members");
         // `sent` to the sender, `message` to every other member's one connection.
         assert_eq!(
             fan_out("sent", "message", &posts),

@@ -142,6 +142,43 @@ impl World {
     fn pushes(&self) -> u64 {
         self.notifier.counters().snapshot().0
     }
+
+    /// The notifications moto's SNS received for `who`'s registered device (its platform
+    /// payload for FCM: `{"fcmV1Message": …}`).
+    async fn received(&self, who: &Caller) -> Vec<Value> {
+        let device = self
+            .app
+            .stores
+            .push_devices
+            .get(&who.user, &who.device)
+            .await;
+        let endpoint = device.unwrap().expect("a registered device").endpoint;
+        messenger_aws::testing::moto_platform_publishes(&moto(), &endpoint)
+            .await
+            .iter()
+            .map(|m| serde_json::from_str(m["GCM"].as_str().expect("an FCM payload")).unwrap())
+            .collect()
+    }
+}
+
+/// The seqs of FCM notifications, sorted.
+fn seqs(notifications: &[Value]) -> Vec<u64> {
+    let mut seqs: Vec<u64> = notifications
+        .iter()
+        .map(|n| {
+            n["fcmV1Message"]["message"]["data"]["seq"]
+                .as_str()
+                .expect("a seq")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+fn moto() -> String {
+    messenger_aws::testing::moto_endpoint()
 }
 
 #[tokio::test]
@@ -210,14 +247,23 @@ async fn registering_creates_an_endpoint_and_a_new_token_updates_it() {
 
 #[tokio::test]
 async fn offline_members_get_one_coalesced_push_online_ones_none_stale_ones_one() {
-    let sns = sdk(&common::endpoint()).await;
+    // On moto, which records what each platform endpoint received (MiniStack's SNS accepts
+    // platform publishes and keeps nothing of them).
+    let sns = sdk(&moto()).await;
     let w = World::new(&sns).await;
     let alice = w.device("alice", true).await;
     let bob = w.device("bob", false).await;
 
-    // A burst to an offline recipient: one push.
+    // A burst to an offline recipient: one push, content-free, for the first message.
     w.send(&alice, &bob, 3).await;
-    assert_eq!(w.pushes(), 1);
+    let got = w.received(&bob).await;
+    assert_eq!(seqs(&got), [1]);
+    let note = &got[0]["fcmV1Message"]["message"];
+    assert_eq!(
+        note["notification"],
+        json!({"title": alice.user.as_str(), "body": "New message"})
+    );
+    assert_eq!(note["data"]["from"], alice.user.as_str());
     // Bob reads up to the pushed message on another device: the next one pushes again.
     let conv = format!("dm:{}:{}", alice.user, bob.user);
     w.run(
@@ -226,12 +272,12 @@ async fn offline_members_get_one_coalesced_push_online_ones_none_stale_ones_one(
     )
     .await;
     w.send(&alice, &bob, 1).await;
-    assert_eq!(w.pushes(), 2);
+    assert_eq!(seqs(&w.received(&bob).await), [1, 4]);
 
     // Online: no push.
     let carol = w.device("carol", true).await;
     w.send(&alice, &carol, 2).await;
-    assert_eq!(w.pushes(), 2);
+    assert_eq!(seqs(&w.received(&carol).await), Vec::<u64>::new());
 
     // Connected on paper, gone in fact (410): pushed once, and the connection is forgotten.
     let dave = w.device("dave", true).await;
@@ -241,7 +287,7 @@ async fn offline_members_get_one_coalesced_push_online_ones_none_stale_ones_one(
         .unwrap()
         .insert(dave.connection.clone());
     w.send(&alice, &dave, 1).await;
-    assert_eq!(w.pushes(), 3);
+    assert_eq!(seqs(&w.received(&dave).await), [1]);
     let conns = w
         .app
         .stores
@@ -250,15 +296,14 @@ async fn offline_members_get_one_coalesced_push_online_ones_none_stale_ones_one(
         .await
         .unwrap();
     assert!(conns.is_empty());
-    assert_eq!(w.notifier.counters().snapshot().2, 0, "no failed SNS call");
+    let (sent, _, failed) = w.notifier.counters().snapshot();
+    assert_eq!((sent, failed), (3, 0), "the notifier's own count agrees");
 }
 
 #[tokio::test]
 async fn a_disabled_endpoint_unregisters_the_device_and_the_send_still_succeeds() {
     // moto, because MiniStack accepts publishes to disabled endpoints.
-    let moto = std::env::var("MESSENGER_MOTO_ENDPOINT")
-        .expect("MESSENGER_MOTO_ENDPOINT is not set: run the README's test command (tests/run.sh)");
-    let sns = sdk(&moto).await;
+    let sns = sdk(&moto()).await;
     let w = World::new(&sns).await;
     let alice = w.device("alice", true).await;
     let bob = w.device("bob", false).await;
@@ -304,13 +349,16 @@ async fn a_disabled_endpoint_unregisters_the_device_and_the_send_still_succeeds(
         "endpoint deleted"
     );
 
-    // A fresh token brings the device back.
+    // A fresh token brings the device back. (Unique per run: moto finds an endpoint by its
+    // token in any platform application, unlike SNS, so an earlier run's would come back.)
+    let fresh = format!("fresh-{}", w.tag);
     w.run(
         &bob,
-        json!({"action":"register_push","platform":"fcm","token":"fresh-token"}),
+        json!({"action":"register_push","platform":"fcm","token":fresh}),
     )
     .await;
     w.send(&alice, &bob, 1).await;
+    assert_eq!(seqs(&w.received(&bob).await), [2]);
     assert_eq!(w.pushes(), 1);
 }
 

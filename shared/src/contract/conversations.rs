@@ -3,21 +3,26 @@
 use super::*;
 
 /// Pointers only move forward; `advance` says whether one moved; a non-member's never does.
+/// Moving `read` records the chat count with it (and a read that does not move keeps it).
 pub async fn monotonic_pointers(convs: Arc<dyn Conversations>) {
     let t = tag();
     let (c, alice, stranger) = (conv(&t), user("alice", &t), user("stranger", &t));
     assert!(join(convs.as_ref(), &c, &alice, Utc::now()).await);
-    let adv = |k, seq| {
+    let adv = |k, seq, chats| {
         let (convs, c, alice) = (convs.clone(), c.clone(), alice.clone());
-        async move { convs.advance(&c, &alice, k, seq).await.unwrap() }
+        async move { convs.advance(&c, &alice, k, seq, chats).await.unwrap() }
     };
-    assert!(adv(ReceiptKind::Delivered, 5).await);
-    assert!(!adv(ReceiptKind::Delivered, 3).await, "never backwards");
-    assert!(!adv(ReceiptKind::Delivered, 5).await, "not to where it is");
-    assert!(adv(ReceiptKind::Delivered, 7).await);
-    assert!(adv(ReceiptKind::Read, 2).await);
+    assert!(adv(ReceiptKind::Delivered, 5, 0).await);
+    assert!(!adv(ReceiptKind::Delivered, 3, 0).await, "never backwards");
+    assert!(
+        !adv(ReceiptKind::Delivered, 5, 0).await,
+        "not to where it is"
+    );
+    assert!(adv(ReceiptKind::Delivered, 7, 0).await);
+    assert!(adv(ReceiptKind::Read, 2, 2).await);
+    assert!(!adv(ReceiptKind::Read, 1, 1).await);
     let m = convs.membership(&c, &alice).await.unwrap().unwrap();
-    assert_eq!((m.delivered, m.read), (7, 2));
+    assert_eq!((m.delivered, m.read, m.read_chats), (7, 2, 2));
     // Everyone's pointers, as `receipts` shows them (the member list may lag: eventually).
     let bob = user("bob", &t);
     assert!(join(convs.as_ref(), &c, &bob, Utc::now()).await);
@@ -35,12 +40,55 @@ pub async fn monotonic_pointers(convs: Arc<dyn Conversations>) {
         .map(|m| (m.user.clone(), m.delivered, m.read))
         .collect();
     assert_eq!(got, vec![(alice.clone(), 7, 2), (bob, 0, 0)]);
+    assert!(adv(ReceiptKind::Read, 6, 4).await);
+    let m = convs.membership(&c, &alice).await.unwrap().unwrap();
+    assert_eq!((m.delivered, m.read, m.read_chats), (7, 6, 4));
+    // Sending reads: both pointers move to the sender's new message (never back).
+    assert!(convs.read_through(&c, &alice, 9, 5).await.unwrap());
+    let m = convs.membership(&c, &alice).await.unwrap().unwrap();
+    assert_eq!((m.delivered, m.read, m.read_chats), (9, 9, 5));
+    assert!(adv(ReceiptKind::Delivered, 11, 0).await);
+    let moved = convs.read_through(&c, &alice, 10, 6).await.unwrap();
+    assert!(moved, "read moves alone");
+    let m = convs.membership(&c, &alice).await.unwrap().unwrap();
+    assert_eq!((m.delivered, m.read, m.read_chats), (11, 10, 6));
+    assert!(!convs.read_through(&c, &alice, 10, 6).await.unwrap());
+    assert!(!convs.read_through(&c, &stranger, 12, 6).await.unwrap());
     assert!(
         !convs
-            .advance(&c, &stranger, ReceiptKind::Read, 9)
+            .advance(&c, &stranger, ReceiptKind::Read, 9, 9)
             .await
             .unwrap()
     );
+    assert_eq!(convs.membership(&c, &stranger).await.unwrap(), None);
+}
+
+/// Muting stores its end on the membership (also "forever"), unmuting removes it; a non-member
+/// cannot mute. A join keeps its starting chat count; a second join changes nothing.
+pub async fn mute_and_read_chats(convs: Arc<dyn Conversations>) {
+    let t = tag();
+    let (c, alice, stranger) = (conv(&t), user("alice", &t), user("stranger", &t));
+    let at = Utc::now();
+    let m = Membership::new(&c, &alice, Role::Member, 5, at).with_read_chats(3);
+    assert!(convs.join(&m).await.unwrap());
+    let mine = convs.membership(&c, &alice).await.unwrap().unwrap();
+    assert_eq!((mine.read_chats, mine.muted_until), (3, None));
+
+    let until = at + Duration::hours(8);
+    assert!(convs.set_muted(&c, &alice, Some(until)).await.unwrap());
+    let mine = convs.membership(&c, &alice).await.unwrap().unwrap();
+    assert_eq!(mine.muted_until, Some(until));
+    assert!(mine.muted_at(at) && !mine.muted_at(until));
+    let forever = crate::domain::muted_forever();
+    assert!(convs.set_muted(&c, &alice, Some(forever)).await.unwrap());
+    let listed = convs.of_user(&alice).await.unwrap();
+    assert_eq!(listed[0].muted_until, Some(forever));
+    assert!(!convs.join(&m.clone().with_read_chats(0)).await.unwrap());
+    assert!(convs.set_muted(&c, &alice, None).await.unwrap());
+    let mine = convs.membership(&c, &alice).await.unwrap().unwrap();
+    assert_eq!((mine.muted_until, mine.read_chats), (None, 3));
+
+    assert!(!convs.set_muted(&c, &stranger, Some(until)).await.unwrap());
     assert_eq!(convs.membership(&c, &stranger).await.unwrap(), None);
 }
 
@@ -57,7 +105,7 @@ pub async fn join_is_idempotent(convs: Arc<dyn Conversations>) {
     let t1 = Utc::now();
     assert!(join(convs.as_ref(), &c, &alice, t1).await);
     convs
-        .advance(&c, &alice, ReceiptKind::Delivered, 4)
+        .advance(&c, &alice, ReceiptKind::Delivered, 4, 0)
         .await
         .unwrap();
     assert!(!join(convs.as_ref(), &c, &alice, t1 + Duration::seconds(5)).await);

@@ -2,9 +2,20 @@
 
 use super::*;
 
+/// What a race test of the log did, for the adapter's test to check that the race happened
+/// (the contract itself cannot see inside the adapter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raced {
+    /// [`gapless_concurrent_appends`]: this many appends ran concurrently, each stored once.
+    Concurrently { appends: usize },
+    /// [`cancelled_appenders_leave_no_hole`].
+    Cancelled(CancelStats),
+}
+
 /// 8 tasks × 25 concurrent appends to one conversation get 200 distinct seqs, exactly 1..=200,
-/// and the log reads back in that order with each message where its append said.
-pub async fn gapless_concurrent_appends(log: Arc<dyn MessageLog>) {
+/// and the log reads back in that order with each message where its append said. Returns how
+/// many appends raced.
+pub async fn gapless_concurrent_appends(log: Arc<dyn MessageLog>) -> usize {
     let t = tag();
     let c = conv(&t);
     let mut tasks = Vec::new();
@@ -38,27 +49,37 @@ pub async fn gapless_concurrent_appends(log: Arc<dyn MessageLog>) {
     for m in &all {
         assert_eq!(assigned[&m.seq], m.client_msg_id, "seq {} mismatch", m.seq);
     }
+    all.len()
 }
 
-/// What [`cancelled_appenders_leave_no_hole`] did, so an adapter's test can check the
-/// cancellations really hit in-flight appends.
+/// What [`cancelled_appenders_leave_no_hole`] did, so an adapter's test can check that the
+/// cuts really hit appends in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CancelStats {
     /// Appends dropped (timeout) or aborted (task abort) before they finished.
     pub cancelled: usize,
     /// Appends that finished.
     pub completed: usize,
-    /// Cancelled appends whose write had landed anyway (their retry was a duplicate).
+    /// Cancelled appends whose write had landed anyway (their retry was a duplicate): the cut
+    /// came after the store had applied the write, before the caller learnt of it.
     pub landed_anyway: usize,
 }
 
 /// Appenders cancelled at random points (the future dropped by a timeout, or the task aborted)
 /// while others append: whatever landed, the log has no hole and no duplicate, and retrying
-/// every cancelled send stores each exactly once.
+/// every cancelled send stores each exactly once. The cuts fall within the first 4× the time
+/// an uncontended append takes on this store, so they hit every step of an append.
 pub async fn cancelled_appenders_leave_no_hole(log: Arc<dyn MessageLog>) -> CancelStats {
     let t = tag();
     let c = conv(&t);
     let from = user("sender", &t);
+    let started = std::time::Instant::now();
+    append(
+        log.as_ref(),
+        new_message(&c, &from, "first", Utc::now(), None),
+    )
+    .await;
+    let window = (started.elapsed().as_micros() as u64 * 4).max(1);
     let mut cancelled_ids = Vec::new();
     let mut completed = 0;
     // Steady senders keep the head moving while the others are cut off.
@@ -76,7 +97,7 @@ pub async fn cancelled_appenders_leave_no_hole(log: Arc<dyn MessageLog>) -> Canc
     for i in 0..30 {
         let cmid = format!("cut-{i}");
         let m = new_message(&c, &from, &cmid, Utc::now(), None);
-        let cut = std::time::Duration::from_micros(getrandom::u64().unwrap() % 20_000);
+        let cut = std::time::Duration::from_micros(getrandom::u64().unwrap() % window);
         let finished = if i % 2 == 0 {
             tokio::time::timeout(cut, log.append(m)).await.is_ok()
         } else {
@@ -102,7 +123,7 @@ pub async fn cancelled_appenders_leave_no_hole(log: Arc<dyn MessageLog>) -> Canc
         landed_anyway += usize::from(append(log.as_ref(), m).await.duplicate);
     }
     let all = assert_gapless(log.as_ref(), &c).await;
-    assert_eq!(all.len(), 20 + 30, "every send is stored exactly once");
+    assert_eq!(all.len(), 1 + 20 + 30, "every send is stored exactly once");
     CancelStats {
         cancelled: cancelled_ids.len(),
         completed,
@@ -250,7 +271,7 @@ pub async fn system_events_round_trip(log: Arc<dyn MessageLog>) {
     let (c, alice, bob) = (conv(&t), user("a", &t), user("b", &t));
     let mut m = new_message(&c, &alice, "sys-1", Utc::now(), None);
     m.body = String::new();
-    m.event = Some(GroupEvent::MembersAdded { users: vec![bob] });
+    m.event = Some(LogEvent::MembersAdded { users: vec![bob] });
     let stored = append(log.as_ref(), m.clone()).await.message;
     let read = log.after(&c, 0, 10, Utc::now()).await.unwrap();
     assert_eq!(read, vec![stored.clone()]);
@@ -288,9 +309,10 @@ where
         .await
         .unwrap();
     assert_eq!(seen.membership.map(|m| m.user), Some(alice.clone()));
-    assert_eq!(seen.last_seq, 2);
+    assert_eq!((seen.last_seq, seen.chats), (2, 2));
     assert!(seen.already_sent);
     assert_eq!(seen.message, Some(first.message));
+    assert_eq!(seen.message_chats, 1, "the chat count at message 1");
     let other = ClientMsgId::new("c-9").unwrap();
     let seen = store
         .read_for_write(keys(&bob, Some(&other), Some(7)), now)
@@ -308,9 +330,12 @@ where
 
     // Told seq 1 was the latest (it was, a moment ago): the append still takes seq 3.
     let late = store
-        .append_seen(new_message(&c, &bob, "c-3", now, None), 1)
+        .append_seen(new_message(&c, &bob, "c-3", now, None), 1, 1)
         .await
         .unwrap();
-    assert_eq!((late.message.seq, late.duplicate), (3, false));
+    assert_eq!(
+        (late.message.seq, late.duplicate, late.chats),
+        (3, false, 3)
+    );
     assert_gapless(store.as_ref(), &c).await;
 }

@@ -4,7 +4,7 @@
 //! [`contract_tests!`](crate::contract_tests) turns the whole suite into `#[tokio::test]`s.
 
 use crate::domain::{
-    ClientMsgId, Connection, ConnectionId, ConversationId, DeviceId, GroupEvent, GroupInfo,
+    ClientMsgId, Connection, ConnectionId, ConversationId, DeviceId, GroupInfo, LogEvent,
     Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use crate::ports::{
@@ -15,11 +15,13 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+mod amend;
 mod connections;
 mod conversations;
 mod devices;
 mod log;
 
+pub use amend::*;
 pub use connections::*;
 pub use conversations::*;
 pub use devices::*;
@@ -53,6 +55,7 @@ pub(crate) fn new_message(
         event: None,
         sent_at,
         expires_at,
+        reply_to: None,
     }
 }
 
@@ -103,16 +106,26 @@ pub(crate) async fn assert_gapless(log: &dyn MessageLog, conv: &ConversationId) 
 
 /// Expands to one `#[tokio::test]` per contract function, each calling `$make.await` for a
 /// store that implements every storage port (an `Arc` of it). Use it once per adapter.
+///
+/// `check_races = f` hands `f(&store, Raced)` what each race test of the log did, so an adapter
+/// whose appends can really contend or be cut in flight asserts that they were.
 #[macro_export]
 macro_rules! contract_tests {
     ($make:expr) => {
+        $crate::contract_tests!($make, check_races = |_store, _raced| {});
+    };
+    ($make:expr, check_races = $check:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn gapless_concurrent_appends() {
-            $crate::contract::gapless_concurrent_appends($make.await).await;
+            let store = $make.await;
+            let appends = $crate::contract::gapless_concurrent_appends(store.clone()).await;
+            ($check)(&store, $crate::contract::Raced::Concurrently { appends });
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn cancelled_appenders_leave_no_hole() {
-            $crate::contract::cancelled_appenders_leave_no_hole($make.await).await;
+            let store = $make.await;
+            let stats = $crate::contract::cancelled_appenders_leave_no_hole(store.clone()).await;
+            ($check)(&store, $crate::contract::Raced::Cancelled(stats));
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn idempotent_append() {
@@ -121,6 +134,22 @@ macro_rules! contract_tests {
         #[tokio::test]
         async fn monotonic_pointers() {
             $crate::contract::monotonic_pointers($make.await).await;
+        }
+        #[tokio::test]
+        async fn mute_and_read_chats() {
+            $crate::contract::mute_and_read_chats($make.await).await;
+        }
+        #[tokio::test]
+        async fn amendments_change_the_message_and_append_an_entry() {
+            $crate::contract::amendments_change_the_message_and_append_an_entry($make.await).await;
+        }
+        #[tokio::test]
+        async fn heads_preview_membership_changes() {
+            $crate::contract::heads_preview_membership_changes($make.await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_amendments_stay_gapless() {
+            $crate::contract::concurrent_amendments_stay_gapless($make.await).await;
         }
         #[tokio::test]
         async fn join_is_idempotent() {

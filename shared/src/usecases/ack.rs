@@ -18,9 +18,9 @@ use std::collections::BTreeSet;
 /// An ack without an `id` gets no `acked` reply (errors are still answered): receipts are
 /// fire-and-forget for clients, and the reply would cost an API Gateway message per ack.
 ///
-/// Requests: one batched read (membership, head; in a group also the acked message), the
-/// pointer update(s), then the receipt's connections (one batched read). A group ack that
-/// covers several messages also reads their authors (one Query).
+/// Requests: one batched read (membership, head; in a group, or for `read`, also the acked
+/// message), the pointer update(s), then the receipt's connections (one batched read). A group
+/// ack that covers several messages also reads their authors (one Query).
 pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     let conv = &frame.conversation;
@@ -36,7 +36,9 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
                 conversation: conv,
                 user: me,
                 client_msg_id: None,
-                message: conv.is_group().then_some(frame.seq),
+                // A group's receipt goes to the acked message's author; a `read` pointer records
+                // the chat count at it.
+                message: (conv.is_group() || frame.kind == ReceiptKind::Read).then_some(frame.seq),
             },
             now,
         )
@@ -56,13 +58,19 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
         ReceiptKind::Read => vec![ReceiptKind::Delivered, ReceiptKind::Read],
         ReceiptKind::Delivered => vec![ReceiptKind::Delivered],
     };
+    // What the read pointer counts as read, for unread counts (read with the membership).
+    let chats = if frame.seq == seen.last_seq {
+        seen.chats
+    } else {
+        seen.message_chats
+    };
     let mut moved = Vec::with_capacity(2);
     for kind in kinds {
         if pointer(&membership, kind) < frame.seq
             && app
                 .stores
                 .conversations
-                .advance(conv, me, kind, frame.seq)
+                .advance(conv, me, kind, frame.seq, chats)
                 .await?
         {
             moved.push(kind);

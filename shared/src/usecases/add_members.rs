@@ -1,9 +1,9 @@
 //! Use case of the `add_members` route (admins only).
 
 use super::groups::{
-    announce, append_event, check_size, latest_seq, reply_state, require_admin, unique,
+    announce, append_event_counted, check_size, latest_seq, reply_state, require_admin, unique,
 };
-use crate::domain::{GroupEvent, Membership, Role, UserId};
+use crate::domain::{LogEvent, Membership, Role, UserId};
 use crate::protocol::MembersFrame;
 use crate::request::Request;
 use crate::{App, Error};
@@ -29,14 +29,15 @@ pub async fn add_members(app: &App, req: &Request, frame: MembersFrame) -> Resul
         return reply_state(app, req, conv, latest_seq(app, conv).await?).await;
     }
     check_size(app, current.len() + new.len())?;
-    let event = GroupEvent::MembersAdded { users: new };
-    let (message, duplicate) =
-        append_event(app, conv, &req.caller.user, frame.client_msg_id, event).await?;
+    let event = LogEvent::MembersAdded { users: new };
+    let appended =
+        append_event_counted(app, conv, &req.caller.user, frame.client_msg_id, event).await?;
+    let (message, duplicate) = (appended.message, appended.duplicate);
     // On a retry the stored event says whom the first attempt added.
-    let GroupEvent::MembersAdded { users } = message
+    let LogEvent::MembersAdded { users } = message
         .event
         .clone()
-        .unwrap_or(GroupEvent::MembersAdded { users: vec![] })
+        .unwrap_or(LogEvent::MembersAdded { users: vec![] })
     else {
         return Err(Error::BadRequest(
             "client_msg_id was used for another kind of message".into(),
@@ -44,10 +45,10 @@ pub async fn add_members(app: &App, req: &Request, frame: MembersFrame) -> Resul
     };
     let now = app.now();
     for user in &users {
-        app.stores
-            .conversations
-            .join(&Membership::new(conv, user, Role::Member, message.seq, now))
-            .await?;
+        // The group's earlier messages are not theirs to read, so not unread either.
+        let membership = Membership::new(conv, user, Role::Member, message.seq, now)
+            .with_read_chats(appended.chats);
+        app.stores.conversations.join(&membership).await?;
     }
     reply_state(app, req, conv, message.seq).await?;
     if !duplicate {

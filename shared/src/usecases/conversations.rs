@@ -1,65 +1,170 @@
 //! Use case of the `conversations` route: the caller's inbox.
 
-use crate::domain::ConversationId;
-use crate::protocol::{ConversationKind, ConversationView, ConversationsFrame, ServerFrame};
+use crate::domain::{ConversationId, Head, Membership, UserId};
+use crate::protocol::{
+    ConversationKind, ConversationView, ConversationsFrame, PreviewView, ServerFrame,
+};
 use crate::request::Request;
 use crate::{App, Error};
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::cmp::Reverse;
 
-/// `conversations`: the caller's inbox (1:1 and groups) with latest seq and the caller's
-/// pointers, so a new device can draw it from one request per page.
+/// One inbox line before it is drawn: the membership, its conversation's head, and when the
+/// conversation was last active (its latest chat message or membership change).
+struct Line {
+    membership: Membership,
+    head: Head,
+    active_at: DateTime<Utc>,
+}
+
+impl Line {
+    /// The inbox order: latest activity first, then by id.
+    fn key(&self) -> (Reverse<DateTime<Utc>>, &ConversationId) {
+        (Reverse(self.active_at), &self.membership.conversation)
+    }
+
+    fn cursor(&self) -> String {
+        let at = self.active_at.to_rfc3339_opts(SecondsFormat::Nanos, true);
+        format!("{at}|{}", self.membership.conversation)
+    }
+}
+
+/// Every conversation of `user` with its head, newest activity first: one query of the
+/// memberships and one batched read of the heads (100 per request). No request per
+/// conversation.
+async fn inbox(app: &App, user: &UserId) -> Result<Vec<Line>, Error> {
+    let mine = app.stores.conversations.of_user(user).await?;
+    lines(app, mine).await
+}
+
+/// The inbox lines of these memberships (one batched read of their heads), in inbox order.
+async fn lines(app: &App, mine: Vec<Membership>) -> Result<Vec<Line>, Error> {
+    let ids: Vec<ConversationId> = mine.iter().map(|m| m.conversation.clone()).collect();
+    let mut heads = app.stores.messages.heads(&ids).await?;
+    let mut lines: Vec<Line> = mine
+        .into_iter()
+        .map(|membership| {
+            let head = heads.remove(&membership.conversation).unwrap_or_default();
+            let active_at = head
+                .last
+                .as_ref()
+                .map_or(membership.joined_at, |p| p.sent_at);
+            Line {
+                membership,
+                head,
+                active_at,
+            }
+        })
+        .collect();
+    lines.sort_by(|a, b| a.key().cmp(&b.key()));
+    Ok(lines)
+}
+
+/// Unread chat messages over all of a user's conversations (the app badge), given all their
+/// memberships: one batched read of the heads.
+pub(crate) async fn unread_total(app: &App, mine: Vec<Membership>) -> Result<u64, Error> {
+    Ok(lines(app, mine)
+        .await?
+        .iter()
+        .map(|l| l.membership.unread(&l.head))
+        .sum())
+}
+
+/// Where a page starts: after the line a `cursor` (or an `after` conversation) names.
+fn start(lines: &[Line], frame: &ConversationsFrame) -> Result<usize, Error> {
+    if let Some(cursor) = &frame.cursor {
+        let bad = || Error::BadRequest(format!("invalid cursor {cursor:?}"));
+        let (at, conv) = cursor.split_once('|').ok_or_else(bad)?;
+        let at = DateTime::parse_from_rfc3339(at)
+            .map_err(|_| bad())?
+            .to_utc();
+        let conv = ConversationId::new(conv).map_err(|_| bad())?;
+        let key = (Reverse(at), &conv);
+        return Ok(lines.partition_point(|l| l.key() <= key));
+    }
+    if let Some(after) = &frame.after {
+        return lines
+            .iter()
+            .position(|l| &l.membership.conversation == after)
+            .map(|i| i + 1)
+            .ok_or_else(|| Error::BadRequest(format!("{after} is not one of your conversations")));
+    }
+    Ok(0)
+}
+
+/// `conversations`: the caller's inbox (1:1 and groups), latest activity first, each with the
+/// preview of its latest message or membership change, its unread count and mute state, plus
+/// the total unread count — so a new device draws it from one request per page.
 pub async fn conversations(
     app: &App,
     req: &Request,
     frame: ConversationsFrame,
 ) -> Result<(), Error> {
+    let me = &req.caller.user;
     let max = app.limits.conversations_page;
     let limit = frame.limit.unwrap_or(max).clamp(1, max);
-    let mut mine = app.stores.conversations.of_user(&req.caller.user).await?;
-    mine.sort_by(|a, b| a.conversation.cmp(&b.conversation));
-    mine.retain(|m| {
-        frame
-            .after
-            .as_ref()
-            .is_none_or(|after| &m.conversation > after)
-    });
-    let more = mine.len() > limit;
-    mine.truncate(limit);
-    let ids: Vec<ConversationId> = mine.iter().map(|m| m.conversation.clone()).collect();
-    let heads = app.stores.messages.last_seqs(&ids).await?;
-    let group_ids: Vec<ConversationId> = ids.iter().filter(|c| c.is_group()).cloned().collect();
+    let lines = inbox(app, me).await?;
+    let unread_total = lines.iter().map(|l| l.membership.unread(&l.head)).sum();
+    let first = start(&lines, &frame)?;
+    let page = &lines[first.min(lines.len())..];
+    let more = page.len() > limit;
+    let page = &page[..page.len().min(limit)];
+    let cursor = more.then(|| page.last().map(Line::cursor)).flatten();
+
+    let group_ids: Vec<ConversationId> = page
+        .iter()
+        .map(|l| l.membership.conversation.clone())
+        .filter(ConversationId::is_group)
+        .collect();
     let groups = if group_ids.is_empty() {
         Default::default()
     } else {
         app.stores.conversations.groups(&group_ids).await?
     };
-    let conversations = mine
-        .into_iter()
-        .map(|m| {
-            let with = m
-                .conversation
-                .direct_members()
-                .map(|(a, b)| if a == req.caller.user { b } else { a });
-            ConversationView {
-                kind: if m.conversation.is_group() {
-                    ConversationKind::Group
-                } else {
-                    ConversationKind::Direct
-                },
-                name: groups.get(&m.conversation).map(|g| g.name.clone()),
-                with,
-                role: m.role,
-                last_seq: heads.get(&m.conversation).copied().unwrap_or(0),
-                delivered: m.delivered,
-                read: m.read,
-                conversation: m.conversation,
-            }
-        })
+    let now = app.now();
+    let conversations = page
+        .iter()
+        .map(
+            |Line {
+                 membership: m,
+                 head,
+                 ..
+             }| {
+                let conv = &m.conversation;
+                let with = conv
+                    .direct_members()
+                    .map(|(a, b)| if a == *me { b } else { a });
+                let muted = m.muted_at(now);
+                ConversationView {
+                    conversation: conv.clone(),
+                    kind: if conv.is_group() {
+                        ConversationKind::Group
+                    } else {
+                        ConversationKind::Direct
+                    },
+                    name: groups.get(conv).map(|g| g.name.clone()),
+                    with,
+                    role: m.role,
+                    last_seq: head.last_seq,
+                    delivered: m.delivered,
+                    read: m.read,
+                    unread: m.unread(head),
+                    muted,
+                    muted_until: m
+                        .muted_until
+                        .filter(|t| muted && *t < crate::domain::muted_forever()),
+                    last: head.last.as_ref().map(PreviewView::from),
+                }
+            },
+        )
         .collect();
     req.reply(
         app,
         &ServerFrame::Conversations {
             conversations,
             more,
+            cursor,
+            unread_total,
         },
     )
     .await;

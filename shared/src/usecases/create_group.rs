@@ -1,7 +1,7 @@
 //! Use case of the `create_group` route: a new group with the caller as admin.
 
 use super::groups::{announce, append_event, check_size, group_name, reply_state};
-use crate::domain::{ConversationId, GroupEvent, GroupInfo, Membership, Role, UserId};
+use crate::domain::{ConversationId, GroupInfo, LogEvent, Membership, Role, UserId};
 use crate::protocol::CreateGroupFrame;
 use crate::request::Request;
 use crate::{App, Error};
@@ -39,7 +39,7 @@ pub async fn create_group(app: &App, req: &Request, frame: CreateGroupFrame) -> 
             app.stores.conversations.put_group(&info).await?;
         }
     }
-    let event = GroupEvent::GroupCreated {
+    let event = LogEvent::GroupCreated {
         name,
         members: members.clone(),
     };

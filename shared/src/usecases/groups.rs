@@ -14,8 +14,9 @@
 
 use super::require_member;
 use crate::domain::{
-    ClientMsgId, ConversationId, GroupEvent, Message, NewMessage, Role, Seq, UserId,
+    ClientMsgId, ConversationId, LogEvent, Message, NewMessage, Role, Seq, UserId,
 };
+use crate::ports::Appended;
 use crate::protocol::{MemberView, ServerFrame};
 use crate::request::Request;
 use crate::{App, Error};
@@ -92,8 +93,20 @@ pub(super) async fn append_event(
     conv: &ConversationId,
     actor: &UserId,
     client_msg_id: Option<ClientMsgId>,
-    event: GroupEvent,
+    event: LogEvent,
 ) -> Result<(Message, bool), Error> {
+    let appended = append_event_counted(app, conv, actor, client_msg_id, event).await?;
+    Ok((appended.message, appended.duplicate))
+}
+
+/// [`append_event`], also saying how many chat messages the log held at the event.
+pub(super) async fn append_event_counted(
+    app: &App,
+    conv: &ConversationId,
+    actor: &UserId,
+    client_msg_id: Option<ClientMsgId>,
+    event: LogEvent,
+) -> Result<Appended, Error> {
     let client_msg_id = match client_msg_id {
         Some(c) => c,
         None => ClientMsgId::new(format!("sys-{}", crate::domain::random_hex(10)))?,
@@ -110,6 +123,7 @@ pub(super) async fn append_event(
             event: Some(event),
             sent_at: now,
             expires_at: app.limits.retention.map(|r| now + r),
+            reply_to: None,
         })
         .await?;
     if appended.message.conversation != *conv {
@@ -117,7 +131,7 @@ pub(super) async fn append_event(
             "client_msg_id was already used in another conversation".into(),
         ));
     }
-    Ok((appended.message, appended.duplicate))
+    Ok(appended)
 }
 
 /// Answers with the group as it now is.
@@ -160,7 +174,9 @@ pub(super) async fn reply_state(
 }
 
 /// Pushes a system message to every member (and `also`, e.g. the removed), except the
-/// requesting connection. Failures are logged: the event is in the log for everyone's sync.
+/// requesting connection; then, like every stored message, publishes it to the topic (when
+/// this process does that in-line: it wakes no phone, see `notify`). Failures are logged: the
+/// event is in the log for everyone's sync.
 pub(super) async fn announce(app: &App, req: &Request, message: &Message, also: &[UserId]) {
     let mut users = match app
         .stores
@@ -181,10 +197,15 @@ pub(super) async fn announce(app: &App, req: &Request, message: &Message, also: 
             .collect::<Vec<_>>(),
     );
     let frame = ServerFrame::Message(message.into());
-    if let Err(e) = app
+    match app
         .deliver(&users, &frame, Some(&req.caller.connection))
         .await
     {
-        tracing::error!(error = ?e, "group change fan-out failed");
+        Ok(d) if app.limits.push_inline => {
+            // In-line, best effort: `notify` logs what failed; only the stream function retries.
+            let _ = super::notify::notify(app, message, &d.offline).await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = ?e, "group change fan-out failed"),
     }
 }

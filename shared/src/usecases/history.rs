@@ -7,7 +7,8 @@ use crate::protocol::{HistoryFrame, ServerFrame};
 use crate::request::Request;
 use crate::{App, Error};
 
-/// `history`: up to `limit` messages before `before` (default: the newest), newest first.
+/// `history`: up to `limit` messages before `before` (default: the newest), newest first, each
+/// in its current state, replies with their quote.
 pub async fn history(app: &App, req: &Request, frame: HistoryFrame) -> Result<(), Error> {
     let conv = &frame.conversation;
     let membership = require_member(app, conv, &req.caller.user).await?;
@@ -25,8 +26,10 @@ pub async fn history(app: &App, req: &Request, frame: HistoryFrame) -> Result<()
     batch.retain(|m| m.seq >= membership.from_seq);
     let mut page = Page::new(app, limit);
     let mut more = batch.len() > limit;
-    for m in batch.iter().take(limit) {
-        if !page.push(m) {
+    batch.truncate(limit);
+    let views = super::views::views(app, conv, &batch, membership.from_seq).await?;
+    for view in views {
+        if !page.push(view) {
             more = true;
             break;
         }

@@ -2,7 +2,7 @@
 
 use super::groups::{announce, append_event, require_group};
 use super::require_member;
-use crate::domain::{GroupEvent, Member, Role};
+use crate::domain::{LogEvent, Member, Role};
 use crate::protocol::{LeaveGroupFrame, ServerFrame};
 use crate::request::Request;
 use crate::{App, Error};
@@ -35,7 +35,7 @@ pub async fn leave_group(app: &App, req: &Request, frame: LeaveGroupFrame) -> Re
         }
     }
     app.stores.conversations.leave(conv, me).await?;
-    let event = GroupEvent::MemberLeft { promoted };
+    let event = LogEvent::MemberLeft { promoted };
     let (message, duplicate) = append_event(app, conv, me, frame.client_msg_id, event).await?;
     req.reply(
         app,

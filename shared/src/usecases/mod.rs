@@ -9,15 +9,20 @@
 
 pub mod ack;
 pub mod add_members;
+mod amend;
 pub mod connect;
 pub mod conversations;
 pub mod create_group;
+pub mod delete;
 pub mod disconnect;
+pub mod edit;
 mod groups;
 pub mod history;
 pub mod leave_group;
+pub mod mute;
 pub mod notify;
 pub mod presence;
+pub mod react;
 pub mod receipts;
 pub mod register_push;
 pub mod remove_members;
@@ -28,7 +33,10 @@ pub mod sync;
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
+pub mod typing;
+pub mod unmute;
 pub mod unregister_push;
+mod views;
 
 use crate::domain::{ConversationId, Membership, UserId};
 use crate::protocol::ServerFrame;
@@ -96,10 +104,14 @@ async fn run(app: &App, function: Function, req: &Request) -> Result<(), Error> 
 pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Error> {
     match action {
         Action::Send => send::send(app, req, req.frame()?).await,
+        Action::Edit => edit::edit(app, req, req.frame()?).await,
+        Action::Delete => delete::delete(app, req, req.frame()?).await,
+        Action::React => react::react(app, req, req.frame()?).await,
         Action::Ack => ack::ack(app, req, req.frame()?).await,
         Action::Sync => sync::sync(app, req, req.frame()?).await,
         Action::History => history::history(app, req, req.frame()?).await,
         Action::Presence => presence::presence(app, req, req.frame()?).await,
+        Action::Typing => typing::typing(app, req, req.frame()?).await,
         Action::Receipts => receipts::receipts(app, req, req.frame()?).await,
         // A MOCK route: API Gateway (and the embedded gateway) answer it without invoking any
         // function, so no function serves it and `run` never gets here with it.
@@ -110,6 +122,8 @@ pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Err
         Action::LeaveGroup => leave_group::leave_group(app, req, req.frame()?).await,
         Action::RenameGroup => rename_group::rename_group(app, req, req.frame()?).await,
         Action::Conversations => conversations::conversations(app, req, req.frame()?).await,
+        Action::Mute => mute::mute(app, req, req.frame()?).await,
+        Action::Unmute => unmute::unmute(app, req, req.frame()?).await,
         Action::RegisterPush => register_push::register_push(app, req, req.frame()?).await,
         Action::UnregisterPush => unregister_push::unregister_push(app, req).await,
     }

@@ -1,7 +1,7 @@
 //! Use case of the `remove_members` route (admins only).
 
 use super::groups::{announce, append_event, latest_seq, reply_state, require_admin, unique};
-use crate::domain::GroupEvent;
+use crate::domain::LogEvent;
 use crate::protocol::MembersFrame;
 use crate::request::Request;
 use crate::{App, Error};
@@ -25,7 +25,7 @@ pub async fn remove_members(app: &App, req: &Request, frame: MembersFrame) -> Re
     if removed.is_empty() {
         return reply_state(app, req, conv, latest_seq(app, conv).await?).await;
     }
-    let event = GroupEvent::MembersRemoved {
+    let event = LogEvent::MembersRemoved {
         users: removed.clone(),
     };
     let (message, duplicate) = append_event(app, conv, me, frame.client_msg_id, event).await?;

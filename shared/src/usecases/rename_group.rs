@@ -2,7 +2,7 @@
 
 use super::groups::{announce, append_event, group_name, reply_state, require_group};
 use super::require_member;
-use crate::domain::{GroupEvent, GroupInfo};
+use crate::domain::{GroupInfo, LogEvent};
 use crate::protocol::RenameGroupFrame;
 use crate::request::Request;
 use crate::{App, Error};
@@ -28,7 +28,7 @@ pub async fn rename_group(app: &App, req: &Request, frame: RenameGroupFrame) -> 
             ..info
         })
         .await?;
-    let event = GroupEvent::GroupRenamed { name };
+    let event = LogEvent::GroupRenamed { name };
     let (message, duplicate) = append_event(app, conv, me, frame.client_msg_id, event).await?;
     reply_state(app, req, conv, message.seq).await?;
     if !duplicate {

@@ -1,13 +1,14 @@
 //! Use case of the `sync` route: what a device missed, in bounded pages.
 
-use crate::domain::{ConversationId, Message, Seq};
+use crate::domain::{ConversationId, Seq};
 use crate::protocol::{MessageView, ServerFrame, SyncFrame};
 use crate::request::Request;
 use crate::{App, Error};
 use std::collections::BTreeMap;
 
 /// Messages collected for one reply, bounded by count and by serialised size, so a page always
-/// fits API Gateway's 128 KB message limit. The first message always fits (bodies are capped).
+/// fits API Gateway's 128 KB message limit. The first message always fits (bodies and
+/// reactions are capped).
 pub(super) struct Page {
     pub(super) messages: Vec<MessageView>,
     bytes: usize,
@@ -30,8 +31,7 @@ impl Page {
     }
 
     /// Adds the message unless it would overflow the page.
-    pub(super) fn push(&mut self, m: &Message) -> bool {
-        let view = MessageView::from(m);
+    pub(super) fn push(&mut self, view: MessageView) -> bool {
         let size = serde_json::to_vec(&view).map_or(0, |v| v.len()) + 1;
         if self.room() == 0 || (!self.messages.is_empty() && self.bytes + size > self.max_bytes) {
             return false;
@@ -43,7 +43,9 @@ impl Page {
 }
 
 /// `sync`: for every conversation of the caller, the messages after the client's cursor
-/// (absent = 0), oldest first, conversation by conversation, one bounded page per request. The
+/// (absent = 0), oldest first, conversation by conversation, one bounded page per request, each
+/// in its current state (edits, deletions and reactions are also entries of their own, with the
+/// message they changed, so a device that already had that message converges). The
 /// reply's `since` holds the advanced cursors; the client merges them into its own and asks
 /// again while `more`. Cursors of conversations the caller is not in are ignored.
 pub async fn sync(app: &App, req: &Request, frame: SyncFrame) -> Result<(), Error> {
@@ -74,9 +76,10 @@ pub async fn sync(app: &App, req: &Request, frame: SyncFrame) -> Result<(), Erro
         }
         let batch = app.stores.messages.after(&conv, start, room, now).await?;
         let got_all = batch.len() < room;
+        let views = super::views::views(app, &conv, &batch, membership.from_seq).await?;
         let mut cursor = start;
-        for m in &batch {
-            if !page.push(m) {
+        for (m, view) in batch.iter().zip(views) {
+            if !page.push(view) {
                 more = true;
                 record(&mut since, &conv, start, cursor);
                 break 'convs;

@@ -145,6 +145,14 @@ impl World {
         Request::new(caller.clone(), body.get("id").cloned(), "req-test", body)
     }
 
+    /// Runs the use case of `body`'s `action` for `caller`, as the route would.
+    pub async fn run(&self, caller: &Caller, body: Value) -> Result<(), crate::Error> {
+        let name = body["action"].as_str().expect("an action").to_owned();
+        let action = crate::routes::Action::from_name(&name).expect("a known action");
+        let req = self.request(caller, body);
+        super::execute(&self.app, &req, action).await
+    }
+
     /// Marks a connection as gone at the gateway (its socket died without `$disconnect`).
     pub fn kill(&self, caller: &Caller) {
         self.poster

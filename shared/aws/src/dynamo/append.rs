@@ -4,12 +4,13 @@
 
 use super::codec::{from_item, instant_value, n, to_item};
 use super::messages::{
-    EXPIRES_AT, HeadItem, IdempotencyItem, LAST_SEQ, LogKey, MarkerItem, MessageItem, PK,
+    CHATS, EXPIRES_AT, HeadItem, IdempotencyItem, LAST, LAST_SEQ, LogKey, MarkerItem, MessageItem,
+    PK, PreviewItem,
 };
 use super::{DynamoStore, Failure, Item, backend, backoff, classify, corrupt};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem, Update};
-use messenger::domain::{ConversationId, Message, NewMessage, Seq};
+use messenger::domain::{ConversationId, Head, Message, NewMessage, Seq};
 use messenger::ports::{Appended, StoreError};
 use tokio::time::Instant;
 
@@ -42,7 +43,7 @@ impl AppendLocks {
         Self((0..stripes).map(|_| tokio::sync::Mutex::new(())).collect())
     }
 
-    async fn lock(&self, conv: &ConversationId) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(super) async fn lock(&self, conv: &ConversationId) -> tokio::sync::MutexGuard<'_, ()> {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(conv);
         self.0[(hash % self.0.len() as u64) as usize].lock().await
@@ -107,8 +108,42 @@ fn read_cancellation(e: &TransactWriteItemsError) -> Option<Cancelled> {
     Some(c)
 }
 
-fn put(table: &str, item: Item) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+pub(super) fn put(table: &str, item: Item) -> aws_sdk_dynamodb::types::builders::PutBuilder {
     Put::builder().table_name(table).set_item(Some(item))
+}
+
+/// The transaction's head update: from `prev` (0 before a conversation's first entry, when
+/// there is no head item yet) to `next`, on the condition that nobody moved it in between.
+pub(super) fn head_update(
+    table: &str,
+    conv: &ConversationId,
+    prev: Seq,
+    next: &Head,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut set = format!("SET {LAST_SEQ} = :next, {CHATS} = :chats");
+    let mut head = Update::builder()
+        .table_name(table)
+        .set_key(Some(LogKey::head(conv).item()?))
+        .expression_attribute_values(":next", n(next.last_seq))
+        .expression_attribute_values(":chats", n(next.chats));
+    if let Some(last) = &next.last {
+        // `last` is a DynamoDB reserved word: it needs a name placeholder.
+        set.push_str(", #last = :last");
+        let json = serde_json::to_string(&PreviewItem::from(last))
+            .map_err(|e| corrupt(format!("cannot encode a preview: {e}")))?;
+        head = head
+            .expression_attribute_names("#last", LAST)
+            .expression_attribute_values(":last", super::codec::s(json));
+    }
+    // A head item exists from the first entry on (its last_seq is then at least 1).
+    head = if prev > 0 {
+        head.condition_expression(format!("{LAST_SEQ} = :prev"))
+            .expression_attribute_values(":prev", n(prev))
+    } else {
+        head.condition_expression(format!("attribute_not_exists({PK})"))
+    };
+    let update = head.update_expression(set).build().map_err(backend)?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 impl DynamoStore {
@@ -129,7 +164,7 @@ impl DynamoStore {
     pub(super) async fn append_message(
         &self,
         msg: NewMessage,
-        mut seen: Option<Seq>,
+        mut seen: Option<Head>,
     ) -> Result<Appended, StoreError> {
         let _queued = match &self.append_locks {
             Some(locks) => Some(locks.lock(&msg.conversation).await),
@@ -158,16 +193,12 @@ impl DynamoStore {
                     }
                     // Same rule as the transaction's condition: an expired key no longer counts.
                     if let Some(idem) = idem.filter(|i| i.holds_at(msg.sent_at)) {
-                        return Ok(Appended {
-                            message: self.original(&idem).await?,
-                            duplicate: !idem.written_by(&token),
-                        });
+                        return self.original(&idem, &token).await;
                     }
-                    head.as_ref().map_or(0, |h| h.last_seq)
+                    head.as_ref().map(HeadItem::head).unwrap_or_default()
                 }
             };
-            // A head item exists from the first message on (its last_seq is then at least 1).
-            let (message, actions) = self.append_transaction(&msg, prev, prev > 0, &token)?;
+            let (appended, actions) = self.append_transaction(&msg, &prev, &token)?;
             let r = self
                 .client
                 .transact_write_items()
@@ -176,12 +207,7 @@ impl DynamoStore {
                 .send()
                 .await;
             let err = match r {
-                Ok(_) => {
-                    return Ok(Appended {
-                        message,
-                        duplicate: false,
-                    });
-                }
+                Ok(_) => return Ok(appended),
                 Err(e) => e,
             };
             let failure = match err.as_service_error().and_then(read_cancellation) {
@@ -189,10 +215,7 @@ impl DynamoStore {
                     // Stored already: by a concurrent retry of the same send, or by one of our
                     // own tries whose answer was lost.
                     let idem = self.idempotency_item(&idem_key).await?;
-                    return Ok(Appended {
-                        message: self.original(&idem).await?,
-                        duplicate: !idem.written_by(&token),
-                    });
+                    return self.original(&idem, &token).await;
                 }
                 Some(c) => {
                     last = format!("cancelled: {c:?}");
@@ -242,8 +265,9 @@ impl DynamoStore {
         )
     }
 
-    /// The message an idempotency item points to (the original of a duplicate send).
-    async fn original(&self, idem: &IdempotencyItem) -> Result<Message, StoreError> {
+    /// The message an idempotency item points to: the original of a duplicate send, or this
+    /// call's own write when the key carries its `token` (a try whose answer was lost).
+    async fn original(&self, idem: &IdempotencyItem, token: &str) -> Result<Appended, StoreError> {
         let key = LogKey::message(&idem.conv, idem.seq, self.bucket);
         let out = self
             .client
@@ -261,52 +285,38 @@ impl DynamoStore {
                 idem.conv, idem.seq
             ))
         })?;
-        Ok(from_item::<MessageItem>(item)?.into_message(&idem.conv))
+        let item = from_item::<MessageItem>(item)?;
+        Ok(Appended {
+            chats: item.chats(),
+            message: item.into_message(&idem.conv),
+            duplicate: !idem.written_by(token),
+        })
     }
 
-    /// The transaction that stores `msg` as seq `prev + 1`, and that message.
+    /// The transaction that stores `msg` as the seq after `prev` (the head as read: the default
+    /// before the first entry), and the result it gives.
     fn append_transaction(
         &self,
         msg: &NewMessage,
-        prev: Seq,
-        head_exists: bool,
+        prev: &Head,
         token: &str,
-    ) -> Result<(Message, Vec<TransactWriteItem>), StoreError> {
+    ) -> Result<(Appended, Vec<TransactWriteItem>), StoreError> {
         let t = &self.tables.messages;
-        let seq = prev + 1;
-        let message = Message {
-            conversation: msg.conversation.clone(),
-            seq,
-            from: msg.from.clone(),
-            client_msg_id: msg.client_msg_id.clone(),
-            body: msg.body.clone(),
-            event: msg.event.clone(),
-            sent_at: msg.sent_at,
-            expires_at: msg.expires_at,
-        };
-        let mut head = Update::builder()
-            .table_name(t)
-            .set_key(Some(LogKey::head(&msg.conversation).item()?))
-            .update_expression(format!("SET {LAST_SEQ} = :next"))
-            .expression_attribute_values(":next", n(seq));
-        head = if head_exists {
-            head.condition_expression(format!("{LAST_SEQ} = :prev"))
-                .expression_attribute_values(":prev", n(prev))
-        } else {
-            head.condition_expression(format!("attribute_not_exists({PK})"))
-        };
+        let message = msg.clone().stored_as(prev.last_seq + 1);
+        let next = prev.appended(&message);
         let not_taken = format!("attribute_not_exists({PK})");
         // Order matters: `read_cancellation` reads reasons by position (head, TX_MESSAGE, TX_IDEM).
         let mut actions = vec![
-            TransactWriteItem::builder()
-                .update(head.build().map_err(backend)?)
-                .build(),
+            head_update(t, &msg.conversation, prev.last_seq, &next)?,
             TransactWriteItem::builder()
                 .put(
-                    put(t, to_item(&MessageItem::new(&message, self.bucket))?)
-                        .condition_expression(&not_taken)
-                        .build()
-                        .map_err(backend)?,
+                    put(
+                        t,
+                        to_item(&MessageItem::new(&message, self.bucket, next.chats))?,
+                    )
+                    .condition_expression(&not_taken)
+                    .build()
+                    .map_err(backend)?,
                 )
                 .build(),
             // An idempotency key whose message has expired no longer blocks a new send.
@@ -320,17 +330,32 @@ impl DynamoStore {
                 )
                 .build(),
         ];
-        if seq.is_multiple_of(self.bucket) {
-            // The first message of a bucket leaves a marker (no TTL) at the end of the previous
-            // bucket, so readers know to go on even when every message there has expired.
-            let marker = MarkerItem::new(&msg.conversation, seq, self.bucket);
-            actions.push(
-                TransactWriteItem::builder()
-                    .put(put(t, to_item(&marker)?).build().map_err(backend)?)
-                    .build(),
-            );
+        if let Some(marker) = self.marker(&message) {
+            actions.push(marker?);
         }
-        Ok((message, actions))
+        let appended = Appended {
+            message,
+            duplicate: false,
+            chats: next.chats,
+        };
+        Ok((appended, actions))
+    }
+
+    /// The continuation marker `m` writes when it is the first entry of a bucket: at the end of
+    /// the previous bucket, without TTL, so readers know to go on even when every message
+    /// there has expired.
+    pub(super) fn marker(&self, m: &Message) -> Option<Result<TransactWriteItem, StoreError>> {
+        if !m.seq.is_multiple_of(self.bucket) {
+            return None;
+        }
+        let marker = MarkerItem::new(&m.conversation, m.seq, self.bucket);
+        let put = || -> Result<TransactWriteItem, StoreError> {
+            let p = put(&self.tables.messages, to_item(&marker)?)
+                .build()
+                .map_err(backend)?;
+            Ok(TransactWriteItem::builder().put(p).build())
+        };
+        Some(put())
     }
 }
 

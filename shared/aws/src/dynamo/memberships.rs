@@ -23,6 +23,10 @@ const FROM_SEQ: &str = "from_seq";
 const JOINED_AT: &str = "joined_at";
 const DELIVERED: &str = "delivered";
 const READ: &str = "read";
+/// The chat count at the read pointer (unread = the head's `chats` minus this).
+const READ_CHATS: &str = "read_chats";
+/// No pushes until then (absent: not muted).
+const MUTED_UNTIL: &str = "muted_until";
 /// What `by_conversation` projects besides the keys: what the member list shows. Not the
 /// pointers, so an ack never writes to the index.
 pub(super) const MEMBER_LIST: [&str; 3] = [ROLE, FROM_SEQ, JOINED_AT];
@@ -52,6 +56,14 @@ pub(super) struct MembershipItem {
     from_seq: Seq,
     delivered: Seq,
     read: Seq,
+    #[serde(default)]
+    read_chats: u64,
+    #[serde(
+        with = "codec::opt_instant",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    muted_until: Option<DateTime<Utc>>,
 }
 
 /// A membership as the `by_conversation` index holds it: the keys and [`MEMBER_LIST`].
@@ -102,6 +114,8 @@ impl From<&Membership> for MembershipItem {
             from_seq: m.from_seq,
             delivered: m.delivered,
             read: m.read,
+            read_chats: m.read_chats,
+            muted_until: m.muted_until,
         }
     }
 }
@@ -116,6 +130,8 @@ impl From<MembershipItem> for Membership {
             from_seq: i.from_seq,
             delivered: i.delivered,
             read: i.read,
+            read_chats: i.read_chats,
+            muted_until: i.muted_until,
         }
     }
 }
@@ -295,28 +311,102 @@ impl Conversations for DynamoStore {
     }
 
     /// An UpdateItem `SET #p = :seq` under `attribute_exists(user) AND #p < :seq`: a pointer
-    /// never moves back, and a non-member never gets an item.
+    /// never moves back, and a non-member never gets an item. The read pointer takes its chat
+    /// count along in the same write.
     async fn advance(
         &self,
         conv: &ConversationId,
         user: &UserId,
         kind: ReceiptKind,
         seq: Seq,
+        chats: u64,
     ) -> Result<bool, StoreError> {
         let pointer = match kind {
             ReceiptKind::Delivered => DELIVERED,
             ReceiptKind::Read => READ,
         };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.tables.memberships)
+            .set_key(Some(to_item(&MembershipKey { user, conv })?))
+            .condition_expression("attribute_exists(#u) AND #p < :seq")
+            .expression_attribute_names("#p", pointer)
+            .expression_attribute_names("#u", USER)
+            .expression_attribute_values(":seq", n(seq));
+        update = match kind {
+            ReceiptKind::Delivered => update.update_expression("SET #p = :seq"),
+            ReceiptKind::Read => update
+                .update_expression("SET #p = :seq, #rc = :chats")
+                .expression_attribute_names("#rc", READ_CHATS)
+                .expression_attribute_values(":chats", n(chats)),
+        };
         applied(
+            update
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await,
+        )
+    }
+
+    /// One UpdateItem of both pointers and the chat count, under `attribute_exists(user) AND
+    /// delivered < :seq AND read < :seq`. Only when a later `delivered` ack got there first (the
+    /// condition fails on it) does a second UpdateItem move `read` alone.
+    async fn read_through(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        seq: Seq,
+        chats: u64,
+    ) -> Result<bool, StoreError> {
+        let both = applied(
             self.client
                 .update_item()
                 .table_name(&self.tables.memberships)
                 .set_key(Some(to_item(&MembershipKey { user, conv })?))
-                .update_expression("SET #p = :seq")
-                .condition_expression("attribute_exists(#u) AND #p < :seq")
-                .expression_attribute_names("#p", pointer)
+                .update_expression("SET #d = :seq, #r = :seq, #rc = :chats")
+                .condition_expression("attribute_exists(#u) AND #d < :seq AND #r < :seq")
+                .expression_attribute_names("#d", DELIVERED)
+                .expression_attribute_names("#r", READ)
+                .expression_attribute_names("#rc", READ_CHATS)
                 .expression_attribute_names("#u", USER)
                 .expression_attribute_values(":seq", n(seq))
+                .expression_attribute_values(":chats", n(chats))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await,
+        )?;
+        if both {
+            return Ok(true);
+        }
+        self.advance(conv, user, ReceiptKind::Read, seq, chats)
+            .await
+    }
+
+    /// An UpdateItem `SET muted_until` (or `REMOVE` it) under `attribute_exists(user)`: the
+    /// write is the membership check. Not projected into the index, so no index write.
+    async fn set_muted(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.tables.memberships)
+            .set_key(Some(to_item(&MembershipKey { user, conv })?))
+            .condition_expression("attribute_exists(#u)")
+            .expression_attribute_names("#u", USER)
+            .expression_attribute_names("#m", MUTED_UNTIL);
+        let update = match until {
+            Some(t) => update
+                .update_expression("SET #m = :t")
+                .expression_attribute_values(":t", codec::instant_value(t)),
+            None => update.update_expression("REMOVE #m"),
+        };
+        applied(
+            update
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await,

@@ -11,8 +11,10 @@ use super::{DynamoStore, Item, backend};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, Utc};
-use messenger::domain::{ClientMsgId, ConversationId, GroupEvent, Message, Seq, UserId};
-use messenger::ports::{Appended, MessageLog, StoreError};
+use messenger::domain::{
+    Amendment, ClientMsgId, ConversationId, Head, LogEvent, Message, Preview, Reaction, Seq, UserId,
+};
+use messenger::ports::{Amended, Appended, MessageLog, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +24,12 @@ pub(crate) const PK: &str = "pk";
 pub(crate) const SK: &str = "sk";
 /// The head's latest seq.
 pub(super) const LAST_SEQ: &str = "last_seq";
+/// The head's chat count (and each entry's, up to and including it).
+pub(super) const CHATS: &str = "chats";
+/// The head's preview of the latest chat message or membership change (JSON).
+pub(super) const LAST: &str = "last";
+/// A message's `rev`: the entry that last changed it.
+pub(super) const REV: &str = "rev";
 /// When a message (and its idempotency key) stops counting; absent when it never expires.
 pub(super) const EXPIRES_AT: &str = "expires_at";
 /// Marks the end of a log bucket that the log continues past.
@@ -67,10 +75,11 @@ impl LogKey {
         to_item(self)
     }
 
-    /// Whether `item` carries this key's `pk` (how a BatchGetItem answer is matched to its
-    /// keys).
+    /// Whether `item` carries this key (`pk` and `sk`: how a BatchGetItem answer is matched to
+    /// its keys; two messages of one bucket share their `pk`).
     pub(super) fn is_key_of(&self, item: &Item) -> bool {
         matches!(item.get(PK), Some(AttributeValue::S(pk)) if *pk == self.pk)
+            && matches!(item.get(SK), Some(AttributeValue::N(sk)) if sk.parse() == Ok(self.sk))
     }
 }
 
@@ -91,29 +100,96 @@ pub(crate) fn message_at(pk: &str, sk: Seq, bucket: Seq) -> Option<(Conversation
     Some((ConversationId::new(conv).ok()?, sk))
 }
 
-/// A conversation's head: its latest seq. Moved only by the append transaction.
+/// A conversation's head: its latest seq, its chat count and the inbox preview. Moved only by
+/// the append and amend transactions. Heads written before chat counts and previews existed
+/// read as 0 and none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct HeadItem {
     pub(super) pk: String,
     pub(super) sk: Seq,
     pub(super) last_seq: Seq,
+    #[serde(default)]
+    pub(super) chats: u64,
+    #[serde(
+        with = "codec::opt_json",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) last: Option<PreviewItem>,
 }
 
-/// One message of the log. System messages (membership changes) carry their event as JSON
-/// in `event`, and an empty body.
+impl HeadItem {
+    pub(super) fn head(&self) -> Head {
+        Head {
+            last_seq: self.last_seq,
+            chats: self.chats,
+            last: self.last.clone().map(Preview::from),
+        }
+    }
+}
+
+/// The head's preview, as JSON in the `last` attribute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct PreviewItem {
+    seq: Seq,
+    from: UserId,
+    #[serde(with = "codec::instant")]
+    sent_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    edited: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+}
+
+impl From<&Preview> for PreviewItem {
+    fn from(p: &Preview) -> Self {
+        Self {
+            seq: p.seq,
+            from: p.from.clone(),
+            sent_at: p.sent_at,
+            text: p.text.clone(),
+            event: p.event.clone(),
+            edited: p.edited,
+            deleted: p.deleted,
+        }
+    }
+}
+
+impl From<PreviewItem> for Preview {
+    fn from(p: PreviewItem) -> Self {
+        Self {
+            seq: p.seq,
+            from: p.from,
+            sent_at: p.sent_at,
+            text: p.text,
+            event: p.event,
+            edited: p.edited,
+            deleted: p.deleted,
+        }
+    }
+}
+
+/// One entry of the log. System entries carry their event as JSON in `event`, and an empty
+/// body; a deleted message has no `body` attribute at all (nor reactions). Every entry records
+/// the log's chat count up to and including it (`chats`), for read pointers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct MessageItem {
     pk: String,
     sk: Seq,
     from: UserId,
     cmid: ClientMsgId,
-    body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
     #[serde(
         with = "codec::opt_json",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    event: Option<GroupEvent>,
+    event: Option<LogEvent>,
     #[serde(with = "codec::instant")]
     sent_at: DateTime<Utc>,
     #[serde(
@@ -128,22 +204,54 @@ pub(super) struct MessageItem {
         skip_serializing_if = "Option::is_none"
     )]
     ttl: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<Seq>,
+    #[serde(
+        with = "codec::opt_instant",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    edited_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+    #[serde(
+        with = "codec::opt_json",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    reactions: Option<Vec<Reaction>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rev: Option<Seq>,
+    #[serde(default)]
+    chats: u64,
 }
 
 impl MessageItem {
-    pub(super) fn new(m: &Message, bucket: Seq) -> Self {
+    /// The item of `m`, when the log held `chats` chat messages up to and including it.
+    pub(super) fn new(m: &Message, bucket: Seq, chats: u64) -> Self {
         let LogKey { pk, sk } = LogKey::message(&m.conversation, m.seq, bucket);
         Self {
             pk,
             sk,
             from: m.from.clone(),
             cmid: m.client_msg_id.clone(),
-            body: m.body.clone(),
+            body: (!m.deleted).then(|| m.body.clone()),
             event: m.event.clone(),
             sent_at: m.sent_at,
             expires_at: m.expires_at,
             ttl: m.expires_at,
+            reply_to: m.reply_to,
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+            reactions: (!m.reactions.is_empty()).then(|| m.reactions.clone()),
+            rev: m.rev,
+            chats,
         }
+    }
+
+    /// The log's chat count up to and including this entry.
+    pub(super) fn chats(&self) -> u64 {
+        self.chats
     }
 
     /// The message, in `conv` (the conversation whose log it was read from).
@@ -153,10 +261,15 @@ impl MessageItem {
             seq: self.sk,
             from: self.from,
             client_msg_id: self.cmid,
-            body: self.body,
+            body: self.body.unwrap_or_default(),
             event: self.event,
             sent_at: self.sent_at,
             expires_at: self.expires_at,
+            reply_to: self.reply_to,
+            edited_at: self.edited_at,
+            deleted: self.deleted,
+            reactions: self.reactions.unwrap_or_default(),
+            rev: self.rev,
         }
     }
 }
@@ -252,6 +365,31 @@ struct BucketPage {
 }
 
 impl DynamoStore {
+    /// The item of message `seq` of `conv` exactly as stored (attribute name → value, as JSON),
+    /// strongly consistent; for tests and tools that check what the table holds (a deleted
+    /// message has no `body`).
+    pub async fn stored_message(
+        &self,
+        conv: &ConversationId,
+        seq: Seq,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.messages)
+            .set_key(Some(LogKey::message(conv, seq, self.bucket).item()?))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| super::corrupt(format!("not a JSON-able item: {e}")))
+            })
+            .transpose()
+    }
+
     /// A Query page of one log bucket, strongly consistent, without messages expired at `now`.
     async fn query_bucket(
         &self,
@@ -315,14 +453,28 @@ impl MessageLog for DynamoStore {
         &self,
         msg: messenger::domain::NewMessage,
         last_seq: Seq,
+        chats: u64,
     ) -> Result<Appended, StoreError> {
-        self.append_message(msg, Some(last_seq)).await
+        // The preview is not needed: an append replaces it.
+        let seen = Head {
+            last_seq,
+            chats,
+            last: None,
+        };
+        self.append_message(msg, Some(seen)).await
     }
 
-    async fn last_seqs(
+    /// See `amend::amend_message`: one consistent BatchGetItem (head and message), then one
+    /// TransactWriteItems, retried when the head or the message moved in between.
+    async fn amend(&self, amendment: &Amendment) -> Result<Amended, StoreError> {
+        self.amend_message(amendment).await
+    }
+
+    /// One consistent BatchGetItem of the heads, 100 keys per request.
+    async fn heads(
         &self,
         convs: &[ConversationId],
-    ) -> Result<HashMap<ConversationId, Seq>, StoreError> {
+    ) -> Result<HashMap<ConversationId, Head>, StoreError> {
         let distinct: Vec<&ConversationId> = {
             let mut seen = HashSet::new();
             convs.iter().filter(|c| seen.insert(*c)).collect()
@@ -335,15 +487,45 @@ impl MessageLog for DynamoStore {
         let mut by_pk = HashMap::new();
         for head in heads {
             let head: HeadItem = from_item(head)?;
-            by_pk.insert(head.pk, head.last_seq);
+            by_pk.insert(head.pk.clone(), head.head());
         }
         Ok(distinct
             .into_iter()
             .map(|c| {
-                let seq = by_pk.get(&LogKey::head(c).pk).copied().unwrap_or(0);
-                (c.clone(), seq)
+                let head = by_pk.remove(&LogKey::head(c).pk).unwrap_or_default();
+                (c.clone(), head)
             })
             .collect())
+    }
+
+    /// One consistent BatchGetItem of the message keys, 100 per request; expired ones are left
+    /// out.
+    async fn by_seqs(
+        &self,
+        conv: &ConversationId,
+        seqs: &[Seq],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError> {
+        let mut wanted: Vec<Seq> = seqs.iter().copied().filter(|s| *s > 0).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = wanted
+            .iter()
+            .map(|seq| LogKey::message(conv, *seq, self.bucket).item())
+            .collect::<Result<_, _>>()?;
+        let items = self.batch_get(&self.tables.messages, keys, true).await?;
+        let mut found = Vec::with_capacity(items.len());
+        for item in items {
+            let m = from_item::<MessageItem>(item)?.into_message(conv);
+            if m.expires_at.is_none_or(|t| t > now) {
+                found.push(m);
+            }
+        }
+        found.sort_by_key(|m| m.seq);
+        Ok(found)
     }
 
     /// Queries the bucket holding `after + 1`, page by page (Limit + ExclusiveStartKey), and
@@ -388,8 +570,7 @@ impl MessageLog for DynamoStore {
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<Vec<Message>, StoreError> {
-        let head = self
-            .last_seqs(std::slice::from_ref(conv))
+        let head = MessageLog::last_seqs(self, std::slice::from_ref(conv))
             .await?
             .get(conv)
             .copied()

@@ -4,9 +4,9 @@
 //! - `schema`: creating the tables (tests and local set-ups; deployments use the template).
 //! - `codec`: the stored encodings (instants, TTL, JSON in a string) as serde helpers.
 //! - `presence` (each user's live connections and last-seen, one item per user), `memberships`
-//!   (and group metadata), `messages` (the log; its append transaction and retry in `append`),
-//!   `devices`: each table's typed items, their conversions to and from the domain, and the port
-//!   on that table.
+//!   (and group metadata), `messages` (the log; its append transaction and retry in `append`,
+//!   the amend transaction in `amend`), `devices`: each table's typed items, their conversions
+//!   to and from the domain, and the port on that table.
 //! - `reads`: the cross-table BatchGetItem that `send` and `ack` start with.
 //!
 //! This file: the store, its builders and counters, and the request helpers the tables share
@@ -21,6 +21,7 @@
 //! ([`backoff`]) inside a time budget ([`DynamoStore::with_retry_budget`], 10 s by default), so a
 //! `send` answers well within API Gateway's 29 s integration timeout.
 
+mod amend;
 mod append;
 mod codec;
 mod devices;

@@ -48,13 +48,16 @@ impl WriteReads for DynamoStore {
         }
         for item in found.remove(&t.messages).unwrap_or_default() {
             if head.is_key_of(&item) {
-                out.last_seq = from_item::<HeadItem>(item)?.last_seq;
+                let head = from_item::<HeadItem>(item)?;
+                (out.last_seq, out.chats) = (head.last_seq, head.chats);
             } else if idem.as_ref().is_some_and(|k| k.is_key_of(&item)) {
                 // Same rule as the append's condition: a key whose message expired no longer
                 // counts.
                 out.already_sent = from_item::<IdempotencyItem>(item)?.holds_at(now);
             } else if message.as_ref().is_some_and(|k| k.is_key_of(&item)) {
-                let m = from_item::<MessageItem>(item)?.into_message(conv);
+                let item = from_item::<MessageItem>(item)?;
+                out.message_chats = item.chats();
+                let m = item.into_message(conv);
                 out.message = m.expires_at.is_none_or(|e| e > now).then_some(m);
             }
         }

@@ -12,12 +12,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use messenger::Stores;
 use messenger::domain::{
-    Connection, ConnectionId, ConversationId, DeviceId, GroupInfo, Member, Membership, Message,
-    NewMessage, ReceiptKind, Role, Seq, UserId,
+    Amendment, Connection, ConnectionId, ConversationId, DeviceId, GroupInfo, Head, Member,
+    Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use messenger::ports::{
-    Appended, Connections, Conversations, MessageLog, PostError, Poster, PushDevices, StoreError,
-    UserPresence, WriteContext, WriteKeys, WriteReads,
+    Amended, Appended, Connections, Conversations, MessageLog, PostError, Poster, PushDevices,
+    StoreError, UserPresence, WriteContext, WriteKeys, WriteReads,
 };
 use messenger::push::{PushClaim, PushDevice};
 use std::collections::HashMap;
@@ -181,10 +181,40 @@ impl Conversations for FaultyStore {
         user: &UserId,
         kind: ReceiptKind,
         seq: Seq,
+        chats: u64,
     ) -> Result<bool, StoreError> {
         self.guard(
             "Conversations::advance",
-            self.inner.conversations.advance(conv, user, kind, seq),
+            self.inner
+                .conversations
+                .advance(conv, user, kind, seq, chats),
+        )
+        .await
+    }
+    async fn read_through(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        seq: Seq,
+        chats: u64,
+    ) -> Result<bool, StoreError> {
+        self.guard(
+            "Conversations::read_through",
+            self.inner
+                .conversations
+                .read_through(conv, user, seq, chats),
+        )
+        .await
+    }
+    async fn set_muted(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.guard(
+            "Conversations::set_muted",
+            self.inner.conversations.set_muted(conv, user, until),
         )
         .await
     }
@@ -213,12 +243,28 @@ impl MessageLog for FaultyStore {
         self.guard("MessageLog::append", self.inner.messages.append(msg))
             .await
     }
-    async fn append_seen(&self, msg: NewMessage, last_seq: Seq) -> Result<Appended, StoreError> {
+    async fn append_seen(
+        &self,
+        msg: NewMessage,
+        last_seq: Seq,
+        chats: u64,
+    ) -> Result<Appended, StoreError> {
         self.guard(
             "MessageLog::append",
-            self.inner.messages.append_seen(msg, last_seq),
+            self.inner.messages.append_seen(msg, last_seq, chats),
         )
         .await
+    }
+    async fn amend(&self, amendment: &Amendment) -> Result<Amended, StoreError> {
+        self.guard("MessageLog::amend", self.inner.messages.amend(amendment))
+            .await
+    }
+    async fn heads(
+        &self,
+        convs: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, Head>, StoreError> {
+        self.guard("MessageLog::heads", self.inner.messages.heads(convs))
+            .await
     }
     async fn last_seqs(
         &self,
@@ -227,6 +273,18 @@ impl MessageLog for FaultyStore {
         self.guard(
             "MessageLog::last_seqs",
             self.inner.messages.last_seqs(convs),
+        )
+        .await
+    }
+    async fn by_seqs(
+        &self,
+        conv: &ConversationId,
+        seqs: &[Seq],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.guard(
+            "MessageLog::by_seqs",
+            self.inner.messages.by_seqs(conv, seqs, now),
         )
         .await
     }

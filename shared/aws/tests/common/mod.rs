@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod counting;
+
 use messenger_aws::DynamoStore;
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Use cases against the in-memory adapters, GIVEN / WHEN / THEN.
 
+mod features;
 mod properties;
 mod push;
 
@@ -185,8 +186,81 @@ async fn ack_moves_pointers_forward_only_and_receipts_only_on_a_move() {
         .unwrap()
         .unwrap();
     assert_eq!((m.delivered, m.read), (3, 3));
-    // AND an ack past the latest message is a bad request
-    assert!(do_ack(4, "read").await.is_err());
+    // AND an ack past the latest message, or of seq 0, is a bad request that moves nothing
+    for seq in [4, 0] {
+        let e = do_ack(seq, "read").await.unwrap_err();
+        assert_eq!(
+            e.code(),
+            crate::protocol::ErrorCode::BadRequest,
+            "{seq}: {e}"
+        );
+    }
+    assert!(w.take(&alice).is_empty());
+}
+
+#[tokio::test]
+async fn a_connection_record_expires_2_h_5_min_after_it_opened() {
+    // GIVEN a fixed clock, and a connection whose carrier says when it opened
+    let mut w = World::new();
+    let now = chrono::Utc::now();
+    w.app.clock = std::sync::Arc::new(move || now);
+    let opened = now - chrono::Duration::seconds(3);
+    let mut phone = w.caller("alice", "phone");
+    phone.connected_at = Some(opened);
+    // WHEN both connect
+    super::connect::connect(&w.app, &phone).await.unwrap();
+    let laptop = w.connect("alice", "laptop").await;
+    // THEN each record lives API Gateway's 2 h plus 5 min from its opening
+    let conns = w
+        .app
+        .stores
+        .connections
+        .of_users(std::slice::from_ref(&phone.user), now)
+        .await
+        .unwrap();
+    let ttl = chrono::Duration::minutes(125);
+    for (caller, opened) in [(&phone, opened), (&laptop, now)] {
+        let c = conns.iter().find(|c| c.id == caller.connection).unwrap();
+        assert_eq!((c.connected_at, c.expires_at), (opened, opened + ttl));
+    }
+}
+
+#[tokio::test]
+async fn with_retention_every_stored_message_carries_its_expiry() {
+    // GIVEN 30 days of retention and a fixed clock
+    let mut w = World::with_limits(Limits {
+        retention: Some(chrono::Duration::days(30)),
+        ..Limits::default()
+    });
+    let now = chrono::Utc::now();
+    w.app.clock = std::sync::Arc::new(move || now);
+    let alice = w.connect("alice", "p").await;
+    // WHEN alice sends a message and creates a group (a system message)
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    let r = w.request(&alice, json!({"name": "G", "members": ["bob"]}));
+    super::create_group::create_group(&w.app, &r, r.frame().unwrap())
+        .await
+        .unwrap();
+    let g = w.take(&alice)[1]["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // THEN both expire 30 days after they were sent
+    for conv in [DM, g.as_str()] {
+        let conv = ConversationId::new(conv).unwrap();
+        let log = w
+            .app
+            .stores
+            .messages
+            .after(&conv, 0, 10, now)
+            .await
+            .unwrap();
+        assert_eq!(log.len(), 1, "{conv}");
+        assert_eq!(
+            (log[0].sent_at, log[0].expires_at),
+            (now, Some(now + chrono::Duration::days(30)))
+        );
+    }
 }
 
 #[tokio::test]
@@ -357,22 +431,23 @@ mod groups {
         // WHEN bob pulls the read state
         let r = w.request(&bob, json!({"conversation": g, "id": 7}));
         receipts(&w.app, &r, r.frame().unwrap()).await.unwrap();
-        // THEN he sees every member's pointers; the aggregate over the others counts dave
-        // (added by event 4) as having everything before 4, and alice as having nothing
+        // THEN he sees every member's pointers (a sender has read through their own message);
+        // the aggregate over the others counts dave (added by event 4) as having everything
+        // before 4
         let got = w.take(&bob).pop().unwrap();
         assert_eq!(
             got,
             json!({"id": 7, "type": "receipts", "conversation": g,
-                   "members": [{"user": "alice", "delivered": 0, "read": 0},
-                               {"user": "bob", "delivered": 0, "read": 0},
+                   "members": [{"user": "alice", "delivered": 3, "read": 3},
+                               {"user": "bob", "delivered": 2, "read": 2},
                                {"user": "carol", "delivered": 3, "read": 0},
                                {"user": "dave", "delivered": 0, "read": 0}],
-                   "delivered": 0, "read": 0})
+                   "delivered": 3, "read": 0})
         );
         let r = w.request(&alice, json!({"conversation": g}));
         receipts(&w.app, &r, r.frame().unwrap()).await.unwrap();
         let got = w.take(&alice).pop().unwrap();
-        assert_eq!((&got["delivered"], &got["read"]), (&json!(0), &json!(0)));
+        assert_eq!((&got["delivered"], &got["read"]), (&json!(2), &json!(0)));
         // AND once bob has everything, what alice's messages reached is carol's and dave's floor
         let r = w.request(
             &bob,
@@ -386,28 +461,43 @@ mod groups {
         // AND outsiders are refused
         let mallory = w.connect("mallory", "p").await;
         let r = w.request(&mallory, json!({"conversation": g}));
-        assert!(receipts(&w.app, &r, r.frame().unwrap()).await.is_err());
+        let e = receipts(&w.app, &r, r.frame().unwrap()).await.unwrap_err();
+        assert_eq!(e.code(), crate::protocol::ErrorCode::Forbidden, "{e}");
     }
 
     #[tokio::test]
     async fn the_last_admin_leaving_promotes_the_longest_standing_member() {
-        // GIVEN a group created by alice with bob and carol, then dave added later
+        // GIVEN a group created by alice with zoe and yann, then adam (who sorts first) added
         let w = World::new();
-        let (alice, _bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
-        let r = w.request(&alice, json!({"name": "G", "members": ["carol", "bob"]}));
+        let alice = w.connect("alice", "p").await;
+        let r = w.request(&alice, json!({"name": "G", "members": ["zoe", "yann"]}));
         create_group(&w.app, &r, r.frame().unwrap()).await.unwrap();
         let g = ConversationId::new(w.take(&alice)[0]["conversation"].as_str().unwrap()).unwrap();
+        let r = w.request(
+            &alice,
+            json!({"conversation": g.as_str(), "users": ["adam"]}),
+        );
+        add_members(&w.app, &r, r.frame().unwrap()).await.unwrap();
         // WHEN alice, the only admin, leaves
         let r = w.request(&alice, json!({"conversation": g.as_str()}));
         leave_group(&w.app, &r, r.frame().unwrap()).await.unwrap();
-        // THEN bob (a founder; ties break by user id) is admin, carol is not, alice is gone
+        // THEN a founder is admin, not the later joiner (founders tie: the first user id wins)
         let members = w.app.stores.conversations.members(&g).await.unwrap();
-        let roles: Vec<(&str, Role)> = members.iter().map(|m| (m.user.as_str(), m.role)).collect();
-        assert_eq!(roles, [("bob", Role::Admin), ("carol", Role::Member)]);
+        let mut roles: Vec<(&str, Role)> =
+            members.iter().map(|m| (m.user.as_str(), m.role)).collect();
+        roles.sort_by_key(|r| r.0);
+        assert_eq!(
+            roles,
+            [
+                ("adam", Role::Member),
+                ("yann", Role::Admin),
+                ("zoe", Role::Member)
+            ]
+        );
         let left = w.take(&alice);
         assert_eq!(
-            (left[0]["type"].as_str(), left[0]["seq"].as_u64()),
-            (Some("left"), Some(2))
+            (left[1]["type"].as_str(), left[1]["seq"].as_u64()),
+            (Some("left"), Some(3))
         );
     }
 

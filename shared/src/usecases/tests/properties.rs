@@ -6,17 +6,19 @@
 //! - a pointer never moves back (sampled between the steps of the run), ends at the highest
 //!   accepted ack (`read` implies `delivered`), and every receipt names a seq an ack of that
 //!   user accepted — in a 1:1 conversation the last of them the final pointer;
-//! - every delivered message is the log's message at that seq.
+//! - every delivered message is the log's message at that seq;
+//! - reactions added and taken back concurrently (the amend transaction racing the appends)
+//!   leave each message with exactly what replaying the log's reaction entries gives.
 //!
 //! A failure names its seed; `MESSENGER_PROPERTY_SEED=<seed>` runs only that one.
 
 use crate::domain::{
-    Connection, ConnectionId, ConversationId, GroupInfo, Member, Membership, Message, NewMessage,
-    ReceiptKind, Role, Seq, UserId,
+    Amendment, Connection, ConnectionId, ConversationId, GroupInfo, Head, LogEvent, Member,
+    Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
 };
 use crate::ports::{
-    Appended, Connections, Conversations, MessageLog, StoreError, UserPresence, WriteContext,
-    WriteKeys, WriteReads,
+    Amended, Appended, Connections, Conversations, MessageLog, StoreError, UserPresence,
+    WriteContext, WriteKeys, WriteReads,
 };
 use crate::request::{Caller, Frame};
 use crate::routes::Action;
@@ -154,9 +156,29 @@ impl Conversations for Interleaved {
         u: &UserId,
         k: ReceiptKind,
         seq: Seq,
+        chats: u64,
     ) -> Result<bool, StoreError> {
         self.rng.shuffle().await;
-        self.conversations.advance(c, u, k, seq).await
+        self.conversations.advance(c, u, k, seq, chats).await
+    }
+    async fn read_through(
+        &self,
+        c: &ConversationId,
+        u: &UserId,
+        seq: Seq,
+        chats: u64,
+    ) -> Result<bool, StoreError> {
+        self.rng.shuffle().await;
+        self.conversations.read_through(c, u, seq, chats).await
+    }
+    async fn set_muted(
+        &self,
+        c: &ConversationId,
+        u: &UserId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.rng.shuffle().await;
+        self.conversations.set_muted(c, u, until).await
     }
     async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError> {
         self.rng.shuffle().await;
@@ -177,9 +199,34 @@ impl MessageLog for Interleaved {
         self.rng.shuffle().await;
         self.messages.append(msg).await
     }
-    async fn append_seen(&self, msg: NewMessage, last_seq: Seq) -> Result<Appended, StoreError> {
+    async fn append_seen(
+        &self,
+        msg: NewMessage,
+        last_seq: Seq,
+        chats: u64,
+    ) -> Result<Appended, StoreError> {
         self.rng.shuffle().await;
-        self.messages.append_seen(msg, last_seq).await
+        self.messages.append_seen(msg, last_seq, chats).await
+    }
+    async fn amend(&self, a: &Amendment) -> Result<Amended, StoreError> {
+        self.rng.shuffle().await;
+        self.messages.amend(a).await
+    }
+    async fn heads(
+        &self,
+        convs: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, Head>, StoreError> {
+        self.rng.shuffle().await;
+        self.messages.heads(convs).await
+    }
+    async fn by_seqs(
+        &self,
+        c: &ConversationId,
+        seqs: &[Seq],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.rng.shuffle().await;
+        self.messages.by_seqs(c, seqs, now).await
     }
     async fn last_seqs(
         &self,
@@ -236,7 +283,7 @@ fn schedule(rng: &Rng, group: &str, ops: usize) -> Vec<(usize, Value)> {
         let user = DEVICES[d].0;
         let mine = convs(user);
         let conv = mine[rng.below(mine.len() as u64) as usize].clone();
-        let frame = match rng.below(10) {
+        let frame = match rng.below(12) {
             0..=4 => {
                 // A retry (of a send by the same user, to the same conversation) now and then.
                 let earlier: Vec<_> = sent
@@ -261,6 +308,11 @@ fn schedule(rng: &Rng, group: &str, ops: usize) -> Vec<(usize, Value)> {
                 };
                 json!({"action":"ack","conversation":conv,"seq":1 + rng.below(8),"kind":kind})
             }
+            9 | 10 => {
+                let emoji = ["👍", "❤️"][rng.below(2) as usize];
+                json!({"action":"react","conversation":conv,"seq":1 + rng.below(8),
+                    "emoji":emoji,"remove":rng.below(3) == 0})
+            }
             _ => json!({"action":"sync","since":{}}),
         };
         out.push((d, frame));
@@ -268,8 +320,9 @@ fn schedule(rng: &Rng, group: &str, ops: usize) -> Vec<(usize, Value)> {
     out
 }
 
-/// Runs one seed; panics with the seed on a broken property.
-async fn run(seed: u64, ops: usize) {
+/// Runs one seed; panics with the seed on a broken property. Returns how many reaction
+/// entries the logs hold (the schedules must exercise the amend transaction).
+async fn run(seed: u64, ops: usize) -> usize {
     let w = World::new();
     let callers: Vec<Caller> = {
         let mut v = Vec::new();
@@ -409,12 +462,47 @@ async fn run(seed: u64, ops: usize) {
             (1..=log.len() as Seq).collect::<Vec<_>>(),
             "seed {seed}: {c} has a gap"
         );
-        let keys: BTreeSet<_> = log.iter().map(|m| (&m.from, &m.client_msg_id)).collect();
+        let chat: Vec<&Message> = log.iter().filter(|m| m.event.is_none()).collect();
+        let keys: BTreeSet<_> = chat.iter().map(|m| (&m.from, &m.client_msg_id)).collect();
         assert_eq!(
             keys.len(),
-            log.len(),
+            chat.len(),
             "seed {seed}: {c} stored a send twice"
         );
+        // Replaying the reaction entries in log order gives each message's reactions.
+        let mut replayed: BTreeMap<Seq, BTreeSet<(String, String)>> = BTreeMap::new();
+        for m in &log {
+            match &m.event {
+                Some(LogEvent::ReactionAdded { seq, emoji }) => {
+                    let fresh = replayed
+                        .entry(*seq)
+                        .or_default()
+                        .insert((emoji.to_string(), m.from.to_string()));
+                    assert!(fresh, "seed {seed}: {c}#{} adds a reaction it had", m.seq);
+                }
+                Some(LogEvent::ReactionRemoved { seq, emoji }) => {
+                    let had = replayed
+                        .entry(*seq)
+                        .or_default()
+                        .remove(&(emoji.to_string(), m.from.to_string()));
+                    assert!(
+                        had,
+                        "seed {seed}: {c}#{} removes a reaction it lacked",
+                        m.seq
+                    );
+                }
+                _ => {}
+            }
+        }
+        for m in &chat {
+            let stored: BTreeSet<(String, String)> = m
+                .reactions
+                .iter()
+                .flat_map(|r| r.users.iter().map(|u| (r.emoji.to_string(), u.to_string())))
+                .collect();
+            let expected = replayed.remove(&m.seq).unwrap_or_default();
+            assert_eq!(stored, expected, "seed {seed}: {c}#{}'s reactions", m.seq);
+        }
         logs.insert(c.to_string(), log);
     }
     // Every `sent` names the log's seq for its client_msg_id.
@@ -433,8 +521,9 @@ async fn run(seed: u64, ops: usize) {
             assert_eq!(reply["seq"], stored.seq, "seed {seed}: {frame}");
         }
     }
-    // Final pointers: the highest accepted ack; receipts only for accepted acks, the last
-    // the pointer.
+    // Final pointers: the highest accepted ack or own message (sending reads: both pointers
+    // move to the sender's new message); receipts only for accepted acks, the last the pointer
+    // when an ack set it.
     let mut accepted: BTreeMap<(String, String, &str), BTreeSet<u64>> = BTreeMap::new();
     for (i, (d, frame)) in frames.iter().enumerate() {
         if frame["action"] == "ack" && replies[&i]["type"] == "acked" {
@@ -457,6 +546,12 @@ async fn run(seed: u64, ops: usize) {
             let Some(m) = clean.conversations.membership(c, u).await.unwrap() else {
                 continue;
             };
+            let own = logs[c.as_str()]
+                .iter()
+                .filter(|m| m.event.is_none() && &m.from == u)
+                .map(|m| m.seq)
+                .max()
+                .unwrap_or(0);
             for (kind, pointer) in [("delivered", m.delivered), ("read", m.read)] {
                 let key = (c.to_string(), u.to_string(), kind);
                 let max = accepted
@@ -464,7 +559,11 @@ async fn run(seed: u64, ops: usize) {
                     .and_then(|s| s.last())
                     .copied()
                     .unwrap_or(0);
-                assert_eq!(pointer, max, "seed {seed}: {u}'s {kind} pointer in {c}");
+                assert_eq!(
+                    pointer,
+                    max.max(own),
+                    "seed {seed}: {u}'s {kind} pointer in {c}"
+                );
                 let receipts: Vec<u64> = posts
                     .iter()
                     .flatten()
@@ -482,9 +581,10 @@ async fn run(seed: u64, ops: usize) {
                         "seed {seed}: a receipt for {r} no ack accepted"
                     );
                 }
-                // In a 1:1 conversation every move is told to the other member (whose phone is
-                // connected); a group's receipt goes only to the authors the ack covers.
-                if let Some(top) = receipts.iter().max().filter(|_| !c.is_group()) {
+                // In a 1:1 conversation every move by an ack is told to the other member (whose
+                // phone is connected); a group's receipt goes only to the authors the ack covers.
+                // A send moves the pointer silently: only an ack past the own messages set it.
+                if let Some(top) = receipts.iter().max().filter(|_| !c.is_group() && max > own) {
                     assert_eq!(
                         *top, pointer,
                         "seed {seed}: the last receipt is not the pointer"
@@ -499,10 +599,14 @@ async fn run(seed: u64, ops: usize) {
         let m = &log[f["seq"].as_u64().unwrap() as usize - 1];
         assert_eq!(f["client_msg_id"], m.client_msg_id.as_str(), "seed {seed}");
     }
+    logs.values()
+        .flatten()
+        .filter(|m| m.amends().is_some())
+        .count()
 }
 
 #[test]
-fn interleaved_sends_and_acks_keep_seqs_gapless_and_pointers_monotonic() {
+fn interleaved_sends_acks_and_reactions_keep_seqs_gapless_and_pointers_monotonic() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -510,7 +614,10 @@ fn interleaved_sends_and_acks_keep_seqs_gapless_and_pointers_monotonic() {
         Ok(s) => vec![s.parse().expect("a seed")],
         Err(_) => (1..=200).collect(),
     };
+    let mut amendments = 0;
     for seed in seeds {
-        rt.block_on(run(seed, 40));
+        amendments += rt.block_on(run(seed, 40));
     }
+    assert!(amendments > 0, "no schedule stored a reaction");
+    println!("{amendments} reaction entries stored across the seeds");
 }

@@ -194,8 +194,12 @@ async fn a_push_failing_for_a_passing_reason_fails_the_record_and_its_retry_push
 
 #[tokio::test]
 async fn a_membership_event_from_the_stream_is_published_but_not_pushed() {
-    // GIVEN offline bob with a registered device, added to a group by alice
-    let w = World::new();
+    // GIVEN a deployment whose pushes come off the stream (nothing in-line), and offline bob
+    // with a registered device, added to a group by alice
+    let w = World::with_limits(Limits {
+        push_inline: false,
+        ..Limits::default()
+    });
     let alice = w.connect("alice", "p").await;
     let bob = w.caller("bob", "phone");
     register(&w, &bob, "fcm", "t").await;
@@ -203,6 +207,7 @@ async fn a_membership_event_from_the_stream_is_published_but_not_pushed() {
     crate::usecases::create_group::create_group(&w.app, &r, r.frame().unwrap())
         .await
         .unwrap();
+    assert!(w.notifier.events.lock().unwrap().is_empty(), "not in-line");
     let group = w.take(&alice)[0]["conversation"]
         .as_str()
         .unwrap()

@@ -16,6 +16,8 @@ fn membership() -> Membership {
         from_seq: 4,
         delivered: 7,
         read: 5,
+        read_chats: 3,
+        muted_until: Some(t0()),
     }
 }
 
@@ -33,9 +35,11 @@ fn a_membership_round_trips_and_its_format_is_pinned() {
             ("from_seq", n(4)),
             ("delivered", n(7)),
             ("read", n(5)),
+            ("read_chats", n(3)),
+            ("muted_until", s("2026-11-29T05:45:39.120000000Z")),
         ])
     );
-    for name in [USER, CONV, ROLE, DELIVERED, READ]
+    for name in [USER, CONV, ROLE, DELIVERED, READ, READ_CHATS, MUTED_UNTIL]
         .into_iter()
         .chain(MEMBER_LIST)
     {
@@ -66,8 +70,15 @@ fn items_from_before_roles_read_as_members_from_seq_1() {
     ]);
     let m = Membership::from(from_item::<MembershipItem>(old.clone()).unwrap());
     assert_eq!(
-        (m.role, m.from_seq, m.delivered, m.read),
-        (Role::Member, 1, 2, 1)
+        (
+            m.role,
+            m.from_seq,
+            m.delivered,
+            m.read,
+            m.read_chats,
+            m.muted_until
+        ),
+        (Role::Member, 1, 2, 1, 0, None)
     );
     let member = Member::from(from_item::<MemberItem>(old).unwrap());
     assert_eq!((member.role, member.from_seq), (Role::Member, 1));

@@ -14,11 +14,16 @@ fn message(seq: Seq, expires_at: Option<DateTime<Utc>>) -> Message {
         event: None,
         sent_at: t0(),
         expires_at,
+        reply_to: None,
+        edited_at: None,
+        deleted: false,
+        reactions: Vec::new(),
+        rev: None,
     }
 }
 
 fn round_trip(m: &Message, bucket: Seq) -> (Item, Message) {
-    let stored = to_item(&MessageItem::new(m, bucket)).unwrap();
+    let stored = to_item(&MessageItem::new(m, bucket, 6)).unwrap();
     let back = from_item::<MessageItem>(stored.clone()).unwrap();
     (stored, back.into_message(&m.conversation))
 }
@@ -37,9 +42,68 @@ fn a_message_round_trips_and_its_format_is_pinned() {
             ("cmid", s("c-1")),
             ("body", s("hi bob")),
             ("sent_at", s("2026-11-29T05:45:39.120000000Z")),
+            ("chats", n(6)),
         ])
     );
-    assert!(stored.contains_key(PK) && stored.contains_key(SK));
+    assert!(stored.contains_key(PK) && stored.contains_key(SK) && stored.contains_key(CHATS));
+    let item = from_item::<MessageItem>(stored).unwrap();
+    assert_eq!(item.chats(), 6);
+}
+
+#[test]
+fn an_edited_reply_with_reactions_round_trips_and_its_format_is_pinned() {
+    let m = Message {
+        body: "hi bob!".into(),
+        reply_to: Some(9),
+        edited_at: Some(t0() + chrono::Duration::minutes(1)),
+        reactions: vec![messenger::domain::Reaction {
+            emoji: messenger::domain::Emoji::new("👍").unwrap(),
+            users: vec![UserId::new("bob").unwrap()],
+        }],
+        rev: Some(21),
+        ..message(17, None)
+    };
+    let (stored, back) = round_trip(&m, 10);
+    assert_eq!(back, m);
+    assert_eq!(stored["reply_to"], n(9));
+    assert_eq!(stored["edited_at"], s("2026-11-29T05:46:39.120000000Z"));
+    assert_eq!(
+        stored["reactions"],
+        s(r#"[{"emoji":"👍","users":["bob"]}]"#)
+    );
+    assert_eq!(stored[REV], n(21));
+    assert!(!stored.contains_key("deleted"));
+}
+
+#[test]
+fn a_deleted_message_has_no_body_attribute() {
+    let m = Message {
+        body: String::new(),
+        deleted: true,
+        rev: Some(30),
+        ..message(17, None)
+    };
+    let (stored, back) = round_trip(&m, 10);
+    assert_eq!(back, m);
+    assert!(!stored.contains_key("body"), "the body is gone, not hidden");
+    assert!(!stored.contains_key("reactions"));
+    assert_eq!(stored["deleted"], AttributeValue::Bool(true));
+}
+
+#[test]
+fn entries_written_before_chat_counts_read_as_zero() {
+    let old = item([
+        ("pk", s("M#dm:alice:bob#1")),
+        ("sk", n(17)),
+        ("from", s("alice")),
+        ("cmid", s("c-1")),
+        ("body", s("hi bob")),
+        ("sent_at", s("2026-11-29T05:45:39.120000000Z")),
+    ]);
+    let item = from_item::<MessageItem>(old).unwrap();
+    assert_eq!(item.chats(), 0);
+    let conv = ConversationId::new("dm:alice:bob").unwrap();
+    assert_eq!(item.into_message(&conv), message(17, None));
 }
 
 #[test]
@@ -58,7 +122,7 @@ fn an_expiring_message_carries_expires_at_and_ttl() {
 fn a_system_message_stores_its_event_as_json() {
     let m = Message {
         body: String::new(),
-        event: Some(GroupEvent::MembersAdded {
+        event: Some(LogEvent::MembersAdded {
             users: vec![UserId::new("carol").unwrap()],
         }),
         ..message(4, None)
@@ -134,8 +198,42 @@ fn the_head_and_the_continuation_marker_are_pinned() {
         ("last_seq", n(41)),
     ]);
     let read: HeadItem = from_item(stored.clone()).unwrap();
-    assert_eq!((read.pk, read.last_seq), (head.pk, 41));
+    assert_eq!((read.pk.clone(), read.last_seq), (head.pk.clone(), 41));
     assert!(stored.contains_key(LAST_SEQ));
+    assert_eq!(
+        read.head(),
+        messenger::domain::Head {
+            last_seq: 41,
+            chats: 0,
+            last: None
+        },
+        "a head from before chat counts"
+    );
+    let with_preview = item([
+        ("pk", s("H#dm:alice:bob")),
+        ("sk", n(0)),
+        ("last_seq", n(41)),
+        ("chats", n(30)),
+        (
+            "last",
+            s(
+                r#"{"seq":40,"from":"alice","sent_at":"2026-11-29T05:45:39.120000000Z","text":"hi","edited":true}"#,
+            ),
+        ),
+    ]);
+    let read: HeadItem = from_item(with_preview).unwrap();
+    let last = read.head().last.unwrap();
+    assert_eq!(read.head().chats, 30);
+    assert_eq!(
+        (last.seq, last.text.as_deref(), last.edited, last.deleted),
+        (40, Some("hi"), true, false)
+    );
+    assert_eq!(last.sent_at, t0());
+    let back = serde_json::to_string(&PreviewItem::from(&last)).unwrap();
+    assert_eq!(
+        back,
+        r#"{"seq":40,"from":"alice","sent_at":"2026-11-29T05:45:39.120000000Z","text":"hi","edited":true}"#
+    );
     // Seq 20 opens bucket 2 of 10 seqs: its marker ends bucket 1, under seq 20.
     let marker = to_item(&MarkerItem::new(&conv, 20, 10)).unwrap();
     assert_eq!(

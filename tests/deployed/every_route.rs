@@ -1,0 +1,409 @@
+//! Every route of the route table (which `template_routes.rs` holds equal to the template's)
+//! through the deployed stack: one scenario per group of routes, and a test that fails when a
+//! route was not exercised. A new route gets its scenario here.
+
+use super::message;
+use aws_sdk_dynamodb::types::AttributeValue::{self, N, S};
+use messenger::domain::{DeviceId, UserId};
+use messenger::ports::Connections;
+use messenger::routes::Route;
+use messenger_e2e::deployed::{DeployedStack, RETENTION_DAYS};
+use messenger_e2e::{Client, eventually};
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// The route keys that worked through the deployed stack: a frame's route when its reply was
+/// its result (for `$default`, the `unknown_action` error it exists for), and the lifecycle
+/// routes whose effect a scenario checked.
+#[derive(Clone, Default)]
+struct Exercised(Arc<Mutex<BTreeSet<&'static str>>>);
+
+impl Exercised {
+    /// Sends `frame` on `client` and returns the reply, recording its route if it worked.
+    async fn call(&self, client: &mut Client, frame: Value) -> Value {
+        let route = Route::select(Some(&frame.to_string()));
+        let reply = client.request(frame).await;
+        let worked = match route {
+            Route::Default => reply["code"] == "unknown_action",
+            _ => reply["type"] != "error",
+        };
+        if worked {
+            self.saw(route);
+        }
+        reply
+    }
+
+    /// A route whose effect the scenario has just checked.
+    fn saw(&self, route: Route) {
+        self.0.lock().unwrap().insert(route.key());
+    }
+}
+
+/// Every route of the table (which `template_routes.rs` holds equal to the template's) works
+/// through the deployed stack, with IAM enforced: the scenarios below drive them with real
+/// clients and check their effect in the deployed tables and SNS. A route that no scenario
+/// exercised fails this test: give a new route its scenario here.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_of_the_template_works_through_the_deployed_stack() {
+    let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
+    let seen = Exercised::default();
+    tokio::join!(
+        lifecycle_presence_and_heartbeat(stack, &seen),
+        chat_sync_and_history(stack, &seen),
+        group_management_and_the_inbox(stack, &seen),
+        push_registration(stack, &seen),
+        conversation_features(stack, &seen),
+    );
+    let seen = seen.0.lock().unwrap().clone();
+    let missing: Vec<&str> = Route::all()
+        .map(Route::key)
+        .filter(|k| !seen.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes of the template that no deployed scenario exercised: {missing:?}"
+    );
+}
+
+/// `$connect` records the connection (counted live for 2 h 5 min after it opened), `presence`
+/// sees it, a `heartbeat` keeps the socket open and is never answered, `$disconnect` removes
+/// the connection and records when it was last seen.
+async fn lifecycle_presence_and_heartbeat(stack: &DeployedStack, seen: &Exercised) {
+    let store = stack.store().await;
+    let lara = UserId::new("walk-lara").unwrap();
+    let before = chrono::Utc::now();
+    let mut client = stack.connect("walk-lara", "phone").await;
+    let conns = store
+        .of_users(std::slice::from_ref(&lara), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    let conn = &conns[0];
+    assert_eq!(
+        conn.expires_at - conn.connected_at,
+        chrono::Duration::minutes(125)
+    );
+    seen.saw(Route::Connect);
+
+    client
+        .send(json!({"action":"heartbeat","id":"walk-heartbeat"}))
+        .await;
+    let p = seen
+        .call(
+            &mut client,
+            json!({"action":"presence","users":["walk-lara"]}),
+        )
+        .await;
+    assert_eq!(p["users"][0]["online"], true, "{p}");
+    // MiniStack handles a socket's frames in order: the heartbeat was handled before the
+    // presence request, and nothing answered it (an unknown action would get an error).
+    assert!(
+        client.backlog().is_empty(),
+        "a heartbeat is never answered: {:?}",
+        client.backlog()
+    );
+    seen.saw(Route::select(Some(r#"{"action":"heartbeat"}"#)));
+
+    client.close().await;
+    eventually("$disconnect removes the connection", async || {
+        store
+            .of_users(std::slice::from_ref(&lara), chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    let presence = store
+        .presence(std::slice::from_ref(&lara), chrono::Utc::now())
+        .await
+        .unwrap();
+    let last_seen = presence[&lara].last_seen;
+    assert!(last_seen.is_some_and(|t| t >= before), "{presence:?}");
+    seen.saw(Route::Disconnect);
+}
+
+/// `send` stores (with the retention TTL), delivers and answers; `ack` moves the pointers (a
+/// `read` past `delivered` gives two receipts); `sync` and `history` read the log back;
+/// `$default` answers an unknown action.
+async fn chat_sync_and_history(stack: &DeployedStack, seen: &Exercised) {
+    let dm = "dm:walk-amy:walk-ben";
+    let mut amy = stack.connect("walk-amy", "phone").await;
+    let mut ben = stack.connect("walk-ben", "phone").await;
+    let mut sent = Vec::new();
+    for i in 1..=3 {
+        let frame = json!({"action":"send","to":"walk-ben","client_msg_id":format!("w-{i}"),"body":format!("m{i}")});
+        let reply = seen.call(&mut amy, frame).await;
+        assert_eq!(
+            (&reply["type"], &reply["seq"]),
+            (&json!("sent"), &json!(i)),
+            "{reply}"
+        );
+        assert_eq!(message(&mut ben, i).await["body"], format!("m{i}"));
+        sent.push(reply);
+    }
+    let sent_at: chrono::DateTime<chrono::Utc> =
+        sent[0]["sent_at"].as_str().unwrap().parse().unwrap();
+    let key = [("pk", S(format!("M#{dm}#0"))), ("sk", N("1".into()))];
+    let item = raw_item(stack, "MessagesTableName", key).await;
+    let expires = sent_at + chrono::Duration::days(RETENTION_DAYS);
+    assert_eq!(item["ttl"], N(ttl_secs(expires).to_string()), "{item:?}");
+
+    let acked = seen
+        .call(
+            &mut ben,
+            json!({"action":"ack","conversation":dm,"seq":2,"kind":"read"}),
+        )
+        .await;
+    assert_eq!(acked["type"], "acked", "{acked}");
+    for kind in ["delivered", "read"] {
+        let r = amy.recv_type("receipt").await;
+        assert_eq!(
+            r,
+            json!({"type":"receipt","conversation":dm,"seq":2,"kind":kind,"by":"walk-ben"})
+        );
+    }
+
+    let page = seen
+        .call(&mut ben, json!({"action":"sync","since":{dm: 1}}))
+        .await;
+    let seqs: Vec<u64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!((seqs, &page["more"]), (vec![2, 3], &json!(false)), "{page}");
+    let page = seen
+        .call(
+            &mut ben,
+            json!({"action":"history","conversation":dm,"before":3,"limit":1}),
+        )
+        .await;
+    assert_eq!(page["messages"][0]["body"], "m2", "{page}");
+    assert_eq!(page["more"], true);
+
+    let unknown = seen.call(&mut amy, json!({"action":"dance"})).await;
+    assert_eq!(unknown["code"], "unknown_action", "{unknown}");
+}
+
+/// The group routes, each with its event on members' sockets; the last admin leaving promotes
+/// the longest-standing member (a founder, though a later joiner sorts first); the inbox lists
+/// the group as it now is.
+async fn group_management_and_the_inbox(stack: &DeployedStack, seen: &Exercised) {
+    let mut gus = stack.connect("walk-gus", "phone").await;
+    let mut zed = stack.connect("walk-zed", "phone").await;
+    let created = seen
+        .call(
+            &mut gus,
+            json!({"action":"create_group","name":"Walk","members":["walk-zed","walk-ivy"]}),
+        )
+        .await;
+    assert_eq!(
+        (&created["type"], &created["seq"]),
+        (&json!("group"), &json!(1)),
+        "{created}"
+    );
+    let g = created["conversation"].as_str().unwrap().to_owned();
+    let steps = [
+        (
+            json!({"action":"add_members","conversation":g,"users":["walk-abe"]}),
+            "members_added",
+        ),
+        (
+            json!({"action":"rename_group","conversation":g,"name":"Walkers"}),
+            "group_renamed",
+        ),
+        (
+            json!({"action":"remove_members","conversation":g,"users":["walk-ivy"]}),
+            "members_removed",
+        ),
+        (
+            json!({"action":"leave_group","conversation":g}),
+            "member_left",
+        ),
+    ];
+    for (seq, (frame, event)) in (2..).zip(steps) {
+        let reply = seen.call(&mut gus, frame.clone()).await;
+        assert_eq!(reply["seq"], seq, "{frame} → {reply}");
+        let m = message(&mut zed, seq).await;
+        assert_eq!(m["event"]["type"], event, "{m}");
+        if event == "member_left" {
+            assert_eq!(m["event"]["promoted"], json!(["walk-zed"]), "{m}");
+        }
+    }
+
+    let state = seen
+        .call(&mut zed, json!({"action":"receipts","conversation":g}))
+        .await;
+    assert_eq!(
+        state["members"],
+        json!([{"user":"walk-abe","delivered":0,"read":0},{"user":"walk-zed","delivered":0,"read":0}]),
+        "{state}"
+    );
+    let mut inbox = seen.call(&mut zed, json!({"action":"conversations"})).await;
+    let last = inbox["conversations"][0]
+        .as_object_mut()
+        .and_then(|row| row.remove("last"))
+        .unwrap_or_default();
+    assert_eq!(
+        inbox["conversations"],
+        json!([{"conversation":g,"kind":"group","name":"Walkers","role":"admin","last_seq":5,
+                "delivered":0,"read":0,"unread":0,"muted":false}]),
+        "{inbox}"
+    );
+    assert_eq!(
+        (&last["seq"], &last["event"], &last["from"]),
+        (&json!(5), &json!("member_left"), &json!("walk-gus")),
+        "{last}"
+    );
+}
+
+/// `typing` reaches the other member and is never answered; `edit`, `react` and `delete` change
+/// a message and deliver the entry that records it; `mute` and `unmute` set and clear the
+/// membership's `muted_until`.
+async fn conversation_features(stack: &DeployedStack, seen: &Exercised) {
+    use messenger::ports::Conversations;
+    let dm = "dm:walk-mia:walk-noa";
+    let mut mia = stack.connect("walk-mia", "phone").await;
+    let mut noa = stack.connect("walk-noa", "phone").await;
+    let hi = json!({"action":"send","to":"walk-noa","client_msg_id":"f-1","body":"hi"});
+    assert_eq!(seen.call(&mut mia, hi).await["seq"], 1);
+    message(&mut noa, 1).await;
+    noa.send(json!({"action":"typing","conversation":dm})).await;
+    let typing = mia.recv_type("typing").await;
+    assert_eq!(
+        typing,
+        json!({"type":"typing","conversation":dm,"user":"walk-noa"})
+    );
+    seen.saw(Route::select(Some(r#"{"action":"typing"}"#)));
+
+    let steps = [
+        (
+            true,
+            json!({"action":"edit","conversation":dm,"seq":1,"body":"hi!"}),
+            "message_edited",
+        ),
+        (
+            false,
+            json!({"action":"react","conversation":dm,"seq":1,"emoji":"👍"}),
+            "reaction_added",
+        ),
+        (
+            true,
+            json!({"action":"delete","conversation":dm,"seq":1}),
+            "message_deleted",
+        ),
+    ];
+    for (seq, (by_mia, frame, event)) in (2..).zip(steps) {
+        let (actor, other) = if by_mia {
+            (&mut mia, &mut noa)
+        } else {
+            (&mut noa, &mut mia)
+        };
+        let reply = seen.call(actor, frame.clone()).await;
+        assert_eq!(reply["entry"]["seq"], seq, "{frame} → {reply}");
+        let m = message(other, seq).await;
+        assert_eq!(
+            (&m["event"]["type"], &m["target"]["seq"]),
+            (&json!(event), &json!(1)),
+            "{m}"
+        );
+    }
+
+    let store = stack.store().await;
+    let (conv, noa_id) = (
+        messenger::domain::ConversationId::new(dm).unwrap(),
+        UserId::new("walk-noa").unwrap(),
+    );
+    let muted = seen
+        .call(&mut noa, json!({"action":"mute","conversation":dm}))
+        .await;
+    assert_eq!(muted["muted"], true, "{muted}");
+    let m = store.membership(&conv, &noa_id).await.unwrap().unwrap();
+    assert_eq!(m.muted_until, Some(messenger::domain::muted_forever()));
+    let unmuted = seen
+        .call(&mut noa, json!({"action":"unmute","conversation":dm}))
+        .await;
+    assert_eq!(unmuted["muted"], false, "{unmuted}");
+    let m = store.membership(&conv, &noa_id).await.unwrap().unwrap();
+    assert_eq!(m.muted_until, None);
+}
+
+/// `register_push` creates the device's SNS endpoint with its token and records the device;
+/// `unregister_push` deletes both.
+async fn push_registration(stack: &DeployedStack, seen: &Exercised) {
+    use messenger::ports::PushDevices;
+    let store = stack.store().await;
+    let sns = aws_sdk_sns::Client::new(&stack.sdk().await);
+    let (kim, phone) = (
+        UserId::new("walk-kim").unwrap(),
+        DeviceId::new("phone").unwrap(),
+    );
+    let token = format!("walk-kim-{}", messenger::contract::tag());
+    let mut client = stack.connect("walk-kim", "phone").await;
+    let r = seen
+        .call(
+            &mut client,
+            json!({"action":"register_push","platform":"fcm","token":token}),
+        )
+        .await;
+    assert_eq!(
+        r,
+        json!({"id":r["id"],"type":"push_registered","device":"phone","platform":"fcm","preview":false})
+    );
+    let device = PushDevices::get(&store, &kim, &phone)
+        .await
+        .unwrap()
+        .expect("the device is recorded");
+    let attrs = sns
+        .get_endpoint_attributes()
+        .endpoint_arn(&device.endpoint)
+        .send()
+        .await
+        .expect("the endpoint exists");
+    assert_eq!(attrs.attributes.unwrap()["Token"], token);
+
+    let r = seen
+        .call(&mut client, json!({"action":"unregister_push"}))
+        .await;
+    assert_eq!(r["type"], "push_unregistered", "{r}");
+    assert_eq!(PushDevices::get(&store, &kim, &phone).await.unwrap(), None);
+    let gone = sns
+        .get_endpoint_attributes()
+        .endpoint_arn(&device.endpoint)
+        .send()
+        .await;
+    assert!(
+        gone.as_ref().is_err_and(|e| e
+            .as_service_error()
+            .is_some_and(|e| e.is_not_found_exception())),
+        "the endpoint is deleted: {gone:?}"
+    );
+}
+
+/// One item of a deployed table, read as stored.
+async fn raw_item<const K: usize>(
+    stack: &DeployedStack,
+    table: &str,
+    key: [(&str, AttributeValue); K],
+) -> HashMap<String, AttributeValue> {
+    aws_sdk_dynamodb::Client::new(&stack.sdk().await)
+        .get_item()
+        .table_name(stack.output(table))
+        .set_key(Some(
+            key.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        ))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_else(|| panic!("no such item in {table}"))
+}
+
+/// The TTL attribute of an item expiring at `t`: epoch seconds, rounded up.
+fn ttl_secs(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
+}
