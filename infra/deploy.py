@@ -16,6 +16,10 @@ IssuerAudience=...), hs256 (development tokens signed with --jwt-secret; the def
 
 Idempotent: an existing stack is updated (or left alone when nothing changed); zips are
 content-addressed, so only changed functions get new code. --destroy deletes the stack.
+
+Every S3 call names the account the bucket must belong to (ExpectedBucketOwner): a bucket of
+that name owned by anyone else is refused, never written to. messenger-local's public
+development secret is refused for AWS (as the template's Rules refuse it).
 """
 
 from __future__ import annotations
@@ -178,33 +182,65 @@ class Target:
         self.cfn = self.session.client("cloudformation", **kw)
         self.s3 = self.session.client("s3", **kw)
         self.sts = self.session.client("sts", **kw)
+        self.apigw = self.session.client("apigateway", **kw)
+        self._account: str | None = None
+
+    @property
+    def account(self) -> str:
+        """The account of the credentials: the one every S3 call expects to own the bucket."""
+        if self._account is None:
+            self._account = self.sts.get_caller_identity()["Account"]
+        return self._account
 
     def bucket_name(self, override: str | None) -> str:
         if override:
             return override
         if self.kind == "local":
             return "messenger-artifacts"
-        account = self.sts.get_caller_identity()["Account"]
-        return f"messenger-artifacts-{account}-{self.region}"
+        return f"messenger-artifacts-{self.account}-{self.region}"
+
+    def access_logs_possible(self) -> bool:
+        """Whether API Gateway's account-wide CloudWatch role is set (access logs need it)."""
+        if self.kind == "local":
+            return True
+        try:
+            return bool(self.apigw.get_account().get("cloudwatchRoleArn"))
+        except botocore.exceptions.ClientError as e:
+            detail(f"cannot read API Gateway's account settings ({e}): access logs off")
+            return False
 
 
 def ensure_bucket(t: Target, bucket: str) -> None:
+    owner = t.account
     try:
-        t.s3.head_bucket(Bucket=bucket)
-        detail(f"bucket s3://{bucket} exists")
+        t.s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
+        detail(f"bucket s3://{bucket} exists (account {owner})")
         return
     except botocore.exceptions.ClientError as e:
-        if e.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
+        code = e.response["Error"]["Code"]
+        if code in ("403", "AccessDenied", "Forbidden"):
+            fail(f"bucket s3://{bucket} exists but does not belong to account {owner} (or is not "
+                 "readable by it): refusing to upload code and templates into it; pass --bucket NAME "
+                 "with a bucket of this account")
+        if code not in ("404", "NoSuchBucket", "NotFound"):
             raise
     say(f"creating bucket s3://{bucket}")
     kw = {"Bucket": bucket}
     if t.region != "us-east-1":
         kw["CreateBucketConfiguration"] = {"LocationConstraint": t.region}
-    t.s3.create_bucket(**kw)
+    try:
+        # CreateBucket has no ExpectedBucketOwner: a name another account took fails here with
+        # BucketAlreadyExists, and every later call checks the owner.
+        t.s3.create_bucket(**kw)
+    except botocore.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] == "BucketAlreadyExists":
+            fail(f"the bucket name {bucket} belongs to another account: pass --bucket NAME")
+        raise
     if t.kind == "aws":
         # Private, encrypted, and old code versions expire: the bucket only feeds deployments.
         t.s3.put_public_access_block(
             Bucket=bucket,
+            ExpectedBucketOwner=owner,
             PublicAccessBlockConfiguration={
                 "BlockPublicAcls": True,
                 "IgnorePublicAcls": True,
@@ -214,6 +250,7 @@ def ensure_bucket(t: Target, bucket: str) -> None:
         )
         t.s3.put_bucket_encryption(
             Bucket=bucket,
+            ExpectedBucketOwner=owner,
             ServerSideEncryptionConfiguration={
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
@@ -226,12 +263,13 @@ def upload(t: Target, bucket: str, stack: str, zips: dict[str, Path]) -> dict[st
     for name, path in zips.items():
         key = f"{stack}/{path.name}"
         try:
-            t.s3.head_object(Bucket=bucket, Key=key)
+            t.s3.head_object(Bucket=bucket, Key=key, ExpectedBucketOwner=t.account)
             detail(f"{key} (already there)")
         except botocore.exceptions.ClientError as e:
             if e.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
                 raise
-            t.s3.upload_file(str(path), bucket, key)
+            # A single PutObject (the zips are a few MB): one call, with the owner check.
+            t.s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ExpectedBucketOwner=t.account)
             detail(f"{key} uploaded")
         keys[name] = key
     return keys
@@ -240,7 +278,7 @@ def upload(t: Target, bucket: str, stack: str, zips: dict[str, Path]) -> dict[st
 def upload_template(t: Target, bucket: str, stack: str) -> str:
     body = TEMPLATE.read_bytes()
     key = f"{stack}/template-{hashlib.sha256(body).hexdigest()[:20]}.yaml"
-    t.s3.put_object(Bucket=bucket, Key=key, Body=body)
+    t.s3.put_object(Bucket=bucket, Key=key, Body=body, ExpectedBucketOwner=t.account)
     if t.kind == "local":
         return f"{t.endpoint}/{bucket}/{key}"
     return f"https://{bucket}.s3.{t.region}.{'amazonaws.com.cn' if t.region.startswith('cn-') else 'amazonaws.com'}/{key}"
@@ -288,6 +326,12 @@ def parameters(args: argparse.Namespace, t: Target, bucket: str, keys: dict[str,
     secret = args.jwt_secret or os.environ.get("MESSENGER_JWT_SECRET")
     identity = identity_of(args, t, existing, secret)
     params["Identity"] = identity
+    # Access logs need API Gateway's account-wide CloudWatch role: on when it is set (this stack
+    # never replaces it unless told: --param ConfigureApiGatewayLogging=true).
+    params["AccessLogging"] = "true" if t.access_logs_possible() else "false"
+    if params["AccessLogging"] == "false":
+        detail("access logs off: this account has no API Gateway CloudWatch role "
+               "(--param ConfigureApiGatewayLogging=true creates one for the whole account and region)")
     if t.kind == "local":
         params["EmulatorEndpoint"] = t.endpoint
         # MiniStack runs the binaries as host processes; LocalStack in containers of the host's
@@ -323,6 +367,16 @@ def existing_param(existing: dict | None, key: str) -> str | None:
         if p["ParameterKey"] == key:
             return p.get("ParameterValue")
     return None
+
+
+def refuse_development_secret(args: argparse.Namespace) -> None:
+    """Before anything else: AWS never gets messenger-local's public development secret."""
+    secret = args.jwt_secret or os.environ.get("MESSENGER_JWT_SECRET")
+    given = [kv.partition("=")[2] for kv in args.param if kv.partition("=")[0] == "JwtSecret"]
+    if args.target == "aws" and DEV_SECRET in [secret, *given]:
+        fail("the JWT secret is messenger-local's public development secret: with it anyone can sign "
+             "in as anyone. Use a secret of your own (--jwt-secret \"$(openssl rand -base64 48)\"), "
+             "or sign in with an identity provider (--identity cognito, the default)")
 
 
 def identity_of(args: argparse.Namespace, t: Target, existing: dict | None, secret: str | None) -> str:
@@ -439,6 +493,7 @@ def main() -> None:
     args = p.parse_args()
     if args.poll is None:
         args.poll = 1.0 if args.target == "local" else 5.0
+    refuse_development_secret(args)
 
     t = Target(args)
     if args.destroy:

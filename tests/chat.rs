@@ -308,7 +308,11 @@ async fn an_outsider_can_neither_read_nor_post_into_a_conversation() {
 /// racing for the head: localstack/messenger-local/tests/processes.rs.
 #[tokio::test]
 async fn four_connections_sending_concurrently_get_gapless_distinct_seqs() {
-    let gw = TestGateway::start().await;
+    // 100 sends of one user at once: past the default send limit, which is not what this
+    // measures (tests/security.rs does).
+    let mut config = messenger_local::GatewayConfig::default();
+    config.limits.rates = messenger::ratelimit::RateLimits::OFF;
+    let gw = TestGateway::start_with(config).await;
     let mut senders = Vec::new();
     for (user, device, peer) in [
         ("alice", "a", "bob"),

@@ -143,7 +143,7 @@ async fn a_stale_connection_answering_410_is_deleted_by_the_send() {
         connected_at: now - chrono::Duration::hours(1),
         expires_at: now + chrono::Duration::hours(2),
     };
-    store.put(&stale).await.unwrap();
+    store.put(&stale, 0).await.unwrap();
     let before = store
         .of_users(std::slice::from_ref(&erin), now)
         .await
@@ -698,5 +698,134 @@ async fn a_group_receipt_reaches_the_author_and_the_read_state_is_pulled() {
         leo.backlog().iter().all(|v| v["type"] != "acked"),
         "{:?}",
         leo.backlog()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_burst_past_the_users_rate_is_limited_and_what_was_acknowledged_is_stored() {
+    let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
+    let mut oscar = stack.connect("oscar", "phone").await;
+    let mut pat = stack.connect("pat", "phone").await;
+    // 25 sends at once against a rate of 10 at once, then one a second.
+    let ids: Vec<String> = (0..25).map(|i| format!("o-{i}")).collect();
+    for id in &ids {
+        oscar
+            .send(json!({"action":"send","id":id,"to":"pat","client_msg_id":id,"body":"burst"}))
+            .await;
+    }
+    let mut stored = Vec::new();
+    for id in &ids {
+        let reply = oscar.recv_where(|v| v["id"] == id.as_str()).await;
+        if reply["type"] == "sent" {
+            stored.push(reply["seq"].as_u64().unwrap());
+        } else {
+            assert_eq!(reply["code"], "rate_limited", "{reply}");
+            assert!(reply["retry_after_ms"].as_u64().unwrap() >= 1, "{reply}");
+        }
+    }
+    assert!(
+        (10..25).contains(&stored.len()),
+        "{} of 25 stored with a burst of 10",
+        stored.len()
+    );
+    stored.sort_unstable();
+    let n = stored.len() as u64;
+    assert_eq!(stored, (1..=n).collect::<Vec<_>>());
+    let page = pat.request(json!({"action":"sync","since":{}})).await;
+    assert_eq!(
+        page["messages"].as_array().unwrap().len() as u64,
+        n,
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_past_the_per_user_cap_closes_the_oldest_through_the_deployed_api() {
+    let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
+    let mut first = stack.connect("quinn", "phone").await;
+    let mut later = Vec::new();
+    for device in ["laptop", "tablet"]
+        .iter()
+        .take(messenger_e2e::deployed::MAX_CONNECTIONS)
+    {
+        later.push(stack.connect("quinn", device).await);
+    }
+    // The connect function closed the oldest with DeleteConnection (its role may).
+    first.closed().await;
+    let mut rita = stack.connect("rita", "phone").await;
+    let sent = rita.send_to("quinn", "r-1", "still there?").await;
+    for device in &mut later {
+        message(device, sent["seq"].as_u64().unwrap()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_changes_and_their_reused_keys_through_the_deployed_stack() {
+    let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
+    let mut sam = stack.connect("sam", "phone").await;
+    let mut tess = stack.connect("tess", "phone").await;
+    let created = sam
+        .request(json!({"action":"create_group","name":"Band","members":["tess","uma"],"client_msg_id":"s-g"}))
+        .await;
+    let g = created["conversation"]
+        .as_str()
+        .expect("a group")
+        .to_owned();
+    // Each change is one transaction over the roster, the memberships and the group counts.
+    let renamed = tess
+        .request(json!({"action":"rename_group","conversation":g,"name":"The band"}))
+        .await;
+    assert_eq!(renamed["name"], "The band", "{renamed}");
+    let added = sam
+        .request(
+            json!({"action":"add_members","conversation":g,"users":["vic"],"client_msg_id":"s-a"}),
+        )
+        .await;
+    assert_eq!(added["members"].as_array().unwrap().len(), 4, "{added}");
+    // The same key for another change: a conflict; the group is unchanged.
+    let reused = sam
+        .request(json!({"action":"remove_members","conversation":g,"users":["uma"],"client_msg_id":"s-a"}))
+        .await;
+    assert_eq!(reused["code"], "conflict", "{reused}");
+    let removed = sam
+        .request(json!({"action":"remove_members","conversation":g,"users":["uma"]}))
+        .await;
+    assert_eq!(removed["members"].as_array().unwrap().len(), 3, "{removed}");
+    // The creator leaves: tess, the longest-standing member, becomes admin with the same write.
+    let left = sam
+        .request(json!({"action":"leave_group","conversation":g}))
+        .await;
+    assert_eq!(left["type"], "left", "{left}");
+    let event = tess
+        .recv_where(|v| v["type"] == "message" && v["event"]["type"] == "member_left")
+        .await;
+    assert_eq!(event["event"]["promoted"], json!(["tess"]));
+    // A retry of sam's create: the same request, but he left: nobody is added back.
+    let retry = sam
+        .request(json!({"action":"create_group","name":"Band","members":["tess","uma"],"client_msg_id":"s-g"}))
+        .await;
+    assert_eq!(retry["code"], "forbidden", "{retry}");
+}
+
+#[test]
+fn the_development_secret_is_refused_off_an_emulator() {
+    // The template's Rules: hs256 with messenger-local's public secret and no EmulatorEndpoint
+    // (what a stack on AWS has) is refused before anything is created.
+    let name = format!("rules-{}", std::process::id());
+    let (status, output) = DeployedStack::try_deploy(&[
+        "--stack-name",
+        &name,
+        "--jwt-secret",
+        messenger::auth::DEV_SECRET,
+        "--param",
+        "EmulatorEndpoint=",
+    ]);
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("public development secret"),
+        "refused by the template's rule: {output}"
     );
 }

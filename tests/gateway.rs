@@ -359,7 +359,7 @@ async fn a_stale_connection_is_deleted_on_410_and_the_live_ones_still_get_the_me
         connected_at: now - chrono::Duration::hours(1),
         expires_at: now + chrono::Duration::hours(2),
     };
-    store.connections.put(&stale).await.unwrap();
+    store.connections.put(&stale, 0).await.unwrap();
     assert_eq!(connection_ids(&store, "bob").await.len(), 2);
 
     alice.send_to("bob", "c-1", "hi").await;

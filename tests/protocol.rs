@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use messenger::Stores;
 use messenger::domain::{
-    Amendment, ConversationId, Head, Membership, Message, NewMessage, Role, Seq, UserId,
+    Amendment, ConversationId, Head, Message, NewMessage, RequestDigest, Seq, UserId,
 };
-use messenger::ports::{Amended, Appended, MessageLog, StoreError};
+use messenger::ports::{Amended, Append, Effects, MessageLog, StoreError};
 use messenger_e2e::{Client, TestGateway, test_stores};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
@@ -268,33 +268,47 @@ async fn page_sizes_default_and_cap_as_documented() {
     let (alice, bob) = (user("alice"), user("bob"));
     let dm = ConversationId::direct(&alice, &bob);
     let now = chrono::Utc::now();
-    for u in [&alice, &bob] {
-        stores
-            .conversations
-            .join(&Membership::new(&dm, u, Role::Member, 1, now))
+    // A 1:1 conversation's first message makes its members.
+    let message = |conv: &ConversationId, from: &UserId, i: usize| NewMessage {
+        conversation: conv.clone(),
+        from: from.clone(),
+        client_msg_id: messenger::domain::ClientMsgId::new(format!("c-{i}")).unwrap(),
+        digest: RequestDigest::of("send", conv, &[&format!("m{i}")]),
+        body: format!("m{i}"),
+        event: None,
+        sent_at: now,
+        expires_at: None,
+        reply_to: None,
+    };
+    let members = |a: &UserId, b: &UserId| Effects {
+        direct: vec![a.clone(), b.clone()],
+        group: None,
+    };
+    for i in 1..=105 {
+        let effects = if i == 1 {
+            members(&alice, &bob)
+        } else {
+            Effects::default()
+        };
+        let stored = stores
+            .messages
+            .append_with(message(&dm, &alice, i), &effects, None)
             .await
             .unwrap();
-    }
-    for i in 1..=105 {
-        let m = NewMessage {
-            conversation: dm.clone(),
-            from: alice.clone(),
-            client_msg_id: messenger::domain::ClientMsgId::new(format!("c-{i}")).unwrap(),
-            body: format!("m{i}"),
-            event: None,
-            sent_at: now,
-            expires_at: None,
-            reply_to: None,
-        };
-        stores.messages.append(m).await.unwrap();
+        assert!(matches!(stored, Append::Stored(_)), "{stored:?}");
     }
     // 101 conversations for carol.
     let joins = (0..101).map(|i| {
-        let conv = ConversationId::direct(&user("carol"), &user(&format!("p{i:03}")));
+        let (carol, peer) = (user("carol"), user(&format!("p{i:03}")));
+        let conv = ConversationId::direct(&carol, &peer);
         let stores = stores.clone();
         async move {
-            let m = Membership::new(&conv, &user("carol"), Role::Member, 1, now);
-            stores.conversations.join(&m).await.unwrap()
+            let m = message(&conv, &peer, i);
+            stores
+                .messages
+                .append_with(m, &members(&carol, &peer), None)
+                .await
+                .unwrap()
         }
     });
     futures_util::future::join_all(joins).await;
@@ -383,11 +397,16 @@ struct FlakyLog {
 
 #[async_trait]
 impl MessageLog for FlakyLog {
-    async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError> {
+    async fn append_with(
+        &self,
+        msg: NewMessage,
+        effects: &Effects,
+        seen: Option<Head>,
+    ) -> Result<Append, StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("the store is unavailable".into()));
         }
-        self.inner.append(msg).await
+        self.inner.append_with(msg, effects, seen).await
     }
     async fn last_seqs(
         &self,
@@ -468,24 +487,4 @@ async fn a_store_failure_is_internal_names_a_request_id_stores_nothing_and_the_r
         (&json!(1), None),
         "{sent}"
     );
-}
-
-#[tokio::test]
-async fn renaming_a_group_whose_metadata_is_missing_is_not_found() {
-    let (gw, stores) = TestGateway::start_with_store(GatewayConfig::default()).await;
-    // A member of a group the store has no metadata for (a damaged group).
-    let g = ConversationId::new(format!("g:{}", messenger::domain::random_hex(10))).unwrap();
-    let m = Membership::new(&g, &user("alice"), Role::Admin, 1, chrono::Utc::now());
-    stores.conversations.join(&m).await.unwrap();
-    let mut alice = gw.connect("alice", "phone").await;
-    let e = alice
-        .request(json!({"action":"rename_group","conversation":g,"name":"Again"}))
-        .await;
-    assert_eq!(code(&e), "not_found", "{e}");
-    // A non-member asking the same learns only that it is not theirs.
-    let mut mallory = gw.connect("mallory", "phone").await;
-    let e = mallory
-        .request(json!({"action":"rename_group","conversation":g,"name":"Mine"}))
-        .await;
-    assert_eq!(code(&e), "forbidden", "{e}");
 }

@@ -116,7 +116,7 @@ async fn a_recipient_whose_only_connection_is_stale_gets_a_push() {
         connected_at: now,
         expires_at: now + chrono::Duration::hours(2),
     };
-    store.connections.put(&stale).await.unwrap();
+    store.connections.put(&stale, 0).await.unwrap();
 
     let mut alice = gw.connect("alice", "phone").await;
     alice.send_to("bob", "c-1", "hi").await;

@@ -13,10 +13,12 @@
 #      test (Debian's chromium, installed when missing) against messenger-local. npm packages
 #      are pinned in clients/package-lock.json and installed with `npm ci` on first use;
 #   5. the deploy tier: cfn-lint on infra/template.yaml (pinned in infra/requirements.txt,
-#      installed into infra/.venv on first use), then the template deployed on the same
-#      MiniStack with the real (debug, host) Lambda binaries, driven by WebSocket clients (every
-#      route of the route table): once with development tokens, once with its own Cognito user
-#      pool (Identity=cognito).
+#      installed into infra/.venv on first use), the IaC scanner checkov on it (pinned with its
+#      dependencies in infra/requirements-scan.txt, in infra/.venv-checkov), the deploy script's
+#      own tests (no cloud: the development secret refused for AWS, every S3 call naming the
+#      bucket's owner), then the template deployed on the same MiniStack with the real (debug,
+#      host) Lambda binaries, driven by WebSocket clients (every route of the route table): once
+#      with development tokens, once with its own Cognito user pool (Identity=cognito).
 # MiniStack is stopped however the run ends. Exits non-zero on the first failure.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +37,10 @@ clients/ci check
 
 echo "==> cfn-lint infra/template.yaml"
 infra/lint
+echo "==> checkov infra/template.yaml (IaC scan)"
+infra/scan
+echo "==> infra/deploy.py's own tests"
+infra/.venv/bin/python -m unittest discover -s infra -p 'test_*.py'
 
 echo "==> starting MiniStack and moto"
 trap 'localstack/ministack stop; localstack/moto stop' EXIT

@@ -7,8 +7,9 @@
 //! Two topologies: [`Topology::Pairs`] (1:1 chats) and [`Topology::Groups`] (groups of G
 //! members, each writing to the whole group). A group's conversation id is the server's, so
 //! group plans start with no targets: the set-up phase ([`crate::run`]) creates each group with
-//! a `create_group` frame from its first member and fills in [`Plan::targets`] and
-//! [`Plan::reserved_seqs`] (the `group_created` event takes seq 1). Loss, duplication and seq
+//! a `create_group` frame from its first member (and `add_members` frames past 40 members) and
+//! fills in [`Plan::targets`] and [`Plan::reserved_seqs`] (the set-up events take the first
+//! seqs). Loss, duplication and seq
 //! checks work per (sender, recipient) and per conversation, so they are the same for both.
 
 use crate::BenchError;

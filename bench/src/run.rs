@@ -165,7 +165,9 @@ async fn start(target: &Target) -> Result<Started, BenchError> {
                 what: "embedded",
                 source,
             })?;
-            let config = messenger_local::GatewayConfig::default();
+            let mut config = messenger_local::GatewayConfig::default();
+            // A benchmark measures throughput: per-user rate limits would measure themselves.
+            config.limits.rates = messenger::ratelimit::RateLimits::OFF;
             let (url, secret) = (
                 format!("ws://{addr}/{}", config.stage),
                 config.jwt_secret.clone(),

@@ -54,46 +54,57 @@ pub async fn create_groups(
     Ok(ordered)
 }
 
-/// Group `k`: its first member creates it with everyone else; returns the connections, the
-/// conversation id and the seq of the `group_created` event.
+/// Group `k`: its first member creates it with everyone else (at most 40 ids a frame: the
+/// rest are added 40 at a time); returns the connections, the conversation id and the seq of
+/// the last set-up event.
 async fn create_one(
     k: usize,
     mut members: Vec<Ws>,
     users: &[String],
 ) -> Result<(usize, Vec<Ws>, String, u64), BenchError> {
     let fail = |what: String| BenchError::Setup(format!("group {k}: {what}"));
-    let frame = json!({
+    let mut chunks = users[1..].chunks(IDS_PER_FRAME);
+    let mut frame = json!({
         "action": "create_group",
         "id": 0,
         "name": format!("bench {k}"),
-        "members": &users[1..],
+        "members": chunks.next().unwrap_or_default(),
         "client_msg_id": format!("bench-group-{k}"),
     });
     let creator = &mut members[0];
-    creator
-        .send(Message::text(frame.to_string()))
-        .await
-        .map_err(|e| fail(format!("sending create_group: {e}")))?;
-    let reply = next_frame(creator, |v| v["id"] == 0)
-        .await
-        .map_err(|e| fail(format!("waiting for the reply to create_group: {e}")))?;
-    let (Some("group"), Some(conv), Some(seq)) = (
-        reply["type"].as_str(),
-        reply["conversation"].as_str(),
-        reply["seq"].as_u64(),
-    ) else {
-        return Err(fail(format!("create_group answered {reply}")));
-    };
-    let conv = conv.to_owned();
+    let mut conv = String::new();
+    let mut seq = 0;
+    for n in 0.. {
+        creator
+            .send(Message::text(frame.to_string()))
+            .await
+            .map_err(|e| fail(format!("sending {}: {e}", frame["action"])))?;
+        let reply = next_frame(creator, |v| v["id"] == n)
+            .await
+            .map_err(|e| fail(format!("waiting for the reply to {}: {e}", frame["action"])))?;
+        let (Some("group"), Some(c), Some(s)) = (
+            reply["type"].as_str(),
+            reply["conversation"].as_str(),
+            reply["seq"].as_u64(),
+        ) else {
+            return Err(fail(format!("{} answered {reply}", frame["action"])));
+        };
+        (conv, seq) = (c.to_owned(), s);
+        let Some(chunk) = chunks.next() else { break };
+        frame = json!({"action": "add_members", "id": n + 1, "conversation": conv, "users": chunk});
+    }
     for (i, member) in members.iter_mut().enumerate().skip(1) {
         next_frame(member, |v| {
-            v["type"] == "message" && v["conversation"] == conv
+            v["type"] == "message" && v["conversation"] == conv && v["seq"] == seq
         })
         .await
-        .map_err(|e| fail(format!("member {i} never saw the group_created event: {e}")))?;
+        .map_err(|e| fail(format!("member {i} never saw the last set-up event: {e}")))?;
     }
     Ok((k, members, conv, seq))
 }
+
+/// Most user ids in one group-change frame (the server's default limit).
+const IDS_PER_FRAME: usize = 40;
 
 /// Reads frames until one matches `wanted` (others are set-up noise and dropped).
 async fn next_frame(ws: &mut Ws, wanted: impl Fn(&Value) -> bool) -> Result<Value, String> {

@@ -9,10 +9,11 @@ use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
 use crate::ports::{
     Connections, Conversations, MessageLog, Notifier, NotifyError, PostError, Poster, PushDevices,
-    WriteReads,
+    RateLimiter, WriteReads,
 };
 use crate::protocol::ServerFrame;
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};
+use crate::ratelimit::RateLimits;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -67,7 +68,25 @@ pub struct Limits {
     /// At most one `typing` per user and conversation is forwarded within this interval (per
     /// process: each Lambda instance keeps its own).
     pub typing_interval: chrono::Duration,
+    /// Per-user token buckets (`rate_limited` past them).
+    pub rates: RateLimits,
+    /// Most live connections of one user: a new one closes the oldest past it.
+    pub max_connections_per_user: usize,
+    /// Most groups one user may be in (`too_large` for a change that would pass it).
+    pub max_groups_per_user: usize,
+    /// Most devices registered for push per user: a new one replaces the least recently
+    /// registered past it.
+    pub max_devices_per_user: usize,
+    /// Most user ids in one `create_group`, `add_members` or `remove_members` frame. At most
+    /// [`MAX_IDS_PER_FRAME`]: a change and its event are one DynamoDB transaction.
+    pub max_ids_per_frame: usize,
+    /// Most cursors in one `sync` frame's `since`.
+    pub max_sync_cursors: usize,
 }
+
+/// The most ids a group-change frame may ever carry: the change, its event and every member's
+/// items are one DynamoDB transaction (at most 100 items, two per user and five others).
+pub const MAX_IDS_PER_FRAME: usize = 46;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -91,6 +110,12 @@ impl Default for Limits {
             max_reaction_emoji: 20,
             max_reactions: 500,
             typing_interval: chrono::Duration::seconds(2),
+            rates: RateLimits::default(),
+            max_connections_per_user: 10,
+            max_groups_per_user: 500,
+            max_devices_per_user: 10,
+            max_ids_per_frame: 40,
+            max_sync_cursors: 1000,
         }
     }
 }
@@ -147,20 +172,29 @@ pub struct Stores {
     /// The batched first read of `send` and `ack`.
     pub reads: Arc<dyn WriteReads>,
     pub push_devices: Arc<dyn PushDevices>,
+    /// Per-user rate limits.
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 impl Stores {
     /// Every port served by one store.
     pub fn from_one<S>(store: Arc<S>) -> Self
     where
-        S: Connections + Conversations + MessageLog + WriteReads + PushDevices + 'static,
+        S: Connections
+            + Conversations
+            + MessageLog
+            + WriteReads
+            + PushDevices
+            + RateLimiter
+            + 'static,
     {
         Self {
             connections: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),
             reads: store.clone(),
-            push_devices: store,
+            push_devices: store.clone(),
+            limiter: store,
         }
     }
 

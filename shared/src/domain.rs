@@ -179,11 +179,65 @@ pub struct NewMessage {
     pub conversation: ConversationId,
     pub from: UserId,
     pub client_msg_id: ClientMsgId,
+    /// What the `client_msg_id` stands for: the request that made this message. The same key
+    /// with another digest is a conflict, never a duplicate.
+    pub digest: RequestDigest,
     pub body: String,
     pub event: Option<LogEvent>,
     pub sent_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub reply_to: Option<Seq>,
+}
+
+/// The request an idempotency key (`client_msg_id`) belongs to: a digest of its action, its
+/// conversation and its content (a message's body, a group change's users or name). The
+/// caller is in the key itself. Two requests with the same key and the same digest are the
+/// same request (a retry); with different digests, the second is a `conflict`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestDigest(String);
+
+impl RequestDigest {
+    /// The digest of `action` on `conversation` with these content parts, in order: the first
+    /// 16 bytes of SHA-256 over the length-prefixed parts, as 32 hex digits.
+    pub fn of(action: &str, conversation: &ConversationId, content: &[&str]) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [action, conversation.as_str()].iter().chain(content) {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        let sum = h.finalize();
+        Self(sum[..16].iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// A digest as stored.
+    pub fn from_stored(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where an idempotency key's request was stored: its message, and the request's digest
+/// (`None` for keys stored before digests existed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentKey {
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub digest: Option<RequestDigest>,
+}
+
+impl SentKey {
+    /// Whether a request with `digest` in `conversation` is the one this key stored. A key from
+    /// before digests existed matches any request in its conversation.
+    pub fn is_same_request(&self, conversation: &ConversationId, digest: &RequestDigest) -> bool {
+        match &self.digest {
+            Some(d) => d == digest && self.conversation == *conversation,
+            None => self.conversation == *conversation,
+        }
+    }
 }
 
 impl NewMessage {

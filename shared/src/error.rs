@@ -18,8 +18,12 @@ pub enum Error {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("too many requests")]
-    RateLimited,
+    /// Over a per-user rate limit: nothing was done; retry after this long.
+    #[error("too many requests: retry in {} ms", retry_after_ms(.0))]
+    RateLimited(chrono::Duration),
+    /// An idempotency key (`client_msg_id`) reused for another request: nothing was done.
+    #[error("{0}")]
+    Conflict(String),
     #[error("store failed")]
     Store(#[from] StoreError),
     #[error("push platform failed")]
@@ -43,7 +47,8 @@ impl Error {
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::Forbidden(_) | Self::Unauthenticated(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
-            Self::RateLimited => ErrorCode::RateLimited,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::Store(_) | Self::Notify(_) => ErrorCode::Internal,
         }
     }
@@ -58,8 +63,22 @@ impl Error {
         }
     }
 
+    /// How long the client should wait before retrying (`rate_limited` only).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited(d) => Some(retry_after_ms(d)),
+            _ => None,
+        }
+    }
+
     /// Whether this is the server's fault (logged at error level) rather than the client's.
     pub fn is_internal(&self) -> bool {
         matches!(self, Self::Store(_) | Self::Notify(_))
     }
+}
+
+/// A wait in whole milliseconds, rounded up (a client that waits exactly this long is allowed).
+fn retry_after_ms(d: &chrono::Duration) -> u64 {
+    let micros = d.num_microseconds().unwrap_or(i64::MAX).max(0) as u64;
+    micros.div_ceil(1000).max(1)
 }

@@ -16,6 +16,7 @@
 //!   implements the storage ports in memory with production semantics (conditional writes,
 //!   gapless per-conversation seq, idempotent appends, monotonic pointers).
 //! - [`push`]: offline mobile push: registered devices, notifications and their APNs/FCM payloads.
+//! - [`ratelimit`]: per-user token buckets (GCRA) and their rates.
 //! - [`auth`]: who a connection is: development HS256 tokens, or an identity provider's
 //!   (Cognito, any OIDC issuer) RS256/ES256 tokens verified against its keys (a JWKS port).
 //! - `contract` (feature `contract`): the port contract suite every storage adapter runs.
@@ -31,9 +32,10 @@ pub mod memory;
 pub mod ports;
 pub mod protocol;
 pub mod push;
+pub mod ratelimit;
 pub mod request;
 pub mod routes;
 pub mod usecases;
 
-pub use app::{App, Clock, Delivery, Limits, NoNotifier, Stores};
+pub use app::{App, Clock, Delivery, Limits, MAX_IDS_PER_FRAME, NoNotifier, Stores};
 pub use error::Error;

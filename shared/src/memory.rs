@@ -5,13 +5,15 @@
 use crate::domain::DeviceId;
 use crate::domain::{
     Amendment, ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Head, Member,
-    Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
+    Membership, Message, NewMessage, ReceiptKind, Role, SentKey, Seq, UserId,
 };
 use crate::ports::{
-    Amended, Appended, Connections, Conversations, MessageLog, PushDevices, StoreError,
-    UserPresence, WriteContext, WriteKeys, WriteReads,
+    Amended, Append, Appended, Connections, Conversations, Effects, GroupContext, GroupKeys,
+    GroupRefusal, MessageLog, PushDevices, RateLimiter, StoreError, UserPresence, WriteContext,
+    WriteKeys, WriteReads,
 };
-use crate::push::{PushClaim, PushDevice};
+use crate::push::{Platform, PushClaim, PushDevice};
+use crate::ratelimit::{Bucket, Decision, Rate};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -30,12 +32,16 @@ struct State {
     /// conversation → user → membership
     members: BTreeMap<ConversationId, BTreeMap<UserId, Membership>>,
     logs: HashMap<ConversationId, Log>,
-    /// (sender, client_msg_id) → where the message was stored
-    sent: HashMap<(UserId, ClientMsgId), (ConversationId, Seq)>,
+    /// (sender, client_msg_id) → where the message was stored, and for which request
+    sent: HashMap<(UserId, ClientMsgId), SentKey>,
     groups: HashMap<ConversationId, GroupInfo>,
     push_devices: HashMap<UserId, BTreeMap<DeviceId, PushDevice>>,
+    /// (platform, token) → the device that last registered it
+    token_holders: HashMap<(Platform, String), (UserId, DeviceId)>,
     /// (user, device, conversation) → when the standing push claim was made, and for which seq
     push_claims: HashMap<(UserId, DeviceId, ConversationId), (DateTime<Utc>, Seq)>,
+    /// (user, bucket) → when that token bucket is full again
+    buckets: HashMap<(UserId, Bucket), DateTime<Utc>>,
 }
 
 impl InMemoryStore {
@@ -47,6 +53,90 @@ impl InMemoryStore {
         // A panic while holding the lock cannot leave a half-applied operation behind (every
         // operation mutates after its checks), so a poisoned lock is still consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// How many groups `user` is in.
+    fn groups_of(&self, user: &UserId) -> usize {
+        self.members
+            .iter()
+            .filter(|(c, m)| c.is_group() && m.contains_key(user))
+            .count()
+    }
+
+    /// Why `effects` cannot apply to `conv` now, if they cannot.
+    fn refusal(&self, conv: &ConversationId, effects: &Effects) -> Option<GroupRefusal> {
+        let change = effects.group.as_ref()?;
+        let empty = BTreeMap::new();
+        let roster = self.members.get(conv).unwrap_or(&empty);
+        if change.create.is_some() && (self.groups.contains_key(conv) || !roster.is_empty()) {
+            return Some(GroupRefusal::GroupExists);
+        }
+        // Any other change needs the group (its roster, on DynamoDB) to exist.
+        if change.create.is_none() && !self.groups.contains_key(conv) {
+            return Some(GroupRefusal::GroupChanged);
+        }
+        let holds = change.require.iter().all(|(u, role)| match roster.get(u) {
+            Some(m) => role.is_none_or(|r| m.role == r),
+            None => false,
+        }) && change.join.iter().all(|(u, _)| !roster.contains_key(u))
+            && change
+                .leave
+                .iter()
+                .chain(&change.promote)
+                .all(|u| roster.contains_key(u));
+        let size = roster.len() + change.join.len() - change.leave.len().min(roster.len());
+        if !holds
+            || (change.max_members > 0 && !change.join.is_empty() && size > change.max_members)
+        {
+            return Some(GroupRefusal::GroupChanged);
+        }
+        let max = change.max_groups_per_user;
+        change
+            .join
+            .iter()
+            .find(|(u, _)| max > 0 && self.groups_of(u) >= max)
+            .map(|(u, _)| GroupRefusal::TooManyGroups(u.clone()))
+    }
+
+    /// Applies `effects` of the message stored as `seq`, with `chats` chat messages in the log up
+    /// to it (their conditions hold). New group members have nothing unread before it.
+    fn apply(
+        &mut self,
+        conv: &ConversationId,
+        effects: &Effects,
+        seq: Seq,
+        chats: u64,
+        at: DateTime<Utc>,
+    ) {
+        let members = self.members.entry(conv.clone()).or_default();
+        for u in &effects.direct {
+            members
+                .entry(u.clone())
+                .or_insert_with(|| Membership::new(conv, u, Role::Member, 1, at));
+        }
+        let Some(change) = &effects.group else {
+            return;
+        };
+        for u in &change.leave {
+            members.remove(u);
+        }
+        for (u, role) in &change.join {
+            let m = Membership::new(conv, u, *role, seq, at).with_read_chats(chats);
+            members.insert(u.clone(), m);
+        }
+        for u in &change.promote {
+            if let Some(m) = members.get_mut(u) {
+                m.role = Role::Admin;
+            }
+        }
+        if let Some(info) = &change.create {
+            self.groups.insert(conv.clone(), info.clone());
+        }
+        if let (Some(name), Some(info)) = (&change.rename, self.groups.get_mut(conv)) {
+            info.name = name.clone();
+        }
     }
 }
 
@@ -90,7 +180,7 @@ fn live(m: &Message, now: DateTime<Utc>) -> bool {
 
 #[async_trait]
 impl Connections for InMemoryStore {
-    async fn put(&self, conn: &Connection) -> Result<(), StoreError> {
+    async fn put(&self, conn: &Connection, max_live: usize) -> Result<Vec<Connection>, StoreError> {
         let mut s = self.lock();
         let record = s.users.entry(conn.user.clone()).or_default();
         record
@@ -98,7 +188,22 @@ impl Connections for InMemoryStore {
             .retain(|_, c| c.expires_at > conn.connected_at);
         record.connections.insert(conn.id.clone(), conn.clone());
         record.seen(conn.connected_at);
-        Ok(())
+        let over = record.connections.len().saturating_sub(max_live);
+        if max_live == 0 || over == 0 {
+            return Ok(Vec::new());
+        }
+        let mut others: Vec<Connection> = record
+            .connections
+            .values()
+            .filter(|c| c.id != conn.id)
+            .cloned()
+            .collect();
+        others.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
+        others.truncate(over);
+        for c in &others {
+            record.connections.remove(&c.id);
+        }
+        Ok(others)
     }
 
     async fn disconnect(
@@ -158,9 +263,10 @@ impl WriteReads for InMemoryStore {
         let conv = keys.conversation;
         let empty = Log::default();
         let log = s.logs.get(conv).unwrap_or(&empty);
-        let already_sent = keys
+        let sent = keys
             .client_msg_id
-            .is_some_and(|cmid| s.sent.contains_key(&(keys.user.clone(), cmid.clone())));
+            .and_then(|cmid| s.sent.get(&(keys.user.clone(), cmid.clone())))
+            .cloned();
         let at = keys.message.and_then(|seq| Some((seq, log.get(seq)?)));
         let message = at.map(|(_, m)| m).filter(|m| live(m, now)).cloned();
         let message_chats = at.map_or(0, |(seq, _)| log.chats[(seq - 1) as usize]);
@@ -168,51 +274,43 @@ impl WriteReads for InMemoryStore {
             membership: s.members.get(conv).and_then(|m| m.get(keys.user)).cloned(),
             last_seq: log.head.last_seq,
             chats: log.head.chats,
-            already_sent,
+            sent,
             message,
             message_chats,
+        })
+    }
+
+    async fn read_for_group(
+        &self,
+        keys: GroupKeys<'_>,
+        _now: DateTime<Utc>,
+    ) -> Result<GroupContext, StoreError> {
+        let s = self.lock();
+        let conv = keys.conversation;
+        Ok(GroupContext {
+            info: s.groups.get(conv).cloned(),
+            members: s
+                .members
+                .get(conv)
+                .map(|m| m.values().map(Member::from).collect())
+                .unwrap_or_default(),
+            last_seq: s.logs.get(conv).map_or(0, |l| l.head.last_seq),
+            chats: s.logs.get(conv).map_or(0, |l| l.head.chats),
+            sent: keys
+                .client_msg_id
+                .and_then(|cmid| s.sent.get(&(keys.user.clone(), cmid.clone())))
+                .cloned(),
+            groups_of: keys
+                .counts_of
+                .iter()
+                .map(|u| (u.clone(), s.groups_of(u)))
+                .collect(),
         })
     }
 }
 
 #[async_trait]
 impl Conversations for InMemoryStore {
-    async fn join(&self, membership: &Membership) -> Result<bool, StoreError> {
-        let mut s = self.lock();
-        let members = s
-            .members
-            .entry(membership.conversation.clone())
-            .or_default();
-        if members.contains_key(&membership.user) {
-            return Ok(false);
-        }
-        members.insert(membership.user.clone(), membership.clone());
-        Ok(true)
-    }
-
-    async fn leave(&self, conv: &ConversationId, user: &UserId) -> Result<bool, StoreError> {
-        let mut s = self.lock();
-        Ok(s.members
-            .get_mut(conv)
-            .is_some_and(|m| m.remove(user).is_some()))
-    }
-
-    async fn set_role(
-        &self,
-        conv: &ConversationId,
-        user: &UserId,
-        role: Role,
-    ) -> Result<bool, StoreError> {
-        let mut s = self.lock();
-        match s.members.get_mut(conv).and_then(|m| m.get_mut(user)) {
-            Some(m) => {
-                m.role = role;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
     async fn membership(
         &self,
         conv: &ConversationId,
@@ -316,13 +414,6 @@ impl Conversations for InMemoryStore {
         }
     }
 
-    async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError> {
-        self.lock()
-            .groups
-            .insert(info.conversation.clone(), info.clone());
-        Ok(())
-    }
-
     async fn groups(
         &self,
         convs: &[ConversationId],
@@ -337,32 +428,50 @@ impl Conversations for InMemoryStore {
 
 #[async_trait]
 impl MessageLog for InMemoryStore {
-    async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError> {
+    async fn append_with(
+        &self,
+        msg: NewMessage,
+        effects: &Effects,
+        _seen: Option<Head>,
+    ) -> Result<Append, StoreError> {
         let mut s = self.lock();
         let key = (msg.from.clone(), msg.client_msg_id.clone());
-        if let Some((conv, seq)) = s.sent.get(&key) {
-            let log = s.logs.get(conv);
-            let original = log
-                .and_then(|l| l.get(*seq))
-                .cloned()
-                .ok_or_else(|| StoreError::Corrupt(format!("{conv}#{seq} missing")))?;
-            let chats = log.map_or(0, |l| l.chats[(*seq - 1) as usize]);
-            return Ok(Appended {
+        if let Some(sent) = s.sent.get(&key) {
+            if !sent.is_same_request(&msg.conversation, &msg.digest) {
+                return Ok(Append::Conflict(sent.clone()));
+            }
+            let log = s.logs.get(&sent.conversation);
+            let original = log.and_then(|l| l.get(sent.seq)).cloned().ok_or_else(|| {
+                StoreError::Corrupt(format!("{}#{} missing", sent.conversation, sent.seq))
+            })?;
+            let chats = log.map_or(0, |l| l.chats[(sent.seq - 1) as usize]);
+            return Ok(Append::Duplicate(Appended {
                 message: original,
-                duplicate: true,
                 chats,
-            });
+            }));
         }
-        let log = s.logs.entry(msg.conversation.clone()).or_default();
-        let message = msg.stored_as(log.entries.len() as Seq + 1);
-        let chats = log.push(message.clone());
-        s.sent
-            .insert(key, (message.conversation.clone(), message.seq));
-        Ok(Appended {
-            message,
-            duplicate: false,
-            chats,
-        })
+        if let Some(refusal) = s.refusal(&msg.conversation, effects) {
+            return Ok(Append::Refused(refusal));
+        }
+        let conv = msg.conversation.clone();
+        let seq = s.logs.get(&conv).map_or(0, |l| l.head.last_seq) + 1;
+        let (digest, at) = (msg.digest.clone(), msg.sent_at);
+        let message = msg.stored_as(seq);
+        let chats = s
+            .logs
+            .entry(conv.clone())
+            .or_default()
+            .push(message.clone());
+        s.apply(&conv, effects, seq, chats, at);
+        s.sent.insert(
+            key,
+            SentKey {
+                conversation: conv,
+                seq,
+                digest: Some(digest),
+            },
+        );
+        Ok(Append::Stored(Appended { message, chats }))
     }
 
     async fn amend(&self, a: &Amendment) -> Result<Amended, StoreError> {
@@ -483,7 +592,18 @@ impl PushDevices for InMemoryStore {
     async fn put(&self, device: &PushDevice) -> Result<(), StoreError> {
         let mut s = self.lock();
         let devices = s.push_devices.entry(device.user.clone()).or_default();
-        devices.insert(device.device.clone(), device.clone());
+        let old = devices.insert(device.device.clone(), device.clone());
+        let holder = (device.user.clone(), device.device.clone());
+        if let Some(old) =
+            old.filter(|o| (o.platform, &o.token) != (device.platform, &device.token))
+        {
+            let old_key = (old.platform, old.token);
+            if s.token_holders.get(&old_key) == Some(&holder) {
+                s.token_holders.remove(&old_key);
+            }
+        }
+        s.token_holders
+            .insert((device.platform, device.token.clone()), holder);
         Ok(())
     }
 
@@ -505,11 +625,48 @@ impl PushDevices for InMemoryStore {
         user: &UserId,
         device: &DeviceId,
     ) -> Result<Option<PushDevice>, StoreError> {
+        let mut s = self.lock();
+        let removed = s.push_devices.get_mut(user).and_then(|d| d.remove(device));
+        if let Some(d) = &removed {
+            let key = (d.platform, d.token.clone());
+            if s.token_holders.get(&key) == Some(&(user.clone(), device.clone())) {
+                s.token_holders.remove(&key);
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn token_holder(
+        &self,
+        platform: Platform,
+        token: &str,
+    ) -> Result<Option<(UserId, DeviceId)>, StoreError> {
         Ok(self
             .lock()
-            .push_devices
-            .get_mut(user)
-            .and_then(|d| d.remove(device)))
+            .token_holders
+            .get(&(platform, token.to_owned()))
+            .cloned())
+    }
+
+    async fn remove_if_token(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        token: &str,
+    ) -> Result<Option<PushDevice>, StoreError> {
+        let mut s = self.lock();
+        let devices = s.push_devices.get_mut(user);
+        let removed = match devices {
+            Some(d) if d.get(device).is_some_and(|d| d.token == token) => d.remove(device),
+            _ => None,
+        };
+        if let Some(d) = &removed {
+            let key = (d.platform, d.token.clone());
+            if s.token_holders.get(&key) == Some(&(user.clone(), device.clone())) {
+                s.token_holders.remove(&key);
+            }
+        }
+        Ok(removed)
     }
 
     async fn of_users(&self, users: &[UserId]) -> Result<Vec<PushDevice>, StoreError> {
@@ -543,5 +700,27 @@ impl PushDevices for InMemoryStore {
             .push_claims
             .remove(&(user.clone(), device.clone(), conv.clone()));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RateLimiter for InMemoryStore {
+    async fn take(
+        &self,
+        user: &UserId,
+        bucket: Bucket,
+        rate: Rate,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, StoreError> {
+        if rate.is_off() {
+            return Ok(Decision::Allowed { until: now });
+        }
+        let mut s = self.lock();
+        let key = (user.clone(), bucket);
+        let decision = rate.decide(s.buckets.get(&key).copied(), now);
+        if let Decision::Allowed { until } = decision {
+            s.buckets.insert(key, until);
+        }
+        Ok(decision)
     }
 }

@@ -4,9 +4,10 @@
 use crate::domain::DeviceId;
 use crate::domain::{
     Amendment, ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Head, Member,
-    Membership, Message, NewMessage, ReceiptKind, Refusal, Role, Seq, UserId,
+    Membership, Message, NewMessage, ReceiptKind, Refusal, Role, SentKey, Seq, UserId,
 };
 use crate::push::{MessageEvent, Notification, Platform, PushClaim, PushDevice};
+use crate::ratelimit::{Bucket, Decision, Rate};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -26,7 +27,9 @@ pub enum StoreError {
 pub trait Connections: Send + Sync {
     /// Registers a connection (`$connect`; overwrites one with the same id) and records the
     /// user as seen at its `connected_at`. The user's expired connections are dropped on the way.
-    async fn put(&self, conn: &Connection) -> Result<(), StoreError>;
+    /// When the user then has more than `max_live` live connections, the oldest others are
+    /// dropped from the record too and returned (oldest first), for the caller to close.
+    async fn put(&self, conn: &Connection, max_live: usize) -> Result<Vec<Connection>, StoreError>;
     /// Removes the connection and records the user as seen at `at` (`$disconnect`). Last-seen
     /// never moves back; removing an absent connection is not an error.
     async fn disconnect(
@@ -89,8 +92,8 @@ pub struct WriteContext {
     pub last_seq: Seq,
     /// How many chat messages the log holds (the head's count, for unread counts).
     pub chats: u64,
-    /// The `client_msg_id` already stored a message (a retry): append answers with it.
-    pub already_sent: bool,
+    /// What the `client_msg_id` already stored, if anything (and it has not expired at `now`).
+    pub sent: Option<SentKey>,
     /// The message asked for, when it exists (and has not expired at `now`).
     pub message: Option<Message>,
     /// The log's chat count up to and including that message (what a `read` pointer there
@@ -98,8 +101,44 @@ pub struct WriteContext {
     pub message_chats: u64,
 }
 
-/// The reads the hot write paths (`send`, `ack`) start with, batched across tables (one
-/// BatchGetItem in production). A per-user item (a rate limiter) would join this read.
+/// What a group change reads first, in one round trip.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupKeys<'a> {
+    pub conversation: &'a ConversationId,
+    /// The caller, whose `client_msg_id` is looked up.
+    pub user: &'a UserId,
+    pub client_msg_id: Option<&'a ClientMsgId>,
+    /// Users whose number of groups is needed (those the change would add).
+    pub counts_of: &'a [UserId],
+}
+
+/// The answer to [`GroupKeys`], read strongly consistent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupContext {
+    /// The group's metadata; `None` when no such group exists.
+    pub info: Option<GroupInfo>,
+    /// Its members now (with roles and join points), in user order.
+    pub members: Vec<Member>,
+    /// The conversation's latest seq.
+    pub last_seq: Seq,
+    /// How many chat messages the log holds (the head's count).
+    pub chats: u64,
+    /// What the caller's `client_msg_id` already stored, if anything.
+    pub sent: Option<SentKey>,
+    /// How many groups each of [`GroupKeys::counts_of`] is in.
+    pub groups_of: HashMap<UserId, usize>,
+}
+
+impl GroupContext {
+    /// The member `user`, if they are one.
+    pub fn member(&self, user: &UserId) -> Option<&Member> {
+        self.members.iter().find(|m| &m.user == user)
+    }
+}
+
+/// The reads the write paths start with, batched across tables (one BatchGetItem in
+/// production): `send` and `ack` ([`read_for_write`](Self::read_for_write)), group changes
+/// ([`read_for_group`](Self::read_for_group)).
 #[async_trait]
 pub trait WriteReads: Send + Sync {
     async fn read_for_write(
@@ -107,32 +146,27 @@ pub trait WriteReads: Send + Sync {
         keys: WriteKeys<'_>,
         now: DateTime<Utc>,
     ) -> Result<WriteContext, StoreError>;
+
+    async fn read_for_group(
+        &self,
+        keys: GroupKeys<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<GroupContext, StoreError>;
 }
 
 /// Membership of conversations (with roles and each member's delivered/read pointers) and
-/// group metadata.
+/// group metadata. Memberships change only with an append ([`MessageLog::append_with`] and its
+/// [`Effects`]): atomically with the message or event that records the change.
 #[async_trait]
 pub trait Conversations: Send + Sync {
-    /// Adds the membership unless the user is already a member (then nothing changes, and the
-    /// result is `false`).
-    async fn join(&self, membership: &Membership) -> Result<bool, StoreError>;
-    /// Removes the user from the conversation; `false` when they were not a member.
-    async fn leave(&self, conv: &ConversationId, user: &UserId) -> Result<bool, StoreError>;
-    /// Changes a member's role; `false` when they are not a member.
-    async fn set_role(
-        &self,
-        conv: &ConversationId,
-        user: &UserId,
-        role: Role,
-    ) -> Result<bool, StoreError>;
     /// The user's membership, or `None` when they are not a member.
     async fn membership(
         &self,
         conv: &ConversationId,
         user: &UserId,
     ) -> Result<Option<Membership>, StoreError>;
-    /// Every member of the conversation, with role and join point (no pointers: the list is
-    /// served from an index that pointer updates do not touch).
+    /// Every member of the conversation now, with role and join point, in user order; read
+    /// strongly consistent, so a member removed by a change that has completed is never in it.
     async fn members(&self, conv: &ConversationId) -> Result<Vec<Member>, StoreError>;
     /// Every member's membership, pointers included (the member list, then the items: a pull,
     /// never on the send or ack path).
@@ -168,8 +202,6 @@ pub trait Conversations: Send + Sync {
         user: &UserId,
         until: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
-    /// Creates or replaces a group's metadata (rename).
-    async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError>;
     /// Metadata of those of `convs` that are groups.
     async fn groups(
         &self,
@@ -177,14 +209,87 @@ pub trait Conversations: Send + Sync {
     ) -> Result<HashMap<ConversationId, GroupInfo>, StoreError>;
 }
 
-/// The result of an append.
+/// Membership changes an append makes atomically with its message: all of them and the message,
+/// or none of them and nothing. Empty for an ordinary message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// The members of a 1:1 conversation, made members from seq 1 unless they are already
+    /// (never refused): a 1:1 conversation exists from its first stored message on.
+    pub direct: Vec<UserId>,
+    /// A group change.
+    pub group: Option<GroupChange>,
+}
+
+/// What a group's membership event changes. Joining members read from the event's seq on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupChange {
+    /// The group is created by this event (refused with [`GroupRefusal::GroupExists`] if it exists).
+    pub create: Option<GroupInfo>,
+    /// Its new name.
+    pub rename: Option<String>,
+    /// New members and their roles; each must not be a member yet.
+    pub join: Vec<(UserId, Role)>,
+    /// Members who leave (or are removed); each must be a member.
+    pub leave: Vec<UserId>,
+    /// Members made admin; each must be a member.
+    pub promote: Vec<UserId>,
+    /// Who must be a member (`None`) or an admin (`Some(Role::Admin)`) for the change to apply:
+    /// the caller's rights, and the other admin a leaving admin counts on.
+    pub require: Vec<(UserId, Option<Role>)>,
+    /// With `join`: most members the group may have afterwards.
+    pub max_members: usize,
+    /// With `join`: most groups each new member may be in afterwards.
+    pub max_groups_per_user: usize,
+}
+
+/// Why an append with [`Effects`] stored nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupRefusal {
+    /// A membership condition no longer held (the group changed since it was read): read it
+    /// again and decide again.
+    GroupChanged,
+    /// This user is in the most groups they may be in.
+    TooManyGroups(UserId),
+    /// The group to create exists already.
+    GroupExists,
+}
+
+/// A message an append stored (or had stored: the original of a duplicate).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
     pub message: Message,
-    /// The `(sender, client_msg_id)` was already stored: `message` is the original.
-    pub duplicate: bool,
     /// How many chat messages the log holds up to and including this entry.
     pub chats: u64,
+}
+
+/// The outcome of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Append {
+    /// Stored under a new seq, with its effects.
+    Stored(Appended),
+    /// The `(sender, client_msg_id)` had stored this same request before: the original message;
+    /// nothing new was stored or changed.
+    Duplicate(Appended),
+    /// The `(sender, client_msg_id)` belongs to another request (another action, conversation
+    /// or content): nothing was stored or changed.
+    Conflict(SentKey),
+    /// A condition of the effects did not hold: nothing was stored or changed.
+    Refused(GroupRefusal),
+}
+
+impl Append {
+    /// The message stored, or the original of a duplicate.
+    pub fn appended(&self) -> Option<&Appended> {
+        match self {
+            Self::Stored(a) | Self::Duplicate(a) => Some(a),
+            Self::Conflict(_) | Self::Refused(_) => None,
+        }
+    }
+
+    /// The message stored, or the original of a duplicate.
+    pub fn message(&self) -> Option<&Message> {
+        self.appended().map(|a| &a.message)
+    }
 }
 
 /// The result of an amendment.
@@ -206,21 +311,22 @@ pub enum Amended {
 /// The per-conversation message log.
 #[async_trait]
 pub trait MessageLog: Send + Sync {
-    /// Stores the message under the conversation's next seq, atomically: concurrent appends get
-    /// distinct, gapless seqs and a failure leaves no hole. A second append with the same
-    /// `(from, client_msg_id)` stores nothing and returns the original.
-    async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError>;
-    /// [`append`](Self::append) by a caller that has just read the head (`last_seq` and its
-    /// `chats` count) and found no idempotency key ([`WriteReads`]): the first attempt skips
-    /// reading them again.
-    async fn append_seen(
+    /// Stores the message under the conversation's next seq, atomically with `effects`:
+    /// concurrent appends get distinct, gapless seqs and a failure leaves no hole. A second
+    /// append with the same `(from, client_msg_id)` stores nothing: the original when it is the
+    /// same request (same [`RequestDigest`](crate::domain::RequestDigest)), a conflict
+    /// otherwise. `seen` is the head (`last_seq` and its `chats` count; the preview is not
+    /// needed) a caller has just read with the idempotency key (and found no key,
+    /// [`WriteReads`]): the first attempt does not read them again.
+    async fn append_with(
         &self,
         msg: NewMessage,
-        last_seq: Seq,
-        chats: u64,
-    ) -> Result<Appended, StoreError> {
-        let _ = (last_seq, chats);
-        self.append(msg).await
+        effects: &Effects,
+        seen: Option<Head>,
+    ) -> Result<Append, StoreError>;
+    /// [`append_with`](Self::append_with) without effects or a known head.
+    async fn append(&self, msg: NewMessage) -> Result<Append, StoreError> {
+        self.append_with(msg, &Effects::default(), None).await
     }
     /// Applies an amendment (edit, delete, reaction) to its message and appends the entry that
     /// records it, atomically: the entry's seq is the conversation's next (gapless, as for
@@ -282,16 +388,33 @@ pub enum PostError {
     Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Delivers a frame to one connection (API Gateway's PostToConnection).
+/// Delivers a frame to one connection (API Gateway's PostToConnection), or closes it
+/// (DeleteConnection).
 #[async_trait]
 pub trait Poster: Send + Sync {
     async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError>;
+    /// Closes the connection; one that is already gone is [`PostError::Gone`].
+    async fn close(&self, conn: &ConnectionId) -> Result<(), PostError>;
+}
+
+/// Per-user token buckets ([`crate::ratelimit`]), shared by every process that serves the user.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Takes one token from `user`'s `bucket` at `now` (GCRA, [`Rate::decide`]): allowed, or
+    /// limited with nothing taken. Concurrent takes never hand out more than the rate allows.
+    async fn take(
+        &self,
+        user: &UserId,
+        bucket: Bucket,
+        rate: Rate,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, StoreError>;
 }
 
 /// Devices registered for push, and the claims that coalesce pushes.
 #[async_trait]
 pub trait PushDevices: Send + Sync {
-    /// Registers (or replaces) a device.
+    /// Registers (or replaces) a device, and records it as the holder of its token.
     async fn put(&self, device: &PushDevice) -> Result<(), StoreError>;
     async fn get(&self, user: &UserId, device: &DeviceId)
     -> Result<Option<PushDevice>, StoreError>;
@@ -300,6 +423,19 @@ pub trait PushDevices: Send + Sync {
         &self,
         user: &UserId,
         device: &DeviceId,
+    ) -> Result<Option<PushDevice>, StoreError>;
+    /// Which device last registered this token (as [`put`](Self::put) recorded it), if any.
+    async fn token_holder(
+        &self,
+        platform: Platform,
+        token: &str,
+    ) -> Result<Option<(UserId, DeviceId)>, StoreError>;
+    /// Forgets a device only while it is registered with this token; returns what was removed.
+    async fn remove_if_token(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        token: &str,
     ) -> Result<Option<PushDevice>, StoreError>;
     /// Every registered device of these users.
     async fn of_users(&self, users: &[UserId]) -> Result<Vec<PushDevice>, StoreError>;

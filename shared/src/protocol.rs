@@ -366,6 +366,8 @@ pub enum ErrorCode {
     TooLarge,
     Forbidden,
     NotFound,
+    /// The `client_msg_id` was already used for another request.
+    Conflict,
     RateLimited,
     Internal,
 }
@@ -484,6 +486,9 @@ pub enum ServerFrame {
         /// Echo of the failed frame's `client_msg_id`, when it had one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
+        /// `rate_limited`: wait this long before retrying.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -531,6 +536,7 @@ mod tests {
             code: ErrorCode::TooLarge,
             message: "x".into(),
             client_msg_id: None,
+            retry_after_ms: None,
         };
         let v: serde_json::Value = serde_json::from_str(&f.to_json(Some(&json!("r1")))).unwrap();
         assert_eq!(

@@ -41,6 +41,15 @@ pub struct PushDevice {
     pub registered_at: DateTime<Utc>,
 }
 
+/// A stable, fixed-size name for a device token (the store keys "who holds this token" by it
+/// instead of by the token itself): the first 16 bytes of SHA-256 over the platform and the
+/// token, as 32 hex digits.
+pub fn token_digest(platform: Platform, token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let sum = Sha256::digest(format!("{}\0{token}", platform.sns_key()));
+    sum[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A request to push one device about one message, for [`crate::ports::PushDevices::claim`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushClaim {

@@ -8,6 +8,7 @@
 //! file, its template route. A `Mock` route (the heartbeat) has no function: API Gateway answers
 //! it without invoking anything.
 
+use crate::ratelimit::Bucket;
 use serde::{Deserialize, Serialize};
 
 /// A deployed route function: one `functions/<dir>` crate, one Lambda in the template.
@@ -149,6 +150,31 @@ actions! {
 }
 
 impl Action {
+    /// The per-user token bucket a request of this action takes from (`None`: not limited).
+    /// `ack` is not limited: pointers only move forward, so acks write at most once per message;
+    /// the heartbeat reaches no function (the stage's route throttling bounds it); `typing`
+    /// writes nothing and is throttled per user and conversation in the process instead (a
+    /// token would cost it a write). Edits, deletions and reactions are log entries: they take
+    /// from the `send` bucket.
+    pub fn bucket(self) -> Option<Bucket> {
+        match self {
+            Self::Send | Self::Edit | Self::Delete | Self::React => Some(Bucket::Send),
+            Self::Ack | Self::Heartbeat | Self::Typing => None,
+            Self::Receipts | Self::Sync | Self::History | Self::Conversations => {
+                Some(Bucket::Reads)
+            }
+            Self::Presence => Some(Bucket::Presence),
+            Self::CreateGroup
+            | Self::AddMembers
+            | Self::RemoveMembers
+            | Self::LeaveGroup
+            | Self::RenameGroup
+            | Self::Mute
+            | Self::Unmute => Some(Bucket::Groups),
+            Self::RegisterPush | Self::UnregisterPush => Some(Bucket::Push),
+        }
+    }
+
     /// The action named `name`, if any.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|a| a.name() == name)

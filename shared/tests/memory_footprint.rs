@@ -3,7 +3,7 @@
 //! generator's) to 1,000 conversations, divided by the count. The target is ≤ 1 KiB (issue 12;
 //! docs/reliability.md says where the bytes go).
 
-use messenger::domain::{ClientMsgId, ConversationId, NewMessage, UserId};
+use messenger::domain::{ClientMsgId, ConversationId, NewMessage, RequestDigest, UserId};
 use messenger::memory::InMemoryStore;
 use messenger::ports::MessageLog;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -52,8 +52,10 @@ fn a_stored_chat_message_costs_at_most_1_kib() {
         for n in 0..messages {
             let c = n % conversations;
             let (from, to) = (&users[2 * c], &users[2 * c + 1]);
+            let conversation = ConversationId::direct(from, to);
             let m = NewMessage {
-                conversation: ConversationId::direct(from, to),
+                digest: RequestDigest::of("send", &conversation, &[&body, ""]),
+                conversation,
                 from: from.clone(),
                 client_msg_id: ClientMsgId::new(format!("{}-{n}", 2 * c)).unwrap(),
                 body: body.clone(),

@@ -21,6 +21,10 @@ const SECRET: &str = "deployed-stack-test-secret-0123456789";
 
 /// The stacks' message retention (`MessageRetentionDays`).
 pub const RETENTION_DAYS: i64 = 30;
+/// The test stacks' per-user send rate (`RateLimitSend`): 10 at once, then one a second.
+pub const SEND_RATE: &str = "10,60";
+/// The test stacks' `MaxConnectionsPerUser`.
+pub const MAX_CONNECTIONS: usize = 2;
 
 /// A stack deployed from `infra/template.yaml`, with its outputs.
 #[derive(Debug)]
@@ -45,19 +49,34 @@ impl DeployedStack {
         STACK.get_or_init(|| Self::deploy("e2e-cognito", &["--identity", "cognito"]))
     }
 
+    /// Runs `infra/deploy --target local` with these extra arguments against the emulator
+    /// (the binaries next to this test binary); its exit status and its output.
+    pub fn try_deploy(args: &[&str]) -> (std::process::ExitStatus, String) {
+        let endpoint = std::env::var("MESSENGER_DYNAMODB_ENDPOINT")
+            .expect("MESSENGER_DYNAMODB_ENDPOINT: a running MiniStack");
+        let out = Command::new(workspace_root().join("infra/deploy"))
+            .current_dir(workspace_root())
+            .args(["--target", "local", "--endpoint", &endpoint])
+            .arg("--binaries")
+            .arg(bin_dir())
+            .args(args)
+            .output()
+            .expect("run infra/deploy");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status, text)
+    }
+
     fn deploy(prefix: &str, identity: &[&str]) -> Self {
         let endpoint = std::env::var("MESSENGER_DYNAMODB_ENDPOINT").expect(
             "MESSENGER_DYNAMODB_ENDPOINT: the deployed-stack test needs a running MiniStack \
              (tests/run.sh starts one; by hand: localstack/ministack start)",
         );
         let root = workspace_root();
-        // target/<profile>/deps/deployed-<hash> → target/<profile>, where fn-* are.
-        let bin_dir = std::env::current_exe()
-            .expect("test binary path")
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target directory")
-            .to_path_buf();
+        let bin_dir = bin_dir();
         for name in ["connect", "send", "authorizer"] {
             let bin = bin_dir.join(format!("fn-{name}"));
             assert!(
@@ -85,6 +104,13 @@ impl DeployedStack {
             .args(["--param", "MessageLogBucket=10"])
             // Messages expire (the TTL attribute is then set; the tests check it).
             .args(["--param", &format!("MessageRetentionDays={RETENTION_DAYS}")])
+            // Small per-user limits the security tests can reach (every other test stays within
+            // them: its users each send a few messages from at most two devices).
+            .args(["--param", &format!("RateLimitSend={SEND_RATE}")])
+            .args([
+                "--param",
+                &format!("MaxConnectionsPerUser={MAX_CONNECTIONS}"),
+            ])
             // Push on: an FCM platform application on the emulator.
             .args([
                 "--param",
@@ -272,6 +298,16 @@ pub struct PoolUser {
     pub sub: String,
     pub id_token: String,
     pub access_token: String,
+}
+
+/// target/<profile>/deps/deployed-<hash> → target/<profile>, where fn-* are.
+fn bin_dir() -> PathBuf {
+    std::env::current_exe()
+        .expect("test binary path")
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .to_path_buf()
 }
 
 fn workspace_root() -> PathBuf {

@@ -21,7 +21,7 @@ async fn handles_a_recorded_disconnect_event() {
         connected_at: now,
         expires_at: now + chrono::Duration::hours(2),
     };
-    store.put(&conn).await.unwrap();
+    store.put(&conn, 0).await.unwrap();
     let got = invoke_once(
         Path::new(BIN),
         &vars,

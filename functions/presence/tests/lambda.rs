@@ -32,15 +32,20 @@ async fn handles_a_recorded_presence_event() {
         users,
         vec![serde_json::json!("alice"), serde_json::json!("bob")]
     );
-    // A status pull writes nothing (heartbeats are the MOCK route): alice, who never
-    // connected here, still has no record.
-    use messenger::ports::Connections;
+    // A status pull writes nothing of anyone's status (heartbeats are the MOCK route): alice,
+    // who never connected here, has no connection and no last-seen; her item holds only the
+    // token the pull took from her rate limit.
+    use messenger::ports::{Connections, UserPresence};
     let alice = messenger::domain::UserId::new("alice").unwrap();
     let records = store
         .presence(std::slice::from_ref(&alice), chrono::Utc::now())
         .await
         .unwrap();
-    assert!(records.is_empty(), "{records:?}");
+    assert_eq!(
+        records.get(&alice),
+        Some(&UserPresence::default()),
+        "{records:?}"
+    );
 }
 
 #[tokio::test]

@@ -429,10 +429,8 @@ async fn delete_connection(
     if let Some(r) = wrong_stage(&gw, &stage) {
         return r;
     }
-    match gw
-        .registry
-        .close(&id, 1000, "Connection closed by the service")
-    {
+    let (code, reason) = crate::registry::CLOSED_BY_SERVICE;
+    match gw.registry.close(&id, code, reason) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(_) => gone(),
     }

@@ -8,10 +8,12 @@
 //! `messenger-local help serve` (or `token`) lists every option.
 
 use chrono::Utc;
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use messenger::Stores;
 use messenger::auth::{self, DEV_SECRET, IssuerConfig, IssuerVerifier};
 use messenger::domain::{DeviceId, UserId};
+use messenger::ratelimit::{Rate, RateLimits};
+use messenger::{Limits, Stores};
 use messenger_local::GatewayConfig;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -106,8 +108,72 @@ struct ServeArgs {
         next_help_heading = "Sign-in (default: development tokens from `messenger-local token`)"
     )]
     sign_in: SignInArgs,
+    #[command(
+        flatten,
+        next_help_heading = "Per-user limits (docs/protocol.md \"Limits\")"
+    )]
+    limits: LimitArgs,
     #[command(flatten, next_help_heading = "Store")]
     store: StoreArgs,
+}
+
+/// Per-user rate limits (`BURST,PER_MINUTE`, or 0 for none) and caps; the defaults are the
+/// deployed stack's.
+#[derive(Args)]
+struct LimitArgs {
+    /// `send`: a burst, then so many a minute
+    #[arg(long, value_name = "RATE", default_value_t = Limits::default().rates.send)]
+    rate_send: Rate,
+    /// Group changes (create_group, add_members, remove_members, leave_group, rename_group)
+    #[arg(long, value_name = "RATE", default_value_t = Limits::default().rates.groups)]
+    rate_groups: Rate,
+    /// Pulls (sync, history, conversations, receipts)
+    #[arg(long, value_name = "RATE", default_value_t = Limits::default().rates.reads)]
+    rate_reads: Rate,
+    /// `presence`
+    #[arg(long, value_name = "RATE", default_value_t = Limits::default().rates.presence)]
+    rate_presence: Rate,
+    /// register_push, unregister_push
+    #[arg(long, value_name = "RATE", default_value_t = Limits::default().rates.push)]
+    rate_push: Rate,
+    /// Live connections per user; a new one past it closes the oldest
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_user,
+          value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    max_connections_per_user: usize,
+    /// Groups a user may be in
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_groups_per_user,
+          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    max_groups_per_user: usize,
+    /// Devices registered for push per user; a new one past it replaces the least recently
+    /// registered
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_devices_per_user,
+          value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    max_devices_per_user: usize,
+    /// User ids per create_group/add_members/remove_members frame (at most 46)
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_ids_per_frame,
+          value_parser = clap::value_parser!(u16).range(1..=messenger::MAX_IDS_PER_FRAME as i64).map(usize::from))]
+    max_ids_per_frame: usize,
+    /// Cursors in one sync's `since`
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_sync_cursors,
+          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    max_sync_cursors: usize,
+}
+
+impl LimitArgs {
+    fn apply(self, limits: &mut Limits) {
+        limits.rates = RateLimits {
+            send: self.rate_send,
+            groups: self.rate_groups,
+            reads: self.rate_reads,
+            presence: self.rate_presence,
+            push: self.rate_push,
+        };
+        limits.max_connections_per_user = self.max_connections_per_user;
+        limits.max_groups_per_user = self.max_groups_per_user;
+        limits.max_devices_per_user = self.max_devices_per_user;
+        limits.max_ids_per_frame = self.max_ids_per_frame;
+        limits.max_sync_cursors = self.max_sync_cursors;
+    }
 }
 
 /// An identity provider whose tokens the gateway accepts instead of the development ones.
@@ -286,6 +352,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     };
     config.limits.max_body_bytes = args.max_body_bytes;
     config.limits.edit_window = chrono::Duration::seconds(args.edit_window_secs.max(0));
+    args.limits.apply(&mut config.limits);
     let (host, port) = (args.host, args.port);
     let sign_in = args.sign_in;
 

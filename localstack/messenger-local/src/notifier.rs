@@ -2,9 +2,11 @@
 //! client developers can see it (`GET /_local/pushes` on the gateway, and the log).
 //!
 //! It behaves like SNS where the product can tell: `register` is idempotent per endpoint and
-//! re-enables it with a fresh token; a push to an unknown endpoint is `NotFound`. A token that
-//! starts with `invalid` stands for one the platform rejects: its endpoint turns disabled on the
-//! first push, as SNS marks endpoints when APNs/FCM report a dead token.
+//! re-enables it with a fresh token; a token has one endpoint (registering a token another
+//! endpoint has returns that endpoint, as SNS's CreatePlatformEndpoint does); a push to an
+//! unknown endpoint is `NotFound`. A token that starts with `invalid` stands for one the
+//! platform rejects: its endpoint turns disabled on the first push, as SNS marks endpoints when
+//! APNs/FCM report a dead token.
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -30,6 +32,7 @@ pub struct RecordedPush {
 
 #[derive(Debug)]
 struct Endpoint {
+    platform: Platform,
     token: String,
     enabled: bool,
 }
@@ -68,18 +71,26 @@ impl Notifier for LocalNotifier {
         existing: Option<&str>,
     ) -> Result<String, NotifyError> {
         let mut endpoints = lock(&self.endpoints);
+        let same_token = endpoints
+            .iter()
+            .find(|(_, e)| e.platform == platform && e.token == token)
+            .map(|(id, _)| id.clone());
         let id = match existing.filter(|e| endpoints.contains_key(*e)) {
             Some(e) => e.to_owned(),
-            None => format!(
-                "local:endpoint/{}/{}/{}",
-                platform.sns_key(),
-                user,
-                messenger::domain::random_hex(8)
-            ),
+            // SNS: the token's endpoint, whoever created it.
+            None => same_token.unwrap_or_else(|| {
+                format!(
+                    "local:endpoint/{}/{}/{}",
+                    platform.sns_key(),
+                    user,
+                    messenger::domain::random_hex(8)
+                )
+            }),
         };
         endpoints.insert(
             id.clone(),
             Endpoint {
+                platform,
                 token: token.to_owned(),
                 enabled: true,
             },

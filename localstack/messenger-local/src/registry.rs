@@ -259,7 +259,17 @@ impl Poster for LocalPoster {
             )),
         }
     }
+
+    /// DeleteConnection, as the management API's DELETE does it.
+    async fn close(&self, conn: &ConnectionId) -> Result<(), ports::PostError> {
+        self.0
+            .close(conn.as_str(), CLOSED_BY_SERVICE.0, CLOSED_BY_SERVICE.1)
+            .map_err(|_| ports::PostError::Gone)
+    }
 }
+
+/// The close code and reason of a connection closed with DeleteConnection.
+pub const CLOSED_BY_SERVICE: (u16, &str) = (1000, "Connection closed by the service");
 
 #[cfg(test)]
 mod tests {

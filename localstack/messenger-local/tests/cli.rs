@@ -197,6 +197,16 @@ fn help_describes_every_option_of_every_command() {
                 "--audience",
                 "--jwks-url",
                 "--user-claim",
+                "--rate-send",
+                "--rate-groups",
+                "--rate-reads",
+                "--rate-presence",
+                "--rate-push",
+                "--max-connections-per-user",
+                "--max-groups-per-user",
+                "--max-devices-per-user",
+                "--max-ids-per-frame",
+                "--max-sync-cursors",
             ],
         ),
         (&["help", "token"], &["<USER>", "--device", "--hours"]),
@@ -218,6 +228,7 @@ fn help_describes_every_option_of_every_command() {
     let serve = String::from_utf8(run(&["serve", "-h"]).stdout).unwrap();
     for default in [
         "[default: 8080]",
+        "[default: 60,300]",
         "[env: MESSENGER_DYNAMODB_ENDPOINT]",
         "memory, dynamodb",
     ] {
@@ -230,8 +241,13 @@ fn help_describes_every_option_of_every_command() {
 
 #[test]
 fn usage_errors_exit_with_2_and_say_what_is_wrong() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["serve", "--bogus"], "--bogus"),
+        (&["serve", "--rate-send", "fast"], "BURST,PER_MINUTE"),
+        (
+            &["serve", "--max-ids-per-frame", "47"],
+            "--max-ids-per-frame",
+        ),
         (&["serve", "--audience", "app"], "--issuer"),
         (
             &["serve", "--issuer", "https://id.example.com/"],

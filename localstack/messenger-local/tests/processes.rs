@@ -37,7 +37,9 @@ async fn fresh_tables() -> (String, DynamoStore) {
     (prefix, store)
 }
 
-/// A gateway process over the tables `prefix` names, reaching DynamoDB at `endpoint`.
+/// A gateway process over the tables `prefix` names, reaching DynamoDB at `endpoint`. Bursts
+/// here are about races and kills, not limits (`tests/security.rs` covers those): sends are not
+/// rate limited.
 async fn gateway(endpoint: &str, prefix: &str) -> (Child, String) {
     serve(&[
         "--store",
@@ -46,6 +48,8 @@ async fn gateway(endpoint: &str, prefix: &str) -> (Child, String) {
         endpoint,
         "--table-prefix",
         prefix,
+        "--rate-send",
+        "0",
     ])
     .await
 }

@@ -66,6 +66,22 @@ pub mod env {
     pub const JWKS_URL: &str = "MESSENGER_JWKS_URL";
     /// With [`JWT_ISSUER`], optional: the claim holding the user id (default `sub`).
     pub const JWT_USER_CLAIM: &str = "MESSENGER_JWT_USER_CLAIM";
+    /// `true` only on an emulator: the authorizer then accepts messenger-local's public
+    /// development secret as [`JWT_SECRET`]; anywhere else it refuses to start with it.
+    pub const ALLOW_DEVELOPMENT_SECRET: &str = "MESSENGER_ALLOW_DEVELOPMENT_SECRET";
+    /// Optional, per bucket: a per-user rate, `BURST,PER_MINUTE` (e.g. `60,300`), or `0` for
+    /// none: `MESSENGER_RATE_SEND`, `…_GROUPS`, `…_READS`, `…_PRESENCE`, `…_PUSH`.
+    pub const RATE_PREFIX: &str = "MESSENGER_RATE_";
+    /// Optional: most live connections per user (a new one closes the oldest).
+    pub const MAX_CONNECTIONS_PER_USER: &str = "MESSENGER_MAX_CONNECTIONS_PER_USER";
+    /// Optional: most groups a user may be in.
+    pub const MAX_GROUPS_PER_USER: &str = "MESSENGER_MAX_GROUPS_PER_USER";
+    /// Optional: most devices registered for push per user.
+    pub const MAX_DEVICES_PER_USER: &str = "MESSENGER_MAX_DEVICES_PER_USER";
+    /// Optional: most user ids per group-change frame (at most 46).
+    pub const MAX_IDS_PER_FRAME: &str = "MESSENGER_MAX_IDS_PER_FRAME";
+    /// Optional: most cursors in one `sync`.
+    pub const MAX_SYNC_CURSORS: &str = "MESSENGER_MAX_SYNC_CURSORS";
 }
 
 /// Why the configuration could not be read. The message names the variable to set.
@@ -149,6 +165,7 @@ impl Config {
         if let Some(secs) = number(&get, env::EDIT_WINDOW_SECS)? {
             limits.edit_window = chrono::Duration::seconds(secs);
         }
+        read_limits(&get, &mut limits)?;
         let log_bucket = number(&get, env::LOG_BUCKET)?.unwrap_or(DEFAULT_BUCKET);
         if log_bucket < 2 {
             return Err(ConfigError::Invalid {
@@ -168,6 +185,66 @@ impl Config {
             },
             topic_arn: optional(&get, env::TOPIC_ARN),
         })
+    }
+}
+
+/// The per-user limits: rates and caps (each optional; the defaults are [`Limits`]').
+fn read_limits(
+    get: &impl Fn(&str) -> Option<String>,
+    limits: &mut Limits,
+) -> Result<(), ConfigError> {
+    use messenger::ratelimit::{Bucket, Rate};
+    for bucket in Bucket::ALL {
+        let name = rate_variable(bucket);
+        if let Some(v) = optional(get, name) {
+            let rate: Rate = v
+                .parse()
+                .map_err(|reason| ConfigError::Invalid { name, reason })?;
+            limits.rates.set(bucket, rate);
+        }
+    }
+    let caps: [(&'static str, &mut usize); 5] = [
+        (
+            env::MAX_CONNECTIONS_PER_USER,
+            &mut limits.max_connections_per_user,
+        ),
+        (env::MAX_GROUPS_PER_USER, &mut limits.max_groups_per_user),
+        (env::MAX_DEVICES_PER_USER, &mut limits.max_devices_per_user),
+        (env::MAX_IDS_PER_FRAME, &mut limits.max_ids_per_frame),
+        (env::MAX_SYNC_CURSORS, &mut limits.max_sync_cursors),
+    ];
+    for (name, cap) in caps {
+        if let Some(n) = number::<usize>(get, name)? {
+            if n == 0 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be at least 1".into(),
+                });
+            }
+            *cap = n;
+        }
+    }
+    if limits.max_ids_per_frame > messenger::MAX_IDS_PER_FRAME {
+        return Err(ConfigError::Invalid {
+            name: env::MAX_IDS_PER_FRAME,
+            reason: format!(
+                "at most {} (a group change is one DynamoDB transaction)",
+                messenger::MAX_IDS_PER_FRAME
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The variable of a bucket's rate: `MESSENGER_RATE_SEND`, …
+fn rate_variable(bucket: messenger::ratelimit::Bucket) -> &'static str {
+    use messenger::ratelimit::Bucket;
+    match bucket {
+        Bucket::Send => "MESSENGER_RATE_SEND",
+        Bucket::Groups => "MESSENGER_RATE_GROUPS",
+        Bucket::Reads => "MESSENGER_RATE_READS",
+        Bucket::Presence => "MESSENGER_RATE_PRESENCE",
+        Bucket::Push => "MESSENGER_RATE_PUSH",
     }
 }
 
@@ -231,11 +308,20 @@ impl Poster for RoutePoster {
     async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
         match self.inner.get() {
             Some(p) => p.post(conn, data).await,
-            None => Err(PostError::Failed(
-                format!("no management endpoint: set {}", env::MANAGEMENT_ENDPOINT).into(),
-            )),
+            None => Err(no_endpoint()),
         }
     }
+
+    async fn close(&self, conn: &ConnectionId) -> Result<(), PostError> {
+        match self.inner.get() {
+            Some(p) => p.close(conn).await,
+            None => Err(no_endpoint()),
+        }
+    }
+}
+
+fn no_endpoint() -> PostError {
+    PostError::Failed(format!("no management endpoint: set {}", env::MANAGEMENT_ENDPOINT).into())
 }
 
 /// Builds the app of a route function: the DynamoDB store and the poster, once.
@@ -309,7 +395,20 @@ pub fn authenticator_from_lookup(
             name: env::JWT_SECRET,
             reason: format!("set it or {}, not both", env::JWT_ISSUER),
         }),
-        (None, Some(secret)) => Ok(Authenticator::Hs256(secret.into_bytes())),
+        (None, Some(secret)) => {
+            let allowed = optional(&get, env::ALLOW_DEVELOPMENT_SECRET).as_deref() == Some("true");
+            if secret == messenger::auth::DEV_SECRET && !allowed {
+                return Err(ConfigError::Invalid {
+                    name: env::JWT_SECRET,
+                    reason: format!(
+                        "it is messenger-local's public development secret, with which anyone \
+                         can sign in as anyone; it is accepted only on an emulator ({}=true)",
+                        env::ALLOW_DEVELOPMENT_SECRET
+                    ),
+                });
+            }
+            Ok(Authenticator::Hs256(secret.into_bytes()))
+        }
         (None, None) => Err(ConfigError::Missing(
             "MESSENGER_JWT_ISSUER (or MESSENGER_JWT_SECRET)",
             "the identity provider whose tokens are accepted (or the development HS256 secret)",
@@ -396,6 +495,14 @@ mod tests {
         }
         let mut both = issuer.to_vec();
         both.push((env::JWT_SECRET, "s3cret"));
+        let dev = messenger::auth::DEV_SECRET;
+        let on_emulator = [
+            (env::JWT_SECRET, dev),
+            (env::ALLOW_DEVELOPMENT_SECRET, "true"),
+        ];
+        assert!(authenticator_from_lookup(lookup(&on_emulator)).is_ok());
+        let e = authenticator_from_lookup(lookup(&[(env::JWT_SECRET, dev)])).unwrap_err();
+        assert!(e.to_string().contains("public development secret"), "{e}");
         let refused = [
             both,
             vec![],
@@ -440,5 +547,44 @@ mod tests {
         vars.push((env::MAX_BODY_BYTES, "lots"));
         let e = Config::from_lookup(lookup(&vars)).unwrap_err();
         assert!(e.to_string().contains(env::MAX_BODY_BYTES), "{e}");
+    }
+
+    #[test]
+    fn limits_are_read_per_bucket_and_cap_and_refused_when_invalid() {
+        use messenger::ratelimit::Rate;
+        let mut vars = TABLES.to_vec();
+        vars.extend([
+            ("MESSENGER_RATE_SEND", "5,60"),
+            ("MESSENGER_RATE_READS", "0"),
+            (env::MAX_CONNECTIONS_PER_USER, "3"),
+            (env::MAX_IDS_PER_FRAME, "46"),
+        ]);
+        let c = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(
+            c.limits.rates.send,
+            Rate {
+                burst: 5,
+                per_minute: 60
+            }
+        );
+        assert!(c.limits.rates.reads.is_off());
+        assert_eq!(c.limits.rates.groups, Limits::default().rates.groups);
+        assert_eq!(
+            (
+                c.limits.max_connections_per_user,
+                c.limits.max_ids_per_frame
+            ),
+            (3, 46)
+        );
+        for (name, bad) in [
+            ("MESSENGER_RATE_PUSH", "lots"),
+            (env::MAX_IDS_PER_FRAME, "47"),
+            (env::MAX_GROUPS_PER_USER, "0"),
+        ] {
+            let mut vars = TABLES.to_vec();
+            vars.push((name, bad));
+            let e = Config::from_lookup(lookup(&vars)).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
     }
 }

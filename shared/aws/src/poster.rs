@@ -1,5 +1,5 @@
 //! Adapter layer: the [`Poster`] port on API Gateway's `@connections` management API
-//! (PostToConnection: delivery to a connection, not mobile push).
+//! (PostToConnection: delivery to a connection, not mobile push; DeleteConnection: closing one).
 
 use crate::sdk::CallTimeouts;
 use async_trait::async_trait;
@@ -53,6 +53,27 @@ impl Poster for ApiGwPoster {
             .post_to_connection()
             .connection_id(conn.as_str())
             .data(Blob::new(data.as_bytes()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let gone = e.as_service_error().is_some_and(|e| e.is_gone_exception())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 410);
+                if gone {
+                    Err(PostError::Gone)
+                } else {
+                    Err(PostError::Failed(Box::new(e)))
+                }
+            }
+        }
+    }
+
+    async fn close(&self, conn: &ConnectionId) -> Result<(), PostError> {
+        let r = self
+            .client
+            .delete_connection()
+            .connection_id(conn.as_str())
             .send()
             .await;
         match r {

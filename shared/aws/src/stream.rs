@@ -151,6 +151,9 @@ mod tests {
             async fn post(&self, _: &ConnectionId, _: &str) -> Result<(), PostError> {
                 Err(PostError::Gone)
             }
+            async fn close(&self, _: &ConnectionId) -> Result<(), PostError> {
+                Err(PostError::Gone)
+            }
         }
 
         /// Publishes topic events; the first `together` of them wait for one another (so they
@@ -207,6 +210,7 @@ mod tests {
                     conversation: conv.clone(),
                     from: UserId::new("alice").unwrap(),
                     client_msg_id: ClientMsgId::new(format!("c-{seq}")).unwrap(),
+                    digest: messenger::domain::RequestDigest::of("send", &conv, &["hi"]),
                     body: "hi".into(),
                     event: None,
                     sent_at: chrono::Utc::now(),

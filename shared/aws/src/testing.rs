@@ -333,18 +333,15 @@ pub fn fixture(name: &str) -> Value {
 /// Seeds the state the recorded events expect: Alice and Bob share `dm:alice:bob`, where Bob
 /// wrote seq 1.
 pub async fn seed_direct_conversation(store: &DynamoStore) {
-    use messenger::domain::{ClientMsgId, ConversationId, Membership, NewMessage, Role, UserId};
-    use messenger::ports::{Conversations, MessageLog};
+    use messenger::domain::{ClientMsgId, ConversationId, NewMessage, RequestDigest, UserId};
+    use messenger::ports::{Effects, MessageLog};
     let (alice, bob) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
     let conv = ConversationId::direct(&alice, &bob);
     let now = chrono::Utc::now();
-    for user in [&alice, &bob] {
-        let membership = Membership::new(&conv, user, Role::Member, 1, now);
-        store.join(&membership).await.expect("join");
-    }
     let m = NewMessage {
+        digest: RequestDigest::of("send", &conv, &["hello"]),
         conversation: conv,
-        from: bob,
+        from: bob.clone(),
         client_msg_id: ClientMsgId::new("b-1").unwrap(),
         body: "hello".into(),
         event: None,
@@ -352,7 +349,12 @@ pub async fn seed_direct_conversation(store: &DynamoStore) {
         expires_at: None,
         reply_to: None,
     };
-    store.append(m).await.expect("append");
+    // The first message of a 1:1 conversation makes both members.
+    let effects = Effects {
+        direct: vec![alice, bob],
+        group: None,
+    };
+    store.append_with(m, &effects, None).await.expect("append");
 }
 
 /// A fresh FCM platform application on the emulator behind `sdk`.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::counting::{caller, cost, requests, world};
-use messenger::domain::{ConversationId, Membership, Role};
+use messenger::domain::ConversationId;
 use messenger::ports::{Connections, Conversations, MessageLog, PushDevices};
 use messenger::push::{Platform, PushDevice};
 use serde_json::json;
@@ -41,10 +41,10 @@ async fn replies_amendments_typing_mute_and_sync_cost_exactly_the_documented_req
             // membership + head + idempotency key + the answered message; both members' items
             ("BatchGetItem", 2),
             ("TransactWriteItems", 1), // head, message, idempotency key
-            ("UpdateItem", 1),         // the sender's read pointer
+            ("UpdateItem", 2),         // the send token; the sender's read pointer
         ])
     );
-    assert_eq!(reply.write_units(), 7.0);
+    assert_eq!(reply.write_units(), 8.0);
     poster.take();
 
     // Edit, reaction and delete: the same shape each.
@@ -73,22 +73,23 @@ async fn replies_amendments_typing_mute_and_sync_cost_exactly_the_documented_req
                 // head + the message, strongly consistent; both members' items (connections)
                 ("BatchGetItem", 2),
                 ("TransactWriteItems", 1), // head, the new entry, the message rewritten
+                ("UpdateItem", 1),         // the send token (rate limit)
             ]),
             "{action}"
         );
-        // Three items under 1 KB in one transaction: 2 WCU each.
-        assert_eq!(spent.write_units(), 6.0, "{action}");
+        // Three items under 1 KB in one transaction: 2 WCU each; the token 1.
+        assert_eq!(spent.write_units(), 7.0, "{action}");
         // The reply to the caller, the entry to the 2 other connections.
         assert_eq!(poster.take().len(), 3, "{action}");
     }
-    // A reaction that is already there: read, answered, nothing written.
+    // A reaction that is already there: read, answered, nothing written but its token.
     let again = json!({"action": "react", "conversation": dm, "seq": 1, "emoji": "👍"});
     let again = cost(&store, &app, &bob, again).await;
     assert_eq!(
         requests(&again),
-        BTreeMap::from([("BatchGetItem", 1), ("GetItem", 1)])
+        BTreeMap::from([("BatchGetItem", 1), ("GetItem", 1), ("UpdateItem", 1)])
     );
-    assert_eq!(again.write_units(), 0.0);
+    assert_eq!(again.write_units(), 1.0);
     assert_eq!(
         poster.take(),
         [(bob.connection.to_string(), "reacted".to_owned())]
@@ -113,14 +114,14 @@ async fn replies_amendments_typing_mute_and_sync_cost_exactly_the_documented_req
     assert!(requests(&throttled).is_empty(), "{throttled:?}");
     assert!(poster.take().is_empty());
 
-    // Mute: one conditional write, and the caller's other devices are told.
+    // Mute: the groups token, one conditional write, and the caller's other devices are told.
     let mute = json!({"action": "mute", "conversation": dm});
     let muted = cost(&store, &app, &bob, mute).await;
     assert_eq!(
         requests(&muted),
-        BTreeMap::from([("BatchGetItem", 1), ("UpdateItem", 1)])
+        BTreeMap::from([("BatchGetItem", 1), ("UpdateItem", 2)])
     );
-    assert_eq!(muted.write_units(), 1.0);
+    assert_eq!(muted.write_units(), 2.0);
     assert_eq!(poster.take().len(), 2, "the reply and the laptop");
 
     // A read ack below the head reads the chat count at that seq with the membership.
@@ -148,6 +149,7 @@ async fn replies_amendments_typing_mute_and_sync_cost_exactly_the_documented_req
         BTreeMap::from([
             ("BatchGetItem", 2), // heads; the referenced messages 1 and 2
             ("Query", 2),        // the caller's memberships; the new entries
+            ("UpdateItem", 1),   // the reads token (rate limit)
         ])
     );
     let page = poster.0.lock().unwrap().pop().unwrap().1;
@@ -171,10 +173,25 @@ async fn an_inbox_page_costs_one_query_and_one_batched_read_per_100_conversation
     for i in 0..150 {
         let other = messenger::domain::UserId::new(format!("u{i:03}-{t}")).unwrap();
         let dm = ConversationId::direct(&bob.user, &other);
-        store
-            .join(&Membership::new(&dm, &bob.user, Role::Member, 1, now))
-            .await
-            .unwrap();
+        // A 1:1 conversation's first message makes its members.
+        let body = format!("hi {i}");
+        let first = messenger::domain::NewMessage {
+            conversation: dm.clone(),
+            from: other.clone(),
+            client_msg_id: messenger::domain::ClientMsgId::new(format!("c-{i}")).unwrap(),
+            digest: messenger::domain::RequestDigest::of("send", &dm, &[&body]),
+            body,
+            event: None,
+            sent_at: now,
+            expires_at: None,
+            reply_to: None,
+        };
+        let effects = messenger::ports::Effects {
+            direct: vec![bob.user.clone(), other.clone()],
+            group: None,
+        };
+        let stored = store.append_with(first, &effects, None).await.unwrap();
+        assert!(matches!(stored, messenger::ports::Append::Stored(_)));
     }
     let alice = caller("alice", "phone", &t);
     let create = json!({"action": "create_group", "name": "g", "members": [bob.user]});
@@ -188,17 +205,21 @@ async fn an_inbox_page_costs_one_query_and_one_batched_read_per_100_conversation
         BTreeMap::from([
             ("BatchGetItem", 3), // 151 heads (100 + 51); the page's one group name
             ("Query", 1),        // all of bob's memberships (one page up to 1 MB)
+            ("UpdateItem", 1),   // the reads token (rate limit)
         ])
     );
     let page = poster.0.lock().unwrap().pop().unwrap().1;
     assert_eq!(page["conversations"].as_array().unwrap().len(), 100);
     assert_eq!(page["conversations"][0]["name"], "g");
-    assert_eq!(page["unread_total"], 0);
+    assert_eq!(
+        page["unread_total"], 150,
+        "each 1:1 has its first message unread"
+    );
     let next = json!({"action": "conversations", "cursor": page["cursor"]});
     let second = cost(&store, &app, &bob, next).await;
     assert_eq!(
         requests(&second),
-        BTreeMap::from([("BatchGetItem", 2), ("Query", 1)]),
+        BTreeMap::from([("BatchGetItem", 2), ("Query", 1), ("UpdateItem", 1)]),
         "no group on page 2"
     );
     let page = poster.0.lock().unwrap().pop().unwrap().1;
@@ -209,7 +230,8 @@ async fn an_inbox_page_costs_one_query_and_one_batched_read_per_100_conversation
         ),
         (51, &json!(false))
     );
-    assert_eq!(first.write_units() + second.write_units(), 0.0);
+    // The reads tokens only.
+    assert_eq!(first.write_units() + second.write_units(), 2.0);
 }
 
 #[tokio::test]
@@ -264,12 +286,14 @@ async fn a_push_to_an_iphone_carries_the_badge_and_a_muted_conversation_is_not_p
             // membership + head + idempotency key; the 3 members' items; bob's badge: the
             // heads of his conversations
             ("BatchGetItem", 3),
-            // members (GSI), the offline members' devices (2), bob's and carol's memberships
-            // (they have iPhones: all their memberships, for the badge)
-            ("Query", 1 + 2 + 2),
+            // the members (the group's roster, consistent)
+            ("GetItem", 1),
+            // the offline members' devices (2), bob's and carol's memberships (they have
+            // iPhones: all their memberships, for the badge)
+            ("Query", 2 + 2),
             ("PutItem", 1),            // bob's push claim (carol muted: none)
             ("TransactWriteItems", 1), // head, message, idempotency key
-            ("UpdateItem", 1),         // the sender's read pointer
+            ("UpdateItem", 2),         // the send token; the sender's read pointer
         ])
     );
     let heads = store.heads(std::slice::from_ref(&g)).await.unwrap();

@@ -35,6 +35,11 @@ impl Poster for Gateway {
         self.frames.lock().unwrap().push((conn.clone(), frame));
         Ok(())
     }
+
+    async fn close(&self, conn: &ConnectionId) -> Result<(), PostError> {
+        self.gone.lock().unwrap().insert(conn.clone());
+        Ok(())
+    }
 }
 
 impl Gateway {
@@ -96,6 +101,7 @@ impl World {
             "register_push" => {
                 usecases::register_push::register_push(app, &req, req.frame().unwrap()).await
             }
+            "unregister_push" => usecases::unregister_push::unregister_push(app, &req).await,
             "send" => usecases::send::send(app, &req, req.frame().unwrap()).await,
             "ack" => usecases::ack::ack(app, &req, req.frame().unwrap()).await,
             other => panic!("no {other}"),
@@ -118,7 +124,7 @@ impl World {
                 connected_at: now - chrono::Duration::minutes(1),
                 expires_at: now + chrono::Duration::hours(2),
             };
-            self.app.stores.connections.put(&conn).await.unwrap();
+            self.app.stores.connections.put(&conn, 0).await.unwrap();
         }
         who
     }
@@ -432,4 +438,81 @@ async fn throttled_failed_and_timed_out_publishes_are_retried_and_arrive_once() 
     let r = notifier.publish(&event).await;
     assert!(matches!(r, Err(NotifyError::Failed(_))), "{r:?}");
     assert_eq!(always.total_injected(), 3);
+}
+
+/// A token another user registers is taken from its holder (their registration goes, so nothing
+/// of theirs is pushed to it any more); the new holder's token update and unregistration then
+/// touch only their own pushes; the old holder registering it again gets them back.
+async fn a_token_registered_by_another_user_is_taken_from_its_holder(sns: &SdkConfig) {
+    let w = World::new(sns).await;
+    let alice = w.device("alice", true).await;
+    let (bob, mallory) = (caller("bob", &w.tag), caller("mallory", &w.tag));
+    let shared = format!("shared-{}", w.tag);
+    let register = |token: &str| json!({"action":"register_push","platform":"fcm","token":token});
+    w.run(&bob, register(&shared)).await;
+    let devices = &w.app.stores.push_devices;
+    let bobs = devices.get(&bob.user, &bob.device).await.unwrap().unwrap();
+
+    assert_eq!(
+        w.run(&mallory, register(&shared)).await["type"],
+        "push_registered"
+    );
+    assert_eq!(devices.get(&bob.user, &bob.device).await.unwrap(), None);
+    let mallorys = devices
+        .get(&mallory.user, &mallory.device)
+        .await
+        .unwrap()
+        .unwrap();
+    let client = aws_sdk_sns::Client::new(sns);
+    let attrs = client
+        .get_endpoint_attributes()
+        .endpoint_arn(&mallorys.endpoint)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(attrs["Token"], shared);
+    assert_eq!(attrs["CustomUserData"], mallory.user.as_str());
+    println!(
+        "the token kept its endpoint: {}",
+        mallorys.endpoint == bobs.endpoint
+    );
+    if mallorys.endpoint != bobs.endpoint {
+        // The platform gave the token a new endpoint: bob's old one is deleted.
+        assert!(
+            client
+                .get_endpoint_attributes()
+                .endpoint_arn(&bobs.endpoint)
+                .send()
+                .await
+                .is_err()
+        );
+    }
+    w.send(&alice, &bob, 1).await;
+    assert_eq!(w.pushes(), 0, "bob holds no token any more");
+
+    // Mallory points the endpoint at another token, then unregisters: bob is not affected.
+    w.run(&mallory, register(&format!("mallory-{}", w.tag)))
+        .await;
+    w.send(&alice, &bob, 1).await;
+    assert_eq!(w.pushes(), 0);
+    w.run(&mallory, json!({"action":"unregister_push"})).await;
+
+    w.run(&bob, register(&shared)).await;
+    w.send(&alice, &bob, 1).await;
+    assert_eq!(w.pushes(), 1, "bob's token is his again");
+}
+
+#[tokio::test]
+async fn a_token_registered_by_another_user_is_taken_from_its_holder_on_ministack() {
+    let sns = sdk(&common::endpoint()).await;
+    a_token_registered_by_another_user_is_taken_from_its_holder(&sns).await;
+}
+
+#[tokio::test]
+async fn a_token_registered_by_another_user_is_taken_from_its_holder_on_moto() {
+    let moto = std::env::var("MESSENGER_MOTO_ENDPOINT")
+        .expect("MESSENGER_MOTO_ENDPOINT is not set: run the README's test command (tests/run.sh)");
+    a_token_registered_by_another_user_is_taken_from_its_holder(&sdk(&moto).await).await;
 }

@@ -39,11 +39,11 @@ pub async fn amendments_change_the_message_and_append_an_entry(log: Arc<dyn Mess
     let t = tag();
     let (c, alice, bob) = (conv(&t), user("alice", &t), user("bob", &t));
     let now = Utc::now();
-    let first = append(log, new_message(&c, &alice, "m1", now, None)).await;
+    let first = appended(append(log, new_message(&c, &alice, "m1", now, None)).await);
     assert_eq!(first.chats, 1);
     let mut reply = new_message(&c, &bob, "m2", now, None);
     reply.reply_to = Some(1);
-    assert_eq!(append(log, reply).await.chats, 2);
+    assert_eq!(appended(append(log, reply).await).chats, 2);
     assert_eq!(head(log, &c).await.last.unwrap().seq, 2);
 
     let edit = Change::Edit {
@@ -145,7 +145,7 @@ pub async fn heads_preview_membership_changes(log: Arc<dyn MessageLog>) {
     added.event = Some(LogEvent::MembersAdded {
         users: vec![bob.clone()],
     });
-    let appended = append(log, added).await;
+    let appended = appended(append(log, added).await);
     assert_eq!(appended.chats, 1, "the event is not a chat message");
     let h = head(log, &c).await;
     let last = h.last.unwrap();
@@ -190,7 +190,7 @@ pub async fn concurrent_amendments_stay_gapless(log: Arc<dyn MessageLog>) {
         let (log, c, from) = (log.clone(), c.clone(), user(&format!("w{k}"), &t));
         tasks.push(tokio::spawn(async move {
             let m = new_message(&c, &from, &format!("w{k}"), Utc::now(), None);
-            append(log.as_ref(), m).await.message.seq
+            stored(append(log.as_ref(), m).await).seq
         }));
     }
     let mut reaction_entries = Vec::new();

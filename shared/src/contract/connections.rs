@@ -20,7 +20,7 @@ pub async fn connections_of_users(conns: Arc<dyn Connections>) {
     let b1 = conn(&bob, "b1", 3600);
     let c1 = conn(&carol, "c1", 3600);
     for c in [&a1, &a_old, &b1, &c1] {
-        conns.put(c).await.unwrap();
+        conns.put(c, 0).await.unwrap();
     }
     let got: BTreeMap<_, _> = conns
         .of_users(&[alice.clone(), bob.clone()], now)
@@ -33,7 +33,7 @@ pub async fn connections_of_users(conns: Arc<dyn Connections>) {
     assert_eq!(got, want, "live connections of alice and bob, nothing else");
     let mut moved = a1.clone();
     moved.device = DeviceId::new("tablet").unwrap();
-    conns.put(&moved).await.unwrap();
+    conns.put(&moved, 0).await.unwrap();
     conns.remove(&bob, &b1.id).await.unwrap();
     conns.remove(&bob, &b1.id).await.unwrap();
     let got = conns
@@ -67,7 +67,7 @@ pub async fn presence_and_last_seen(conns: Arc<dyn Connections>) {
         expires_at: at + lives,
     };
     let a1 = conn(&alice, "a1", t0, Duration::hours(2));
-    conns.put(&a1).await.unwrap();
+    conns.put(&a1, 0).await.unwrap();
     conns
         .disconnect(&alice, &a1.id, t0 + Duration::seconds(10))
         .await
@@ -78,10 +78,10 @@ pub async fn presence_and_last_seen(conns: Arc<dyn Connections>) {
         .await
         .unwrap();
     let a2 = conn(&alice, "a2", t0 + Duration::seconds(3), Duration::hours(2));
-    conns.put(&a2).await.unwrap();
+    conns.put(&a2, 0).await.unwrap();
     conns.remove(&alice, &a2.id).await.unwrap();
     let b_short = conn(&bob, "b0", t0, Duration::seconds(1));
-    conns.put(&b_short).await.unwrap();
+    conns.put(&b_short, 0).await.unwrap();
     let now = t0 + Duration::seconds(30);
     let got = conns
         .presence(&[alice.clone(), bob.clone(), nobody.clone()], now)
@@ -96,7 +96,7 @@ pub async fn presence_and_last_seen(conns: Arc<dyn Connections>) {
     // Bob's next connect drops the expired connection from his record: even read at an instant
     // when it was still live, it is gone.
     let b1 = conn(&bob, "b1", t0 + Duration::seconds(20), Duration::hours(2));
-    conns.put(&b1).await.unwrap();
+    conns.put(&b1, 0).await.unwrap();
     let got = conns
         .presence(std::slice::from_ref(&bob), t0)
         .await
@@ -123,7 +123,7 @@ pub async fn concurrent_connects_and_disconnects(conns: Arc<dyn Connections>) {
                 expires_at: now + Duration::hours(2),
             };
             tokio::spawn(async move {
-                conns.put(&c).await.unwrap();
+                conns.put(&c, 0).await.unwrap();
                 if i % 2 == 1 {
                     conns.disconnect(&carol, &c.id, Utc::now()).await.unwrap();
                 }
@@ -148,4 +148,45 @@ pub async fn concurrent_connects_and_disconnects(conns: Arc<dyn Connections>) {
     got.sort();
     want.sort();
     assert_eq!(got, want);
+}
+
+/// With a cap of 3 live connections, a fourth drops the oldest from the record and returns it
+/// (expired ones do not count and are not returned); the new one is never dropped.
+pub async fn connections_past_the_cap_close_the_oldest(conns: Arc<dyn Connections>) {
+    let t = tag();
+    let dana = user("dana", &t);
+    let t0 = Utc::now();
+    let conn = |i: i64, lives: Duration| Connection {
+        id: ConnectionId::new(format!("d{i}-{t}")).unwrap(),
+        user: dana.clone(),
+        device: DeviceId::new(format!("dev{i}")).unwrap(),
+        connected_at: t0 + Duration::seconds(i),
+        expires_at: t0 + Duration::seconds(i) + lives,
+    };
+    let expired = conn(0, Duration::seconds(1));
+    assert_eq!(conns.put(&expired, 3).await.unwrap(), vec![]);
+    let live: Vec<Connection> = (1..=3).map(|i| conn(i, Duration::hours(2))).collect();
+    for c in &live {
+        assert_eq!(conns.put(c, 3).await.unwrap(), vec![], "within the cap");
+    }
+    let fourth = conn(4, Duration::hours(2));
+    assert_eq!(conns.put(&fourth, 3).await.unwrap(), vec![live[0].clone()]);
+    let mut left: Vec<ConnectionId> = conns
+        .of_users(std::slice::from_ref(&dana), t0 + Duration::seconds(5))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    left.sort();
+    let mut want = vec![live[1].id.clone(), live[2].id.clone(), fourth.id.clone()];
+    want.sort();
+    assert_eq!(left, want);
+    // A cap of 1: the newest alone stays.
+    let fifth = conn(5, Duration::hours(2));
+    let evicted = conns.put(&fifth, 1).await.unwrap();
+    assert_eq!(
+        evicted.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        vec![live[1].id.clone(), live[2].id.clone(), fourth.id.clone()]
+    );
 }

@@ -1,16 +1,41 @@
-//! Contract: Memberships: monotonic pointers, idempotent joins, roles, group metadata.
+//! Contract: Memberships change only with their event (atomically), pointers are monotonic,
+//! group reads are consistent, group metadata.
 
 use super::*;
 
+fn users(members: Vec<crate::domain::Member>) -> Vec<(UserId, Role, Seq)> {
+    members
+        .into_iter()
+        .map(|m| (m.user, m.role, m.from_seq))
+        .collect()
+}
+
+async fn head(log: &dyn MessageLog, c: &ConversationId) -> Seq {
+    log.last_seqs(std::slice::from_ref(c)).await.unwrap()[c]
+}
+
 /// Pointers only move forward; `advance` says whether one moved; a non-member's never does.
 /// Moving `read` records the chat count with it (and a read that does not move keeps it).
-pub async fn monotonic_pointers(convs: Arc<dyn Conversations>) {
+pub async fn monotonic_pointers<S>(store: Arc<S>)
+where
+    S: Conversations + MessageLog + 'static,
+{
     let t = tag();
-    let (c, alice, stranger) = (conv(&t), user("alice", &t), user("stranger", &t));
-    assert!(join(convs.as_ref(), &c, &alice, Utc::now()).await);
+    let (c, alice, bob, stranger) = (
+        conv(&t),
+        user("alice", &t),
+        user("bob", &t),
+        user("stranger", &t),
+    );
+    create(
+        store.as_ref(),
+        &c,
+        &[(&alice, Role::Admin), (&bob, Role::Member)],
+    )
+    .await;
     let adv = |k, seq, chats| {
-        let (convs, c, alice) = (convs.clone(), c.clone(), alice.clone());
-        async move { convs.advance(&c, &alice, k, seq, chats).await.unwrap() }
+        let (store, c, alice) = (store.clone(), c.clone(), alice.clone());
+        async move { store.advance(&c, &alice, k, seq, chats).await.unwrap() }
     };
     assert!(adv(ReceiptKind::Delivered, 5, 0).await);
     assert!(!adv(ReceiptKind::Delivered, 3, 0).await, "never backwards");
@@ -21,19 +46,10 @@ pub async fn monotonic_pointers(convs: Arc<dyn Conversations>) {
     assert!(adv(ReceiptKind::Delivered, 7, 0).await);
     assert!(adv(ReceiptKind::Read, 2, 2).await);
     assert!(!adv(ReceiptKind::Read, 1, 1).await);
-    let m = convs.membership(&c, &alice).await.unwrap().unwrap();
+    let m = store.membership(&c, &alice).await.unwrap().unwrap();
     assert_eq!((m.delivered, m.read, m.read_chats), (7, 2, 2));
-    // Everyone's pointers, as `receipts` shows them (the member list may lag: eventually).
-    let bob = user("bob", &t);
-    assert!(join(convs.as_ref(), &c, &bob, Utc::now()).await);
-    let mut pointers = Vec::new();
-    for _ in 0..50 {
-        pointers = convs.pointers(&c).await.unwrap();
-        if pointers.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // Everyone's pointers, as `receipts` shows them.
+    let mut pointers = store.pointers(&c).await.unwrap();
     pointers.sort_by(|a, b| a.user.cmp(&b.user));
     let got: Vec<_> = pointers
         .iter()
@@ -41,177 +57,416 @@ pub async fn monotonic_pointers(convs: Arc<dyn Conversations>) {
         .collect();
     assert_eq!(got, vec![(alice.clone(), 7, 2), (bob, 0, 0)]);
     assert!(adv(ReceiptKind::Read, 6, 4).await);
-    let m = convs.membership(&c, &alice).await.unwrap().unwrap();
+    let m = store.membership(&c, &alice).await.unwrap().unwrap();
     assert_eq!((m.delivered, m.read, m.read_chats), (7, 6, 4));
     // Sending reads: both pointers move to the sender's new message (never back).
-    assert!(convs.read_through(&c, &alice, 9, 5).await.unwrap());
-    let m = convs.membership(&c, &alice).await.unwrap().unwrap();
+    assert!(store.read_through(&c, &alice, 9, 5).await.unwrap());
+    let m = store.membership(&c, &alice).await.unwrap().unwrap();
     assert_eq!((m.delivered, m.read, m.read_chats), (9, 9, 5));
     assert!(adv(ReceiptKind::Delivered, 11, 0).await);
-    let moved = convs.read_through(&c, &alice, 10, 6).await.unwrap();
+    let moved = store.read_through(&c, &alice, 10, 6).await.unwrap();
     assert!(moved, "read moves alone");
-    let m = convs.membership(&c, &alice).await.unwrap().unwrap();
+    let m = store.membership(&c, &alice).await.unwrap().unwrap();
     assert_eq!((m.delivered, m.read, m.read_chats), (11, 10, 6));
-    assert!(!convs.read_through(&c, &alice, 10, 6).await.unwrap());
-    assert!(!convs.read_through(&c, &stranger, 12, 6).await.unwrap());
+    assert!(!store.read_through(&c, &alice, 10, 6).await.unwrap());
+    assert!(!store.read_through(&c, &stranger, 12, 6).await.unwrap());
     assert!(
-        !convs
+        !store
             .advance(&c, &stranger, ReceiptKind::Read, 9, 9)
             .await
             .unwrap()
     );
-    assert_eq!(convs.membership(&c, &stranger).await.unwrap(), None);
+    assert_eq!(store.membership(&c, &stranger).await.unwrap(), None);
 }
 
 /// Muting stores its end on the membership (also "forever"), unmuting removes it; a non-member
-/// cannot mute. A join keeps its starting chat count; a second join changes nothing.
-pub async fn mute_and_read_chats(convs: Arc<dyn Conversations>) {
+/// cannot mute. A member added to a group starts with the log's chat count (nothing unread).
+pub async fn mute_and_read_chats<S>(store: Arc<S>)
+where
+    S: Conversations + MessageLog + 'static,
+{
     let t = tag();
-    let (c, alice, stranger) = (conv(&t), user("alice", &t), user("stranger", &t));
-    let at = Utc::now();
-    let m = Membership::new(&c, &alice, Role::Member, 5, at).with_read_chats(3);
-    assert!(convs.join(&m).await.unwrap());
-    let mine = convs.membership(&c, &alice).await.unwrap().unwrap();
-    assert_eq!((mine.read_chats, mine.muted_until), (3, None));
+    let (c, alice, bob, stranger) = (
+        conv(&t),
+        user("alice", &t),
+        user("bob", &t),
+        user("stranger", &t),
+    );
+    create(store.as_ref(), &c, &[(&alice, Role::Admin)]).await;
+    for i in 0..3 {
+        let m = new_message(&c, &alice, &format!("m{i}-{t}"), Utc::now(), None);
+        append(store.as_ref(), m).await;
+    }
+    let add = GroupChange {
+        join: vec![(bob.clone(), Role::Member)],
+        require: vec![(alice.clone(), Some(Role::Admin))],
+        ..GroupChange::default()
+    };
+    let event = LogEvent::MembersAdded {
+        users: vec![bob.clone()],
+    };
+    let added = appended(change(store.as_ref(), &c, &alice, event, add).await);
+    assert_eq!(added.chats, 3, "the event is not a chat message");
+    let bobs = store.membership(&c, &bob).await.unwrap().unwrap();
+    assert_eq!((bobs.read_chats, bobs.muted_until), (3, None));
 
+    let at = Utc::now();
     let until = at + Duration::hours(8);
-    assert!(convs.set_muted(&c, &alice, Some(until)).await.unwrap());
-    let mine = convs.membership(&c, &alice).await.unwrap().unwrap();
+    assert!(store.set_muted(&c, &bob, Some(until)).await.unwrap());
+    let mine = store.membership(&c, &bob).await.unwrap().unwrap();
     assert_eq!(mine.muted_until, Some(until));
     assert!(mine.muted_at(at) && !mine.muted_at(until));
     let forever = crate::domain::muted_forever();
-    assert!(convs.set_muted(&c, &alice, Some(forever)).await.unwrap());
-    let listed = convs.of_user(&alice).await.unwrap();
+    assert!(store.set_muted(&c, &bob, Some(forever)).await.unwrap());
+    let listed = store.of_user(&bob).await.unwrap();
     assert_eq!(listed[0].muted_until, Some(forever));
-    assert!(!convs.join(&m.clone().with_read_chats(0)).await.unwrap());
-    assert!(convs.set_muted(&c, &alice, None).await.unwrap());
-    let mine = convs.membership(&c, &alice).await.unwrap().unwrap();
+    assert!(store.set_muted(&c, &bob, None).await.unwrap());
+    let mine = store.membership(&c, &bob).await.unwrap().unwrap();
     assert_eq!((mine.muted_until, mine.read_chats), (None, 3));
 
-    assert!(!convs.set_muted(&c, &stranger, Some(until)).await.unwrap());
-    assert_eq!(convs.membership(&c, &stranger).await.unwrap(), None);
+    assert!(!store.set_muted(&c, &stranger, Some(until)).await.unwrap());
+    assert_eq!(store.membership(&c, &stranger).await.unwrap(), None);
 }
 
-/// Joining twice keeps the first join and the pointers; the membership is visible from both
-/// sides (the user's conversations, the conversation's members).
-pub async fn join_is_idempotent(convs: Arc<dyn Conversations>) {
+/// A group's creation, additions, removals, promotions and renames take effect with their
+/// event: members read from the event that added them, both views (the user's conversations,
+/// the group's members) agree at once, and a 1:1 conversation's first message makes its two
+/// members (a later one keeps their pointers).
+pub async fn memberships_change_with_their_event<S>(store: Arc<S>)
+where
+    S: Conversations + MessageLog + 'static,
+{
     let t = tag();
-    let (c, c2, alice, bob) = (
-        conv(&t),
-        conv(&format!("{t}-2")),
-        user("a", &t),
-        user("b", &t),
+    let (c, alice, bob, carol) = (conv(&t), user("a", &t), user("b", &t), user("c", &t));
+    let created = create(
+        store.as_ref(),
+        &c,
+        &[(&alice, Role::Admin), (&bob, Role::Member)],
+    )
+    .await;
+    assert_eq!(created.seq, 1);
+    assert_eq!(
+        users(store.members(&c).await.unwrap()),
+        vec![
+            (alice.clone(), Role::Admin, 1),
+            (bob.clone(), Role::Member, 1)
+        ]
     );
-    let t1 = Utc::now();
-    assert!(join(convs.as_ref(), &c, &alice, t1).await);
-    convs
-        .advance(&c, &alice, ReceiptKind::Delivered, 4, 0)
-        .await
-        .unwrap();
-    assert!(!join(convs.as_ref(), &c, &alice, t1 + Duration::seconds(5)).await);
-    let m = convs.membership(&c, &alice).await.unwrap().unwrap();
-    assert_eq!((m.joined_at, m.delivered, m.read), (t1, 4, 0));
-    assert_eq!((&m.conversation, &m.user), (&c, &alice));
-    assert!(join(convs.as_ref(), &c, &bob, t1).await);
-    assert!(join(convs.as_ref(), &c2, &alice, t1).await);
-    let members: Vec<UserId> = convs
-        .members(&c)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.user)
-        .collect();
-    assert_eq!(members, vec![alice.clone(), bob.clone()]);
-    let mine: Vec<_> = convs
-        .of_user(&alice)
+    let info = &store.groups(std::slice::from_ref(&c)).await.unwrap()[&c];
+    assert_eq!((info.name.as_str(), &info.created_by), ("Group", &alice));
+    append(
+        store.as_ref(),
+        new_message(&c, &bob, "hello", Utc::now(), None),
+    )
+    .await;
+
+    let add = GroupChange {
+        join: vec![(carol.clone(), Role::Member)],
+        require: vec![(alice.clone(), Some(Role::Admin))],
+        ..GroupChange::default()
+    };
+    let event = LogEvent::MembersAdded {
+        users: vec![carol.clone()],
+    };
+    let added = stored(change(store.as_ref(), &c, &alice, event, add).await);
+    assert_eq!(added.seq, 3);
+    let carols = store.membership(&c, &carol).await.unwrap().unwrap();
+    assert_eq!((carols.role, carols.from_seq), (Role::Member, 3));
+    let mine: Vec<_> = store
+        .of_user(&carol)
         .await
         .unwrap()
         .into_iter()
         .map(|m| m.conversation)
         .collect();
-    assert_eq!(mine, vec![c.clone(), c2.clone()], "sorted by conversation");
-    assert_eq!(convs.membership(&c2, &bob).await.unwrap(), None);
-}
+    assert_eq!(mine, vec![c.clone()]);
 
-/// Roles and join points are kept; `set_role` and `leave` say whether they found a member; a
-/// member who left is gone from both views.
-pub async fn roles_and_leaving(convs: Arc<dyn Conversations>) {
-    let t = tag();
-    let (c, alice, bob) = (conv(&t), user("a", &t), user("b", &t));
-    let at = Utc::now();
-    assert!(
-        convs
-            .join(&Membership::new(&c, &alice, Role::Admin, 1, at))
-            .await
-            .unwrap()
-    );
-    assert!(
-        convs
-            .join(&Membership::new(&c, &bob, Role::Member, 7, at))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !convs
-            .join(&Membership::new(&c, &bob, Role::Admin, 9, at))
-            .await
-            .unwrap(),
-        "already in"
-    );
-    let members = convs.members(&c).await.unwrap();
-    let seen: Vec<(UserId, Role, Seq)> = members
-        .iter()
-        .map(|m| (m.user.clone(), m.role, m.from_seq))
-        .collect();
+    // Alice leaves, the last admin: bob is promoted in the same write.
+    let leave = GroupChange {
+        leave: vec![alice.clone()],
+        promote: vec![bob.clone()],
+        ..GroupChange::default()
+    };
+    let event = LogEvent::MemberLeft {
+        promoted: vec![bob.clone()],
+    };
+    stored(change(store.as_ref(), &c, &alice, event, leave).await);
     assert_eq!(
-        seen,
+        users(store.members(&c).await.unwrap()),
         vec![
-            (alice.clone(), Role::Admin, 1),
-            (bob.clone(), Role::Member, 7)
+            (bob.clone(), Role::Admin, 1),
+            (carol.clone(), Role::Member, 3)
         ]
     );
-    assert_eq!(members[1].joined_at, at);
-
-    assert!(convs.set_role(&c, &bob, Role::Admin).await.unwrap());
+    assert_eq!(store.membership(&c, &alice).await.unwrap(), None);
+    assert!(store.of_user(&alice).await.unwrap().is_empty());
     assert_eq!(
-        convs.membership(&c, &bob).await.unwrap().unwrap().role,
+        store.membership(&c, &bob).await.unwrap().unwrap().role,
         Role::Admin
     );
-    assert!(convs.leave(&c, &alice).await.unwrap());
-    assert!(!convs.leave(&c, &alice).await.unwrap(), "already gone");
-    assert!(
-        !convs.set_role(&c, &alice, Role::Admin).await.unwrap(),
-        "not a member"
+    let rename = GroupChange {
+        rename: Some("Renamed".into()),
+        require: vec![(carol.clone(), None)],
+        ..GroupChange::default()
+    };
+    let event = LogEvent::GroupRenamed {
+        name: "Renamed".into(),
+    };
+    stored(change(store.as_ref(), &c, &carol, event, rename).await);
+    assert_eq!(
+        store.groups(std::slice::from_ref(&c)).await.unwrap()[&c].name,
+        "Renamed"
     );
-    assert_eq!(convs.membership(&c, &alice).await.unwrap(), None);
-    assert!(convs.of_user(&alice).await.unwrap().is_empty());
-    let users: Vec<UserId> = convs
+
+    // 1:1: the first message makes both members; another first-message effect keeps pointers.
+    let dm = direct(store.as_ref(), &alice, &bob).await;
+    store
+        .advance(&dm, &bob, ReceiptKind::Delivered, 1, 0)
+        .await
+        .unwrap();
+    direct(store.as_ref(), &bob, &alice).await;
+    let bobs = store.membership(&dm, &bob).await.unwrap().unwrap();
+    assert_eq!((bobs.from_seq, bobs.delivered), (1, 1));
+    assert_eq!(
+        users(store.members(&dm).await.unwrap()),
+        vec![(alice.clone(), Role::Member, 1), (bob, Role::Member, 1)]
+    );
+}
+
+/// A change whose conditions do not hold stores nothing and changes nothing: the caller is not
+/// (or no longer) an admin or a member, a joining user already is one, a leaving one is not, the
+/// group would be too big, a joining user is in too many groups, or the group exists already.
+pub async fn refused_changes_store_nothing<S>(store: Arc<S>)
+where
+    S: Conversations + MessageLog + 'static,
+{
+    let t = tag();
+    let (c, alice, bob, carol) = (conv(&t), user("a", &t), user("b", &t), user("c", &t));
+    create(
+        store.as_ref(),
+        &c,
+        &[(&alice, Role::Admin), (&bob, Role::Member)],
+    )
+    .await;
+    let before = users(store.members(&c).await.unwrap());
+    let added = |u: &UserId| LogEvent::MembersAdded {
+        users: vec![u.clone()],
+    };
+    let refusals = [
+        // bob is no admin
+        GroupChange {
+            join: vec![(carol.clone(), Role::Member)],
+            require: vec![(bob.clone(), Some(Role::Admin))],
+            ..GroupChange::default()
+        },
+        // carol is no member
+        GroupChange {
+            rename: Some("x".into()),
+            require: vec![(carol.clone(), None)],
+            ..GroupChange::default()
+        },
+        // bob is a member already
+        GroupChange {
+            join: vec![(bob.clone(), Role::Member)],
+            ..GroupChange::default()
+        },
+        // carol is not a member
+        GroupChange {
+            leave: vec![carol.clone()],
+            ..GroupChange::default()
+        },
+        GroupChange {
+            promote: vec![carol.clone()],
+            ..GroupChange::default()
+        },
+        // at most 2 members
+        GroupChange {
+            join: vec![(carol.clone(), Role::Member)],
+            max_members: 2,
+            ..GroupChange::default()
+        },
+    ];
+    for refused in refusals {
+        let got = change(store.as_ref(), &c, &alice, added(&carol), refused.clone()).await;
+        assert_eq!(
+            got,
+            Append::Refused(GroupRefusal::GroupChanged),
+            "{refused:?}"
+        );
+    }
+    // carol is in one group already, the most allowed.
+    let other = conv(&format!("{t}-other"));
+    create(store.as_ref(), &other, &[(&carol, Role::Admin)]).await;
+    let join = GroupChange {
+        join: vec![(carol.clone(), Role::Member)],
+        max_groups_per_user: 1,
+        ..GroupChange::default()
+    };
+    assert_eq!(
+        change(store.as_ref(), &c, &alice, added(&carol), join).await,
+        Append::Refused(GroupRefusal::TooManyGroups(carol.clone()))
+    );
+    let again = GroupChange {
+        create: Some(GroupInfo {
+            conversation: c.clone(),
+            name: "Again".into(),
+            created_by: carol.clone(),
+            created_at: Utc::now(),
+        }),
+        join: vec![(carol.clone(), Role::Admin)],
+        ..GroupChange::default()
+    };
+    let event = LogEvent::GroupCreated {
+        name: "Again".into(),
+        members: vec![carol.clone()],
+    };
+    assert_eq!(
+        change(store.as_ref(), &c, &carol, event, again).await,
+        Append::Refused(GroupRefusal::GroupExists)
+    );
+    assert_eq!(head(store.as_ref(), &c).await, 1, "nothing stored");
+    assert_eq!(users(store.members(&c).await.unwrap()), before);
+    assert_eq!(store.membership(&c, &carol).await.unwrap(), None);
+    assert_eq!(
+        store.groups(std::slice::from_ref(&c)).await.unwrap()[&c].name,
+        "Group"
+    );
+}
+
+/// The last two admins leaving at the same moment, each counting on the other to stay: one
+/// leaves, the other's write is refused (and would promote someone when decided again).
+pub async fn two_last_admins_leaving_at_once_keep_one<S>(store: Arc<S>)
+where
+    S: Conversations + MessageLog + 'static,
+{
+    let t = tag();
+    let (c, alice, bob, carol) = (conv(&t), user("a", &t), user("b", &t), user("c", &t));
+    create(
+        store.as_ref(),
+        &c,
+        &[
+            (&alice, Role::Admin),
+            (&bob, Role::Admin),
+            (&carol, Role::Member),
+        ],
+    )
+    .await;
+    let leave = |me: &UserId, other: &UserId| {
+        let (store, c, me) = (store.clone(), c.clone(), me.clone());
+        let change_ = GroupChange {
+            leave: vec![me.clone()],
+            require: vec![(other.clone(), Some(Role::Admin))],
+            ..GroupChange::default()
+        };
+        tokio::spawn(async move {
+            let event = LogEvent::MemberLeft { promoted: vec![] };
+            change(store.as_ref(), &c, &me, event, change_).await
+        })
+    };
+    let (a, b) = (leave(&alice, &bob), leave(&bob, &alice));
+    let outcomes = [a.await.unwrap(), b.await.unwrap()];
+    let left = outcomes
+        .iter()
+        .filter(|o| matches!(o, Append::Stored(_)))
+        .count();
+    assert_eq!(left, 1, "{outcomes:?}");
+    assert!(
+        outcomes.contains(&Append::Refused(GroupRefusal::GroupChanged)),
+        "{outcomes:?}"
+    );
+    let admins = store
         .members(&c)
         .await
         .unwrap()
         .into_iter()
-        .map(|m| m.user)
-        .collect();
-    assert_eq!(users, vec![bob]);
+        .filter(|m| m.role == Role::Admin)
+        .count();
+    assert_eq!(admins, 1);
 }
 
-/// Group metadata is stored, replaced on rename, and read for the groups that have it.
-pub async fn group_metadata(convs: Arc<dyn Conversations>) {
+/// A group change's first read: the group's metadata and members, the head, what the caller's
+/// key stored, and how many groups the named users are in.
+pub async fn reads_for_a_group_change_in_one_go<S>(store: Arc<S>)
+where
+    S: WriteReads + Conversations + MessageLog + 'static,
+{
+    let t = tag();
+    let (c, alice, bob, carol) = (conv(&t), user("a", &t), user("b", &t), user("c", &t));
+    let now = Utc::now();
+    let cmid = ClientMsgId::new("g-1").unwrap();
+    let counted = [bob.clone(), carol.clone()];
+    let keys = GroupKeys {
+        conversation: &c,
+        user: &alice,
+        client_msg_id: Some(&cmid),
+        counts_of: &counted,
+    };
+    let empty = store.read_for_group(keys, now).await.unwrap();
+    assert_eq!(
+        (empty.info, empty.members, empty.last_seq),
+        (None, vec![], 0)
+    );
+    assert_eq!(empty.sent, None);
+    assert_eq!((empty.groups_of[&bob], empty.groups_of[&carol]), (0, 0));
+
+    // Created with alice's key g-1.
+    let mut m = new_message(&c, &alice, "g-1", now, None);
+    m.body = String::new();
+    m.digest = RequestDigest::of("create_group", &c, &["Group"]);
+    m.event = Some(LogEvent::GroupCreated {
+        name: "Group".into(),
+        members: vec![alice.clone(), bob.clone()],
+    });
+    let effects = Effects {
+        direct: Vec::new(),
+        group: Some(GroupChange {
+            create: Some(GroupInfo {
+                conversation: c.clone(),
+                name: "Group".into(),
+                created_by: alice.clone(),
+                created_at: now,
+            }),
+            join: vec![(alice.clone(), Role::Admin), (bob.clone(), Role::Member)],
+            ..GroupChange::default()
+        }),
+    };
+    let digest = m.digest.clone();
+    stored(store.append_with(m, &effects, None).await.unwrap());
+    let ctx = store.read_for_group(keys, now).await.unwrap();
+    assert_eq!(ctx.info.map(|i| i.name), Some("Group".into()));
+    assert_eq!(
+        users(ctx.members),
+        vec![
+            (alice.clone(), Role::Admin, 1),
+            (bob.clone(), Role::Member, 1)
+        ]
+    );
+    assert_eq!(ctx.last_seq, 1);
+    let sent = ctx.sent.expect("the key");
+    assert_eq!(sent.seq, 1);
+    assert!(sent.is_same_request(&c, &digest));
+    assert_eq!((ctx.groups_of[&bob], ctx.groups_of[&carol]), (1, 0));
+}
+
+/// Group metadata is created with the group, renamed with its event, and read for the groups
+/// that have it.
+pub async fn group_metadata<S>(store: Arc<S>)
+where
+    S: Conversations + MessageLog + 'static,
+{
     let t = tag();
     let (c, other, alice) = (conv(&t), conv(&format!("{t}-x")), user("a", &t));
-    let info = GroupInfo {
-        conversation: c.clone(),
-        name: "Trip".into(),
-        created_by: alice,
-        created_at: Utc::now(),
+    create(store.as_ref(), &c, &[(&alice, Role::Admin)]).await;
+    let rename = GroupChange {
+        rename: Some("Lisbon trip".into()),
+        ..GroupChange::default()
     };
-    convs.put_group(&info).await.unwrap();
-    let renamed = GroupInfo {
+    let event = LogEvent::GroupRenamed {
         name: "Lisbon trip".into(),
-        ..info.clone()
     };
-    convs.put_group(&renamed).await.unwrap();
-    let found = convs.groups(&[c.clone(), other]).await.unwrap();
+    stored(change(store.as_ref(), &c, &alice, event, rename).await);
+    let found = store.groups(&[c.clone(), other]).await.unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(found[&c], renamed);
+    assert_eq!(found[&c].name, "Lisbon trip");
+    assert_eq!(found[&c].created_by, alice);
 }

@@ -78,3 +78,60 @@ pub async fn push_devices_and_claims(devices: Arc<dyn PushDevices>) {
     assert!(claim(13, 5, 2).await, "released after a failed push");
     assert!(claim(74, 6, 2).await, "after the window");
 }
+
+/// A token is held by the device that last registered it: `token_holder` names it, a device
+/// that registers another token gives up the old one, `remove` clears its holding, and
+/// `remove_if_token` removes a registration only while it still has that token.
+pub async fn a_token_has_one_holder(devices: Arc<dyn PushDevices>) {
+    let t = tag();
+    let (alice, bob) = (user("a", &t), user("b", &t));
+    let phone = DeviceId::new("phone").unwrap();
+    let (t1, t2) = (format!("tok1-{t}"), format!("tok2-{t}"));
+    let now = Utc::now();
+    let reg = |u: &UserId, token: &str| PushDevice {
+        user: u.clone(),
+        device: phone.clone(),
+        platform: Platform::Fcm,
+        token: token.into(),
+        endpoint: format!("endpoint-{token}"),
+        preview: false,
+        registered_at: now,
+    };
+    let holder = |token: &str| {
+        let (devices, token) = (devices.clone(), token.to_owned());
+        async move { devices.token_holder(Platform::Fcm, &token).await.unwrap() }
+    };
+    assert_eq!(holder(&t1).await, None);
+    devices.put(&reg(&alice, &t1)).await.unwrap();
+    assert_eq!(holder(&t1).await, Some((alice.clone(), phone.clone())));
+    assert_eq!(
+        devices.token_holder(Platform::Apns, &t1).await.unwrap(),
+        None,
+        "per platform"
+    );
+    // Bob registers the same token: he holds it now. Alice's registration stays until it is
+    // removed (register_push removes it with remove_if_token).
+    devices.put(&reg(&bob, &t1)).await.unwrap();
+    assert_eq!(holder(&t1).await, Some((bob.clone(), phone.clone())));
+    assert_eq!(
+        devices.remove_if_token(&alice, &phone, &t2).await.unwrap(),
+        None,
+        "alice's registration has another token"
+    );
+    assert_eq!(
+        devices.remove_if_token(&alice, &phone, &t1).await.unwrap(),
+        Some(reg(&alice, &t1))
+    );
+    assert_eq!(devices.get(&alice, &phone).await.unwrap(), None);
+    assert_eq!(
+        holder(&t1).await,
+        Some((bob.clone(), phone.clone())),
+        "still bob's"
+    );
+    // Bob's device moves to another token: it no longer holds the first.
+    devices.put(&reg(&bob, &t2)).await.unwrap();
+    assert_eq!(holder(&t1).await, None);
+    assert_eq!(holder(&t2).await, Some((bob.clone(), phone.clone())));
+    devices.remove(&bob, &phone).await.unwrap();
+    assert_eq!(holder(&t2).await, None);
+}

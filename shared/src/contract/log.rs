@@ -25,9 +25,8 @@ pub async fn gapless_concurrent_appends(log: Arc<dyn MessageLog>) -> usize {
             let mut got = Vec::new();
             for i in 0..25 {
                 let m = new_message(&c, &from, &format!("m{task}-{i}"), Utc::now(), None);
-                let a = append(log.as_ref(), m).await;
-                assert!(!a.duplicate);
-                got.push((a.message.seq, a.message.client_msg_id));
+                let m = stored(append(log.as_ref(), m).await);
+                got.push((m.seq, m.client_msg_id));
             }
             got
         }));
@@ -120,7 +119,10 @@ pub async fn cancelled_appenders_leave_no_hole(log: Arc<dyn MessageLog>) -> Canc
     let mut landed_anyway = 0;
     for cmid in &cancelled_ids {
         let m = new_message(&c, &from, cmid, Utc::now(), None);
-        landed_anyway += usize::from(append(log.as_ref(), m).await.duplicate);
+        landed_anyway += usize::from(matches!(
+            append(log.as_ref(), m).await,
+            Append::Duplicate(_)
+        ));
     }
     let all = assert_gapless(log.as_ref(), &c).await;
     assert_eq!(all.len(), 1 + 20 + 30, "every send is stored exactly once");
@@ -131,39 +133,60 @@ pub async fn cancelled_appenders_leave_no_hole(log: Arc<dyn MessageLog>) -> Canc
     }
 }
 
-/// A retry with the same `(sender, client_msg_id)` returns the original (even with another
-/// body, even in another conversation) and stores nothing; concurrent retries store once;
-/// another sender may reuse the id.
+/// A retry with the same `(sender, client_msg_id)` and the same request returns the original
+/// and stores nothing; the same key for another request (another body, another conversation)
+/// is a conflict that stores nothing; concurrent retries store once; another sender may reuse
+/// the id.
 pub async fn idempotent_append(log: Arc<dyn MessageLog>) {
     let t = tag();
     let (c, other_conv) = (conv(&t), conv(&format!("{t}-b")));
     let (alice, bob) = (user("alice", &t), user("bob", &t));
-    let first = append(
+    let first = appended(
+        append(
+            log.as_ref(),
+            new_message(&c, &alice, "c-1", Utc::now(), None),
+        )
+        .await,
+    );
+    let again = append(
         log.as_ref(),
         new_message(&c, &alice, "c-1", Utc::now(), None),
     )
     .await;
-    assert!(!first.duplicate);
-    let mut retry = new_message(&c, &alice, "c-1", Utc::now(), None);
-    retry.body = "a different body".into();
-    let again = append(log.as_ref(), retry).await;
-    assert!(again.duplicate);
-    assert_eq!(again.message, first.message, "the original comes back");
+    assert_eq!(
+        again,
+        Append::Duplicate(first.clone()),
+        "the original comes back"
+    );
+    let mut other_body = new_message(&c, &alice, "c-1", Utc::now(), None);
+    other_body.body = "a different body".into();
+    other_body.digest = RequestDigest::of("send", &c, &[&other_body.body]);
+    let key = crate::domain::SentKey {
+        conversation: c.clone(),
+        seq: 1,
+        digest: Some(first_digest(&c, "c-1")),
+    };
+    assert_eq!(
+        append(log.as_ref(), other_body).await,
+        Append::Conflict(key.clone())
+    );
     let elsewhere = append(
         log.as_ref(),
         new_message(&other_conv, &alice, "c-1", Utc::now(), None),
     )
     .await;
-    assert!(elsewhere.duplicate);
-    assert_eq!(elsewhere.message, first.message);
+    assert_eq!(elsewhere, Append::Conflict(key));
     let heads = log
         .last_seqs(&[c.clone(), other_conv.clone()])
         .await
         .unwrap();
-    assert_eq!((heads[&c], heads[&other_conv]), (1, 0));
-    let by_bob = append(log.as_ref(), new_message(&c, &bob, "c-1", Utc::now(), None)).await;
-    assert!(!by_bob.duplicate);
-    assert_eq!(by_bob.message.seq, 2);
+    assert_eq!(
+        (heads[&c], heads[&other_conv]),
+        (1, 0),
+        "conflicts store nothing"
+    );
+    let by_bob = stored(append(log.as_ref(), new_message(&c, &bob, "c-1", Utc::now(), None)).await);
+    assert_eq!(by_bob.seq, 2);
 
     let racers: Vec<_> = (0..8)
         .map(|_| {
@@ -181,9 +204,24 @@ pub async fn idempotent_append(log: Arc<dyn MessageLog>) {
     for r in racers {
         results.push(r.await.unwrap());
     }
-    assert_eq!(results.iter().filter(|a| !a.duplicate).count(), 1);
-    assert!(results.iter().all(|a| a.message.seq == 3));
+    assert_eq!(
+        results
+            .iter()
+            .filter(|a| matches!(a, Append::Stored(_)))
+            .count(),
+        1
+    );
+    assert!(
+        results
+            .iter()
+            .all(|a| a.message().map(|m| m.seq) == Some(3))
+    );
     assert_eq!(assert_gapless(log.as_ref(), &c).await.len(), 3);
+}
+
+/// The digest [`new_message`] gives `cmid`'s message in `c`.
+fn first_digest(c: &ConversationId, cmid: &str) -> RequestDigest {
+    new_message(c, &user("x", "x"), cmid, Utc::now(), None).digest
 }
 
 /// Appends `n` messages to a new conversation and returns it.
@@ -196,7 +234,7 @@ async fn filled(
     let (c, from) = (conv(&t), user("writer", &t));
     for i in 1..=n {
         let m = new_message(&c, &from, &format!("m{i}"), Utc::now(), expires(i));
-        assert_eq!(append(log, m).await.message.seq, i);
+        assert_eq!(stored(append(log, m).await).seq, i);
     }
     c
 }
@@ -272,21 +310,22 @@ pub async fn system_events_round_trip(log: Arc<dyn MessageLog>) {
     let mut m = new_message(&c, &alice, "sys-1", Utc::now(), None);
     m.body = String::new();
     m.event = Some(LogEvent::MembersAdded { users: vec![bob] });
-    let stored = append(log.as_ref(), m.clone()).await.message;
+    let stored = stored(append(log.as_ref(), m.clone()).await);
     let read = log.after(&c, 0, 10, Utc::now()).await.unwrap();
     assert_eq!(read, vec![stored.clone()]);
     assert_eq!(read[0].event, m.event);
 }
 
 /// The batched first read of `send` and `ack` sees what the ports say: the membership, the head,
-/// whether a `client_msg_id` is stored, the message at a seq. And an append told a stale head
-/// still lands gapless on the real next seq.
+/// what a `client_msg_id` stored (and for which request), the message at a seq. And an append
+/// told a stale head still lands gapless on the real next seq.
 pub async fn reads_for_a_write_in_one_go<S>(store: Arc<S>)
 where
     S: WriteReads + Conversations + MessageLog + 'static,
 {
     let t = tag();
-    let (c, alice, bob) = (conv(&t), user("alice", &t), user("bob", &t));
+    let (alice, bob) = (user("alice", &t), user("bob", &t));
+    let c = ConversationId::direct(&alice, &bob);
     let now = Utc::now();
     let cmid = ClientMsgId::new("c-1").unwrap();
     let keys = |who, cmid, message| WriteKeys {
@@ -301,41 +340,51 @@ where
         .unwrap();
     assert_eq!(empty, Default::default());
 
-    assert!(join(store.as_ref(), &c, &alice, now).await);
-    let first = append(store.as_ref(), new_message(&c, &alice, "c-1", now, None)).await;
-    append(store.as_ref(), new_message(&c, &bob, "c-2", now, None)).await;
+    let effects = Effects {
+        direct: vec![alice.clone(), bob.clone()],
+        group: None,
+    };
+    let m = new_message(&c, &alice, "c-1", now, None);
+    let digest = m.digest.clone();
+    let first = stored(store.append_with(m, &effects, None).await.unwrap());
+    stored(append(store.as_ref(), new_message(&c, &bob, "c-2", now, None)).await);
     let seen = store
         .read_for_write(keys(&alice, Some(&cmid), Some(1)), now)
         .await
         .unwrap();
     assert_eq!(seen.membership.map(|m| m.user), Some(alice.clone()));
     assert_eq!((seen.last_seq, seen.chats), (2, 2));
-    assert!(seen.already_sent);
-    assert_eq!(seen.message, Some(first.message));
+    let sent = seen.sent.expect("the key is stored");
+    assert_eq!((&sent.conversation, sent.seq), (&c, 1));
+    assert!(sent.is_same_request(&c, &digest));
+    assert!(!sent.is_same_request(&c, &RequestDigest::of("send", &c, &["other"])));
+    assert_eq!(seen.message, Some(first));
     assert_eq!(seen.message_chats, 1, "the chat count at message 1");
     let other = ClientMsgId::new("c-9").unwrap();
+    let stranger = user("stranger", &t);
     let seen = store
-        .read_for_write(keys(&bob, Some(&other), Some(7)), now)
+        .read_for_write(keys(&stranger, Some(&other), Some(7)), now)
         .await
         .unwrap();
     assert_eq!(
-        (
-            seen.membership,
-            seen.last_seq,
-            seen.already_sent,
-            seen.message
-        ),
-        (None, 2, false, None)
+        (seen.membership, seen.last_seq, seen.sent, seen.message),
+        (None, 2, None, None)
     );
 
     // Told seq 1 was the latest (it was, a moment ago): the append still takes seq 3.
     let late = store
-        .append_seen(new_message(&c, &bob, "c-3", now, None), 1, 1)
+        .append_with(
+            new_message(&c, &bob, "c-3", now, None),
+            &Effects::default(),
+            Some(Head {
+                last_seq: 1,
+                chats: 1,
+                last: None,
+            }),
+        )
         .await
         .unwrap();
-    assert_eq!(
-        (late.message.seq, late.duplicate, late.chats),
-        (3, false, 3)
-    );
+    let late = appended(late);
+    assert_eq!((late.message.seq, late.chats), (3, 3));
     assert_gapless(store.as_ref(), &c).await;
 }

@@ -4,13 +4,15 @@
 //! [`contract_tests!`](crate::contract_tests) turns the whole suite into `#[tokio::test]`s.
 
 use crate::domain::{
-    ClientMsgId, Connection, ConnectionId, ConversationId, DeviceId, GroupInfo, LogEvent,
-    Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
+    ClientMsgId, Connection, ConnectionId, ConversationId, DeviceId, GroupInfo, Head, LogEvent,
+    Message, NewMessage, ReceiptKind, RequestDigest, Role, Seq, UserId,
 };
 use crate::ports::{
-    Appended, Connections, Conversations, MessageLog, PushDevices, WriteKeys, WriteReads,
+    Append, Appended, Connections, Conversations, Effects, GroupChange, GroupKeys, GroupRefusal,
+    MessageLog, PushDevices, RateLimiter, WriteKeys, WriteReads,
 };
 use crate::push::{Platform, PushClaim, PushDevice};
+use crate::ratelimit::{Bucket, Decision, Rate};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -19,12 +21,14 @@ mod amend;
 mod connections;
 mod conversations;
 mod devices;
+mod limits;
 mod log;
 
 pub use amend::*;
 pub use connections::*;
 pub use conversations::*;
 pub use devices::*;
+pub use limits::*;
 pub use log::*;
 
 /// A random tag that makes this call's ids unique in a shared store.
@@ -47,11 +51,13 @@ pub(crate) fn new_message(
     sent_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
 ) -> NewMessage {
+    let body = format!("body of {cmid}");
     NewMessage {
         conversation: conv.clone(),
         from: from.clone(),
         client_msg_id: ClientMsgId::new(cmid).unwrap(),
-        body: format!("body of {cmid}"),
+        digest: RequestDigest::of("send", conv, &[&body]),
+        body,
         event: None,
         sent_at,
         expires_at,
@@ -59,21 +65,75 @@ pub(crate) fn new_message(
     }
 }
 
-/// Joins as a plain member reading from seq 1; `false` when already a member.
-pub(crate) async fn join(
-    convs: &dyn Conversations,
-    c: &ConversationId,
-    u: &UserId,
-    at: DateTime<Utc>,
-) -> bool {
-    convs
-        .join(&Membership::new(c, u, Role::Member, 1, at))
-        .await
-        .unwrap()
+pub(crate) async fn append(log: &dyn MessageLog, m: NewMessage) -> Append {
+    log.append(m).await.expect("append")
 }
 
-pub(crate) async fn append(log: &dyn MessageLog, m: NewMessage) -> Appended {
-    log.append(m).await.expect("append")
+/// What an append stored (panics on any other outcome).
+pub(crate) fn appended(a: Append) -> Appended {
+    match a {
+        Append::Stored(a) => a,
+        other => panic!("expected a stored message, got {other:?}"),
+    }
+}
+
+/// The message an append stored (panics on any other outcome).
+pub(crate) fn stored(a: Append) -> Message {
+    appended(a).message
+}
+
+/// A membership event by `actor` in `c` with `change`, appended (its outcome).
+pub(crate) async fn change(
+    log: &dyn MessageLog,
+    c: &ConversationId,
+    actor: &UserId,
+    event: LogEvent,
+    change: GroupChange,
+) -> Append {
+    let mut m = new_message(c, actor, &format!("sys-{}", tag()), Utc::now(), None);
+    m.body = String::new();
+    m.event = Some(event);
+    let effects = Effects {
+        direct: Vec::new(),
+        group: Some(change),
+    };
+    log.append_with(m, &effects, None).await.expect("append")
+}
+
+/// Creates group `c` with these members (the first its creator); returns the created event.
+pub(crate) async fn create(
+    log: &dyn MessageLog,
+    c: &ConversationId,
+    members: &[(&UserId, Role)],
+) -> Message {
+    let creator = members[0].0;
+    let create = GroupChange {
+        create: Some(GroupInfo {
+            conversation: c.clone(),
+            name: "Group".into(),
+            created_by: creator.clone(),
+            created_at: Utc::now(),
+        }),
+        join: members.iter().map(|(u, r)| ((*u).clone(), *r)).collect(),
+        ..GroupChange::default()
+    };
+    let event = LogEvent::GroupCreated {
+        name: "Group".into(),
+        members: members.iter().map(|(u, _)| (*u).clone()).collect(),
+    };
+    stored(change(log, c, creator, event, create).await)
+}
+
+/// The 1:1 conversation of `a` and `b`, started by a message from `a` (its seq 1).
+pub(crate) async fn direct(log: &dyn MessageLog, a: &UserId, b: &UserId) -> ConversationId {
+    let c = ConversationId::direct(a, b);
+    let effects = Effects {
+        direct: vec![a.clone(), b.clone()],
+        group: None,
+    };
+    let m = new_message(&c, a, &format!("first-{}", tag()), Utc::now(), None);
+    stored(log.append_with(m, &effects, None).await.expect("append"));
+    c
 }
 
 pub(crate) async fn whole_log(log: &dyn MessageLog, conv: &ConversationId) -> Vec<Message> {
@@ -152,8 +212,32 @@ macro_rules! contract_tests {
             $crate::contract::concurrent_amendments_stay_gapless($make.await).await;
         }
         #[tokio::test]
-        async fn join_is_idempotent() {
-            $crate::contract::join_is_idempotent($make.await).await;
+        async fn memberships_change_with_their_event() {
+            $crate::contract::memberships_change_with_their_event($make.await).await;
+        }
+        #[tokio::test]
+        async fn refused_changes_store_nothing() {
+            $crate::contract::refused_changes_store_nothing($make.await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn two_last_admins_leaving_at_once_keep_one() {
+            $crate::contract::two_last_admins_leaving_at_once_keep_one($make.await).await;
+        }
+        #[tokio::test]
+        async fn reads_for_a_group_change_in_one_go() {
+            $crate::contract::reads_for_a_group_change_in_one_go($make.await).await;
+        }
+        #[tokio::test]
+        async fn connections_past_the_cap_close_the_oldest() {
+            $crate::contract::connections_past_the_cap_close_the_oldest($make.await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn rate_limits_per_user_and_bucket() {
+            $crate::contract::rate_limits_per_user_and_bucket($make.await).await;
+        }
+        #[tokio::test]
+        async fn a_token_has_one_holder() {
+            $crate::contract::a_token_has_one_holder($make.await).await;
         }
         #[tokio::test]
         async fn connections_of_users() {
@@ -170,10 +254,6 @@ macro_rules! contract_tests {
         #[tokio::test]
         async fn last_seqs_of_conversations() {
             $crate::contract::last_seqs_of_conversations($make.await).await;
-        }
-        #[tokio::test]
-        async fn roles_and_leaving() {
-            $crate::contract::roles_and_leaving($make.await).await;
         }
         #[tokio::test]
         async fn group_metadata() {

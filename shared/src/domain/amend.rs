@@ -277,6 +277,11 @@ mod tests {
             sent_at,
             expires_at: None,
             reply_to: None,
+            digest: crate::domain::RequestDigest::of(
+                "send",
+                &ConversationId::new("dm:alice:bob").unwrap(),
+                &[],
+            ),
         }
         .stored_as(3)
     }

@@ -102,6 +102,11 @@ mod tests {
             sent_at: Utc::now(),
             expires_at: None,
             reply_to: None,
+            digest: crate::domain::RequestDigest::of(
+                "send",
+                &ConversationId::new("g:1").unwrap(),
+                &[],
+            ),
         }
         .stored_as(seq)
     }

@@ -1,58 +1,55 @@
 //! Use case of the `add_members` route (admins only).
 
 use super::groups::{
-    announce, append_event_counted, check_size, latest_seq, reply_state, require_admin, unique,
+    Done, Plan, change_group, check_groups_of, check_size, finish, name_of, reply_state,
+    require_admin, unique_ids, users_part,
 };
-use crate::domain::{LogEvent, Membership, Role, UserId};
+use crate::domain::{LogEvent, RequestDigest, Role, UserId};
+use crate::ports::GroupChange;
 use crate::protocol::MembersFrame;
 use crate::request::Request;
 use crate::{App, Error};
-use std::collections::BTreeSet;
 
-/// `add_members`: admins only; users already in the group are skipped.
+/// `add_members`: admins only; users already in the group are skipped. The new members read
+/// from the `members_added` event on; they and the event are one atomic write.
 pub async fn add_members(app: &App, req: &Request, frame: MembersFrame) -> Result<(), Error> {
+    let me = &req.caller.user;
     let conv = &frame.conversation;
-    require_admin(app, req, conv).await?;
-    let current: BTreeSet<UserId> = app
-        .stores
-        .conversations
-        .members(conv)
-        .await?
-        .into_iter()
-        .map(|m| m.user)
-        .collect();
-    let new: Vec<UserId> = unique(frame.users)
-        .into_iter()
-        .filter(|u| !current.contains(u))
-        .collect();
-    if new.is_empty() {
-        return reply_state(app, req, conv, latest_seq(app, conv).await?).await;
+    let users = unique_ids(app, frame.users)?;
+    let digest = RequestDigest::of("add_members", conv, &[&users_part(&users)]);
+    let cmid = frame.client_msg_id.as_ref();
+    let done = change_group(app, req, conv, cmid, digest, &users, |ctx| {
+        require_admin(ctx, conv, me)?;
+        let new: Vec<UserId> = users
+            .iter()
+            .filter(|u| ctx.member(u).is_none())
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return Ok(Plan::Nothing);
+        }
+        check_size(app, ctx.members.len() + new.len())?;
+        check_groups_of(app, ctx, &new)?;
+        let change = GroupChange {
+            join: new.iter().map(|u| (u.clone(), Role::Member)).collect(),
+            require: vec![(me.clone(), Some(Role::Admin))],
+            max_members: app.limits.max_group_members,
+            max_groups_per_user: app.limits.max_groups_per_user,
+            ..GroupChange::default()
+        };
+        Ok(Plan::Change(LogEvent::MembersAdded { users: new }, change))
+    })
+    .await?;
+    match done {
+        Done::Stored(message, ctx) => finish(app, req, &message, name_of(&ctx), &[]).await,
+        Done::Retried(seq, ctx) => {
+            require_admin(&ctx, conv, me)?;
+            reply_state(app, req, conv, name_of(&ctx), &ctx.members, seq).await;
+            Ok(())
+        }
+        Done::Unchanged(ctx) => {
+            reply_state(app, req, conv, name_of(&ctx), &ctx.members, ctx.last_seq).await;
+            Ok(())
+        }
     }
-    check_size(app, current.len() + new.len())?;
-    let event = LogEvent::MembersAdded { users: new };
-    let appended =
-        append_event_counted(app, conv, &req.caller.user, frame.client_msg_id, event).await?;
-    let (message, duplicate) = (appended.message, appended.duplicate);
-    // On a retry the stored event says whom the first attempt added.
-    let LogEvent::MembersAdded { users } = message
-        .event
-        .clone()
-        .unwrap_or(LogEvent::MembersAdded { users: vec![] })
-    else {
-        return Err(Error::BadRequest(
-            "client_msg_id was used for another kind of message".into(),
-        ));
-    };
-    let now = app.now();
-    for user in &users {
-        // The group's earlier messages are not theirs to read, so not unread either.
-        let membership = Membership::new(conv, user, Role::Member, message.seq, now)
-            .with_read_chats(appended.chats);
-        app.stores.conversations.join(&membership).await?;
-    }
-    reply_state(app, req, conv, message.seq).await?;
-    if !duplicate {
-        announce(app, req, &message, &[]).await;
-    }
-    Ok(())
 }

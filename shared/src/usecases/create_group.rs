@@ -1,61 +1,67 @@
 //! Use case of the `create_group` route: a new group with the caller as admin.
 
-use super::groups::{announce, append_event, check_size, group_name, reply_state};
-use crate::domain::{ConversationId, GroupInfo, LogEvent, Membership, Role, UserId};
+use super::forbidden;
+use super::groups::{
+    Done, Plan, change_group, check_groups_of, check_size, finish, group_name, name_of,
+    reply_state, unique_ids, users_part,
+};
+use crate::domain::{ConversationId, GroupInfo, LogEvent, RequestDigest, Role, UserId};
+use crate::ports::GroupChange;
 use crate::protocol::CreateGroupFrame;
 use crate::request::Request;
 use crate::{App, Error};
 
 /// `create_group`: the caller becomes admin, `members` members, all from the created event on.
+/// The group, its members and its created event are one atomic write. With a `client_msg_id`
+/// the group's id comes from it, so a retry lands on the same group: it answers with the group
+/// as it now is, and adds nobody (a creator who has left since gets `forbidden`).
 pub async fn create_group(app: &App, req: &Request, frame: CreateGroupFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     let name = group_name(app, &frame.name)?;
-    let mut members: Vec<UserId> = vec![me.clone()];
-    for u in frame.members {
-        if !members.contains(&u) {
-            members.push(u);
-        }
-    }
+    let others: Vec<UserId> = unique_ids(app, frame.members)?
+        .into_iter()
+        .filter(|u| u != me)
+        .collect();
+    let mut members = vec![me.clone()];
+    members.extend(others.iter().cloned());
     check_size(app, members.len())?;
-    let conv = ConversationId::group(me, frame.client_msg_id.as_ref());
+    let cmid = frame.client_msg_id.as_ref();
+    let conv = ConversationId::group(me, cmid);
+    let digest = RequestDigest::of("create_group", &conv, &[&name, &users_part(&others)]);
     let now = app.now();
-    let existing = app
-        .stores
-        .conversations
-        .groups(std::slice::from_ref(&conv))
-        .await?;
-    match existing.get(&conv) {
-        Some(info) if &info.created_by != me => {
+    let done = change_group(app, req, &conv, cmid, digest, &members, |ctx| {
+        if ctx.info.is_some() || !ctx.members.is_empty() {
             return Err(Error::Forbidden(format!("conversation {conv} exists")));
         }
-        Some(_) => {} // a retry: finish whatever the first attempt left undone
-        None => {
-            let info = GroupInfo {
+        check_groups_of(app, ctx, &members)?;
+        let event = LogEvent::GroupCreated {
+            name: name.clone(),
+            members: members.clone(),
+        };
+        let change = GroupChange {
+            create: Some(GroupInfo {
                 conversation: conv.clone(),
                 name: name.clone(),
                 created_by: me.clone(),
                 created_at: now,
-            };
-            app.stores.conversations.put_group(&info).await?;
-        }
-    }
-    let event = LogEvent::GroupCreated {
-        name,
-        members: members.clone(),
-    };
-    let (message, duplicate) = append_event(app, &conv, me, frame.client_msg_id, event).await?;
-    for user in &members {
-        let role = if user == me {
-            Role::Admin
-        } else {
-            Role::Member
+            }),
+            join: members
+                .iter()
+                .map(|u| (u.clone(), if u == me { Role::Admin } else { Role::Member }))
+                .collect(),
+            max_members: app.limits.max_group_members,
+            max_groups_per_user: app.limits.max_groups_per_user,
+            ..GroupChange::default()
         };
-        let membership = Membership::new(&conv, user, role, message.seq, now);
-        app.stores.conversations.join(&membership).await?;
+        Ok(Plan::Change(event, change))
+    })
+    .await?;
+    match done {
+        Done::Stored(message, _) => finish(app, req, &message, name, &[]).await,
+        Done::Retried(seq, ctx) if ctx.member(me).is_some() => {
+            reply_state(app, req, &conv, name_of(&ctx), &ctx.members, seq).await;
+            Ok(())
+        }
+        Done::Retried(..) | Done::Unchanged(_) => Err(forbidden(&conv)),
     }
-    reply_state(app, req, &conv, message.seq).await?;
-    if !duplicate {
-        announce(app, req, &message, &[]).await;
-    }
-    Ok(())
 }

@@ -38,8 +38,9 @@ pub mod unmute;
 pub mod unregister_push;
 mod views;
 
-use crate::domain::{ConversationId, Membership, UserId};
+use crate::domain::{ClientMsgId, ConversationId, Membership, Seq, UserId};
 use crate::protocol::ServerFrame;
+use crate::ratelimit::{Bucket, Decision};
 use crate::request::{Caller, Frame, Request};
 use crate::routes::{Action, Function};
 use crate::{App, Error};
@@ -77,6 +78,7 @@ pub async fn serve_frame(
                 code: e.code(),
                 message: e.client_message(&req.request_id),
                 client_msg_id,
+                retry_after_ms: e.retry_after_ms(),
             };
             req.reply(app, &frame).await;
         }
@@ -99,9 +101,13 @@ async fn run(app: &App, function: Function, req: &Request) -> Result<(), Error> 
     }
 }
 
-/// Runs the use case of `action` on the request's frame. Exhaustive: a new [`Action`] does not
-/// compile until it has a use case here.
+/// Runs the use case of `action` on the request's frame, once the caller's rate limit allows it
+/// ([`Action::bucket`]; `send` takes its token itself, after validating the frame).
+/// Exhaustive: a new [`Action`] does not compile until it has a use case here.
 pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Error> {
+    if let Some(bucket) = action.bucket().filter(|_| action != Action::Send) {
+        take_token(app, &req.caller.user, bucket).await?;
+    }
     match action {
         Action::Send => send::send(app, req, req.frame()?).await,
         Action::Edit => edit::edit(app, req, req.frame()?).await,
@@ -148,8 +154,20 @@ pub(crate) fn forbidden(conv: &ConversationId) -> Error {
     Error::Forbidden(format!("you are not a member of conversation {conv}"))
 }
 
-/// Everyone in a conversation. A 1:1 conversation names its members in its id: no read needed.
+/// Everyone in a conversation now. A 1:1 conversation names its members in its id: no read
+/// needed.
 pub(crate) async fn members_of(app: &App, conv: &ConversationId) -> Result<Vec<UserId>, Error> {
+    members_at(app, conv, Seq::MAX).await
+}
+
+/// The members a message stored as `seq` goes to: those who are members now (read strongly
+/// consistent, after the message was stored, so nobody removed before it is among them) and
+/// who may read `seq` (a member added after it, at a later event, may not).
+pub(crate) async fn members_at(
+    app: &App,
+    conv: &ConversationId,
+    seq: Seq,
+) -> Result<Vec<UserId>, Error> {
     match conv.direct_members() {
         Some((a, b)) if a == b => Ok(vec![a]),
         Some((a, b)) => Ok(vec![a, b]),
@@ -159,7 +177,40 @@ pub(crate) async fn members_of(app: &App, conv: &ConversationId) -> Result<Vec<U
             .members(conv)
             .await?
             .into_iter()
+            .filter(|m| m.from_seq <= seq)
             .map(|m| m.user)
             .collect()),
     }
+}
+
+/// Takes one token from the caller's `bucket`, or answers `rate_limited` with the wait.
+pub(crate) async fn take_token(app: &App, user: &UserId, bucket: Bucket) -> Result<(), Error> {
+    let rate = app.limits.rates.of(bucket);
+    if rate.is_off() {
+        return Ok(());
+    }
+    match app
+        .stores
+        .limiter
+        .take(user, bucket, rate, app.now())
+        .await?
+    {
+        Decision::Allowed { .. } => Ok(()),
+        Decision::Limited { retry_after } => {
+            tracing::info!(
+                bucket = bucket.name(),
+                retry_after_ms = retry_after.num_milliseconds(),
+                "rate limited"
+            );
+            Err(Error::RateLimited(retry_after))
+        }
+    }
+}
+
+/// The answer to a `client_msg_id` reused for another request (another action, conversation
+/// or content): nothing was done.
+pub(crate) fn conflict(cmid: &ClientMsgId) -> Error {
+    Error::Conflict(format!(
+        "client_msg_id {cmid} was already used for another request; use a new one for a new request"
+    ))
 }

@@ -50,7 +50,8 @@ pub async fn notify(app: &App, message: &Message, offline: &BTreeSet<UserId>) ->
 
 /// The stream-driven variant of [`notify`], for a message read back from the log by its seq:
 /// the members it reached on no live connection are those without a connection record (the
-/// `send` that stored it has already deleted the records PostToConnection found gone).
+/// `send` that stored it has already deleted the records PostToConnection found gone). Members
+/// are read as the send's fan-out reads them: strongly consistent, from the message's seq on.
 pub async fn notify_stored(app: &App, conv: &ConversationId, seq: Seq) -> Result<(), Error> {
     let now = app.now();
     let found = app
@@ -62,7 +63,8 @@ pub async fn notify_stored(app: &App, conv: &ConversationId, seq: Seq) -> Result
         // Expired already, or a record that is not a message: nothing to push.
         return Ok(());
     };
-    let members = super::members_of(app, conv).await?;
+    // The members now who may read it: nobody removed before it was stored, nobody added after.
+    let members = super::members_at(app, conv, seq).await?;
     let online: BTreeSet<UserId> = app
         .stores
         .connections

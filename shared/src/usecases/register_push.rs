@@ -11,6 +11,14 @@ const MAX_TOKEN_LEN: usize = 4096;
 
 /// `register_push`: the caller's device receives pushes while it has no live connection. A new
 /// token for the same device updates (and re-enables) its endpoint; another platform replaces it.
+///
+/// A token belongs to one device at a time. One that another device registered (another
+/// user's, when a phone changed hands or someone else signed in on it) is taken from that
+/// device first: its registration is removed, so nothing of its user's is pushed to this token
+/// any more, before the endpoint becomes this user's.
+///
+/// A user has at most [`max_devices_per_user`](crate::Limits::max_devices_per_user) devices
+/// registered: a new device past that replaces the least recently registered one.
 pub async fn register_push(
     app: &App,
     req: &Request,
@@ -26,7 +34,19 @@ pub async fn register_push(
             "a device token is 1 to {MAX_TOKEN_LEN} printable ASCII characters"
         )));
     }
-    let existing = app.stores.push_devices.get(user, device).await?;
+    let devices = &app.stores.push_devices;
+    let existing = devices.get(user, device).await?;
+    let mut taken = None;
+    if let Some((holder, holder_device)) = devices.token_holder(frame.platform, token).await?
+        && (&holder, &holder_device) != (user, device)
+    {
+        taken = devices
+            .remove_if_token(&holder, &holder_device, token)
+            .await?;
+        if let Some(t) = &taken {
+            tracing::info!(from = %t.user, from_device = %t.device, "push token moved to another device");
+        }
+    }
     let reuse = existing
         .as_ref()
         .filter(|d| d.platform == frame.platform)
@@ -45,13 +65,19 @@ pub async fn register_push(
         Err(NotifyError::Unsupported(why)) => return Err(Error::BadRequest(why)),
         Err(e) => return Err(e.into()),
     };
-    if let Some(old) = existing.filter(|d| d.endpoint != endpoint)
-        && let Err(e) = app.notifier.unregister(&old.endpoint).await
-    {
-        tracing::warn!(error = %e, endpoint = old.endpoint, "could not delete replaced endpoint");
+    // Endpoints no registration uses any more: this device's old one, and the one of the device
+    // the token was taken from (unless it is the endpoint this device now uses).
+    for old in existing.iter().chain(&taken) {
+        if old.endpoint != endpoint
+            && let Err(e) = app.notifier.unregister(&old.endpoint).await
+        {
+            tracing::warn!(error = %e, endpoint = old.endpoint, "could not delete replaced endpoint");
+        }
     }
-    app.stores
-        .push_devices
+    if existing.is_none() {
+        make_room(app, req).await?;
+    }
+    devices
         .put(&PushDevice {
             user: user.clone(),
             device: device.clone(),
@@ -68,5 +94,32 @@ pub async fn register_push(
         preview: frame.preview,
     };
     req.reply(app, &reply).await;
+    Ok(())
+}
+
+/// Before a new device is registered: at the limit, the least recently registered devices go
+/// (their registrations and endpoints).
+async fn make_room(app: &App, req: &Request) -> Result<(), Error> {
+    let max = app.limits.max_devices_per_user;
+    let user = &req.caller.user;
+    let mut mine = app
+        .stores
+        .push_devices
+        .of_users(std::slice::from_ref(user))
+        .await?;
+    if max == 0 || mine.len() < max {
+        return Ok(());
+    }
+    mine.sort_by(|a, b| (a.registered_at, &a.device).cmp(&(b.registered_at, &b.device)));
+    for old in mine.iter().take(mine.len() + 1 - max) {
+        app.stores
+            .push_devices
+            .remove(&old.user, &old.device)
+            .await?;
+        if let Err(e) = app.notifier.unregister(&old.endpoint).await {
+            tracing::warn!(error = %e, endpoint = old.endpoint, "could not delete a replaced device's endpoint");
+        }
+        tracing::info!(replaced = %old.device, "device limit reached: least recently registered device replaced");
+    }
     Ok(())
 }

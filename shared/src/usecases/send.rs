@@ -1,10 +1,11 @@
 //! Use case of the `send` route: store first, ack the sender, then fan out.
 
-use super::forbidden;
 use super::views::deliver_entry;
-use crate::domain::{ConversationId, Membership, Message, NewMessage, Role, Seq, UserId};
-use crate::ports::{WriteContext, WriteKeys};
+use super::{conflict, forbidden, take_token};
+use crate::domain::{ConversationId, Head, Message, NewMessage, RequestDigest, Seq};
+use crate::ports::{Append, Effects, WriteContext, WriteKeys};
 use crate::protocol::{MessageView, QuoteView, SendFrame, ServerFrame};
+use crate::ratelimit::Bucket;
 use crate::request::Request;
 use crate::{App, Error};
 
@@ -23,17 +24,20 @@ pub(super) fn check_body(app: &App, body: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// `send`: validates the frame, makes sure a 1:1 conversation exists, appends the message
-/// (idempotent on `(sender, client_msg_id)`), answers `sent` once it is durable, then delivers
-/// it to every live connection of every member except the sending one — also when the send was
-/// a retry of a stored one (`duplicate`), since the first attempt may have died before its
-/// fan-out finished (docs/reliability.md, "Crash points"). Sending also reads: the sender's
+/// `send`: validates the frame, appends the message (idempotent on `(sender, client_msg_id)`
+/// for the same request, a `conflict` for another), answers `sent` once it is durable, then
+/// delivers it to every live connection of every member except the sending one — also when the
+/// send was a retry of a stored one (`duplicate`), since the first attempt may have died before
+/// its fan-out finished (docs/reliability.md, "Crash points"). Sending also reads: the sender's
 /// read pointer moves to the new message, so their own messages are never unread.
 ///
-/// Requests: one batched read (membership, head, idempotency key, and the message a reply
-/// answers), the append transaction, then the connections of every member (one batched read per
-/// 100 members; a group also reads its member list first) and, alongside, the sender's read
-/// pointer.
+/// A 1:1 conversation's memberships are created by its first stored message, in the same
+/// atomic write: a send that stores nothing (a conflict, a refusal) leaves no membership.
+///
+/// Requests: the caller's token (rate limit), one batched read (membership, head, idempotency
+/// key, and the message a reply answers), the append transaction; then a group's member list
+/// (consistent), the connections of every member (one batched read per 100 members) and,
+/// alongside, the sender's read pointer.
 pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     check_body(app, &frame.body)?;
@@ -54,49 +58,68 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
     if frame.reply_to == Some(0) {
         return Err(Error::BadRequest("reply_to must be at least 1".into()));
     }
+    // The request a key stands for: the conversation, the body and what it answers.
+    let reply_to = frame.reply_to.map(|s| s.to_string()).unwrap_or_default();
+    let digest = RequestDigest::of("send", &conv, &[&frame.body, &reply_to]);
     let now = app.now();
-    let seen = app
-        .stores
-        .reads
-        .read_for_write(
-            WriteKeys {
-                conversation: &conv,
-                user: me,
-                client_msg_id: Some(&frame.client_msg_id),
-                message: frame.reply_to,
-            },
-            now,
-        )
-        .await?;
-    let from_seq = match &seen.membership {
-        Some(m) => m.from_seq,
-        None => {
-            join_direct(app, &conv, me).await?;
-            1
-        }
+    let keys = WriteKeys {
+        conversation: &conv,
+        user: me,
+        client_msg_id: Some(&frame.client_msg_id),
+        message: frame.reply_to,
     };
+    // The token first: a refused send costs its token's request at most (none when this
+    // process already knows the bucket is empty), never the reads behind it.
+    take_token(app, me, Bucket::Send).await?;
+    let seen = app.stores.reads.read_for_write(keys, now).await?;
+    let effects = match (&seen.membership, conv.direct_members()) {
+        (Some(_), _) => Effects::default(),
+        // A 1:1 conversation springs into existence with its first message, by either user.
+        (None, Some((a, b))) if &a == me || &b == me => Effects {
+            direct: if a == b { vec![a] } else { vec![a, b] },
+            group: None,
+        },
+        (None, _) => return Err(forbidden(&conv)),
+    };
+    let cmid = frame.client_msg_id;
+    if let Some(sent) = &seen.sent
+        && !sent.is_same_request(&conv, &digest)
+    {
+        return Err(conflict(&cmid));
+    }
+    let from_seq = seen.membership.as_ref().map_or(1, |m| m.from_seq);
     // A retry is answered with the original, whatever became of the message it answers.
     let quoted = match frame.reply_to {
-        Some(seq) if !seen.already_sent => Some(replied_to(&conv, seq, from_seq, &seen)?),
+        Some(seq) if seen.sent.is_none() => Some(replied_to(&conv, seq, from_seq, &seen)?),
         _ => None,
     };
-
     let msg = NewMessage {
         conversation: conv.clone(),
         from: me.clone(),
-        client_msg_id: frame.client_msg_id,
+        client_msg_id: cmid.clone(),
+        digest,
         body: frame.body,
         event: None,
         sent_at: now,
         expires_at: app.limits.retention.map(|r| now + r),
         reply_to: frame.reply_to,
     };
-    let log = &app.stores.messages;
-    let appended = if seen.already_sent {
-        // A retry: the append finds the original and answers with it.
-        log.append(msg).await?
-    } else {
-        log.append_seen(msg, seen.last_seq, seen.chats).await?
+    // A retry (the key is stored) reads the key again in the append and answers with it.
+    let head = seen.sent.is_none().then_some(Head {
+        last_seq: seen.last_seq,
+        chats: seen.chats,
+        last: None,
+    });
+    let (appended, duplicate) = match app.stores.messages.append_with(msg, &effects, head).await? {
+        Append::Stored(a) => (a, false),
+        Append::Duplicate(a) => (a, true),
+        Append::Conflict(_) => return Err(conflict(&cmid)),
+        // A 1:1 send's memberships are never refused; nothing else has effects here.
+        Append::Refused(r) => {
+            return Err(Error::Store(crate::ports::StoreError::Corrupt(format!(
+                "a send was refused: {r:?}"
+            ))));
+        }
     };
     let m = &appended.message;
     req.reply(
@@ -106,11 +129,11 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
             conversation: m.conversation.clone(),
             seq: m.seq,
             sent_at: m.sent_at,
-            duplicate: appended.duplicate,
+            duplicate,
         },
     )
     .await;
-    if appended.duplicate {
+    if duplicate {
         // A retry of a stored send. Its first attempt may have died before or during the
         // fan-out, or only its reply may have been lost: nothing here tells which, so the
         // message goes out again. Devices drop a (conversation, seq) they already have, and
@@ -125,7 +148,7 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
     // may be shown (the answer above never depended on it).
     let quoted = quoted.or_else(|| {
         m.reply_to
-            .filter(|seq| seen.already_sent && Some(*seq) == frame.reply_to)
+            .filter(|_| seen.sent.is_some())
             .and_then(|seq| replied_to(&conv, seq, from_seq, &seen).ok())
     });
     view.quote = quoted.as_ref().map(QuoteView::from);
@@ -184,25 +207,5 @@ fn replied_to(
         None => Err(Error::NotFound(format!(
             "no message {seq} you can see in {conv}"
         ))),
-    }
-}
-
-/// A sender who is not a member may still write to a 1:1 conversation they are one of the two
-/// users of: it springs into existence the first time either of them writes to it. Anything
-/// else is `forbidden`.
-async fn join_direct(app: &App, conv: &ConversationId, me: &UserId) -> Result<(), Error> {
-    match conv.direct_members() {
-        Some((a, b)) if &a == me || &b == me => {
-            let now = app.now();
-            // The other member first: if we die in between, our own missing membership makes the
-            // next send repeat both joins (each is idempotent).
-            let other = if &a == me { &b } else { &a };
-            for user in [other, me] {
-                let membership = Membership::new(conv, user, Role::Member, 1, now);
-                app.stores.conversations.join(&membership).await?;
-            }
-            Ok(())
-        }
-        _ => Err(forbidden(conv)),
     }
 }

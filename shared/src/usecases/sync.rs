@@ -50,6 +50,13 @@ impl Page {
 /// again while `more`. Cursors of conversations the caller is not in are ignored.
 pub async fn sync(app: &App, req: &Request, frame: SyncFrame) -> Result<(), Error> {
     let me = &req.caller.user;
+    let cursors = app.limits.max_sync_cursors;
+    if frame.since.len() > cursors {
+        return Err(Error::TooLarge(format!(
+            "at most {cursors} cursors in since; this one has {}",
+            frame.since.len()
+        )));
+    }
     let max = app.limits.page_messages;
     let mut page = Page::new(app, frame.limit.unwrap_or(max).clamp(1, max));
     let now = app.now();

@@ -18,6 +18,8 @@ pub struct RecordingPoster {
     posts: Mutex<Vec<(ConnectionId, Value)>>,
     gone: Mutex<HashSet<ConnectionId>>,
     failing: Mutex<HashSet<ConnectionId>>,
+    /// Connections closed by the service (DeleteConnection), in order.
+    pub closed: Mutex<Vec<ConnectionId>>,
 }
 
 #[async_trait]
@@ -31,6 +33,14 @@ impl Poster for RecordingPoster {
         }
         let v = serde_json::from_str(data).expect("server frames are JSON");
         self.posts.lock().unwrap().push((conn.clone(), v));
+        Ok(())
+    }
+
+    async fn close(&self, conn: &ConnectionId) -> Result<(), PostError> {
+        if !self.gone.lock().unwrap().insert(conn.clone()) {
+            return Err(PostError::Gone);
+        }
+        self.closed.lock().unwrap().push(conn.clone());
         Ok(())
     }
 }

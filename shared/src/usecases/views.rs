@@ -69,9 +69,11 @@ pub(super) async fn members_from(
     Ok(members.into_iter().map(|m| (m.user, m.from_seq)).collect())
 }
 
-/// Delivers a new entry's `view` to every member except the requesting connection. When it
-/// refers to message `refers` (a reply, an amendment), members who joined after that message
-/// get the view without its quote or target.
+/// Delivers a new entry's `view` to every member except the requesting connection: those who
+/// are members now (read strongly consistent, after the entry was stored, so nobody removed
+/// before it is among them) and who may read it (a member added at a later event may not).
+/// When it refers to message `refers` (a reply, an amendment), members who joined after that
+/// message get the view without its quote or target.
 pub(super) async fn deliver_entry(
     app: &App,
     conv: &ConversationId,
@@ -79,16 +81,10 @@ pub(super) async fn deliver_entry(
     refers: Option<Seq>,
     skip: &crate::domain::ConnectionId,
 ) -> Result<Delivery, Error> {
-    let members = match refers {
-        Some(_) => members_from(app, conv).await?,
-        None => super::members_of(app, conv)
-            .await?
-            .into_iter()
-            .map(|u| (u, 1))
-            .collect(),
-    };
+    let members = members_from(app, conv).await?;
     let (seeing, not_seeing): (Vec<_>, Vec<_>) = members
         .into_iter()
+        .filter(|(_, from)| *from <= view.seq)
         .partition(|(_, from)| refers.is_none_or(|r| r >= *from));
     let users = |v: Vec<(UserId, Seq)>| v.into_iter().map(|(u, _)| u).collect::<Vec<_>>();
     let mut delivery = app

@@ -1,6 +1,7 @@
 //! Adapter layer: appending to a conversation's log — the one transaction that assigns a seq
 //! and stores the message, and its retries. All the conditions that keep seqs gapless and sends
-//! idempotent are here.
+//! idempotent are here. An append's effects (membership changes, `effects.rs`) are extra
+//! actions at the end of the same transaction, after the fixed ones.
 
 use super::codec::{from_item, instant_value, n, to_item};
 use super::messages::{
@@ -11,27 +12,8 @@ use super::{DynamoStore, Failure, Item, backend, backoff, classify, corrupt};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem, Update};
 use messenger::domain::{ConversationId, Head, Message, NewMessage, Seq};
-use messenger::ports::{Appended, StoreError};
+use messenger::ports::{Append, Appended, Effects, GroupRefusal, StoreError};
 use tokio::time::Instant;
-
-/// A transaction refused for a reason retrying cannot fix: a cancellation reason other than a
-/// race, a conflict or throttling means the item itself is wrong (too large, invalid).
-fn corrupt_or_backend(
-    msg: &NewMessage,
-    err: aws_sdk_dynamodb::error::SdkError<
-        TransactWriteItemsError,
-        aws_smithy_runtime_api::http::Response,
-    >,
-) -> StoreError {
-    match err.as_service_error().and_then(read_cancellation) {
-        Some(c) => corrupt(format!(
-            "append to {} cancelled: {}",
-            msg.conversation,
-            c.other.join(", ")
-        )),
-        None => backend(err),
-    }
-}
 
 /// Striped per-conversation locks: bounded memory, and two conversations share a stripe only
 /// by hash collision.
@@ -61,12 +43,15 @@ struct Cancelled {
     conflict: bool,
     /// The partition was throttled (`ThrottlingError`, `ProvisionedThroughputExceeded`).
     throttled: bool,
-    /// Anything else (validation, item collection too large): retrying cannot help.
+    /// An effect's condition failed: what it means.
+    refused: Option<GroupRefusal>,
+    /// Anything else (validation, item collection too large, a condition without a meaning):
+    /// retrying cannot help.
     other: Vec<String>,
 }
 
 impl Cancelled {
-    /// What to do about it when the idempotency key did not decide it already.
+    /// What to do about it when neither the idempotency key nor an effect decided it already.
     fn failure(&self) -> Failure {
         if !self.other.is_empty() {
             Failure::Permanent
@@ -77,24 +62,35 @@ impl Cancelled {
             Failure::Race
         }
     }
+
+    /// The effect's refusal, when it is the only reason: a refusal read together with a lost
+    /// race, a conflict or throttling may come from a stale read, so that is tried again.
+    fn refusal(&self) -> Option<GroupRefusal> {
+        self.refused
+            .clone()
+            .filter(|_| !self.head && !self.conflict && !self.throttled && self.other.is_empty())
+    }
 }
 
 /// Position of each action inside the append transaction (the head is 0).
 const TX_MESSAGE: usize = 1;
 const TX_IDEM: usize = 2;
 
-fn read_cancellation(e: &TransactWriteItemsError) -> Option<Cancelled> {
+/// The cancellation reasons of the transaction, by position: the fixed actions first, then the
+/// effects' actions from `effects_at`, each with what its failed condition means.
+fn read_cancellation(
+    e: &TransactWriteItemsError,
+    effects_at: usize,
+    refusals: &[Option<GroupRefusal>],
+) -> Option<Cancelled> {
     let TransactWriteItemsError::TransactionCanceledException(tc) = e else {
         return None;
     };
     let mut c = Cancelled::default();
     for (i, r) in tc.cancellation_reasons().iter().enumerate() {
+        let effect = i.checked_sub(effects_at).and_then(|k| refusals.get(k));
         match r.code() {
             None | Some("None") => {}
-            Some("ConditionalCheckFailed") if i == TX_IDEM => c.idempotency = true,
-            // The head moved, or (reported with it) the message slot `prev + 1` is taken:
-            // either way another sender got that seq first.
-            Some("ConditionalCheckFailed") if i <= TX_MESSAGE => c.head = true,
             // Another transaction held one of our items: the same race as a head conflict.
             Some("TransactionConflict") => c.conflict = true,
             // A hot conversation's partition: nothing was written, so it is safe to try again
@@ -102,6 +98,15 @@ fn read_cancellation(e: &TransactWriteItemsError) -> Option<Cancelled> {
             Some("ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded") => {
                 c.throttled = true
             }
+            Some("ConditionalCheckFailed") => match effect {
+                Some(Some(refusal)) => c.refused = Some(refusal.clone()),
+                Some(None) => c.other.push(format!("effect action {i}: condition failed")),
+                None if i == TX_IDEM => c.idempotency = true,
+                // The head moved, or (reported with it) the message slot `prev + 1` is taken:
+                // either way another sender got that seq first.
+                None if i <= TX_MESSAGE => c.head = true,
+                None => c.other.push(format!("action {i}: condition failed")),
+            },
             Some(code) => c.other.push(format!("action {i}: {code}")),
         }
     }
@@ -148,24 +153,28 @@ pub(super) fn head_update(
 
 impl DynamoStore {
     /// A consistent read of the head and the idempotency key (one BatchGetItem), then one
-    /// TransactWriteItems that moves the head from `prev` to `prev + 1` and writes the message
-    /// and its idempotency key. All or nothing, so a sender that dies at any point leaves no
-    /// hole. Retried with jittered backoff inside the retry budget: a lost race for the head, a
-    /// conflict, throttling (plain or inside the cancelled transaction), and a transaction whose
-    /// outcome is unknown (timeout, 5xx) — the next read then finds out whether it committed.
-    /// `seen` is the head a caller has just read (with no idempotency key found): the first
-    /// attempt uses it instead of reading again (the transaction's conditions still check both).
+    /// TransactWriteItems that moves the head from `prev` to `prev + 1` and writes the message,
+    /// its idempotency key and the effects. All or nothing, so a sender that dies at any point
+    /// leaves no hole. Retried with jittered backoff inside the retry budget: a lost race for
+    /// the head, a conflict, throttling (plain or inside the cancelled transaction), and a
+    /// transaction whose outcome is unknown (timeout, 5xx) — the next read then finds out
+    /// whether it committed. `seen` is the head a caller has just read (with no idempotency key
+    /// found): the first attempt uses it instead of reading again (the transaction's conditions
+    /// still check both). A key that already stored this request answers with its message; one
+    /// that stored another request is a conflict; an effect whose condition fails is a refusal.
+    /// None of those stores anything.
     ///
     /// Every try of this call marks the idempotency key with one random token. A retried
     /// transaction whose first answer was lost (the SDK retries with the same client request
     /// token, and DynamoDB answers an already applied one with success; an emulator or a later
     /// try of ours finds the key taken instead) is recognised as this call's own write by the
-    /// token: stored once, and not a duplicate.
+    /// token: stored once, answered as stored (with its effects applied), not as a duplicate.
     pub(super) async fn append_message(
         &self,
         msg: NewMessage,
+        effects: &Effects,
         mut seen: Option<Head>,
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<Append, StoreError> {
         let _queued = match &self.append_locks {
             Some(locks) => Some(locks.lock(&msg.conversation).await),
             None => None,
@@ -193,12 +202,18 @@ impl DynamoStore {
                     }
                     // Same rule as the transaction's condition: an expired key no longer counts.
                     if let Some(idem) = idem.filter(|i| i.holds_at(msg.sent_at)) {
-                        return self.original(&idem, &token).await;
+                        return self.answer_stored_key(&msg, &idem, &token).await;
                     }
                     head.as_ref().map(HeadItem::head).unwrap_or_default()
                 }
             };
-            let (appended, actions) = self.append_transaction(&msg, &prev, &token)?;
+            let (appended, mut actions) = self.append_transaction(&msg, &prev, &token)?;
+            let effects_at = actions.len();
+            let (effect_actions, refusals): (Vec<_>, Vec<_>) = self
+                .effect_actions(&msg, effects, prev.last_seq + 1, appended.chats)?
+                .into_iter()
+                .unzip();
+            actions.extend(effect_actions);
             let r = self
                 .client
                 .transact_write_items()
@@ -207,17 +222,30 @@ impl DynamoStore {
                 .send()
                 .await;
             let err = match r {
-                Ok(_) => return Ok(appended),
+                Ok(_) => return Ok(Append::Stored(appended)),
                 Err(e) => e,
             };
-            let failure = match err.as_service_error().and_then(read_cancellation) {
+            let failure = match err
+                .as_service_error()
+                .and_then(|e| read_cancellation(e, effects_at, &refusals))
+            {
                 Some(c) if c.idempotency => {
                     // Stored already: by a concurrent retry of the same send, or by one of our
                     // own tries whose answer was lost.
                     let idem = self.idempotency_item(&idem_key).await?;
-                    return self.original(&idem, &token).await;
+                    return self.answer_stored_key(&msg, &idem, &token).await;
                 }
                 Some(c) => {
+                    if let Some(refused) = c.refusal() {
+                        return Ok(Append::Refused(refused));
+                    }
+                    if c.failure() == Failure::Permanent {
+                        return Err(corrupt(format!(
+                            "append to {} cancelled: {}",
+                            msg.conversation,
+                            c.other.join(", ")
+                        )));
+                    }
                     last = format!("cancelled: {c:?}");
                     c.failure()
                 }
@@ -226,12 +254,12 @@ impl DynamoStore {
                         "{}",
                         aws_smithy_types::error::display::DisplayErrorContext(&err)
                     );
-                    classify(&err)
+                    match classify(&err) {
+                        Failure::Permanent => return Err(backend(err)),
+                        failure => failure,
+                    }
                 }
             };
-            if failure == Failure::Permanent {
-                return Err(corrupt_or_backend(&msg, err));
-            }
             if Instant::now() >= deadline {
                 break;
             }
@@ -245,6 +273,25 @@ impl DynamoStore {
             )
             .into(),
         ))
+    }
+
+    /// The answer to an append whose key is stored: this call's own write when the key carries
+    /// its `token` (a try whose answer was lost), else the original for the same request, a
+    /// conflict for another one.
+    async fn answer_stored_key(
+        &self,
+        msg: &NewMessage,
+        idem: &IdempotencyItem,
+        token: &str,
+    ) -> Result<Append, StoreError> {
+        if idem.written_by(token) {
+            return Ok(Append::Stored(self.original(idem).await?));
+        }
+        let key = idem.sent_key();
+        if !key.is_same_request(&msg.conversation, &msg.digest) {
+            return Ok(Append::Conflict(key));
+        }
+        Ok(Append::Duplicate(self.original(idem).await?))
     }
 
     /// The idempotency item of a send, read consistently.
@@ -265,9 +312,8 @@ impl DynamoStore {
         )
     }
 
-    /// The message an idempotency item points to: the original of a duplicate send, or this
-    /// call's own write when the key carries its `token` (a try whose answer was lost).
-    async fn original(&self, idem: &IdempotencyItem, token: &str) -> Result<Appended, StoreError> {
+    /// The message an idempotency item points to (the original of a duplicate send).
+    async fn original(&self, idem: &IdempotencyItem) -> Result<Appended, StoreError> {
         let key = LogKey::message(&idem.conv, idem.seq, self.bucket);
         let out = self
             .client
@@ -289,7 +335,6 @@ impl DynamoStore {
         Ok(Appended {
             chats: item.chats(),
             message: item.into_message(&idem.conv),
-            duplicate: !idem.written_by(token),
         })
     }
 
@@ -322,11 +367,14 @@ impl DynamoStore {
             // An idempotency key whose message has expired no longer blocks a new send.
             TransactWriteItem::builder()
                 .put(
-                    put(t, to_item(&IdempotencyItem::new(&message, token))?)
-                        .condition_expression(format!("{not_taken} OR {EXPIRES_AT} <= :sent"))
-                        .expression_attribute_values(":sent", instant_value(msg.sent_at))
-                        .build()
-                        .map_err(backend)?,
+                    put(
+                        t,
+                        to_item(&IdempotencyItem::new(&message, &msg.digest, token))?,
+                    )
+                    .condition_expression(format!("{not_taken} OR {EXPIRES_AT} <= :sent"))
+                    .expression_attribute_values(":sent", instant_value(msg.sent_at))
+                    .build()
+                    .map_err(backend)?,
                 )
                 .build(),
         ];
@@ -335,7 +383,6 @@ impl DynamoStore {
         }
         let appended = Appended {
             message,
-            duplicate: false,
             chats: next.chats,
         };
         Ok((appended, actions))
@@ -374,8 +421,12 @@ mod tests {
         let tc = TransactionCanceledException::builder()
             .set_cancellation_reasons(Some(reasons))
             .build();
-        read_cancellation(&TransactWriteItemsError::TransactionCanceledException(tc))
-            .expect("a cancellation")
+        read_cancellation(
+            &TransactWriteItemsError::TransactionCanceledException(tc),
+            3,
+            &[Some(GroupRefusal::GroupChanged)],
+        )
+        .expect("a cancellation")
     }
 
     #[test]
@@ -405,5 +456,31 @@ mod tests {
         assert!(stored.idempotency && stored.head);
         let wrong = cancelled(&["None", "ValidationError", "None"]);
         assert_eq!(wrong.failure(), Failure::Permanent);
+    }
+
+    #[test]
+    fn an_effects_refusal_counts_only_when_nothing_else_failed() {
+        let refused = cancelled(&["None", "None", "None", "ConditionalCheckFailed"]);
+        assert_eq!(refused.refusal(), Some(GroupRefusal::GroupChanged));
+        // With a lost race or a conflict, the refusal may come from a stale read: retried.
+        for race in [
+            [
+                "ConditionalCheckFailed",
+                "None",
+                "None",
+                "ConditionalCheckFailed",
+            ],
+            [
+                "TransactionConflict",
+                "None",
+                "None",
+                "ConditionalCheckFailed",
+            ],
+            ["ThrottlingError", "None", "None", "ConditionalCheckFailed"],
+        ] {
+            let c = cancelled(&race);
+            assert_eq!(c.refusal(), None, "{race:?}");
+            assert_ne!(c.failure(), Failure::Permanent, "{race:?}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! Adapter layer: the `devices` table (pk `user`, sk `sk`): push registrations `D#<device>`
-//! and push claims `C#<device>#<conv>`, and the [`PushDevices`] port on it.
+//! Adapter layer: the `devices` table (pk `user`, sk `sk`): push registrations `D#<device>`,
+//! push claims `C#<device>#<conv>`, and which device holds a token (pk `T#<token digest>`, sk
+//! `H`), and the [`PushDevices`] port on it.
 
 use super::codec::{self, from_item, instant_value, n, s, to_item};
 use super::{DynamoStore, USER, applied, backend};
@@ -8,7 +9,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use chrono::{DateTime, Utc};
 use messenger::domain::{ConversationId, DeviceId, Seq, UserId};
 use messenger::ports::{PushDevices, StoreError};
-use messenger::push::{Platform, PushClaim, PushDevice};
+use messenger::push::{Platform, PushClaim, PushDevice, token_digest};
 use serde::{Deserialize, Serialize};
 
 /// The sort key: `D#<device>` or `C#<device>#<conv>`.
@@ -19,6 +20,10 @@ const CLAIMED_SEQ: &str = "claimed_seq";
 const DEVICE: &str = "D#";
 /// Sort-key prefix of a push claim.
 const CLAIM: &str = "C#";
+/// Partition-key prefix of a token's holder item (user ids cannot contain `#`).
+const TOKEN: &str = "T#";
+/// The sort key of a token's holder item.
+const HOLDER: &str = "H";
 
 /// How long a push claim item lives: far past any coalescing window; TTL clears old ones.
 const CLAIM_TTL: chrono::Duration = chrono::Duration::days(1);
@@ -50,6 +55,32 @@ struct ClaimItem {
     claimed_seq: Seq,
     #[serde(with = "codec::ttl")]
     ttl: DateTime<Utc>,
+}
+
+/// Which device last registered a token: `T#<token digest>`, sk `H`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct HolderItem {
+    /// `T#<token digest>` (the table's partition key is named `user`).
+    user: String,
+    sk: String,
+    holder: UserId,
+    device: DeviceId,
+}
+
+/// The key of a token's holder item.
+#[derive(Serialize)]
+struct HolderKey {
+    user: String,
+    sk: &'static str,
+}
+
+impl HolderKey {
+    fn of(platform: Platform, token: &str) -> Self {
+        Self {
+            user: format!("{TOKEN}{}", token_digest(platform, token)),
+            sk: HOLDER,
+        }
+    }
 }
 
 /// The key of a registration or a claim.
@@ -116,17 +147,69 @@ impl From<&PushClaim> for ClaimItem {
     }
 }
 
+impl DynamoStore {
+    /// Deletes a token's holder item while it still names this device (a later holder keeps it).
+    async fn release_token(&self, d: &PushDevice) -> Result<(), StoreError> {
+        let key = HolderKey::of(d.platform, &d.token);
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.devices)
+            .set_key(Some(to_item(&key)?))
+            .condition_expression("#h = :u AND #d = :d")
+            .expression_attribute_names("#h", "holder")
+            .expression_attribute_names("#d", "device")
+            .expression_attribute_values(":u", s(d.user.as_str()))
+            .expression_attribute_values(":d", s(d.device.as_str()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        applied(r).map(drop)
+    }
+
+    fn removed(attributes: Option<super::Item>) -> Result<Option<PushDevice>, StoreError> {
+        attributes
+            .filter(|a| !a.is_empty())
+            .map(|item| from_item::<DeviceItem>(item).map(PushDevice::from))
+            .transpose()
+    }
+}
+
 #[async_trait]
 impl PushDevices for DynamoStore {
+    /// The registration (PutItem, returning the one it replaced), the token's holder item
+    /// (PutItem), and, when the device had another token, that token's holder item deleted
+    /// while it still names this device.
     async fn put(&self, d: &PushDevice) -> Result<(), StoreError> {
-        self.client
+        let out = self
+            .client
             .put_item()
             .table_name(&self.tables.devices)
             .set_item(Some(to_item(&DeviceItem::from(d))?))
+            .return_values(ReturnValue::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(backend)?;
+        let holder = HolderItem {
+            user: HolderKey::of(d.platform, &d.token).user,
+            sk: HOLDER.into(),
+            holder: d.user.clone(),
+            device: d.device.clone(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.tables.devices)
+            .set_item(Some(to_item(&holder)?))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        if let Some(old) = Self::removed(out.attributes)?
+            && (old.platform, &old.token) != (d.platform, &d.token)
+        {
+            self.release_token(&old).await?;
+        }
         Ok(())
     }
 
@@ -165,10 +248,64 @@ impl PushDevices for DynamoStore {
             .send()
             .await
             .map_err(backend)?;
-        out.attributes
-            .filter(|a| !a.is_empty())
-            .map(|item| from_item::<DeviceItem>(item).map(PushDevice::from))
+        let removed = Self::removed(out.attributes)?;
+        if let Some(d) = &removed {
+            self.release_token(d).await?;
+        }
+        Ok(removed)
+    }
+
+    /// One consistent GetItem of the token's holder item.
+    async fn token_holder(
+        &self,
+        platform: Platform,
+        token: &str,
+    ) -> Result<Option<(UserId, DeviceId)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.devices)
+            .set_key(Some(to_item(&HolderKey::of(platform, token))?))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item
+            .map(|item| from_item::<HolderItem>(item).map(|h| (h.holder, h.device)))
             .transpose()
+    }
+
+    /// A DeleteItem under `token = :token` (returning what it removed), then the token's holder
+    /// item while it still names this device.
+    async fn remove_if_token(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        token: &str,
+    ) -> Result<Option<PushDevice>, StoreError> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.devices)
+            .set_key(Some(to_item(&DeviceKey::registration(user, device))?))
+            .condition_expression("#t = :t")
+            .expression_attribute_names("#t", "token")
+            .expression_attribute_values(":t", s(token))
+            .return_values(ReturnValue::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let out = match r {
+            Ok(out) => out,
+            Err(e) if super::is_condition_failed(&e) => return Ok(None),
+            Err(e) => return Err(backend(e)),
+        };
+        let removed = Self::removed(out.attributes)?;
+        if let Some(d) = &removed {
+            self.release_token(d).await?;
+        }
+        Ok(removed)
     }
 
     /// One Query per user (registrations only, not claims), all at once.
@@ -298,6 +435,39 @@ mod tests {
             from_item::<DeviceItem>(stored),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_token_holder_is_keyed_by_the_tokens_digest_not_the_token() {
+        let key = HolderKey::of(Platform::Fcm, "tok-1");
+        let digest = token_digest(Platform::Fcm, "tok-1");
+        assert_eq!(digest.len(), 32);
+        assert_ne!(
+            digest,
+            token_digest(Platform::Apns, "tok-1"),
+            "per platform"
+        );
+        let holder = HolderItem {
+            user: key.user.clone(),
+            sk: HOLDER.into(),
+            holder: UserId::new("bob").unwrap(),
+            device: DeviceId::new("tablet").unwrap(),
+        };
+        let stored = to_item(&holder).unwrap();
+        assert_eq!(
+            stored,
+            item([
+                ("user", s(format!("T#{digest}"))),
+                ("sk", s("H")),
+                ("holder", s("bob")),
+                ("device", s("tablet")),
+            ])
+        );
+        assert_eq!(from_item::<HolderItem>(stored).unwrap(), holder);
+        assert_eq!(
+            to_item(&key).unwrap(),
+            item([("user", s(format!("T#{digest}"))), ("sk", s("H"))])
+        );
     }
 
     #[test]

@@ -1,28 +1,31 @@
-//! Adapter layer: the `memberships` table (pk `user`, sk `conv`; index `by_conversation`) and
-//! the group metadata items `G#<conv>` of the `messages` table: the [`Conversations`] port.
+//! Adapter layer: the `memberships` table (pk `user`, sk `conv`; index `by_conversation`), and
+//! in the `messages` table the group metadata items `G#<conv>` and the group rosters `R#<conv>`
+//! (every member with role and join point, in one item, so the member list is one strongly
+//! consistent read): the [`Conversations`] port. Memberships are written only by an append's
+//! effects (`effects.rs`), atomically with the event that records them.
 
 use super::codec::{self, from_item, n, s, to_item};
 use super::messages::LogKey;
-use super::{DynamoStore, USER, applied, backend, corrupt};
+use super::{DynamoStore, Item, USER, applied, backend, corrupt};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Utc};
 use messenger::domain::{
     ConversationId, GroupInfo, Member, Membership, ReceiptKind, Role, Seq, UserId,
 };
 use messenger::ports::{Conversations, StoreError};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The memberships index that answers "members of a conversation" (eventually consistent).
 pub const BY_CONVERSATION: &str = "by_conversation";
 /// The sort key (and the index's partition key): the conversation id.
 pub(super) const CONV: &str = "conv";
-const ROLE: &str = "role";
-const FROM_SEQ: &str = "from_seq";
-const JOINED_AT: &str = "joined_at";
-const DELIVERED: &str = "delivered";
-const READ: &str = "read";
+pub(super) const ROLE: &str = "role";
+pub(super) const FROM_SEQ: &str = "from_seq";
+pub(super) const JOINED_AT: &str = "joined_at";
+pub(super) const DELIVERED: &str = "delivered";
+pub(super) const READ: &str = "read";
 /// The chat count at the read pointer (unread = the head's `chats` minus this).
 const READ_CHATS: &str = "read_chats";
 /// No pushes until then (absent: not muted).
@@ -32,6 +35,12 @@ const MUTED_UNTIL: &str = "muted_until";
 pub(super) const MEMBER_LIST: [&str; 3] = [ROLE, FROM_SEQ, JOINED_AT];
 /// Prefix of a group's metadata item in the messages table.
 const GROUP: &str = "G#";
+/// Prefix of a group's roster item in the messages table.
+const ROSTER: &str = "R#";
+/// The roster's map of members: user id → [`RosterEntry`].
+pub(super) const MEMBERS: &str = "members";
+/// A group's metadata: its name (renamed by `SET name`).
+pub(super) const NAME: &str = "name";
 
 /// Memberships written before roles existed read as plain members...
 fn plain_member() -> Role {
@@ -79,6 +88,72 @@ struct MemberItem {
     from_seq: Seq,
 }
 
+/// A group's members: `R#<conv>`, sk 0, in the messages table. Written with every membership
+/// change (in the change's transaction), so it always agrees with the membership items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct RosterItem {
+    pk: String,
+    sk: Seq,
+    members: BTreeMap<UserId, RosterEntry>,
+}
+
+/// One member in a roster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct RosterEntry {
+    role: Role,
+    from_seq: Seq,
+    #[serde(with = "codec::instant")]
+    joined_at: DateTime<Utc>,
+}
+
+impl RosterItem {
+    /// The roster of `conv` with these members.
+    pub(super) fn new<'a>(
+        conv: &ConversationId,
+        members: impl IntoIterator<Item = &'a Member>,
+    ) -> Self {
+        let LogKey { pk, sk } = roster_key(conv);
+        Self {
+            pk,
+            sk,
+            members: members
+                .into_iter()
+                .map(|m| (m.user.clone(), RosterEntry::from(m)))
+                .collect(),
+        }
+    }
+
+    /// The members, in user order.
+    pub(super) fn into_members(self) -> Vec<Member> {
+        self.members
+            .into_iter()
+            .map(|(user, e)| Member {
+                user,
+                role: e.role,
+                joined_at: e.joined_at,
+                from_seq: e.from_seq,
+            })
+            .collect()
+    }
+}
+
+impl From<&Member> for RosterEntry {
+    fn from(m: &Member) -> Self {
+        Self {
+            role: m.role,
+            from_seq: m.from_seq,
+            joined_at: m.joined_at,
+        }
+    }
+}
+
+/// A roster entry as an expression value (`SET members.#u = :m`).
+pub(super) fn roster_entry(
+    m: &Member,
+) -> Result<aws_sdk_dynamodb::types::AttributeValue, StoreError> {
+    codec::value(&RosterEntry::from(m))
+}
+
 /// The key of one membership.
 #[derive(Serialize)]
 pub(super) struct MembershipKey<'a> {
@@ -88,7 +163,7 @@ pub(super) struct MembershipKey<'a> {
 
 /// A group's metadata: `G#<conv>`, sk 0, in the messages table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct GroupItem {
+pub(super) struct GroupItem {
     pk: String,
     sk: Seq,
     name: String,
@@ -97,9 +172,16 @@ struct GroupItem {
     created_at: DateTime<Utc>,
 }
 
-fn group_key(conv: &ConversationId) -> LogKey {
+pub(super) fn group_key(conv: &ConversationId) -> LogKey {
     LogKey {
         pk: format!("{GROUP}{conv}"),
+        sk: 0,
+    }
+}
+
+pub(super) fn roster_key(conv: &ConversationId) -> LogKey {
+    LogKey {
+        pk: format!("{ROSTER}{conv}"),
         sk: 0,
     }
 }
@@ -147,6 +229,79 @@ impl From<MemberItem> for Member {
     }
 }
 
+impl DynamoStore {
+    /// A group's members from its roster item (`found`, read by the caller), or, for a group
+    /// created before rosters existed (its metadata item `group_exists` but no roster), from the
+    /// `by_conversation` index, written as its roster so every later change keeps it. `None`
+    /// when there is no such group.
+    pub(super) async fn roster_of(
+        &self,
+        conv: &ConversationId,
+        found: Option<Item>,
+        group_exists: bool,
+    ) -> Result<Option<Vec<Member>>, StoreError> {
+        if let Some(item) = found {
+            return Ok(Some(from_item::<RosterItem>(item)?.into_members()));
+        }
+        if !group_exists {
+            return Ok(None);
+        }
+        let mut members = self.members_from_index(conv).await?;
+        members.sort_by(|a, b| a.user.cmp(&b.user));
+        let roster = RosterItem::new(conv, &members);
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.tables.messages)
+            .set_item(Some(to_item(&roster)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if !applied(r)? {
+            // Written by someone else meanwhile (the same backfill, or a change after it).
+            return Box::pin(self.members(conv)).await.map(Some);
+        }
+        tracing::info!(conversation = %conv, members = members.len(), "roster written from the index (a group from before rosters)");
+        Ok(Some(members))
+    }
+
+    /// One strongly consistent GetItem.
+    async fn get_consistent(&self, table: &str, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+
+    /// A Query of the `by_conversation` index (eventually consistent): only for groups from
+    /// before rosters existed, once.
+    async fn members_from_index(&self, conv: &ConversationId) -> Result<Vec<Member>, StoreError> {
+        let items = self
+            .query_all(|| {
+                self.client
+                    .query()
+                    .table_name(&self.tables.memberships)
+                    .index_name(BY_CONVERSATION)
+                    .key_condition_expression("#c = :c")
+                    .expression_attribute_names("#c", CONV)
+                    .expression_attribute_values(":c", s(conv.as_str()))
+            })
+            .await?;
+        items
+            .into_iter()
+            .map(|item| from_item::<MemberItem>(item).map(Member::from))
+            .collect()
+    }
+}
+
 impl From<&GroupInfo> for GroupItem {
     fn from(g: &GroupInfo) -> Self {
         let LogKey { pk, sk } = group_key(&g.conversation);
@@ -178,58 +333,6 @@ impl TryFrom<GroupItem> for GroupInfo {
 
 #[async_trait]
 impl Conversations for DynamoStore {
-    /// A PutItem with `attribute_not_exists(user)`: a member who joins again keeps their role
-    /// and pointers (the condition fails, and the answer is `false`).
-    async fn join(&self, m: &Membership) -> Result<bool, StoreError> {
-        applied(
-            self.client
-                .put_item()
-                .table_name(&self.tables.memberships)
-                .set_item(Some(to_item(&MembershipItem::from(m))?))
-                .condition_expression("attribute_not_exists(#u)")
-                .expression_attribute_names("#u", USER)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await,
-        )
-    }
-
-    async fn leave(&self, conv: &ConversationId, user: &UserId) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.tables.memberships)
-            .set_key(Some(to_item(&MembershipKey { user, conv })?))
-            .return_values(ReturnValue::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
-    }
-
-    async fn set_role(
-        &self,
-        conv: &ConversationId,
-        user: &UserId,
-        role: Role,
-    ) -> Result<bool, StoreError> {
-        applied(
-            self.client
-                .update_item()
-                .table_name(&self.tables.memberships)
-                .set_key(Some(to_item(&MembershipKey { user, conv })?))
-                .update_expression("SET #r = :r")
-                .condition_expression("attribute_exists(#u)")
-                .expression_attribute_names("#r", ROLE)
-                .expression_attribute_names("#u", USER)
-                .expression_attribute_values(":r", codec::value(&role)?)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await,
-        )
-    }
-
     async fn membership(
         &self,
         conv: &ConversationId,
@@ -250,28 +353,46 @@ impl Conversations for DynamoStore {
             .transpose()
     }
 
-    /// A Query of the `by_conversation` index: eventually consistent (a GSI cannot be read
-    /// any other way). Only group fan-out uses it; 1:1 members are named by the id.
+    /// A group: its roster item, one strongly consistent GetItem (a group from before rosters:
+    /// its index, once, see [`DynamoStore::roster_of`]; no group at all: a second GetItem). A 1:1 conversation: its two members'
+    /// items, one consistent BatchGetItem.
     async fn members(&self, conv: &ConversationId) -> Result<Vec<Member>, StoreError> {
-        let items = self
-            .query_all(|| {
-                self.client
-                    .query()
-                    .table_name(&self.tables.memberships)
-                    .index_name(BY_CONVERSATION)
-                    .key_condition_expression("#c = :c")
-                    .expression_attribute_names("#c", CONV)
-                    .expression_attribute_values(":c", s(conv.as_str()))
-            })
+        if let Some((a, b)) = conv.direct_members() {
+            let keys = [&a, &b]
+                .into_iter()
+                .map(|user| to_item(&MembershipKey { user, conv }))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut members = self
+                .batch_get(&self.tables.memberships, keys, true)
+                .await?
+                .into_iter()
+                .map(|item| {
+                    from_item::<MembershipItem>(item).map(|m| Member::from(&Membership::from(m)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            members.sort_by(|x, y| x.user.cmp(&y.user));
+            members.dedup_by(|x, y| x.user == y.user);
+            return Ok(members);
+        }
+        let roster = self
+            .get_consistent(&self.tables.messages, roster_key(conv).item()?)
             .await?;
-        items
-            .into_iter()
-            .map(|item| from_item::<MemberItem>(item).map(Member::from))
-            .collect()
+        // No roster: a group from before rosters (it has metadata), or none at all.
+        let group = match roster {
+            Some(_) => true,
+            None => self
+                .get_consistent(&self.tables.messages, group_key(conv).item()?)
+                .await?
+                .is_some(),
+        };
+        Ok(self
+            .roster_of(conv, roster, group)
+            .await?
+            .unwrap_or_default())
     }
 
-    /// The member list (the index), then every member's item (one BatchGetItem per 100,
-    /// eventually consistent): a pull, so it may lag an ack by a moment.
+    /// The member list, then every member's item (one BatchGetItem per 100, eventually
+    /// consistent): a pull, so it may lag an ack by a moment.
     async fn pointers(&self, conv: &ConversationId) -> Result<Vec<Membership>, StoreError> {
         let members = self.members(conv).await?;
         let keys = members
@@ -411,19 +532,6 @@ impl Conversations for DynamoStore {
                 .send()
                 .await,
         )
-    }
-
-    /// The group's item in the messages table: `G#<conv>`, sk 0.
-    async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.tables.messages)
-            .set_item(Some(to_item(&GroupItem::from(info))?))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
     }
 
     /// One consistent BatchGetItem per 100 groups.

@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, Utc};
 use messenger::domain::{
-    Amendment, ClientMsgId, ConversationId, Head, LogEvent, Message, Preview, Reaction, Seq, UserId,
+    Amendment, ClientMsgId, ConversationId, Head, LogEvent, Message, Preview, Reaction,
+    RequestDigest, SentKey, Seq, UserId,
 };
-use messenger::ports::{Amended, Appended, MessageLog, StoreError};
+use messenger::ports::{Amended, Append, Effects, MessageLog, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -295,13 +296,17 @@ impl MarkerItem {
     }
 }
 
-/// Which message a sender's `client_msg_id` stored, for as long as that message lives.
+/// Which message a sender's `client_msg_id` stored, and for which request (its digest), for as
+/// long as that message lives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct IdempotencyItem {
     pk: String,
     sk: Seq,
     pub(super) conv: ConversationId,
     pub(super) seq: Seq,
+    /// The request's digest; absent on keys stored before digests existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
     #[serde(
         with = "codec::opt_instant",
         default,
@@ -322,13 +327,14 @@ pub(super) struct IdempotencyItem {
 }
 
 impl IdempotencyItem {
-    pub(super) fn new(m: &Message, token: &str) -> Self {
+    pub(super) fn new(m: &Message, digest: &RequestDigest, token: &str) -> Self {
         let LogKey { pk, sk } = LogKey::idempotency(&m.from, &m.client_msg_id);
         Self {
             pk,
             sk,
             conv: m.conversation.clone(),
             seq: m.seq,
+            digest: Some(digest.as_str().to_owned()),
             expires_at: m.expires_at,
             ttl: m.expires_at,
             token: Some(token.to_owned()),
@@ -338,6 +344,15 @@ impl IdempotencyItem {
     /// Whether the append call that marked its write with `token` wrote this key.
     pub(super) fn written_by(&self, token: &str) -> bool {
         self.token.as_deref() == Some(token)
+    }
+
+    /// What the key stored, as the ports say it.
+    pub(super) fn sent_key(&self) -> SentKey {
+        SentKey {
+            conversation: self.conv.clone(),
+            seq: self.seq,
+            digest: self.digest.clone().map(RequestDigest::from_stored),
+        }
     }
 
     /// Whether the key still stands for a send at `at`: once its message has expired, the
@@ -442,26 +457,16 @@ impl DynamoStore {
 
 #[async_trait]
 impl MessageLog for DynamoStore {
-    /// See `append::append_message`: one consistent BatchGetItem, then one TransactWriteItems,
-    /// retried on a lost race for the head.
-    async fn append(&self, msg: messenger::domain::NewMessage) -> Result<Appended, StoreError> {
-        self.append_message(msg, None).await
-    }
-
-    /// The same, with the first attempt's BatchGetItem already done by the caller.
-    async fn append_seen(
+    /// See `append::append_message`: one consistent BatchGetItem (unless the caller has just
+    /// read the head and key), then one TransactWriteItems with the effects' actions, retried
+    /// on a lost race for the head.
+    async fn append_with(
         &self,
         msg: messenger::domain::NewMessage,
-        last_seq: Seq,
-        chats: u64,
-    ) -> Result<Appended, StoreError> {
-        // The preview is not needed: an append replaces it.
-        let seen = Head {
-            last_seq,
-            chats,
-            last: None,
-        };
-        self.append_message(msg, Some(seen)).await
+        effects: &Effects,
+        seen: Option<Head>,
+    ) -> Result<Append, StoreError> {
+        self.append_message(msg, effects, seen).await
     }
 
     /// See `amend::amend_message`: one consistent BatchGetItem (head and message), then one

@@ -7,7 +7,9 @@
 //!   (and group metadata), `messages` (the log; its append transaction and retry in `append`,
 //!   the amend transaction in `amend`), `devices`: each table's typed items, their conversions
 //!   to and from the domain, and the port on that table.
-//! - `reads`: the cross-table BatchGetItem that `send` and `ack` start with.
+//! - `reads`: the cross-table BatchGetItems that `send`, `ack` and group changes start with.
+//! - `effects`: an append's membership changes, as actions of its transaction.
+//! - `limiter`: per-user rate limits, attributes of each user's `presence` item.
 //!
 //! This file: the store, its builders and counters, and the request helpers the tables share
 //! (batched gets, paged and per-user Queries, conditional writes, backoff, error mapping and
@@ -25,6 +27,8 @@ mod amend;
 mod append;
 mod codec;
 mod devices;
+mod effects;
+mod limiter;
 mod memberships;
 mod messages;
 mod presence;
@@ -116,6 +120,7 @@ pub struct DynamoStore {
     retry_budget: Duration,
     counters: Arc<Counters>,
     append_locks: Option<Arc<append::AppendLocks>>,
+    limiter_hints: Arc<limiter::Hints>,
 }
 
 fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
@@ -223,6 +228,7 @@ impl DynamoStore {
             retry_budget: DEFAULT_RETRY_BUDGET,
             counters,
             append_locks: None,
+            limiter_hints: Arc::default(),
         }
     }
 

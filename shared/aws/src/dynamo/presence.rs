@@ -25,6 +25,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 const CONNS: &str = "conns";
 /// When the user was last seen (the latest connect or disconnect recorded).
 const AT: &str = "at";
+/// How many groups the user is in (N), counted by membership changes (`effects.rs`).
+pub(super) const GROUPS: &str = "groups";
 /// How often `$connect` retries when a concurrent first connect of the same user created the
 /// map under it.
 const PUT_ATTEMPTS: usize = 5;
@@ -42,6 +44,28 @@ struct PresenceItem {
     /// Absent on items written before connections lived here (`last_seen` items).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     conns: Option<BTreeMap<String, ConnEntry>>,
+    /// Groups the user is in; absent until their first group change. Memberships from before
+    /// the count existed are not in it (it may even go below zero as they end: read as 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    groups: Option<i64>,
+}
+
+impl PresenceItem {
+    /// The user's group count (0 when never counted).
+    pub(super) fn groups(&self) -> usize {
+        self.groups.unwrap_or(0).max(0) as usize
+    }
+}
+
+/// Decodes a presence item (for other tables' batched reads that include it).
+pub(super) fn groups_of_item(item: Item) -> Result<(UserId, usize), StoreError> {
+    let item: PresenceItem = from_item(item)?;
+    Ok((item.user.clone(), item.groups()))
+}
+
+/// The key of a user's presence item.
+pub(super) fn presence_key(user: &UserId) -> Result<Item, StoreError> {
+    to_item(&PresenceKey { user })
 }
 
 /// One connection inside a user's item. A connection whose `$disconnect` never ran stays until
@@ -122,28 +146,37 @@ impl DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total))
     }
 
-    /// Removes the connections of `item` that expired before `now` (one UpdateItem, only when
-    /// there are some): what keeps a user's item from filling with sockets that died without
-    /// a `$disconnect`.
-    async fn drop_expired(&self, item: Option<Item>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Removes from `item` (a user's item just after `$connect` wrote `conn`) the connections
+    /// that expired before `conn` opened, and past `max_live` live ones the oldest others (one
+    /// UpdateItem, only when there are some): what keeps a user's item from filling with
+    /// sockets that died without a `$disconnect`, and a user under the cap. Returns the live
+    /// connections removed, oldest first, for the caller to close.
+    async fn tidy(
+        &self,
+        item: Option<Item>,
+        conn: &Connection,
+        max_live: usize,
+    ) -> Result<Vec<Connection>, StoreError> {
         let Some(item) = item.filter(|i| !i.is_empty()) else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let item: PresenceItem = from_item(item)?;
-        let expired: Vec<&String> = item
-            .conns
-            .iter()
-            .flatten()
-            .filter(|(_, e)| e.expires_at <= now)
-            .map(|(id, _)| id)
-            .collect();
-        if expired.is_empty() {
-            return Ok(());
+        let all = item.connections()?;
+        let now = conn.connected_at;
+        let (live, expired): (Vec<Connection>, Vec<Connection>) =
+            all.into_iter().partition(|c| c.expires_at > now);
+        let mut others: Vec<Connection> = live.into_iter().filter(|c| c.id != conn.id).collect();
+        others.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
+        let over = (others.len() + 1).saturating_sub(max_live);
+        others.truncate(if max_live == 0 { 0 } else { over });
+        let drop: Vec<&Connection> = expired.iter().chain(&others).collect();
+        if drop.is_empty() {
+            return Ok(Vec::new());
         }
         let mut update = self.update_presence(&item.user)?;
         let mut paths = Vec::new();
-        for (i, id) in expired.iter().enumerate() {
-            update = update.expression_attribute_names(format!("#x{i}"), id.as_str());
+        for (i, c) in drop.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#x{i}"), c.id.as_str());
             paths.push(format!("#conns.#x{i}"));
         }
         update
@@ -151,17 +184,18 @@ impl DynamoStore {
             .send()
             .await
             .map_err(backend)?;
-        Ok(())
+        Ok(others)
     }
 }
 
 #[async_trait]
 impl Connections for DynamoStore {
     /// One UpdateItem `SET conns.<id> = :c, at = :t` (with `at` kept monotonic) that also
-    /// returns the item, and one more only when the item holds expired connections to drop.
-    /// The very first connect of a user creates the map (`attribute_not_exists(conns)`); a
-    /// concurrent first connect that loses that race simply retries.
-    async fn put(&self, conn: &Connection) -> Result<(), StoreError> {
+    /// returns the item, and one more only when the item holds expired connections, or more
+    /// live ones than `max_live`, to drop. The very first connect of a user creates the map
+    /// (`attribute_not_exists(conns)`); a concurrent first connect that loses that race simply
+    /// retries.
+    async fn put(&self, conn: &Connection, max_live: usize) -> Result<Vec<Connection>, StoreError> {
         let entry = codec::value(&ConnEntry::from(conn))?;
         let t = instant_value(conn.connected_at);
         for _ in 0..PUT_ATTEMPTS {
@@ -184,7 +218,7 @@ impl Connections for DynamoStore {
             let old = match condition_failed_old(&r) {
                 None => {
                     let out = r.map_err(backend)?;
-                    return self.drop_expired(out.attributes, conn.connected_at).await;
+                    return self.tidy(out.attributes, conn, max_live).await;
                 }
                 Some(old) => old,
             };
@@ -202,7 +236,7 @@ impl Connections for DynamoStore {
                     .await;
                 if condition_failed_old(&r).is_none() {
                     let out = r.map_err(backend)?;
-                    return self.drop_expired(out.attributes, conn.connected_at).await;
+                    return self.tidy(out.attributes, conn, max_live).await;
                 }
                 continue;
             }
@@ -222,7 +256,7 @@ impl Connections for DynamoStore {
                 .await;
             if condition_failed_old(&r).is_none() {
                 r.map_err(backend)?;
-                return Ok(());
+                return Ok(Vec::new());
             }
         }
         Err(StoreError::Backend(
@@ -351,6 +385,7 @@ mod tests {
                     expires_at: t0() + chrono::Duration::minutes(125),
                 },
             )])),
+            groups: None,
         }
     }
 
@@ -390,6 +425,13 @@ mod tests {
                 expires_at: t0() + chrono::Duration::minutes(125),
             }]
         );
+        // The group count, and the rate limiters' attributes, ride along.
+        let mut counted = to_item(&presence_item()).unwrap();
+        counted.insert("groups".into(), AttributeValue::N("3".into()));
+        counted.insert("rl_send".into(), AttributeValue::N("1".into()));
+        assert_eq!(groups_of_item(counted.clone()).unwrap().1, 3);
+        counted.insert("groups".into(), AttributeValue::N("-2".into()));
+        assert_eq!(groups_of_item(counted).unwrap().1, 0, "never below zero");
         // What `$connect` writes into `conns.<id>` is what the item holds there.
         let entry = presence_item().conns.unwrap().remove("Ab1=").unwrap();
         assert_eq!(
@@ -407,6 +449,7 @@ mod tests {
         ]);
         let back: PresenceItem = from_item(old).unwrap();
         assert_eq!((back.at, back.conns.clone()), (Some(t0()), None));
+        assert_eq!(back.groups(), 0);
         assert_eq!(back.connections().unwrap(), vec![]);
         assert_eq!(
             to_item(&PresenceKey { user: &back.user }).unwrap(),

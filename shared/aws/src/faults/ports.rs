@@ -13,13 +13,15 @@ use chrono::{DateTime, Utc};
 use messenger::Stores;
 use messenger::domain::{
     Amendment, Connection, ConnectionId, ConversationId, DeviceId, GroupInfo, Head, Member,
-    Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
+    Membership, Message, NewMessage, ReceiptKind, Seq, UserId,
 };
 use messenger::ports::{
-    Amended, Appended, Connections, Conversations, MessageLog, PostError, Poster, PushDevices,
-    StoreError, UserPresence, WriteContext, WriteKeys, WriteReads,
+    Amended, Append, Connections, Conversations, Effects, GroupContext, GroupKeys, MessageLog,
+    PostError, Poster, PushDevices, RateLimiter, StoreError, UserPresence, WriteContext, WriteKeys,
+    WriteReads,
 };
-use messenger::push::{PushClaim, PushDevice};
+use messenger::push::{Platform, PushClaim, PushDevice};
+use messenger::ratelimit::{Bucket, Decision, Rate};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -68,9 +70,12 @@ impl FaultyStore {
 
 #[async_trait]
 impl Connections for FaultyStore {
-    async fn put(&self, conn: &Connection) -> Result<(), StoreError> {
-        self.guard("Connections::put", self.inner.connections.put(conn))
-            .await
+    async fn put(&self, conn: &Connection, max_live: usize) -> Result<Vec<Connection>, StoreError> {
+        self.guard(
+            "Connections::put",
+            self.inner.connections.put(conn, max_live),
+        )
+        .await
     }
     async fn disconnect(
         &self,
@@ -117,32 +122,6 @@ impl Connections for FaultyStore {
 
 #[async_trait]
 impl Conversations for FaultyStore {
-    async fn join(&self, membership: &Membership) -> Result<bool, StoreError> {
-        self.guard(
-            "Conversations::join",
-            self.inner.conversations.join(membership),
-        )
-        .await
-    }
-    async fn leave(&self, conv: &ConversationId, user: &UserId) -> Result<bool, StoreError> {
-        self.guard(
-            "Conversations::leave",
-            self.inner.conversations.leave(conv, user),
-        )
-        .await
-    }
-    async fn set_role(
-        &self,
-        conv: &ConversationId,
-        user: &UserId,
-        role: Role,
-    ) -> Result<bool, StoreError> {
-        self.guard(
-            "Conversations::set_role",
-            self.inner.conversations.set_role(conv, user, role),
-        )
-        .await
-    }
     async fn membership(
         &self,
         conv: &ConversationId,
@@ -218,13 +197,6 @@ impl Conversations for FaultyStore {
         )
         .await
     }
-    async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError> {
-        self.guard(
-            "Conversations::put_group",
-            self.inner.conversations.put_group(info),
-        )
-        .await
-    }
     async fn groups(
         &self,
         convs: &[ConversationId],
@@ -239,19 +211,15 @@ impl Conversations for FaultyStore {
 
 #[async_trait]
 impl MessageLog for FaultyStore {
-    async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError> {
-        self.guard("MessageLog::append", self.inner.messages.append(msg))
-            .await
-    }
-    async fn append_seen(
+    async fn append_with(
         &self,
         msg: NewMessage,
-        last_seq: Seq,
-        chats: u64,
-    ) -> Result<Appended, StoreError> {
+        effects: &Effects,
+        seen: Option<Head>,
+    ) -> Result<Append, StoreError> {
         self.guard(
             "MessageLog::append",
-            self.inner.messages.append_seen(msg, last_seq, chats),
+            self.inner.messages.append_with(msg, effects, seen),
         )
         .await
     }
@@ -329,6 +297,34 @@ impl WriteReads for FaultyStore {
         )
         .await
     }
+    async fn read_for_group(
+        &self,
+        keys: GroupKeys<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<GroupContext, StoreError> {
+        self.guard(
+            "WriteReads::read_for_group",
+            self.inner.reads.read_for_group(keys, now),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl RateLimiter for FaultyStore {
+    async fn take(
+        &self,
+        user: &UserId,
+        bucket: Bucket,
+        rate: Rate,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, StoreError> {
+        self.guard(
+            "RateLimiter::take",
+            self.inner.limiter.take(user, bucket, rate, now),
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -356,6 +352,29 @@ impl PushDevices for FaultyStore {
         self.guard(
             "PushDevices::remove",
             self.inner.push_devices.remove(user, device),
+        )
+        .await
+    }
+    async fn token_holder(
+        &self,
+        platform: Platform,
+        token: &str,
+    ) -> Result<Option<(UserId, DeviceId)>, StoreError> {
+        self.guard(
+            "PushDevices::token_holder",
+            self.inner.push_devices.token_holder(platform, token),
+        )
+        .await
+    }
+    async fn remove_if_token(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        token: &str,
+    ) -> Result<Option<PushDevice>, StoreError> {
+        self.guard(
+            "PushDevices::remove_if_token",
+            self.inner.push_devices.remove_if_token(user, device, token),
         )
         .await
     }
@@ -408,6 +427,17 @@ impl Poster for FaultyPoster {
                     self.inner.post(conn, data).await?;
                 }
                 Err(PostError::Failed(injected("Poster::post", fault).into()))
+            }
+        }
+    }
+    async fn close(&self, conn: &ConnectionId) -> Result<(), PostError> {
+        match self.plan.pick("Poster::close", AT_A_PORT, None) {
+            None => self.inner.close(conn).await,
+            Some(fault) => {
+                if fault.happened_anyway() {
+                    self.inner.close(conn).await?;
+                }
+                Err(PostError::Failed(injected("Poster::close", fault).into()))
             }
         }
     }
@@ -477,5 +507,8 @@ impl Poster for CrashingPoster {
             std::future::pending::<()>().await;
         }
         self.inner.post(conn, data).await
+    }
+    async fn close(&self, conn: &ConnectionId) -> Result<(), PostError> {
+        self.inner.close(conn).await
     }
 }

@@ -23,6 +23,10 @@ impl Poster for RecordingPoster {
         self.0.lock().unwrap().push((conn.clone(), v));
         Ok(())
     }
+
+    async fn close(&self, _: &ConnectionId) -> Result<(), PostError> {
+        Ok(())
+    }
 }
 
 impl RecordingPoster {
@@ -87,4 +91,13 @@ pub async fn cost(store: &DynamoStore, app: &App, c: &Caller, body: Value) -> Sn
             .expect("the request succeeds")
     })
     .await
+}
+
+/// Runs a request as the function serving it would: its action's use case, after the caller's
+/// rate limit (which costs requests too).
+pub async fn exec(app: &App, req: &Request) {
+    let action = Action::from_name(req.action().expect("an action")).expect("a known action");
+    usecases::execute(app, req, action)
+        .await
+        .unwrap_or_else(|e| panic!("{action:?}: {e}"));
 }

@@ -54,6 +54,63 @@ async fn send_acks_the_sender_then_reaches_every_other_device() {
 }
 
 #[tokio::test]
+async fn a_reused_key_with_another_body_is_a_conflict_and_stores_nothing() {
+    // GIVEN a message alice sent with c-1
+    let w = World::new();
+    let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    w.take(&bob);
+    // WHEN she sends another body with c-1, and c-1 to someone else
+    let other = send_to(&w, &alice, "bob", "c-1", "another").await;
+    let elsewhere = send_to(&w, &alice, "carol", "c-1", "hi").await;
+    // THEN both are conflicts: nothing stored, nothing delivered, no conversation with carol
+    for e in [other, elsewhere] {
+        assert_eq!(e.unwrap_err().code(), crate::protocol::ErrorCode::Conflict);
+    }
+    assert!(w.take(&bob).is_empty());
+    let carol = crate::domain::UserId::new("carol").unwrap();
+    assert!(
+        w.app
+            .stores
+            .conversations
+            .of_user(&carol)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn past_the_send_rate_the_error_says_when_to_retry() {
+    // GIVEN a send rate of 2 at once, then one a minute
+    let mut limits = Limits::default();
+    limits.rates.send = crate::ratelimit::Rate {
+        burst: 2,
+        per_minute: 1,
+    };
+    let w = World::with_limits(limits);
+    let alice = w.connect("alice", "p").await;
+    // WHEN alice sends three
+    for cmid in ["c-1", "c-2"] {
+        send_to(&w, &alice, "bob", cmid, "hi").await.unwrap();
+    }
+    let third = send_to(&w, &alice, "bob", "c-3", "hi").await.unwrap_err();
+    // THEN the third is refused with the wait until the next token (about a minute)
+    assert_eq!(third.code(), crate::protocol::ErrorCode::RateLimited);
+    let wait = third.retry_after_ms().unwrap();
+    assert!((59_000..=60_000).contains(&wait), "{wait}");
+    let conv = ConversationId::new(DM).unwrap();
+    let heads = w
+        .app
+        .stores
+        .messages
+        .last_seqs(std::slice::from_ref(&conv))
+        .await
+        .unwrap();
+    assert_eq!(heads[&conv], 2, "nothing stored");
+}
+
+#[tokio::test]
 async fn a_retried_send_returns_the_original_and_delivers_it_again_storing_nothing() {
     // GIVEN a message alice already sent
     let w = World::new();

@@ -14,11 +14,11 @@
 
 use crate::domain::{
     Amendment, Connection, ConnectionId, ConversationId, GroupInfo, Head, LogEvent, Member,
-    Membership, Message, NewMessage, ReceiptKind, Role, Seq, UserId,
+    Membership, Message, NewMessage, ReceiptKind, Seq, UserId,
 };
 use crate::ports::{
-    Amended, Appended, Connections, Conversations, MessageLog, StoreError, UserPresence,
-    WriteContext, WriteKeys, WriteReads,
+    Amended, Append, Connections, Conversations, Effects, GroupContext, GroupKeys, MessageLog,
+    StoreError, UserPresence, WriteContext, WriteKeys, WriteReads,
 };
 use crate::request::{Caller, Frame};
 use crate::routes::Action;
@@ -77,13 +77,21 @@ impl WriteReads for Interleaved {
         self.rng.shuffle().await;
         self.reads.read_for_write(keys, now).await
     }
+    async fn read_for_group(
+        &self,
+        keys: GroupKeys<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<GroupContext, StoreError> {
+        self.rng.shuffle().await;
+        self.reads.read_for_group(keys, now).await
+    }
 }
 
 #[async_trait]
 impl Connections for Interleaved {
-    async fn put(&self, conn: &Connection) -> Result<(), StoreError> {
+    async fn put(&self, conn: &Connection, max_live: usize) -> Result<Vec<Connection>, StoreError> {
         self.rng.shuffle().await;
-        self.connections.put(conn).await
+        self.connections.put(conn, max_live).await
     }
     async fn disconnect(
         &self,
@@ -118,18 +126,6 @@ impl Connections for Interleaved {
 
 #[async_trait]
 impl Conversations for Interleaved {
-    async fn join(&self, m: &Membership) -> Result<bool, StoreError> {
-        self.rng.shuffle().await;
-        self.conversations.join(m).await
-    }
-    async fn leave(&self, c: &ConversationId, u: &UserId) -> Result<bool, StoreError> {
-        self.rng.shuffle().await;
-        self.conversations.leave(c, u).await
-    }
-    async fn set_role(&self, c: &ConversationId, u: &UserId, r: Role) -> Result<bool, StoreError> {
-        self.rng.shuffle().await;
-        self.conversations.set_role(c, u, r).await
-    }
     async fn membership(
         &self,
         c: &ConversationId,
@@ -180,10 +176,6 @@ impl Conversations for Interleaved {
         self.rng.shuffle().await;
         self.conversations.set_muted(c, u, until).await
     }
-    async fn put_group(&self, info: &GroupInfo) -> Result<(), StoreError> {
-        self.rng.shuffle().await;
-        self.conversations.put_group(info).await
-    }
     async fn groups(
         &self,
         convs: &[ConversationId],
@@ -195,18 +187,14 @@ impl Conversations for Interleaved {
 
 #[async_trait]
 impl MessageLog for Interleaved {
-    async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError> {
-        self.rng.shuffle().await;
-        self.messages.append(msg).await
-    }
-    async fn append_seen(
+    async fn append_with(
         &self,
         msg: NewMessage,
-        last_seq: Seq,
-        chats: u64,
-    ) -> Result<Appended, StoreError> {
+        effects: &Effects,
+        seen: Option<Head>,
+    ) -> Result<Append, StoreError> {
         self.rng.shuffle().await;
-        self.messages.append_seen(msg, last_seq, chats).await
+        self.messages.append_with(msg, effects, seen).await
     }
     async fn amend(&self, a: &Amendment) -> Result<Amended, StoreError> {
         self.rng.shuffle().await;

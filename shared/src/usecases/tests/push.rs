@@ -243,3 +243,79 @@ async fn a_disabled_token_unregisters_the_device_and_the_send_still_succeeds() {
     // THEN pushes reach him again (the failed push released its claim)
     assert_eq!(w.pushes(), [("bob".into(), "phone".into(), 2)]);
 }
+
+#[tokio::test]
+async fn a_lagging_stream_pushes_neither_members_added_after_the_message_nor_the_removed() {
+    // GIVEN a group of alice, bob and carol; bob and carol, and dave, offline with devices
+    let w = World::new();
+    let alice = w.connect("alice", "p").await;
+    let (bob, carol, dave) = (
+        w.caller("bob", "phone"),
+        w.caller("carol", "phone"),
+        w.caller("dave", "phone"),
+    );
+    for (who, token) in [(&bob, "tb"), (&carol, "tc"), (&dave, "td")] {
+        register(&w, who, "fcm", token).await;
+    }
+    let r = w.request(&alice, json!({"name": "G", "members": ["bob", "carol"]}));
+    crate::usecases::create_group::create_group(&w.app, &r, r.frame().unwrap())
+        .await
+        .unwrap();
+    let g = w.take(&alice)[0]["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deployed = Limits {
+        push_inline: false,
+        ..Limits::default()
+    };
+    let w = World {
+        app: crate::App {
+            limits: deployed,
+            ..w.app.clone()
+        },
+        ..w
+    };
+    // WHEN alice writes (seq 2), then removes carol (seq 3) and adds dave (seq 4), all before
+    // the stream function gets to seq 2
+    let r = w.request(
+        &alice,
+        json!({"conversation": g, "client_msg_id": "a-1", "body": "secret plans"}),
+    );
+    crate::usecases::send::send(&w.app, &r, r.frame().unwrap())
+        .await
+        .unwrap();
+    for (action, users) in [("remove", "carol"), ("add", "dave")] {
+        let r = w.request(&alice, json!({"conversation": g, "users": [users]}));
+        let f = r.frame().unwrap();
+        match action {
+            "remove" => crate::usecases::remove_members::remove_members(&w.app, &r, f).await,
+            _ => crate::usecases::add_members::add_members(&w.app, &r, f).await,
+        }
+        .unwrap();
+    }
+    assert!(w.pushes().is_empty(), "no inline pushes");
+    notify_stored(&w.app, &crate::domain::ConversationId::new(g).unwrap(), 2)
+        .await
+        .unwrap();
+    // THEN only bob is pushed: carol was removed before it was read, dave joined after it
+    assert_eq!(w.pushes(), [("bob".into(), "phone".into(), 2)]);
+}
+
+#[tokio::test]
+async fn a_token_registered_on_another_account_is_taken_from_it() {
+    // GIVEN bob's phone registered with token T
+    let w = World::new();
+    let (alice, bob, mallory) = (
+        w.connect("alice", "p").await,
+        w.caller("bob", "phone"),
+        w.connect("mallory", "phone").await,
+    );
+    register(&w, &bob, "fcm", "T").await;
+    // WHEN mallory registers T on her phone
+    register(&w, &mallory, "fcm", "T").await;
+    // THEN bob's registration is gone, and nothing of bob's is pushed any more
+    assert_eq!(device_endpoint(&w, &bob).await, None);
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    assert!(w.pushes().is_empty());
+}

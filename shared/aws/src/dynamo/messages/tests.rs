@@ -139,7 +139,8 @@ fn a_system_message_stores_its_event_as_json() {
 #[test]
 fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
     let m = message(12, None);
-    let key = IdempotencyItem::new(&m, "5eed");
+    let digest = RequestDigest::of("send", &m.conversation, &[&m.body]);
+    let key = IdempotencyItem::new(&m, &digest, "5eed");
     let stored = to_item(&key).unwrap();
     assert_eq!(
         stored,
@@ -148,6 +149,7 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
             ("sk", n(0)),
             ("conv", s("dm:alice:bob")),
             ("seq", n(12)),
+            ("digest", s(digest.as_str())),
             ("token", s("5eed")),
         ])
     );
@@ -159,15 +161,29 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
     );
     let back: IdempotencyItem = from_item(stored.clone()).unwrap();
     assert!(back.written_by("5eed") && !back.written_by("other"));
-    assert_eq!((back.conv, back.seq), (m.conversation.clone(), 12));
+    assert_eq!((&back.conv, back.seq), (&m.conversation, 12));
+    assert_eq!(
+        back.sent_key(),
+        SentKey {
+            conversation: m.conversation.clone(),
+            seq: 12,
+            digest: Some(digest.clone())
+        }
+    );
     // Keys written before the mark existed read back without one.
-    let mut unmarked = stored;
+    let mut unmarked = stored.clone();
     unmarked.remove("token");
-    let old: IdempotencyItem = from_item(unmarked).unwrap();
-    assert!(!old.written_by("5eed"));
+    let unmarked: IdempotencyItem = from_item(unmarked).unwrap();
+    assert!(!unmarked.written_by("5eed"));
     assert!(key.holds_at(t0() + chrono::Duration::days(10_000)));
+    // A key stored before digests existed: it stands for any request in its conversation.
+    let mut old = stored;
+    old.remove("digest");
+    let old: IdempotencyItem = from_item(old).unwrap();
+    assert!(old.sent_key().is_same_request(&m.conversation, &digest));
+    assert_eq!(old.sent_key().digest, None);
 
-    let expiring = IdempotencyItem::new(&message(12, Some(t0())), "5eed");
+    let expiring = IdempotencyItem::new(&message(12, Some(t0())), &digest, "5eed");
     let stored = to_item(&expiring).unwrap();
     assert_eq!(stored["expires_at"], s("2026-11-29T05:45:39.120000000Z"));
     assert_eq!(
