@@ -705,13 +705,13 @@ async fn a_group_receipt_reaches_the_author_and_the_read_state_is_pulled() {
 async fn a_send_burst_past_the_users_rate_is_limited_and_what_was_acknowledged_is_stored() {
     let stack = DeployedStack::get();
     let _gate = stack.shared().await;
-    let mut oscar = stack.connect("oscar", "phone").await;
-    let mut pat = stack.connect("pat", "phone").await;
+    let mut oscar = stack.connect("burster", "phone").await;
+    let mut pat = stack.connect("burst-target", "phone").await;
     // 25 sends at once against a rate of 10 at once, then one a second.
     let ids: Vec<String> = (0..25).map(|i| format!("o-{i}")).collect();
     for id in &ids {
         oscar
-            .send(json!({"action":"send","id":id,"to":"pat","client_msg_id":id,"body":"burst"}))
+            .send(json!({"action":"send","id":id,"to":"burst-target","client_msg_id":id,"body":"burst"}))
             .await;
     }
     let mut stored = Vec::new();
@@ -744,18 +744,18 @@ async fn a_send_burst_past_the_users_rate_is_limited_and_what_was_acknowledged_i
 async fn a_connection_past_the_per_user_cap_closes_the_oldest_through_the_deployed_api() {
     let stack = DeployedStack::get();
     let _gate = stack.shared().await;
-    let mut first = stack.connect("quinn", "phone").await;
+    let mut first = stack.connect("capped", "phone").await;
     let mut later = Vec::new();
     for device in ["laptop", "tablet"]
         .iter()
         .take(messenger_e2e::deployed::MAX_CONNECTIONS)
     {
-        later.push(stack.connect("quinn", device).await);
+        later.push(stack.connect("capped", device).await);
     }
     // The connect function closed the oldest with DeleteConnection (its role may).
     first.closed().await;
     let mut rita = stack.connect("rita", "phone").await;
-    let sent = rita.send_to("quinn", "r-1", "still there?").await;
+    let sent = rita.send_to("capped", "r-1", "still there?").await;
     for device in &mut later {
         message(device, sent["seq"].as_u64().unwrap()).await;
     }

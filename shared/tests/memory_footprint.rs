@@ -69,5 +69,13 @@ fn a_stored_chat_message_costs_at_most_1_kib() {
     });
     let per_message = (LIVE.load(Ordering::Relaxed) - before) as usize / messages;
     println!("{per_message} bytes of heap per stored message (100-byte body)");
+    // Where they go (docs/reliability.md): the log entry's struct, the idempotency map's key
+    // and value structs; the rest is their strings on the heap and the collections' slack.
+    println!(
+        "size_of: Message {}, (UserId, ClientMsgId) {}, SentKey {}",
+        std::mem::size_of::<messenger::domain::Message>(),
+        std::mem::size_of::<(UserId, ClientMsgId)>(),
+        std::mem::size_of::<messenger::domain::SentKey>(),
+    );
     assert!(per_message <= BOUND, "{per_message} bytes per message");
 }
