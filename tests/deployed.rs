@@ -752,8 +752,14 @@ async fn a_connection_past_the_per_user_cap_closes_the_oldest_through_the_deploy
     {
         later.push(stack.connect("capped", device).await);
     }
-    // The connect function closed the oldest with DeleteConnection (its role may).
+    // The connect function told the oldest why, then closed it with DeleteConnection (its role
+    // may do both).
     first.closed().await;
+    let told = first
+        .backlog()
+        .iter()
+        .any(|f| f["type"] == "closed" && f["reason"] == "too_many_connections");
+    assert!(told, "{:?}", first.backlog());
     let mut rita = stack.connect("rita", "phone").await;
     let sent = rita.send_to("capped", "r-1", "still there?").await;
     for device in &mut later {

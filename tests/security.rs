@@ -376,6 +376,12 @@ async fn a_connection_past_the_per_user_cap_closes_the_oldest() {
     let mut laptop = gw.connect("alice", "laptop").await;
     let mut tablet = gw.connect("alice", "tablet").await;
     assert_eq!(phone.closed().await, messenger_e2e::Closed::Code(1000));
+    // Told why first, so a client does not reconnect (and close another of alice's).
+    let told = phone
+        .backlog()
+        .iter()
+        .any(|f| f["type"] == "closed" && f["reason"] == "too_many_connections");
+    assert!(told, "{:?}", phone.backlog());
     let mut bob = gw.connect("bob", "phone").await;
     let sent = bob.send_to("alice", "b-1", "hi").await;
     for device in [&mut laptop, &mut tablet] {

@@ -146,6 +146,7 @@ function start(user, device, url, token) {
     renderChat();
   });
   client.on('sendFailed', ({ item, error }) => notice(`not sent (${error.code}): ${item.body.slice(0, 40)}`));
+  client.on('replaced', () => notice('signed out here: you are connected on too many devices (sign in again to take over)'));
   client.on('synced', () => {
     // Who this is comes from the token (a deployed stack's token names its user).
     if (client.user && client.user !== app.me) {

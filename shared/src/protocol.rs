@@ -372,6 +372,16 @@ pub enum ErrorCode {
     Internal,
 }
 
+/// Why the service closes a connection (the last frame it gets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// The user connected more devices than they may have connected at once
+    /// ([`max_connections_per_user`](crate::Limits::max_connections_per_user)); this was the
+    /// oldest. Reconnecting would close another one of theirs.
+    TooManyConnections,
+}
+
 /// Every frame the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -479,6 +489,10 @@ pub enum ServerFrame {
             serialize_with = "opt_rfc3339_millis"
         )]
         until: Option<DateTime<Utc>>,
+    },
+    /// The service is about to close this connection, and why: don't reconnect on your own.
+    Closed {
+        reason: CloseReason,
     },
     Error {
         code: ErrorCode,

@@ -9,9 +9,10 @@ use std::fmt;
 /// Which of a user's buckets a request takes its token from (all of the user's devices share it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Bucket {
-    /// `send`.
+    /// `send`, and the log entries `edit`, `delete`, `react`.
     Send,
-    /// `create_group`, `add_members`, `remove_members`, `leave_group`, `rename_group`.
+    /// `create_group`, `add_members`, `remove_members`, `leave_group`, `rename_group`, `mute`,
+    /// `unmute`.
     Groups,
     /// `sync`, `history`, `conversations`, `receipts`: pulls.
     Reads,

@@ -27,6 +27,7 @@ import { MemoryStorage } from './storage.js';
 
 /** @typedef {import('./protocol.js').ClientFrame} ClientFrame */
 /** @typedef {import('./protocol.js').ServerFrame} ServerFrame */
+/** @typedef {import('./protocol.js').CloseReason} CloseReason */
 /** @typedef {import('./protocol.js').Replies} Replies */
 /** @typedef {import('./protocol.js').MessageView} MessageView */
 /** @typedef {import('./protocol.js').Receipt} Receipt */
@@ -92,6 +93,10 @@ import { MemoryStorage } from './storage.js';
  * @property {{ messages: number }} synced a (re)connect's sync finished; the client is online
  * @property {Typing} typing another member is typing (show it for about 6 seconds)
  * @property {Muted} muted this user muted or unmuted a conversation on another device
+ * @property {{ reason: CloseReason }} replaced the service closed the connection for good: the
+ *   user connected more devices at once than they may, and this was the oldest. The client
+ *   stops (state `closed`) instead of reconnecting, which would close another of the user's
+ *   connections; a new client on the same storage takes over when the user asks
  * @property {ServerFrame} frame every frame received, as is
  * @property {Error} error a problem the client handles itself (token provider failed, …)
  */
@@ -196,6 +201,8 @@ export class MessengerClient extends Emitter {
   #wake = null;
   /** The next reconnect waits for nothing (`reconnect()`). */
   #noWait = false;
+  /** @type {CloseReason | undefined} why the service said it closes this connection */
+  #closedFor = undefined;
   /** @type {string | undefined} the user, from the token's `sub` */
   user;
   /** @type {string | undefined} the device, from the token's `device` claim */
@@ -566,6 +573,13 @@ export class MessengerClient extends Emitter {
         this.emit('error', error instanceof Error ? error : new Error(String(error)));
       }
       if (this.#stopped) break;
+      const reason = this.#closedFor;
+      if (reason !== undefined) {
+        // Told why before the close: reconnecting would push another of the user's devices off.
+        this.emit('replaced', { reason });
+        void this.close();
+        break;
+      }
       if (wasOnline) attempt = 0;
       this.#setState('offline');
       const delay = this.#noWait ? 0 : this.#backoff(attempt++);
@@ -674,6 +688,8 @@ export class MessengerClient extends Emitter {
       this.emit('typing', frame);
     } else if (frame.type === 'muted') {
       this.emit('muted', frame);
+    } else if (frame.type === 'closed') {
+      this.#closedFor = frame.reason;
     } else if (frame.type === 'error') {
       // A refused request nobody waits for: a `typing`, an ack without `id`.
       this.emit('error', new MessengerError(frame.code, frame.message, frame));
@@ -839,7 +855,9 @@ export class MessengerClient extends Emitter {
       if (error.code === 'timeout' || error.code === 'disconnected') {
         this.#outbox.again(clientMsgId);
       } else if (RETRYABLE_CODES.has(error.code)) {
-        const at = this.#outbox.later(clientMsgId, Date.now(), (n) => this.#backoff(n));
+        // Never sooner than the server asked (`rate_limited` says how long the bucket needs).
+        const asked = error.frame?.retry_after_ms ?? 0;
+        const at = this.#outbox.later(clientMsgId, Date.now(), (n) => Math.max(this.#backoff(n), asked));
         this.#later(`retry:${clientMsgId}`, at - Date.now(), () => this.#pump());
       } else {
         this.#outbox.remove(clientMsgId);

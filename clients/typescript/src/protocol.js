@@ -10,7 +10,7 @@
 
 /**
  * @typedef {'bad_request' | 'unknown_action' | 'too_large' | 'forbidden' | 'not_found'
- *   | 'rate_limited' | 'internal'} ErrorCode
+ *   | 'conflict' | 'rate_limited' | 'internal'} ErrorCode
  */
 
 /** @typedef {'delivered' | 'read'} ReceiptKind */
@@ -176,13 +176,15 @@
 /** @typedef {{ type: 'push_unregistered', id?: RequestId, device: string }} PushUnregistered */
 /**
  * @typedef {{ type: 'error', id?: RequestId, code: ErrorCode, message: string,
- *   client_msg_id?: string }} ErrorFrame
+ *   client_msg_id?: string, retry_after_ms?: number }} ErrorFrame
  */
+/** @typedef {'too_many_connections'} CloseReason */
+/** @typedef {{ type: 'closed', reason: CloseReason }} Closed */
 
 /**
  * @typedef {Sent | Message | Receipt | Acked | Receipts | Sync | History | Presence | Group | Left
  *   | Conversations | PushRegistered | PushUnregistered | Typing | Edited | Deleted | Reacted
- *   | Muted | ErrorFrame} ServerFrame
+ *   | Muted | Closed | ErrorFrame} ServerFrame
  */
 
 /**

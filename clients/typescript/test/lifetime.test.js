@@ -79,3 +79,32 @@ test('reconnect() drops the connection and is back online at once, asking for a 
   assert.equal(s.sockets.length, 2);
   assert.equal(erin.state, 'online');
 });
+
+test('a client pushed off past the per-user connection cap stops instead of reconnecting (--max-connections-per-user 1)', async (t) => {
+  const gw = await Gateway.start(['--max-connections-per-user', '1']);
+  t.after(() => gw.stop());
+  const p = checkedWebSocket();
+  const l = checkedWebSocket();
+  const b = checkedWebSocket();
+  const options = { url: gw.url, reconnectMinMs: 50, reconnectMaxMs: 500 };
+  const phone = new MessengerClient({ ...options, token: gw.tokens('erin', 'phone'), WebSocket: p.WebSocket });
+  const laptop = new MessengerClient({ ...options, token: gw.tokens('erin', 'laptop'), WebSocket: l.WebSocket });
+  const bob = new MessengerClient({ ...options, token: gw.tokens('bob', 'phone'), WebSocket: b.WebSocket });
+  t.after(() => Promise.all([phone.close(), laptop.close(), bob.close()]));
+  await withTimeout(Promise.all([phone.connect(), bob.connect()]), 'phone and bob online');
+  let laptopDrops = 0;
+  laptop.on('disconnect', () => laptopDrops++);
+
+  const replaced = phone.once('replaced');
+  const phoneClosed = phone.once('state', (s) => s === 'closed');
+  await withTimeout(laptop.connect(), 'the laptop online');
+  assert.deepEqual(await withTimeout(replaced, 'the phone is told'), { reason: 'too_many_connections' });
+  await withTimeout(phoneClosed, 'the phone stops');
+  // The laptop keeps its connection: a message reaches bob through it, and it was never closed.
+  const bobs = inbox(bob);
+  await laptop.send({ to: 'bob', body: 'from the laptop' });
+  await bobs.until(1, 'bob has it');
+  assert.equal(laptopDrops, 0, 'the phone did not reconnect and push the laptop off');
+  assert.equal(phone.state, 'closed');
+  assert.deepEqual([...p.violations, ...l.violations, ...b.violations], []);
+});

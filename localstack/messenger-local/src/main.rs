@@ -124,7 +124,8 @@ struct LimitArgs {
     /// `send`: a burst, then so many a minute
     #[arg(long, value_name = "RATE", default_value_t = Limits::default().rates.send)]
     rate_send: Rate,
-    /// Group changes (create_group, add_members, remove_members, leave_group, rename_group)
+    /// Group changes (create_group, add_members, remove_members, leave_group, rename_group),
+    /// mute and unmute
     #[arg(long, value_name = "RATE", default_value_t = Limits::default().rates.groups)]
     rate_groups: Rate,
     /// Pulls (sync, history, conversations, receipts)

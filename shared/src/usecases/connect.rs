@@ -2,6 +2,7 @@
 
 use crate::domain::Connection;
 use crate::ports::PostError;
+use crate::protocol::{CloseReason, ServerFrame};
 use crate::request::Caller;
 use crate::{App, Error};
 
@@ -10,9 +11,9 @@ use crate::{App, Error};
 /// 2-hour limit, so one whose `$disconnect` never ran cannot linger.
 ///
 /// A user has at most [`max_connections_per_user`](crate::Limits::max_connections_per_user)
-/// live connections: a new one past that closes the user's oldest (DeleteConnection), so
-/// signing in on a new device always works and a socket that died without `$disconnect` never
-/// locks its user out.
+/// live connections: a new one past that closes the user's oldest (a `closed` frame, then
+/// DeleteConnection), so signing in on a new device always works and a socket that died without
+/// `$disconnect` never locks its user out.
 pub async fn connect(app: &App, caller: &Caller) -> Result<(), Error> {
     let now = app.now();
     let connected_at = caller.connected_at.unwrap_or(now);
@@ -30,7 +31,16 @@ pub async fn connect(app: &App, caller: &Caller) -> Result<(), Error> {
             app.limits.max_connections_per_user,
         )
         .await?;
+    let closed = ServerFrame::Closed {
+        reason: CloseReason::TooManyConnections,
+    }
+    .to_json(None);
     for old in &evicted {
+        // Told first, so a client knows not to reconnect (which would close another of its
+        // user's connections). Best effort: the close below is what counts.
+        if let Err(e) = app.poster.post(&old.id, &closed).await {
+            tracing::debug!(connection = %old.id, error = %e, "could not tell the oldest connection why it closes");
+        }
         match app.poster.close(&old.id).await {
             Ok(()) | Err(PostError::Gone) => {
                 tracing::info!(closed = %old.id, device = %old.device, "oldest connection closed: too many connections")
