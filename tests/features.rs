@@ -3,7 +3,7 @@
 //! `MESSENGER_E2E_STORE=dynamodb`).
 
 use messenger::domain::ConversationId;
-use messenger_e2e::{Client, TestGateway, eventually};
+use messenger_e2e::{Client, TestGateway, eventually, pushed_data};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -302,35 +302,12 @@ async fn a_group_replies_reacts_types_and_its_admin_deletes_while_a_late_joiner_
     assert_eq!(r["code"], "not_found");
 }
 
-async fn register(c: &mut Client, token: &str) {
-    let r = c
-        .request(json!({"action": "register_push", "platform": "fcm", "token": token}))
-        .await;
-    assert_eq!(r["type"], "push_registered", "{r}");
-}
-
-fn pushed(recorded: &Value, user: &str) -> Vec<String> {
-    recorded["pushes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["user"] == user)
-        .map(|p| {
-            let fcm: Value = serde_json::from_str(p["message"]["GCM"].as_str().unwrap()).unwrap();
-            fcm["fcmV1Message"]["message"]["data"]["conversation"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_muted_conversation_pushes_nothing_and_the_inbox_follows_activity_and_reads_elsewhere() {
     let (gw, stores, _) = TestGateway::start_with_raw_store(GatewayConfig::default()).await;
     // Bob's phone takes pushes while it is away; his laptop mutes alice.
     let mut phone = gw.connect("bob", "phone").await;
-    register(&mut phone, "tok-bob").await;
+    phone.register_fcm("tok-bob", false).await;
     phone.close().await;
     let mut laptop = gw.connect("bob", "laptop").await;
     let mut alice = gw.connect("alice", "phone").await;
@@ -359,7 +336,11 @@ async fn a_muted_conversation_pushes_nothing_and_the_inbox_follows_activity_and_
     alice.send_to("bob", "a-2", "are you there?").await;
     carol.send_to("bob", "c-1", "lunch?").await;
     let recorded = gw.published(3).await;
-    assert_eq!(pushed(&recorded, "bob"), ["dm:bob:carol"], "{recorded}");
+    assert_eq!(
+        pushed_data(&recorded, "bob", "conversation"),
+        ["dm:bob:carol"],
+        "{recorded}"
+    );
 
     // The inbox: carol's conversation first (latest), with the unread counts.
     let mut laptop = gw.connect("bob", "laptop").await;
@@ -421,5 +402,9 @@ async fn a_muted_conversation_pushes_nothing_and_the_inbox_follows_activity_and_
     .await;
     alice.send_to("bob", "a-4", "pong").await;
     let recorded = gw.published(5).await;
-    assert_eq!(pushed(&recorded, "bob"), ["dm:bob:carol", DM], "{recorded}");
+    assert_eq!(
+        pushed_data(&recorded, "bob", "conversation"),
+        ["dm:bob:carol", DM],
+        "{recorded}"
+    );
 }

@@ -1,23 +1,8 @@
 //! Group chats end to end: real WebSocket clients through the embedded gateway.
 
-use messenger_e2e::{Client, TestGateway, send_concurrently};
+use messenger_e2e::{Client, TestGateway, error_code, send_concurrently};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
-
-/// Creates a group as `admin` with `members` and returns its conversation id.
-async fn create(admin: &mut Client, name: &str, members: &[&str]) -> String {
-    let g = admin
-        .request(json!({"action":"create_group","name":name,"members":members}))
-        .await;
-    assert_eq!(g["type"], "group", "{g}");
-    g["conversation"].as_str().unwrap().to_owned()
-}
-
-async fn say(client: &mut Client, conv: &str, cmid: &str, body: &str) -> Value {
-    client
-        .request(json!({"action":"send","conversation":conv,"client_msg_id":cmid,"body":body}))
-        .await
-}
 
 /// The whole log of `conv` as this device sees it through sync: (seq, from, body, event type).
 async fn synced(client: &mut Client, conv: &str) -> Vec<(u64, String, String, String)> {
@@ -37,12 +22,6 @@ async fn synced(client: &mut Client, conv: &str) -> Vec<(u64, String, String, St
             )
         })
         .collect()
-}
-
-fn code(v: &Value) -> &str {
-    v["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error, got {v}"))
 }
 
 #[tokio::test]
@@ -71,8 +50,8 @@ async fn members_on_and_offline_converge_on_the_same_messages_and_membership_eve
         assert_eq!(m["event"]["members"], json!(["alice", "bob", "carol"]));
     }
 
-    assert_eq!(say(&mut alice, &g, "a-1", "where to?").await["seq"], 2);
-    assert_eq!(say(&mut bob, &g, "b-1", "Lisbon").await["seq"], 3);
+    assert_eq!(alice.say(&g, "a-1", "where to?").await["seq"], 2);
+    assert_eq!(bob.say(&g, "b-1", "Lisbon").await["seq"], 3);
     let renamed = carol
         .request(json!({"action":"rename_group","conversation":g,"name":"Lisbon trip"}))
         .await;
@@ -119,7 +98,7 @@ async fn members_on_and_offline_converge_on_the_same_messages_and_membership_eve
         .await;
     assert_eq!(h["messages"].as_array().unwrap().len(), 1);
     assert_eq!(h["more"], false);
-    assert_eq!(say(&mut dave, &g, "d-1", "hi all").await["seq"], 6);
+    assert_eq!(dave.say(&g, "d-1", "hi all").await["seq"], 6);
 }
 
 #[tokio::test]
@@ -128,7 +107,7 @@ async fn a_removed_member_gets_nothing_more_and_can_neither_read_nor_post() {
     let mut alice = gw.connect("alice", "phone").await;
     let mut bob = gw.connect("bob", "phone").await;
     let mut carol = gw.connect("carol", "phone").await;
-    let g = create(&mut alice, "Team", &["bob", "carol"]).await;
+    let g = alice.create_group("Team", &["bob", "carol"]).await;
 
     let removed = alice
         .request(json!({"action":"remove_members","conversation":g,"users":["carol"]}))
@@ -142,16 +121,16 @@ async fn a_removed_member_gets_nothing_more_and_can_neither_read_nor_post() {
         json!({"type":"members_removed","users":["carol"]})
     );
 
-    say(&mut bob, &g, "b-1", "carol is gone").await;
+    bob.say(&g, "b-1", "carol is gone").await;
     alice
         .recv_where(|v| v["type"] == "message" && v["seq"] == 3)
         .await;
     assert_eq!(
-        code(&say(&mut carol, &g, "c-1", "still here?").await),
+        error_code(&carol.say(&g, "c-1", "still here?").await),
         "forbidden"
     );
     assert_eq!(
-        code(
+        error_code(
             &carol
                 .request(json!({"action":"history","conversation":g}))
                 .await
@@ -159,7 +138,7 @@ async fn a_removed_member_gets_nothing_more_and_can_neither_read_nor_post() {
         "forbidden"
     );
     assert_eq!(
-        code(
+        error_code(
             &carol
                 .request(json!({"action":"ack","conversation":g,"seq":3,"kind":"read"}))
                 .await
@@ -183,7 +162,7 @@ async fn five_members_sending_concurrently_get_gapless_seqs() {
     let gw = TestGateway::start().await;
     let names = ["m1", "m2", "m3", "m4", "m5"];
     let mut admin = gw.connect("m1", "phone").await;
-    let g = create(&mut admin, "Load", &names[1..]).await;
+    let g = admin.create_group("Load", &names[1..]).await;
     admin.close().await;
     let mut senders = Vec::new();
     for name in names {
@@ -206,29 +185,29 @@ async fn only_admins_manage_members_and_the_last_admin_leaving_promotes_the_next
     let mut alice = gw.connect("alice", "phone").await;
     let mut bob = gw.connect("bob", "phone").await;
     let mut mallory = gw.connect("mallory", "phone").await;
-    let g = create(&mut alice, "Club", &["bob", "carol"]).await;
+    let g = alice.create_group("Club", &["bob", "carol"]).await;
 
     // A member, a forged frame and an outsider are all refused.
     assert_eq!(
-        code(
+        error_code(
             &bob.request(json!({"action":"add_members","conversation":g,"users":["mallory"]}))
                 .await
         ),
         "forbidden"
     );
     let forged = json!({"action":"remove_members","conversation":g,"users":["carol"],"from":"alice","role":"admin","userId":"alice"});
-    assert_eq!(code(&bob.request(forged).await), "forbidden");
+    assert_eq!(error_code(&bob.request(forged).await), "forbidden");
     assert_eq!(
-        code(
+        error_code(
             &mallory
                 .request(json!({"action":"add_members","conversation":g,"users":["mallory"]}))
                 .await
         ),
         "forbidden"
     );
-    assert_eq!(code(&say(&mut mallory, &g, "m-1", "hi").await), "forbidden");
+    assert_eq!(error_code(&mallory.say(&g, "m-1", "hi").await), "forbidden");
     assert_eq!(
-        code(
+        error_code(
             &mallory
                 .request(json!({"action":"leave_group","conversation":g}))
                 .await
@@ -236,7 +215,7 @@ async fn only_admins_manage_members_and_the_last_admin_leaving_promotes_the_next
         "forbidden"
     );
     assert_eq!(
-        code(
+        error_code(
             &alice
                 .request(json!({"action":"remove_members","conversation":g,"users":["alice"]}))
                 .await
@@ -272,7 +251,7 @@ async fn only_admins_manage_members_and_the_last_admin_leaving_promotes_the_next
         json!([{"user":"aaron","role":"member"},{"user":"bob","role":"admin"},{"user":"carol","role":"member"},{"user":"dave","role":"member"}])
     );
     assert_eq!(
-        code(&say(&mut alice, &g, "a-9", "back?").await),
+        error_code(&alice.say(&g, "a-9", "back?").await),
         "forbidden"
     );
 }
@@ -286,16 +265,16 @@ async fn the_group_size_limit_is_a_typed_error() {
     let e = alice
         .request(json!({"action":"create_group","name":"Big","members":["b","c","d"]}))
         .await;
-    assert_eq!(code(&e), "too_large");
-    let g = create(&mut alice, "Small", &["b", "c"]).await;
+    assert_eq!(error_code(&e), "too_large");
+    let g = alice.create_group("Small", &["b", "c"]).await;
     let e = alice
         .request(json!({"action":"add_members","conversation":g,"users":["d"]}))
         .await;
-    assert_eq!(code(&e), "too_large");
+    assert_eq!(error_code(&e), "too_large");
     let e = alice
         .request(json!({"action":"create_group","name":"   "}))
         .await;
-    assert_eq!(code(&e), "bad_request");
+    assert_eq!(error_code(&e), "bad_request");
 }
 
 #[tokio::test]
@@ -321,7 +300,7 @@ async fn the_inbox_lists_every_conversation_newest_first_with_latest_seq_and_my_
     let mut bob = gw.connect("bob", "phone").await;
     alice.send_to("bob", "c-1", "hi").await;
     alice.send_to("bob", "c-2", "there").await;
-    let g = create(&mut alice, "Pals", &["bob"]).await;
+    let g = alice.create_group("Pals", &["bob"]).await;
     bob.request(json!({"action":"ack","conversation":"dm:alice:bob","seq":1,"kind":"read"}))
         .await;
 
@@ -376,7 +355,7 @@ async fn group_mates_see_each_others_presence_until_removed() {
     let gw = TestGateway::start().await;
     let mut alice = gw.connect("alice", "phone").await;
     let mut carol = gw.connect("carol", "phone").await;
-    let g = create(&mut alice, "Neighbours", &["carol"]).await;
+    let g = alice.create_group("Neighbours", &["carol"]).await;
     let p = carol
         .request(json!({"action":"presence","users":["alice"]}))
         .await;
@@ -399,8 +378,8 @@ async fn a_group_receipt_goes_to_the_author_and_everyone_pulls_the_read_state() 
     let mut alice = gw.connect("alice", "phone").await;
     let mut bob = gw.connect("bob", "phone").await;
     let mut carol = gw.connect("carol", "phone").await;
-    let g = create(&mut alice, "Pals", &["bob", "carol"]).await;
-    let sent = say(&mut bob, &g, "b-1", "hello").await;
+    let g = alice.create_group("Pals", &["bob", "carol"]).await;
+    let sent = bob.say(&g, "b-1", "hello").await;
     let seq = sent["seq"].as_u64().unwrap();
     for c in [&mut alice, &mut carol] {
         c.recv_where(|v| v["type"] == "message" && v["seq"] == seq)
@@ -458,7 +437,7 @@ async fn a_group_receipt_goes_to_the_author_and_everyone_pulls_the_read_state() 
     let refused = mallory
         .request(json!({"action":"receipts","conversation":g}))
         .await;
-    assert_eq!(code(&refused), "forbidden");
+    assert_eq!(error_code(&refused), "forbidden");
 }
 
 #[tokio::test]
@@ -466,7 +445,7 @@ async fn retried_membership_changes_store_no_second_event() {
     let gw = TestGateway::start().await;
     let mut alice = gw.connect("alice", "phone").await;
     let mut bob = gw.connect("bob", "phone").await;
-    let g = create(&mut alice, "Retries", &["bob", "carol"]).await;
+    let g = alice.create_group("Retries", &["bob", "carol"]).await;
     let changes = [
         json!({"action":"add_members","conversation":g,"users":["dave"],"client_msg_id":"ch-1"}),
         json!({"action":"rename_group","conversation":g,"name":"Again","client_msg_id":"ch-2"}),
@@ -536,12 +515,12 @@ async fn a_group_name_is_1_to_100_characters() {
     let e = alice
         .request(json!({"action":"create_group","name":too_long}))
         .await;
-    assert_eq!(code(&e), "bad_request");
+    assert_eq!(error_code(&e), "bad_request");
     for name in [too_long.as_str(), ""] {
         let e = alice
             .request(json!({"action":"rename_group","conversation":g,"name":name}))
             .await;
-        assert_eq!(code(&e), "bad_request", "{name:?}");
+        assert_eq!(error_code(&e), "bad_request", "{name:?}");
     }
     let inbox = alice.request(json!({"action":"conversations"})).await;
     assert_eq!(inbox["conversations"][0]["name"], longest.as_str());
@@ -554,7 +533,7 @@ async fn a_removal_racing_a_burst_of_sends_lets_nothing_after_it_reach_the_remov
     let mut alice = gw.connect("alice", "phone").await;
     let mut bob = gw.connect("bob", "phone").await;
     let mut carol = gw.connect("carol", "phone").await;
-    let g = create(&mut alice, "Race", &["bob", "carol"]).await;
+    let g = alice.create_group("Race", &["bob", "carol"]).await;
     // Half of bob's burst is in flight when alice removes carol; the other half follows the
     // removal's answer (so some messages certainly come after it).
     let ids: Vec<String> = (0..20).map(|i| format!("b-{i}")).collect();

@@ -8,18 +8,12 @@ use messenger::domain::{
     Amendment, ConversationId, Head, Message, NewMessage, RequestDigest, Seq, UserId,
 };
 use messenger::ports::{Amended, Append, Effects, MessageLog, StoreError};
-use messenger_e2e::{Client, TestGateway, test_stores};
+use messenger_e2e::{Client, TestGateway, error_code, test_stores};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-fn code(v: &Value) -> &str {
-    v["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error, got {v}"))
-}
 
 fn seqs(page: &Value) -> Vec<u64> {
     page["messages"]
@@ -87,7 +81,7 @@ async fn a_numeric_id_is_echoed_as_a_number_and_an_id_over_128_bytes_is_refused(
             .send(json!({"action":"presence","users":[],"id":too_long}))
             .await;
         let e = alice.recv_type("error").await;
-        assert_eq!((code(&e), e.get("id")), ("bad_request", None), "{e}");
+        assert_eq!((error_code(&e), e.get("id")), ("bad_request", None), "{e}");
     }
     assert!(alice.backlog().is_empty(), "{:?}", alice.backlog());
 }
@@ -140,7 +134,7 @@ async fn the_body_limit_is_16_kib_counted_in_utf8_bytes() {
     // 8 193 characters are fewer than 16 384, but 16 386 bytes: too large, and nothing stored.
     let e = alice.send_to("bob", "c-3", &"é".repeat(8 * 1024 + 1)).await;
     assert_eq!(
-        (code(&e), &e["client_msg_id"]),
+        (error_code(&e), &e["client_msg_id"]),
         ("too_large", &json!("c-3"))
     );
     let page = bob.request(json!({"action":"sync"})).await;
@@ -162,7 +156,7 @@ async fn read_past_delivered_sends_delivered_then_read_and_seq_0_is_a_bad_reques
     let e = bob
         .request(json!({"action":"ack","conversation":dm,"seq":0,"kind":"read"}))
         .await;
-    assert_eq!(code(&e), "bad_request", "{e}");
+    assert_eq!(error_code(&e), "bad_request", "{e}");
 
     // bob reads up to 2 without having acked delivery: two receipts, delivered first.
     let acked = bob
@@ -384,7 +378,7 @@ async fn presence_takes_at_most_100_users() {
     let e = alice
         .request(json!({"action":"presence","users":users}))
         .await;
-    assert_eq!(code(&e), "bad_request", "{e}");
+    assert_eq!(error_code(&e), "bad_request", "{e}");
 }
 
 // ------------------------------------------------------------------ Errors
@@ -466,7 +460,7 @@ async fn a_store_failure_is_internal_names_a_request_id_stores_nothing_and_the_r
     let mut alice = gw.connect("alice", "phone").await;
     let e = alice.send_to("bob", "c-1", "hello?").await;
     assert_eq!(
-        (code(&e), &e["client_msg_id"]),
+        (error_code(&e), &e["client_msg_id"]),
         ("internal", &json!("c-1")),
         "{e}"
     );

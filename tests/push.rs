@@ -2,40 +2,21 @@
 
 use chrono::Utc;
 use messenger::domain::{Connection, ConnectionId, DeviceId, UserId};
-use messenger_e2e::{Client, TestGateway};
+use messenger_e2e::{TestGateway, pushed_data};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
 
-async fn register(c: &mut Client, token: &str, preview: bool) -> Value {
-    let r = c
-        .request(json!({"action":"register_push","platform":"fcm","token":token,"preview":preview}))
-        .await;
-    assert_eq!(r["type"], "push_registered", "{r}");
-    r
-}
-
+/// The seqs pushed to `user`, in order.
 fn pushed_seqs(recorded: &Value, user: &str) -> Vec<u64> {
-    recorded["pushes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["user"] == user)
-        .map(|p| {
-            let fcm: Value = serde_json::from_str(p["message"]["GCM"].as_str().unwrap()).unwrap();
-            fcm["fcmV1Message"]["message"]["data"]["seq"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect()
+    let seqs = pushed_data(recorded, user, "seq");
+    seqs.iter().map(|s| s.parse().unwrap()).collect()
 }
 
 #[tokio::test]
 async fn an_offline_device_gets_one_push_per_burst_until_it_acks() {
     let gw = TestGateway::start().await;
     let mut bob = gw.connect("bob", "phone").await;
-    register(&mut bob, "tok-bob-phone", false).await;
+    bob.register_fcm("tok-bob-phone", false).await;
     bob.close().await;
 
     let mut alice = gw.connect("alice", "phone").await;
@@ -82,7 +63,7 @@ async fn an_offline_device_gets_one_push_per_burst_until_it_acks() {
 async fn an_online_recipient_gets_no_push_and_every_message_reaches_the_topic() {
     let gw = TestGateway::start().await;
     let mut bob = gw.connect("bob", "phone").await;
-    register(&mut bob, "tok-bob", false).await;
+    bob.register_fcm("tok-bob", false).await;
     let mut alice = gw.connect("alice", "phone").await;
     alice.send_to("bob", "c-1", "hi").await;
     alice.send_to("bob", "c-2", "there").await;
@@ -106,7 +87,7 @@ async fn an_online_recipient_gets_no_push_and_every_message_reaches_the_topic() 
 async fn a_recipient_whose_only_connection_is_stale_gets_a_push() {
     let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
     let mut bob = gw.connect("bob", "phone").await;
-    register(&mut bob, "tok-bob", false).await;
+    bob.register_fcm("tok-bob", false).await;
     bob.close().await;
     let now = Utc::now();
     let stale = Connection {
@@ -131,7 +112,7 @@ async fn a_recipient_whose_only_connection_is_stale_gets_a_push() {
 async fn a_rejected_token_unregisters_the_device_and_the_send_still_succeeds() {
     let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
     let mut bob = gw.connect("bob", "phone").await;
-    register(&mut bob, "invalid-token", false).await;
+    bob.register_fcm("invalid-token", false).await;
     bob.close().await;
     let mut alice = gw.connect("alice", "phone").await;
     let sent = alice.send_to("bob", "c-1", "hi").await;
@@ -150,7 +131,7 @@ async fn a_rejected_token_unregisters_the_device_and_the_send_still_succeeds() {
 
     // A fresh token registers it again and pushes flow.
     let mut bob = gw.connect("bob", "phone").await;
-    register(&mut bob, "fresh-token", false).await;
+    bob.register_fcm("fresh-token", false).await;
     bob.close().await;
     alice.send_to("bob", "c-2", "hi again").await;
     assert_eq!(pushed_seqs(&gw.published(2).await, "bob"), vec![2]);
@@ -161,14 +142,14 @@ async fn a_new_token_updates_the_same_endpoint_and_previews_are_opt_in() {
     let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
     let (bob_id, phone) = (UserId::new("bob").unwrap(), DeviceId::new("phone").unwrap());
     let mut bob = gw.connect("bob", "phone").await;
-    register(&mut bob, "old-token", false).await;
+    bob.register_fcm("old-token", false).await;
     let first = store
         .push_devices
         .get(&bob_id, &phone)
         .await
         .unwrap()
         .unwrap();
-    register(&mut bob, "new-token", true).await;
+    bob.register_fcm("new-token", true).await;
     let second = store
         .push_devices
         .get(&bob_id, &phone)
@@ -261,7 +242,7 @@ async fn registering_another_platform_replaces_the_devices_registration() {
     let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
     let (bob_id, phone) = (UserId::new("bob").unwrap(), DeviceId::new("phone").unwrap());
     let mut bob = gw.connect("bob", "phone").await;
-    register(&mut bob, "fcm-token", false).await;
+    bob.register_fcm("fcm-token", false).await;
     let before = store
         .push_devices
         .get(&bob_id, &phone)
@@ -308,7 +289,7 @@ async fn registering_another_platform_replaces_the_devices_registration() {
 async fn membership_events_are_published_but_never_pushed() {
     let gw = TestGateway::start().await;
     let mut bob = gw.connect("bob", "phone").await;
-    register(&mut bob, "tok-bob", false).await;
+    bob.register_fcm("tok-bob", false).await;
     bob.close().await;
     let mut alice = gw.connect("alice", "phone").await;
     let created = alice

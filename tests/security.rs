@@ -3,31 +3,11 @@
 //! to their request, per-user rate limits and caps, push token ownership, and group changes
 //! that cannot lose their admin or their log entry.
 
-use messenger_e2e::{Client, TestGateway};
+use messenger_e2e::{Client, TestGateway, error_code};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-fn code(v: &Value) -> &str {
-    v["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error, got {v}"))
-}
-
-async fn create(admin: &mut Client, name: &str, members: &[&str]) -> String {
-    let g = admin
-        .request(json!({"action":"create_group","name":name,"members":members}))
-        .await;
-    assert_eq!(g["type"], "group", "{g}");
-    g["conversation"].as_str().unwrap().to_owned()
-}
-
-async fn say(client: &mut Client, conv: &str, cmid: &str, body: &str) -> Value {
-    client
-        .request(json!({"action":"send","conversation":conv,"client_msg_id":cmid,"body":body}))
-        .await
-}
 
 /// The log of `conv` as `client` syncs it: (seq, from, body or event type).
 async fn log_of(client: &mut Client, conv: &str) -> Vec<(u64, String, String)> {
@@ -87,20 +67,20 @@ async fn a_creator_who_left_cannot_come_back_with_a_retried_create_group() {
         .request(json!({"action":"leave_group","conversation":g}))
         .await;
     assert_eq!(left["type"], "left", "{left}");
-    assert_eq!(say(&mut bob, &g, "b-1", "after alice left").await["seq"], 3);
+    assert_eq!(bob.say(&g, "b-1", "after alice left").await["seq"], 3);
 
     // The same key with other members: another request, refused; nothing changes.
     let other = alice.request(create(&["mallory"])).await;
-    assert_eq!(code(&other), "conflict", "{other}");
+    assert_eq!(error_code(&other), "conflict", "{other}");
     // The very same request again: a retry, checked against alice's rights now: she left.
     let retry = alice.request(create(&["bob"])).await;
-    assert_eq!(code(&retry), "forbidden", "{retry}");
+    assert_eq!(error_code(&retry), "forbidden", "{retry}");
 
     for outsider in [&mut alice, &mut mallory] {
         let h = outsider
             .request(json!({"action":"history","conversation":g}))
             .await;
-        assert_eq!(code(&h), "forbidden", "{}: {h}", outsider.user);
+        assert_eq!(error_code(&h), "forbidden", "{}: {h}", outsider.user);
     }
     // Nobody was added, no event was logged: the log is the creation, the leave, bob's message.
     assert_eq!(
@@ -126,7 +106,7 @@ async fn a_key_reused_for_a_stranger_neither_reaches_them_nor_shows_their_presen
     assert_eq!(note["conversation"], "dm:mallory:mallory", "{note}");
 
     let reused = mallory.send_to("victim", "x", "hello").await;
-    assert_eq!(code(&reused), "conflict", "{reused}");
+    assert_eq!(error_code(&reused), "conflict", "{reused}");
 
     // No 1:1 membership was written: the victim is still a stranger, online or not.
     let p = mallory
@@ -160,7 +140,7 @@ async fn a_key_reused_with_another_body_is_a_conflict_and_stores_nothing() {
     let mut bob = gw.connect("bob", "phone").await;
     assert_eq!(alice.send_to("bob", "c-1", "first").await["seq"], 1);
     let second = alice.send_to("bob", "c-1", "second").await;
-    assert_eq!(code(&second), "conflict", "{second}");
+    assert_eq!(error_code(&second), "conflict", "{second}");
     assert_eq!(second["client_msg_id"], "c-1");
     // The same request again is still the original.
     let retry = alice.send_to("bob", "c-1", "first").await;
@@ -191,28 +171,28 @@ async fn a_group_change_with_a_key_a_message_used_changes_nothing() {
     let mut alice = gw.connect("alice", "phone").await;
     let mut bob = gw.connect("bob", "phone").await;
     let mut dave = gw.connect("dave", "phone").await;
-    let g = create(&mut alice, "Team", &["bob", "carol"]).await;
-    assert_eq!(say(&mut alice, &g, "k", "hello team").await["seq"], 2);
+    let g = alice.create_group("Team", &["bob", "carol"]).await;
+    assert_eq!(alice.say(&g, "k", "hello team").await["seq"], 2);
 
     let removal = alice
         .request(
             json!({"action":"remove_members","conversation":g,"users":["bob"],"client_msg_id":"k"}),
         )
         .await;
-    assert_eq!(code(&removal), "conflict", "{removal}");
+    assert_eq!(error_code(&removal), "conflict", "{removal}");
     let addition = alice
         .request(
             json!({"action":"add_members","conversation":g,"users":["dave"],"client_msg_id":"k"}),
         )
         .await;
-    assert_eq!(code(&addition), "conflict", "{addition}");
+    assert_eq!(error_code(&addition), "conflict", "{addition}");
 
     // bob is still a member, dave is not, and the log has no membership event for either.
-    assert_eq!(say(&mut bob, &g, "b-1", "still here").await["seq"], 3);
+    assert_eq!(bob.say(&g, "b-1", "still here").await["seq"], 3);
     let h = dave
         .request(json!({"action":"history","conversation":g}))
         .await;
-    assert_eq!(code(&h), "forbidden");
+    assert_eq!(error_code(&h), "forbidden");
     assert_eq!(
         log_of(&mut bob, &g).await,
         vec![
@@ -258,7 +238,7 @@ async fn a_burst_of_1000_sends_is_limited_while_every_acknowledged_message_is_st
         match reply["type"].as_str() {
             Some("sent") => stored.push(reply["seq"].as_u64().unwrap()),
             _ => {
-                assert_eq!(code(&reply), "rate_limited", "{reply}");
+                assert_eq!(error_code(&reply), "rate_limited", "{reply}");
                 assert!(reply["retry_after_ms"].as_u64().unwrap() >= 1, "{reply}");
                 assert_eq!(reply["client_msg_id"], id.as_str());
                 limited += 1;
@@ -289,7 +269,7 @@ async fn a_burst_of_1000_sends_is_limited_while_every_acknowledged_message_is_st
     // Once the bucket refills (as long as the server says), alice sends again.
     let mut again = alice.send_to("bob", "after", "after the burst").await;
     if again["type"] == "error" {
-        assert_eq!(code(&again), "rate_limited", "{again}");
+        assert_eq!(error_code(&again), "rate_limited", "{again}");
         let wait = again["retry_after_ms"].as_u64().unwrap();
         tokio::time::sleep(Duration::from_millis(wait)).await;
         again = alice.send_to("bob", "after", "after the burst").await;
@@ -301,7 +281,7 @@ async fn a_burst_of_1000_sends_is_limited_while_every_acknowledged_message_is_st
 async fn frames_past_the_per_frame_caps_are_too_large_and_change_nothing() {
     let gw = TestGateway::start().await;
     let mut alice = gw.connect("alice", "phone").await;
-    let g = create(&mut alice, "Big", &["bob"]).await;
+    let g = alice.create_group("Big", &["bob"]).await;
     let many: Vec<String> = (0..41).map(|i| format!("u{i}")).collect();
     for frame in [
         json!({"action":"create_group","name":"Bigger","members":many}),
@@ -309,13 +289,13 @@ async fn frames_past_the_per_frame_caps_are_too_large_and_change_nothing() {
         json!({"action":"remove_members","conversation":g,"users":many}),
     ] {
         let r = alice.request(frame.clone()).await;
-        assert_eq!(code(&r), "too_large", "{frame}: {r}");
+        assert_eq!(error_code(&r), "too_large", "{frame}: {r}");
     }
     let cursors: BTreeMap<String, u64> = (0..1001).map(|i| (format!("dm:a:u{i}"), 0)).collect();
     let r = alice
         .request(json!({"action":"sync","since":cursors}))
         .await;
-    assert_eq!(code(&r), "too_large", "{r}");
+    assert_eq!(error_code(&r), "too_large", "{r}");
     assert_eq!(
         log_of(&mut alice, &g).await,
         vec![entry(1, "alice", "group_created")]
@@ -331,8 +311,8 @@ async fn a_user_in_the_most_groups_cannot_be_added_to_another() {
     let mut erin = gw.connect("erin", "phone").await;
     let mut carol = gw.connect("carol", "phone").await;
     let mut dave = gw.connect("dave", "phone").await;
-    create(&mut alice, "One", &["dave"]).await;
-    let two = create(&mut erin, "Two", &[]).await;
+    alice.create_group("One", &["dave"]).await;
+    let two = erin.create_group("Two", &[]).await;
     let added = erin
         .request(json!({"action":"add_members","conversation":two,"users":["dave"]}))
         .await;
@@ -340,16 +320,16 @@ async fn a_user_in_the_most_groups_cannot_be_added_to_another() {
     let third = carol
         .request(json!({"action":"create_group","name":"Three","members":["dave"]}))
         .await;
-    assert_eq!(code(&third), "too_large", "{third}");
+    assert_eq!(error_code(&third), "too_large", "{third}");
     assert!(
         third["message"].as_str().unwrap().contains("dave"),
         "{third}"
     );
-    let four = create(&mut carol, "Four", &[]).await;
+    let four = carol.create_group("Four", &[]).await;
     let refused = carol
         .request(json!({"action":"add_members","conversation":four,"users":["dave"]}))
         .await;
-    assert_eq!(code(&refused), "too_large", "{refused}");
+    assert_eq!(error_code(&refused), "too_large", "{refused}");
     let inbox = dave.request(json!({"action":"conversations"})).await;
     assert_eq!(
         inbox["conversations"].as_array().unwrap().len(),
@@ -393,14 +373,6 @@ async fn a_connection_past_the_per_user_cap_closes_the_oldest() {
     }
 }
 
-/// Registers the connection's device for FCM pushes with `token`.
-async fn register(c: &mut Client, token: &str) {
-    let r = c
-        .request(json!({"action":"register_push","platform":"fcm","token":token}))
-        .await;
-    assert_eq!(r["type"], "push_registered", "{r}");
-}
-
 /// The devices of `user` that pushes were recorded for, in order.
 async fn pushed_devices(gw: &TestGateway, user: &str) -> Vec<String> {
     gw.recorded_pushes(Some(user)).await["pushes"]
@@ -418,7 +390,7 @@ async fn a_device_past_the_per_user_cap_replaces_the_least_recently_registered()
     let gw = TestGateway::start_with(config).await;
     for device in ["d1", "d2", "d3"] {
         let mut c = gw.connect("alice", device).await;
-        register(&mut c, &format!("token-{device}")).await;
+        c.register_fcm(&format!("token-{device}"), false).await;
         c.close().await;
     }
     let mut bob = gw.connect("bob", "phone").await;
@@ -433,15 +405,15 @@ async fn a_device_past_the_per_user_cap_replaces_the_least_recently_registered()
 async fn a_push_token_another_user_registers_is_taken_from_its_old_holder() {
     let gw = TestGateway::start().await;
     let mut bob = gw.connect("bob", "phone").await;
-    register(&mut bob, "shared-token").await;
+    bob.register_fcm("shared-token", false).await;
     bob.close().await;
     // Mallory registers bob's token (a phone that changed hands, or someone who learnt it).
     let mut mallory = gw.connect("mallory", "phone").await;
-    register(&mut mallory, "shared-token").await;
+    mallory.register_fcm("shared-token", false).await;
     let mut alice = gw.connect("alice", "phone").await;
     alice.send_to("bob", "a-1", "for bob").await;
     // Mallory moves the endpoint to her own phone's token, then unregisters it.
-    register(&mut mallory, "mallory-token").await;
+    mallory.register_fcm("mallory-token", false).await;
     alice.send_to("bob", "a-2", "for bob again").await;
     gw.published(2).await;
     assert_eq!(
@@ -454,7 +426,7 @@ async fn a_push_token_another_user_registers_is_taken_from_its_old_holder() {
 
     // Bob registers his token again: his pushes come back.
     let mut bob = gw.connect("bob", "phone").await;
-    register(&mut bob, "shared-token").await;
+    bob.register_fcm("shared-token", false).await;
     bob.close().await;
     alice.send_to("bob", "a-3", "welcome back").await;
     gw.published(3).await;
@@ -469,7 +441,9 @@ async fn the_last_admin_and_the_heir_leaving_at_once_leave_an_admin() {
     let mut carol = gw.connect("carol", "phone").await;
     // Several groups, so the two leaves interleave in more than one way.
     for round in 0..5 {
-        let g = create(&mut alice, &format!("Round {round}"), &["bob", "carol"]).await;
+        let g = alice
+            .create_group(&format!("Round {round}"), &["bob", "carol"])
+            .await;
         let (a, b) = (format!("a-{round}"), format!("b-{round}"));
         alice
             .send(json!({"action":"leave_group","id":a,"conversation":g}))

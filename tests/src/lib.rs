@@ -398,6 +398,34 @@ impl Client {
             .await
     }
 
+    /// Sends a message to conversation `conv` and returns the `sent` (or `error`) reply.
+    pub async fn say(&mut self, conv: &str, client_msg_id: &str, body: &str) -> Value {
+        self.request(
+            json!({"action":"send","conversation":conv,"client_msg_id":client_msg_id,"body":body}),
+        )
+        .await
+    }
+
+    /// Creates a group with `members` (this user is its admin); its conversation id.
+    pub async fn create_group(&mut self, name: &str, members: &[&str]) -> String {
+        let g = self
+            .request(json!({"action":"create_group","name":name,"members":members}))
+            .await;
+        assert_eq!(g["type"], "group", "{g}");
+        g["conversation"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers this connection's device for FCM pushes with `token`; the reply.
+    pub async fn register_fcm(&mut self, token: &str, preview: bool) -> Value {
+        let r = self
+            .request(
+                json!({"action":"register_push","platform":"fcm","token":token,"preview":preview}),
+            )
+            .await;
+        assert_eq!(r["type"], "push_registered", "{r}");
+        r
+    }
+
     /// Frames received but not yet consumed.
     pub fn backlog(&self) -> &VecDeque<Value> {
         &self.backlog
@@ -515,4 +543,29 @@ pub async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
     tokio::time::timeout(WAIT, wait)
         .await
         .unwrap_or_else(|_| panic!("never happened: {what}"));
+}
+
+/// The `code` of an `error` frame (panics on any other frame).
+pub fn error_code(v: &Value) -> &str {
+    v["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error, got {v}"))
+}
+
+/// The `field` of the FCM data of every push the embedded gateway recorded for `user`
+/// ([`TestGateway::recorded_pushes`]), in order.
+pub fn pushed_data(recorded: &Value, user: &str, field: &str) -> Vec<String> {
+    recorded["pushes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["user"] == user)
+        .map(|p| {
+            let fcm: Value = serde_json::from_str(p["message"]["GCM"].as_str().unwrap()).unwrap();
+            fcm["fcmV1Message"]["message"]["data"][field]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
 }
