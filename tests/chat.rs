@@ -99,7 +99,7 @@ async fn an_ack_without_an_id_gets_no_reply_but_its_receipt_goes_out() {
 }
 
 #[tokio::test]
-async fn a_resent_client_msg_id_returns_the_same_seq_and_delivers_nothing_new() {
+async fn a_resent_client_msg_id_returns_the_same_seq_and_delivers_the_same_message_again() {
     let gw = TestGateway::start().await;
     let mut alice = gw.connect("alice", "phone").await;
     let mut bob = gw.connect("bob", "phone").await;
@@ -112,7 +112,14 @@ async fn a_resent_client_msg_id_returns_the_same_seq_and_delivers_nothing_new() 
     assert_eq!(retry["duplicate"], true);
     assert_eq!(retry["sent_at"], first["sent_at"]);
 
-    // The next new message is seq 2 and is the next message bob sees: the retry delivered nothing.
+    // The retry delivered the same message (seq 1) again: its first attempt could have died
+    // before reaching bob, and his client drops a seq it has. Nothing new was stored: the next
+    // message is seq 2.
+    let again = bob.recv_type("message").await;
+    assert_eq!(
+        (again["seq"].as_u64(), again["client_msg_id"].as_str()),
+        (Some(1), Some("c-1"))
+    );
     let second = alice.send_to("bob", "c-2", "twice").await;
     assert_eq!(second["seq"], 2);
     let next = bob.recv_type("message").await;

@@ -246,6 +246,14 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
         !store.claim(&claim).await.unwrap(),
         "grace's phone was pushed for seq 1"
     );
+
+    // The stream's on-failure queue exists, and nothing was given up on.
+    let failures = stack.output("NotifyFailureQueueUrl");
+    assert_eq!(
+        messenger_aws::testing::queue_depth(&sdk, failures).await,
+        0,
+        "{failures}"
+    );
 }
 
 // ------------------------------------------------------------------ conversation features

@@ -374,3 +374,132 @@ async fn a_stale_connection_is_deleted_on_410_and_the_live_ones_still_get_the_me
             .contains(&"stale-conn=".to_string())
     );
 }
+
+/// A socket whose client reads nothing (a 4 KiB receive buffer), opened as `user`.
+async fn silent_client(
+    gw: &TestGateway,
+    user: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(gw.addr).await.unwrap();
+    let url = format!("{}?token={}", gw.url(), gw.token(user, "phone"));
+    tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("handshake")
+        .0
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_when_a_write_times_out() {
+    // GIVEN a 300 ms write timeout, a queue bound too large to matter, and mallory not reading
+    let config = GatewayConfig {
+        write_timeout: Duration::from_millis(300),
+        max_outbound_bytes: 256 * 1024 * 1024,
+        ..GatewayConfig::default()
+    };
+    let (gw, store) = gateway_with_store(config).await;
+    let _mallory = silent_client(&gw, "mallory").await;
+    let id = connection_ids(&store, "mallory").await.pop().unwrap();
+    let path = format!("/{}/@connections/{id}", gw.config.stage);
+    // WHEN 12.5 MiB are posted to her, more than the kernel's socket buffers take
+    for _ in 0..200 {
+        if http(gw.addr, "POST", &path, &vec![b'x'; 64 * 1024]).await.0 == 410 {
+            break;
+        }
+    }
+    // THEN her socket is closed when a write blocks past the timeout (not by the queue
+    // bound), and `$disconnect` forgets her
+    eventually("mallory's connection is closed", async || {
+        http(gw.addr, "GET", &path, b"").await.0 == 410
+    })
+    .await;
+    eventually("$disconnect ran", async || {
+        connection_ids(&store, "mallory").await.is_empty()
+    })
+    .await;
+    let (_, _, stats) = http(gw.addr, "GET", "/_local/stats", b"").await;
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(
+        (&stats["slow_consumers"], &stats["queued_bytes"]),
+        (&json!(0), &json!(0)),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn a_handshake_that_never_finishes_its_request_head_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // GIVEN a 300 ms handshake timeout
+    let config = GatewayConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..GatewayConfig::default()
+    };
+    let gw = TestGateway::start_with(config).await;
+    // WHEN a client sends half a request head and then nothing (slowloris)
+    let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    slow.write_all(b"GET /local?token=x HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    // THEN the gateway closes the connection without an answer
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(messenger_e2e::WAIT, slow.read_to_end(&mut buf))
+        .await
+        .expect("closed by the gateway");
+    assert!(
+        read.is_err() || buf.is_empty(),
+        "answered: {}",
+        String::from_utf8_lossy(&buf)
+    );
+    // … and a real client still connects
+    gw.connect("alice", "phone").await;
+}
+
+#[tokio::test]
+async fn handshakes_past_the_cap_are_refused_with_429_until_one_finishes() {
+    use tokio::io::AsyncWriteExt;
+    // GIVEN room for two handshakes in progress, both taken by clients that send half a head
+    let config = GatewayConfig {
+        max_handshakes: 2,
+        ..GatewayConfig::default()
+    };
+    let gw = TestGateway::start_with(config).await;
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(b"GET /local HTTP/1.1\r\n").await.unwrap();
+        stalled.push(s);
+    }
+    let url = format!("{}?token={}", gw.url(), gw.token("alice", "phone"));
+    // WHEN a third client connects
+    // THEN it is refused as API Gateway refuses past its connection rate: 429
+    // LimitExceededException (once the gateway has accepted the two stalled ones)
+    let mut refusal = None;
+    eventually("a handshake past the cap is refused", async || {
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tungstenite::Error::Http(r)) => {
+                refusal = Some(r);
+                true
+            }
+            Ok((mut ws, _)) => {
+                let _ = ws.close(None).await;
+                false
+            }
+            Err(e) => panic!("{e}"),
+        }
+    })
+    .await;
+    let refusal = refusal.unwrap();
+    assert_eq!(refusal.status().as_u16(), 429);
+    assert_eq!(
+        refusal.headers()["x-amzn-ErrorType"],
+        "LimitExceededException"
+    );
+    // WHEN the stalled clients go away
+    drop(stalled);
+    // THEN handshakes are served again
+    eventually("a handshake succeeds again", async || {
+        Client::connect(&url, "alice").await.is_ok()
+    })
+    .await;
+}

@@ -5,13 +5,18 @@
 //! Latency needs no shared clock table: the send instant travels in the message itself (the
 //! body starts with microseconds since the run's epoch, and `client_msg_id` is
 //! `<sender index>-<n>`), and sender and recipient live in this process, on one monotonic clock.
+//!
+//! With churn ([`Shared::churn`]), a connection also closes and reconnects now and then, as a
+//! phone does: after reconnecting it sends its unanswered sends again (same `client_msg_id`),
+//! and syncs from its cursors; it syncs once more when sending stops, and during the drain.
+//! A message it already has (same conversation and seq) is dropped, as a client does.
 
 use crate::plan::Plan;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -95,6 +100,7 @@ pub struct Counters {
     pub duplicates: AtomicU64,
     pub skipped: AtomicU64,
     pub closed: AtomicU64,
+    pub reconnects: AtomicU64,
 }
 
 impl Counters {
@@ -116,6 +122,13 @@ pub struct Shared {
     pub max_inflight: usize,
     pub counters: Counters,
     pub latencies: Mutex<Latencies>,
+    /// Connection churn: each connection closes and reconnects after a lifetime drawn
+    /// uniformly from half to one and a half times this, while sending.
+    pub churn: Option<Duration>,
+    /// The token URL of each connection (to reconnect).
+    pub urls: Vec<String>,
+    /// Longest wait for one handshake.
+    pub connect_timeout: Duration,
 }
 
 /// A send the sender got `sent` for.
@@ -125,6 +138,9 @@ pub struct Acked {
     pub conversation: String,
     pub seq: u64,
     pub duplicate: bool,
+    /// It was sent again after a reconnect (so `duplicate` is expected when the first try
+    /// was stored).
+    pub retried: bool,
 }
 
 /// A pushed `message` a recipient got.
@@ -149,7 +165,14 @@ pub struct Outcome {
     pub unanswered: u64,
     /// First receipt of each message (later receipts only count in `duplicates`).
     pub received: Vec<Received>,
+    /// Live deliveries of a message it already had (same seq): dropped, as a client does.
     pub duplicates: u64,
+    /// Messages it had under one seq and then got under another: stored twice.
+    pub stored_twice: u64,
+    /// Of `received`, the messages that came by sync rather than live.
+    pub by_sync: u64,
+    /// Times it closed and reconnected (churn).
+    pub reconnects: u64,
     /// Frames that were not replies to our requests nor expected messages.
     pub unexpected: u64,
     pub skipped: u64,
@@ -163,7 +186,8 @@ pub struct Outcome {
 /// The fields of server frames the generator reads; borrowed where the JSON allows.
 #[derive(Deserialize)]
 struct Frame<'a> {
-    #[serde(rename = "type", borrow)]
+    /// Absent on the messages of a `sync` page.
+    #[serde(rename = "type", borrow, default)]
     ty: Cow<'a, str>,
     id: Option<u64>,
     #[serde(borrow)]
@@ -177,6 +201,33 @@ struct Frame<'a> {
     code: Option<Cow<'a, str>>,
     #[serde(default)]
     duplicate: bool,
+    /// A `sync` page's messages.
+    #[serde(borrow, default)]
+    messages: Vec<Frame<'a>>,
+    #[serde(default)]
+    more: bool,
+}
+
+/// Request ids of syncs: above any send's `n`.
+const SYNC_IDS: u64 = 1 << 48;
+
+/// The seqs a connection has of one conversation: everything up to `prefix`, and `above` it.
+#[derive(Debug, Default)]
+struct Had {
+    prefix: u64,
+    above: BTreeSet<u64>,
+}
+
+impl Had {
+    fn insert(&mut self, seq: u64) {
+        if seq <= self.prefix {
+            return;
+        }
+        self.above.insert(seq);
+        while self.above.remove(&(self.prefix + 1)) {
+            self.prefix += 1;
+        }
+    }
 }
 
 struct Task {
@@ -187,8 +238,15 @@ struct Task {
     next_n: u64,
     /// Unanswered sends: n → when written.
     pending: HashMap<u64, Instant>,
-    /// (sender, n) of every message received, to spot duplicates.
-    seen: HashSet<(usize, u64)>,
+    /// (sender, n) → seq of every message received, to spot duplicates.
+    seen: HashMap<(usize, u64), u64>,
+    /// Sends made again after a reconnect.
+    retried: HashSet<u64>,
+    /// What it has of each conversation (its cursors for sync).
+    had: HashMap<String, Had>,
+    /// The sync in flight, if any.
+    syncing: Option<u64>,
+    next_sync: u64,
     out: Outcome,
 }
 
@@ -223,10 +281,38 @@ pub async fn drive(
         }
     }
 
+    let mut churn_at = task.next_churn(Instant::now());
+    let mut end_sync_at = Some(schedule.send_until + Duration::from_millis(500));
+    let mut drain_sync = tokio::time::interval_at(
+        schedule.send_until + Duration::from_secs(2),
+        Duration::from_secs(2),
+    );
     while task.out.closed_early.is_none() {
+        let churning = churn_at.filter(|t| *t < schedule.send_until);
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            _ = tokio::time::sleep_until(churning.unwrap_or(schedule.epoch)), if churning.is_some() => {
+                match task.reconnect(ws).await {
+                    Ok(fresh) => ws = fresh,
+                    Err(e) => {
+                        task.out.closed_early = Some(e);
+                        return task.finish();
+                    }
+                }
+                churn_at = task.next_churn(Instant::now());
+            }
+            _ = tokio::time::sleep_until(end_sync_at.unwrap_or(schedule.epoch)), if end_sync_at.is_some() && shared.churn.is_some() => {
+                end_sync_at = None;
+                if let Err(e) = task.sync(&mut ws).await {
+                    task.out.closed_early = Some(format!("sync failed: {e}"));
+                }
+            }
+            _ = drain_sync.tick(), if shared.churn.is_some() && Instant::now() >= schedule.send_until => {
+                if task.syncing.is_none() && let Err(e) = task.sync(&mut ws).await {
+                    task.out.closed_early = Some(format!("sync failed: {e}"));
+                }
+            }
             _ = ticker.tick(), if open_loop && Instant::now() < schedule.send_until => {
                 if Instant::now() >= schedule.send_until {
                     continue;
@@ -240,7 +326,10 @@ pub async fn drive(
             }
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    let replied = task.on_frame(text.as_str());
+                    let (replied, more) = task.on_frame(text.as_str());
+                    if more && let Err(e) = task.sync(&mut ws).await {
+                        task.out.closed_early = Some(format!("sync failed: {e}"));
+                    }
                     if replied
                         && !open_loop
                         && Instant::now() < schedule.send_until
@@ -273,13 +362,77 @@ impl Task {
             senders: shared.plan.senders[index].iter().copied().collect(),
             next_n: 1,
             pending: HashMap::new(),
-            seen: HashSet::new(),
+            seen: HashMap::new(),
+            retried: HashSet::new(),
+            had: HashMap::new(),
+            syncing: None,
+            next_sync: SYNC_IDS,
             out: Outcome {
                 index,
                 ..Outcome::default()
             },
             shared,
         }
+    }
+
+    /// When this connection next closes and reconnects, with churn.
+    fn next_churn(&self, now: Instant) -> Option<Instant> {
+        let mean = self.shared.churn?;
+        // Uniform in [mean/2, 3·mean/2): a deterministic spread per connection and round.
+        let r = (self.index as u64 * 2_654_435_761 + self.out.reconnects * 40_503) % 1000;
+        Some(now + mean.mul_f64(0.5 + r as f64 / 1000.0))
+    }
+
+    /// Closes the socket and opens a new one as the same user (the gateway runs `$disconnect`
+    /// and `$connect`); then sends again what was unanswered, and syncs.
+    async fn reconnect(&mut self, mut ws: Ws) -> Result<Ws, String> {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+        drop(ws);
+        let url = self.shared.urls[self.index].clone();
+        let mut last = String::new();
+        for attempt in 0..10u32 {
+            let connecting =
+                tokio_tungstenite::connect_async_with_config(&url, Some(ws_config()), true);
+            match tokio::time::timeout(self.shared.connect_timeout, connecting).await {
+                Ok(Ok((mut fresh, _))) => {
+                    self.out.reconnects += 1;
+                    Counters::add(&self.shared.counters.reconnects, 1);
+                    self.syncing = None;
+                    // Replies to these may have been lost with the old socket: the same frames
+                    // again (same id, same client_msg_id), as a client does.
+                    let mut unanswered: Vec<u64> = self.pending.keys().copied().collect();
+                    unanswered.sort_unstable();
+                    for n in unanswered {
+                        self.retried.insert(n);
+                        let frame = self.send_frame(n, self.pending[&n]);
+                        fresh
+                            .send(Message::text(frame))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    self.sync(&mut fresh).await.map_err(|e| e.to_string())?;
+                    return Ok(fresh);
+                }
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "timed out".into(),
+            }
+            tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
+        }
+        Err(format!("reconnect failed: {last}"))
+    }
+
+    /// Asks for everything after its cursors (one page; the reply asks for the next).
+    async fn sync(&mut self, ws: &mut Ws) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.next_sync += 1;
+        let id = self.next_sync;
+        self.syncing = Some(id);
+        let since: BTreeMap<&str, u64> = self
+            .had
+            .iter()
+            .map(|(c, h)| (c.as_str(), h.prefix))
+            .collect();
+        let frame = serde_json::json!({"action":"sync","id":id,"since":since,"limit":100});
+        ws.send(Message::text(frame.to_string())).await
     }
 
     fn send_frame(&self, n: u64, now: Instant) -> String {
@@ -309,32 +462,43 @@ impl Task {
         ws.send(Message::text(frame)).await
     }
 
-    /// Handles one server frame; true when it answered one of our sends.
-    fn on_frame(&mut self, text: &str) -> bool {
+    /// Handles one server frame: (it answered one of our sends, another sync page is due).
+    fn on_frame(&mut self, text: &str) -> (bool, bool) {
         let now = Instant::now();
         let Ok(frame) = serde_json::from_str::<Frame>(text) else {
             self.out.unexpected += 1;
-            return false;
+            return (false, false);
         };
         match frame.ty.as_ref() {
-            "sent" => self.on_sent(&frame, now),
+            "sent" => (self.on_sent(&frame, now), false),
             "error" => {
                 let Some(_) = frame.id.and_then(|n| self.pending.remove(&n)) else {
                     self.out.unexpected += 1;
-                    return false;
+                    return (false, false);
                 };
                 let code = frame.code.as_deref().unwrap_or("?").to_owned();
                 *self.out.errors.entry(code).or_default() += 1;
                 Counters::add(&self.shared.counters.errors, 1);
-                true
+                (true, false)
             }
             "message" => {
-                self.on_message(&frame, now);
-                false
+                self.on_message(&frame, now, false);
+                (false, false)
             }
+            "sync" if frame.id.is_some() && frame.id == self.syncing => {
+                for m in &frame.messages {
+                    self.on_message(m, now, true);
+                }
+                if !frame.more {
+                    self.syncing = None;
+                }
+                (false, frame.more)
+            }
+            // A page of a sync abandoned by a reconnect.
+            "sync" => (false, false),
             _ => {
                 self.out.unexpected += 1;
-                false
+                (false, false)
             }
         }
     }
@@ -346,10 +510,17 @@ impl Task {
             return false;
         };
         let Some(at) = self.pending.remove(&n) else {
-            // A second reply to one request: the server answered twice.
-            self.out.unexpected += 1;
+            // A second reply to one request: the server answered twice, or (with churn) the
+            // first try's reply arrived after all.
+            if !self.retried.contains(&n) {
+                self.out.unexpected += 1;
+            }
             return false;
         };
+        self.had
+            .entry(conversation.to_string())
+            .or_default()
+            .insert(seq);
         let schedule = &self.shared.schedule;
         if schedule.measured(at) {
             self.record(|l| &mut l.sent, now - at);
@@ -362,12 +533,13 @@ impl Task {
             conversation: conversation.to_string(),
             seq,
             duplicate: frame.duplicate,
+            retried: self.retried.contains(&n),
         });
         Counters::add(&self.shared.counters.acked, 1);
         true
     }
 
-    fn on_message(&mut self, frame: &Frame, now: Instant) {
+    fn on_message(&mut self, frame: &Frame, now: Instant, via_sync: bool) {
         let parsed = frame
             .client_msg_id
             .as_deref()
@@ -378,29 +550,55 @@ impl Task {
             .as_deref()
             .and_then(|b| b.split_once(':'))
             .and_then(|(t, _)| t.parse::<u64>().ok());
-        let (Some((sender, n)), Some(micros), Some(conversation), Some(seq)) =
-            (parsed, sent_micros, &frame.conversation, frame.seq)
-        else {
+        let (Some(conversation), Some(seq)) = (&frame.conversation, frame.seq) else {
             self.out.unexpected += 1;
             return;
         };
+        self.had
+            .entry(conversation.to_string())
+            .or_default()
+            .insert(seq);
+        let (Some((sender, n)), Some(micros)) = (parsed, sent_micros) else {
+            // A sync also returns the group's creation event and other non-generator frames.
+            if !via_sync {
+                self.out.unexpected += 1;
+            }
+            return;
+        };
+        if sender == self.index {
+            // Its own message, back from a sync.
+            return;
+        }
         if !self.senders.contains(&sender) {
             self.out.unexpected += 1;
             return;
         }
-        if !self.seen.insert((sender, n)) {
-            self.out.duplicates += 1;
-            Counters::add(&self.shared.counters.duplicates, 1);
-            return;
+        match self.seen.get(&(sender, n)) {
+            Some(had) if *had == seq => {
+                // Already had: dropped, as a client does. Live twice counts (without churn it
+                // should not happen); a sync overlapping live delivery is expected.
+                if !via_sync {
+                    self.out.duplicates += 1;
+                    Counters::add(&self.shared.counters.duplicates, 1);
+                }
+                return;
+            }
+            Some(_) => {
+                self.out.stored_twice += 1;
+                return;
+            }
+            None => {}
         }
+        self.seen.insert((sender, n), seq);
         let schedule = self.shared.schedule;
         let sent_at = schedule.epoch + Duration::from_micros(micros);
-        if schedule.measured(sent_at) {
+        if schedule.measured(sent_at) && !via_sync {
             self.record(|l| &mut l.delivery, now.saturating_duration_since(sent_at));
         }
         if schedule.measured(now) {
             self.out.delivered_in_window += 1;
         }
+        self.out.by_sync += u64::from(via_sync);
         self.out.received.push(Received {
             sender,
             n,

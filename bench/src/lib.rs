@@ -13,9 +13,12 @@
 //! - [`reference`]: a minimal raw tokio-tungstenite fan-out server speaking the `send` subset of
 //!   the protocol, with no storage: the practical limit of the machine for the same traffic.
 //! - [`lambda_init`]: a route binary's init time and RSS against a stub Lambda Runtime API.
+//! - [`fuzz`]: mutated frames of every action through the real handler stack in process, and
+//!   mutated tokens through the authorizer (`messenger-bench fuzz`).
 //! - [`sys`]: process limits and machine facts (open files, CPU time, RSS, CPU model).
 
 pub mod client;
+pub mod fuzz;
 pub mod lambda_init;
 pub mod plan;
 pub mod reference;

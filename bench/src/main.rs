@@ -4,6 +4,7 @@
 //! messenger-bench [--embedded | --reference | --url URL [--secret S]] [options]
 //! messenger-bench serve-reference [--port N] [--nagle]
 //! messenger-bench lambda-init [--runs N] BIN...
+//! messenger-bench fuzz [--frames N] [--tokens N] [--seed S] [--workers W]
 //! ```
 //!
 //! `messenger-bench --help` lists every option.
@@ -41,6 +42,27 @@ enum Command {
     /// its first GET /2018-06-01/runtime/invocation/next on a stub Runtime API (127.0.0.1), and
     /// VmRSS at that moment. JSON on stdout
     LambdaInit(LambdaInitArgs),
+    /// Fuzz the handler stack in process: N mutated frames of every action (structure-aware,
+    /// byte-level, random bytes) and mutated tokens through the authorizer, from a seed; checks
+    /// every frame is answered by a result or a typed error. JSON report on stdout; exit 1 with
+    /// the seed and the frame on the first failure
+    Fuzz(FuzzArgs),
+}
+
+#[derive(Args)]
+struct FuzzArgs {
+    /// Frames in total
+    #[arg(long, value_name = "N", default_value_t = messenger_bench::fuzz::FuzzConfig::default().frames)]
+    frames: u64,
+    /// Authorizer tokens in total
+    #[arg(long, value_name = "N", default_value_t = messenger_bench::fuzz::FuzzConfig::default().tokens)]
+    tokens: u64,
+    /// PRNG seed (worker w uses seed + w) [default: random]
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Worker threads
+    #[arg(long, value_name = "W", default_value_t = 1)]
+    workers: usize,
 }
 
 #[derive(Args)]
@@ -137,6 +159,11 @@ struct RunArgs {
     /// Open loop: unanswered sends per connection before skipping
     #[arg(long, value_name = "M", default_value_t = BenchConfig::default().max_inflight)]
     max_inflight: usize,
+    /// Connection churn: each connection closes, reconnects (sending its unanswered sends
+    /// again) and syncs about every S seconds while sending, and syncs at the end; a message
+    /// it already has is dropped, as a client does
+    #[arg(long, value_name = "S")]
+    churn_secs: Option<f64>,
     /// User ids are P-<n> [default: fresh per run]
     #[arg(long, value_name = "P")]
     prefix: Option<String>,
@@ -265,6 +292,7 @@ impl RunArgs {
             max_inflight: self.max_inflight,
             user_prefix: self.prefix.clone(),
             progress: !self.quiet,
+            churn: self.churn_secs.map(secs),
             ..BenchConfig::default()
         }
     }
@@ -284,6 +312,7 @@ fn real_main(cli: Cli) -> Result<bool> {
             .block_on(serve_reference(args.port, !args.nagle))
             .map(|()| true),
         Some(Command::LambdaInit(args)) => lambda_init(&args).map(|()| true),
+        Some(Command::Fuzz(args)) => fuzz(&args),
         None => {
             let config = config.expect("built above for a run");
             let report = runtime.block_on(messenger_bench::run(config))?;
@@ -297,6 +326,45 @@ fn real_main(cli: Cli) -> Result<bool> {
             Ok(report.ok)
         }
     }
+}
+
+fn fuzz(args: &FuzzArgs) -> Result<bool> {
+    let config = messenger_bench::fuzz::FuzzConfig {
+        frames: args.frames,
+        tokens: args.tokens,
+        seed: args.seed.unwrap_or_else(clock_seed),
+        workers: args.workers,
+        ..Default::default()
+    };
+    eprintln!(
+        "fuzzing {} frames and {} tokens, seed {}, {} worker(s)",
+        config.frames, config.tokens, config.seed, config.workers
+    );
+    match messenger_bench::fuzz::run(&config) {
+        Ok(report) => {
+            eprintln!(
+                "{} frames in {:.1} s ({:.0}/s), {} tokens ({} allowed), 0 failures",
+                report.frames,
+                report.seconds,
+                report.frames_per_second,
+                report.tokens,
+                report.tokens_allowed
+            );
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(true)
+        }
+        Err(failure) => {
+            eprintln!("FAILED: {failure}");
+            Ok(false)
+        }
+    }
+}
+
+/// A seed from the clock (the run prints it, so a failure can be replayed).
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
 }
 
 fn lambda_init(args: &LambdaInitArgs) -> Result<()> {

@@ -63,6 +63,9 @@ pub struct RunInfo {
     pub warmup_s: f64,
     pub body_bytes: usize,
     pub connect_concurrency: usize,
+    /// Connection churn: mean seconds between a connection's reconnects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn_s: Option<f64>,
 }
 
 /// How the connections were opened.
@@ -87,9 +90,20 @@ pub struct Messages {
     pub delivered: u64,
     /// Expected deliveries that never arrived.
     pub lost: u64,
-    /// Messages a recipient got more than once.
+    /// Live deliveries of a message its recipient already had (same seq; dropped, as a client
+    /// does). With churn a retried send is delivered again on purpose; without, none.
     pub duplicated: u64,
-    /// `sent` replies flagged `duplicate` (never expected: every client_msg_id is fresh).
+    /// Messages a recipient got under two different seqs: stored twice. Never.
+    pub stored_twice: u64,
+    /// Of `delivered`, the messages that came by sync (after a reconnect, or at the end).
+    pub delivered_by_sync: u64,
+    /// Reconnects made (churn).
+    pub reconnects: u64,
+    /// Whether the run had churn (a redelivery is then expected, not a failure).
+    #[serde(skip)]
+    pub churn: bool,
+    /// `sent` replies flagged `duplicate` to a first try (never expected: every client_msg_id is
+    /// fresh; a send retried after a reconnect may rightly be a duplicate).
     pub duplicate_acks: u64,
     /// Deliveries of messages whose sender never got `sent`.
     pub delivered_unacked: u64,
@@ -123,6 +137,8 @@ pub struct ProcessCost {
     /// CPU microseconds per delivered message.
     pub cpu_us_per_delivered: Option<f64>,
     pub peak_rss_mib: f64,
+    /// (seconds since the start, MiB) every 10 s.
+    pub rss_mib_over_time: Vec<(f64, f64)>,
 }
 
 /// DynamoDB requests of the embedded gateway over the measured window, counted by the
@@ -164,9 +180,13 @@ pub struct Merged {
     pub delivered_in_window: u64,
 }
 
-/// Merges the connections' outcomes and checks delivery against the plan.
-pub fn merge(plan: &Plan, outcomes: &[Outcome]) -> Merged {
-    let mut m = Messages::default();
+/// Merges the connections' outcomes and checks delivery against the plan; `churn` says
+/// whether connections reconnected (then a message may rightly be delivered twice).
+pub fn merge(plan: &Plan, outcomes: &[Outcome], churn: bool) -> Merged {
+    let mut m = Messages {
+        churn,
+        ..Messages::default()
+    };
     let (mut acked_in_window, mut delivered_in_window) = (0, 0);
     // (sender, n) → (conversation, seq) of every acknowledged message.
     let mut acked: HashMap<(usize, u64), (&str, u64)> = HashMap::new();
@@ -179,13 +199,16 @@ pub fn merge(plan: &Plan, outcomes: &[Outcome]) -> Merged {
         }
         m.unanswered += o.unanswered;
         m.duplicated += o.duplicates;
+        m.stored_twice += o.stored_twice;
+        m.delivered_by_sync += o.by_sync;
+        m.reconnects += o.reconnects;
         m.unexpected_frames += o.unexpected;
         m.skipped_sends += o.skipped;
         m.closed_early += u64::from(o.closed_early.is_some());
         acked_in_window += o.acked_in_window;
         delivered_in_window += o.delivered_in_window;
         for a in &o.acked {
-            m.duplicate_acks += u64::from(a.duplicate);
+            m.duplicate_acks += u64::from(a.duplicate && !a.retried);
             acked.insert((o.index, a.n), (a.conversation.as_str(), a.seq));
             m.expected_deliveries += plan.recipients[o.index].len() as u64;
         }
@@ -237,7 +260,8 @@ impl Messages {
     /// Nothing lost, duplicated, unanswered, mis-sequenced or cut off.
     pub fn ok(&self) -> bool {
         self.lost == 0
-            && self.duplicated == 0
+            && (self.duplicated == 0 || self.churn)
+            && self.stored_twice == 0
             && self.duplicate_acks == 0
             && self.unanswered == 0
             && self.delivered_unacked == 0
@@ -267,8 +291,9 @@ impl Report {
         format!(
             "{} {} conns, {}: delivered {:.0}/s acked {:.0}/s over {:.1}s\n  \
              send->sent     {}\n  send->message  {}\n  \
-             sent {} acked {} errors {} unanswered {} delivered {} lost {} duplicated {} \
-             seq gaps {} mismatches {} closed early {} skipped {}\n  \
+             sent {} acked {} errors {} unanswered {} delivered {} ({} by sync) lost {} \
+             duplicated {} stored twice {} seq gaps {} mismatches {} closed early {} skipped {} \
+             reconnects {}\n  \
              connect {:.1}s ({:.0}/s); cpu {:.0}% ({} us/msg); peak rss {:.0} MiB; {}",
             self.run.target,
             self.run.connections,
@@ -287,12 +312,15 @@ impl Report {
             m.errors,
             m.unanswered,
             m.delivered,
+            m.delivered_by_sync,
             m.lost,
             m.duplicated,
+            m.stored_twice,
             m.seq_gaps,
             m.seq_mismatches,
             m.closed_early,
             m.skipped_sends,
+            m.reconnects,
             self.connect.seconds,
             self.connect.per_second,
             self.process.cpu_percent,
@@ -324,6 +352,7 @@ mod tests {
             conversation: "dm:u-0:u-1".into(),
             seq,
             duplicate: false,
+            retried: false,
         }
     }
 
@@ -353,7 +382,7 @@ mod tests {
     fn a_complete_run_is_ok() {
         let (plan, a, mut b) = pair();
         b.received = vec![received(0, 1, 1), received(0, 2, 2), received(0, 3, 3)];
-        let m = merge(&plan, &[a, b]).messages;
+        let m = merge(&plan, &[a, b], false).messages;
         assert_eq!((m.expected_deliveries, m.delivered, m.lost), (4, 4, 0));
         assert!(m.ok(), "{m:?}");
     }
@@ -362,7 +391,7 @@ mod tests {
     fn a_missing_delivery_is_lost() {
         let (plan, a, mut b) = pair();
         b.received = vec![received(0, 1, 1), received(0, 3, 3)];
-        let m = merge(&plan, &[a, b]).messages;
+        let m = merge(&plan, &[a, b], false).messages;
         assert_eq!(m.lost, 1);
         assert!(!m.ok());
     }
@@ -373,7 +402,7 @@ mod tests {
         b.received = vec![received(0, 1, 1), received(0, 2, 2), received(0, 3, 9)];
         b.duplicates = 1;
         a.acked[2].seq = 5; // seq 3 never acknowledged: a hole in 1..=5
-        let m = merge(&plan, &[a, b]).messages;
+        let m = merge(&plan, &[a, b], false).messages;
         assert_eq!(m.seq_mismatches, 1);
         assert_eq!(m.seq_gaps, 1);
         assert_eq!(m.duplicated, 1);
@@ -394,9 +423,14 @@ mod tests {
     #[test]
     fn seqs_taken_by_the_set_up_are_no_gap() {
         let mut plan = Plan::new(Topology::Pairs, 2, "u").unwrap();
-        assert_eq!(merge(&plan, &pair_after_an_event()).messages.seq_gaps, 1);
+        assert_eq!(
+            merge(&plan, &pair_after_an_event(), false)
+                .messages
+                .seq_gaps,
+            1
+        );
         plan.reserved_seqs.insert("dm:u-0:u-1".into(), 1);
-        let m = merge(&plan, &pair_after_an_event()).messages;
+        let m = merge(&plan, &pair_after_an_event(), false).messages;
         assert_eq!(m.seq_gaps, 0);
         assert!(m.ok(), "{m:?}");
     }
@@ -406,7 +440,7 @@ mod tests {
         let (plan, a, mut b) = pair();
         b.acked[0].seq = 3;
         b.received = vec![received(0, 1, 1), received(0, 2, 2), received(0, 3, 3)];
-        let m = merge(&plan, &[a, b]).messages;
+        let m = merge(&plan, &[a, b], false).messages;
         assert_eq!(m.seq_collisions, 1);
         assert!(!m.ok());
     }

@@ -104,6 +104,9 @@ pub struct BenchConfig {
     pub user_prefix: Option<String>,
     /// Print a progress line each second on stderr.
     pub progress: bool,
+    /// Connection churn: each connection closes, reconnects and syncs after a lifetime of
+    /// about this long (uniform from half to one and a half times it), while sending.
+    pub churn: Option<Duration>,
 }
 
 impl Default for BenchConfig {
@@ -122,6 +125,7 @@ impl Default for BenchConfig {
             max_inflight: 1000,
             user_prefix: None,
             progress: true,
+            churn: None,
         }
     }
 }
@@ -303,6 +307,7 @@ async fn progress(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             c.duplicates.load(Ordering::Relaxed),
             c.skipped.load(Ordering::Relaxed),
             c.closed.load(Ordering::Relaxed),
+            c.reconnects.load(Ordering::Relaxed),
         ]
     };
     let mut last = read();
@@ -327,7 +332,7 @@ async fn progress(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         };
         eprintln!(
             "[{:>4.0}s {phase:>7}] sent {:>6}/s acked {:>6}/s delivered {:>6}/s | in flight {:>6} \
-             errors {} dup {} skipped {} closed {}",
+             errors {} dup {} skipped {} closed {} reconnects {} | rss {:.0} MiB",
             t.duration_since(s.epoch).as_secs_f64(),
             now[0] - last[0],
             now[1] - last[1],
@@ -337,8 +342,31 @@ async fn progress(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             now[4],
             now[5],
             now[6],
+            now[7],
+            crate::sys::rss_kib() as f64 / 1024.0,
         );
         last = now;
+    }
+}
+
+/// The process's RSS every 10 s from `epoch` (and at the stop), as (seconds, MiB).
+async fn sample_rss(epoch: Instant, mut stop: watch::Receiver<bool>) -> Vec<(f64, f64)> {
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval_at(epoch, Duration::from_secs(10));
+    let read = || {
+        (
+            Instant::now().duration_since(epoch).as_secs_f64(),
+            crate::sys::rss_kib() as f64 / 1024.0,
+        )
+    };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => {
+                samples.push(read());
+                return samples;
+            }
+            _ = tick.tick() => samples.push(read()),
+        }
     }
 }
 
@@ -407,8 +435,16 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
         send_until: epoch + config.warmup + config.duration,
     };
     let fanout = plan.recipients.iter().map(Vec::len).max().unwrap_or(1) as u64;
+    let urls = plan
+        .users
+        .iter()
+        .map(|u| token_url(&started.url, &started.secret, u))
+        .collect::<Result<Vec<_>, _>>()?;
     let shared = Arc::new(Shared {
         plan,
+        churn: config.churn,
+        urls,
+        connect_timeout: config.connect_timeout,
         schedule,
         pace,
         body_bytes: config.body_bytes,
@@ -424,6 +460,7 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     let printer = config
         .progress
         .then(|| tokio::spawn(progress(shared.clone(), stop_rx.clone())));
+    let rss_sampler = tokio::spawn(sample_rss(schedule.epoch, stop_rx.clone()));
 
     tokio::time::sleep_until(schedule.measure_from).await;
     let (cpu_from, _) = sys::usage();
@@ -447,13 +484,14 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     if let Some(p) = printer {
         let _ = p.await;
     }
+    let rss_mib = rss_sampler.await.unwrap_or_default();
     outcomes.sort_by_key(|o| o.index);
     let (_, peak_rss_kib) = sys::usage();
     let url = started.url.clone();
     // Stops the in-process server (its sockets are closed by now).
     drop(started);
 
-    let merged = report::merge(&shared.plan, &outcomes);
+    let merged = report::merge(&shared.plan, &outcomes, config.churn.is_some());
     let window = config.duration.as_secs_f64();
     let cpu = (cpu_to - cpu_from).as_secs_f64();
     let delivered_per_s = merged.delivered_in_window as f64 / window;
@@ -485,6 +523,7 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
             warmup_s: config.warmup.as_secs_f64(),
             body_bytes: config.body_bytes,
             connect_concurrency: config.connect_concurrency,
+            churn_s: config.churn.map(|c| c.as_secs_f64()),
         },
         machine: sys::machine(),
         connect,
@@ -502,6 +541,7 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
             cpu_us_per_delivered: (merged.delivered_in_window > 0)
                 .then(|| cpu * 1e6 / merged.delivered_in_window as f64),
             peak_rss_mib: peak_rss_kib as f64 / 1024.0,
+            rss_mib_over_time: rss_mib,
         },
         dynamodb,
     })

@@ -151,9 +151,11 @@ pub struct Delivery {
     pub online: BTreeSet<UserId>,
     /// Users it reached on no connection (none live, or every one was gone).
     pub offline: BTreeSet<UserId>,
-    /// PostToConnection calls made, and how many of them found the connection gone.
+    /// PostToConnection calls made, how many of them found the connection gone (410), and
+    /// how many failed otherwise (after the poster's own retries).
     pub posts: usize,
     pub gone: usize,
+    pub failed: usize,
 }
 
 impl Delivery {
@@ -327,8 +329,13 @@ impl App {
                     }
                 }
                 Err(e) => {
-                    // Not gone, just failed: the message is stored, so the device syncs later.
-                    tracing::warn!(connection = %conn.id, error = %e, "delivery failed");
+                    // Not gone, just failed (throttled, 5xx, timed out, after the poster's
+                    // retries): this connection did not get the frame, so it does not count its
+                    // user as reached — a user reached nowhere else gets a push. The message is
+                    // stored: the device sees the gap in seqs at its next message, or syncs when
+                    // it reconnects.
+                    delivery.failed += 1;
+                    tracing::warn!(connection = %conn.id, user = %conn.user, error = %e, "delivery failed");
                 }
             }
         }

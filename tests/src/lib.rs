@@ -13,10 +13,13 @@ use futures_util::{SinkExt, StreamExt};
 use messenger::Stores;
 use messenger::auth;
 use messenger::domain::{DeviceId, UserId};
+use messenger::ports::Poster;
 use messenger_aws::DynamoStore;
+use messenger_aws::faults::{FaultPlan, FaultyStore};
 use messenger_local::GatewayConfig;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -58,6 +61,27 @@ pub async fn test_files() -> messenger_local::files::Files {
             messenger_aws::testing::fresh_bucket().await,
         )),
         _ => messenger_local::files::Files::Temporary,
+    }
+}
+
+/// Fresh stores for one test with `plan`'s faults on every call, and the same stores without
+/// faults (to check what was really stored). In memory the faults are injected at the ports;
+/// on DynamoDB under the SDK client (throttling, cancelled transactions, 500s, timeouts, lost
+/// responses), so the adapter's own retries run.
+pub async fn faulty_test_stores(plan: Arc<FaultPlan>) -> (Stores, Stores) {
+    match std::env::var("MESSENGER_E2E_STORE").as_deref() {
+        Err(_) | Ok("memory") => {
+            let clean = Stores::in_memory();
+            (FaultyStore::wrap(clean.clone(), plan), clean)
+        }
+        Ok("dynamodb") => {
+            let (faulty, clean) = messenger_aws::testing::fresh_store_with_faults(10, plan).await;
+            (
+                Stores::from_one(Arc::new(faulty.with_local_append_lock())),
+                Stores::from_one(Arc::new(clean)),
+            )
+        }
+        Ok(other) => panic!("MESSENGER_E2E_STORE={other}: expected memory or dynamodb"),
     }
 }
 
@@ -118,6 +142,16 @@ impl TestGateway {
 
     /// A gateway with `config` over `stores`.
     pub async fn start_on(config: GatewayConfig, stores: Stores) -> Self {
+        Self::start_wrapped(config, stores, |poster| poster).await
+    }
+
+    /// A gateway with `config` over `stores`, whose handlers' PostToConnection goes through
+    /// `wrap_poster` (faults, crash points).
+    pub async fn start_wrapped(
+        config: GatewayConfig,
+        stores: Stores,
+        wrap_poster: impl FnOnce(Arc<dyn Poster>) -> Arc<dyn Poster> + Send + 'static,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -125,7 +159,7 @@ impl TestGateway {
         let (tx, rx) = oneshot::channel::<()>();
         let served = config.clone();
         tokio::spawn(async move {
-            messenger_local::serve(listener, served, stores, async {
+            messenger_local::serve_with(listener, served, stores, wrap_poster, async {
                 let _ = rx.await;
             })
             .await
@@ -169,6 +203,20 @@ impl TestGateway {
         Client::connect(&url, user)
             .await
             .expect("connect with a valid token")
+    }
+
+    /// Connects, trying again (up to 20 times) while the handshake is refused: under faults a
+    /// `$connect` whose store write failed refuses it, and a client reconnects.
+    pub async fn connect_retrying(&self, user: &str, device: &str) -> Client {
+        let url = format!("{}?token={}", self.url(), self.token(user, device));
+        let mut last = None;
+        for _ in 0..20 {
+            match Client::connect(&url, user).await {
+                Ok(c) => return c,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("{user}/{device}: every handshake refused; last: {last:?}")
     }
 }
 
@@ -254,6 +302,90 @@ impl Client {
                 return v;
             }
             self.backlog.push_back(v);
+        }
+    }
+
+    /// The first frame matching `pred` within `patience`, or `None` (a frame already queued is
+    /// taken first).
+    pub async fn recv_within(
+        &mut self,
+        patience: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("server frames are JSON");
+                    spec::check_server_frame(&v);
+                    if pred(&v) {
+                        return Some(v);
+                    }
+                    self.backlog.push_back(v);
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("{}: expected a frame, got {other:?}", self.user),
+            }
+        }
+    }
+
+    /// Sends `frame` under request id `id` until it is answered with something other than
+    /// `internal` or `rate_limited`, as a client does: the same frame (same `id`, same
+    /// `client_msg_id`) again after such an error or after `patience` without an answer. At
+    /// most 30 tries. Returns the answer and how many tries were retries.
+    pub async fn request_until_answered(
+        &mut self,
+        id: &str,
+        mut frame: Value,
+        patience: Duration,
+    ) -> (Value, usize) {
+        frame["id"] = json!(id);
+        for retries in 0..30 {
+            self.send(frame.clone()).await;
+            let answer = self.recv_within(patience, |v| v["id"] == id).await;
+            match answer {
+                Some(a)
+                    if a["type"] == "error"
+                        && (a["code"] == "internal" || a["code"] == "rate_limited") => {}
+                Some(a) => return (a, retries),
+                None => {}
+            }
+        }
+        panic!("{}: {frame} unanswered after 30 tries", self.user)
+    }
+
+    /// Every message of `conv` after `after`, by `sync` pages (each retried until answered;
+    /// the cursors of other conversations advance as the pages say).
+    pub async fn sync_all(&mut self, conv: &str, after: u64, patience: Duration) -> Vec<Value> {
+        let mut since = serde_json::Map::new();
+        since.insert(conv.to_owned(), json!(after));
+        let mut got = Vec::new();
+        loop {
+            self.next_id += 1;
+            let id = format!("{}-sync-{}", self.user, self.next_id);
+            let frame = json!({"action":"sync","since":since});
+            let (page, _) = self.request_until_answered(&id, frame, patience).await;
+            assert_eq!(page["type"], "sync", "{page}");
+            got.extend(
+                page["messages"]
+                    .as_array()
+                    .expect("messages")
+                    .iter()
+                    .filter(|m| m["conversation"] == conv)
+                    .cloned(),
+            );
+            for (c, seq) in page["since"].as_object().expect("cursors") {
+                since.insert(c.clone(), seq.clone());
+            }
+            if page["more"] != true {
+                return got;
+            }
         }
     }
 

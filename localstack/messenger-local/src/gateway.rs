@@ -7,21 +7,27 @@
 //! does; a route's returned body reaches the client only on a two-way route; frames over
 //! 32 KB or messages over 128 KB close the socket with 1009; idle and maximum-duration
 //! timeouts close it with 1001; `$disconnect` runs after every close, whatever the cause.
+//!
+//! Bounded against slow and hostile clients (docs/reliability.md): each socket's outbound
+//! queue holds at most `max_outbound_bytes` (past it the socket is closed with 1013, a slow
+//! consumer), each write has a timeout, and handshakes are capped in number and time
+//! (`server.rs`). The socket task itself is in `socket.rs`.
 
 use crate::events::{self, Body, ConnectionContext};
 use crate::notifier::LocalNotifier;
 use crate::registry::{Entry, LocalPoster, Outbound, PostError, Registry};
 use crate::routes;
+use crate::server::{self, HandshakeLimits};
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
-use futures_util::SinkExt;
 use messenger::auth::{Authenticator, IssuerVerifier};
+use messenger::ports::Poster;
 use messenger::routes::Route;
 use messenger::{App, Limits, Stores};
 use messenger_lambda::authorizer;
@@ -29,13 +35,9 @@ use messenger_lambda::{WsEvent, WsResponse, status};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 /// How the emulated API behaves. Defaults are API Gateway's quotas.
 #[derive(Clone)]
@@ -63,6 +65,15 @@ pub struct GatewayConfig {
     pub two_way_routes: BTreeSet<String>,
     /// Where attachments are kept (`files.rs`).
     pub files: crate::files::Files,
+    /// Most bytes waiting to be written to one socket; a post past it closes the socket with
+    /// 1013 (a slow consumer) and is answered 410.
+    pub max_outbound_bytes: usize,
+    /// A write to a socket that takes longer closes it (the client stopped reading).
+    pub write_timeout: Duration,
+    /// Longest wait for a client's request head (and between keep-alive requests).
+    pub handshake_timeout: Duration,
+    /// Most connections waiting for their first response at once; more get 429.
+    pub max_handshakes: usize,
 }
 
 impl Default for GatewayConfig {
@@ -79,6 +90,10 @@ impl Default for GatewayConfig {
             integration_timeout: Duration::from_secs(29),
             two_way_routes: BTreeSet::new(),
             files: crate::files::Files::default(),
+            max_outbound_bytes: 1024 * 1024,
+            write_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 512,
         }
     }
 }
@@ -97,6 +112,10 @@ impl std::fmt::Debug for GatewayConfig {
             .field("integration_timeout", &self.integration_timeout)
             .field("two_way_routes", &self.two_way_routes)
             .field("files", &self.files)
+            .field("max_outbound_bytes", &self.max_outbound_bytes)
+            .field("write_timeout", &self.write_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_handshakes", &self.max_handshakes)
             .finish()
     }
 }
@@ -111,12 +130,12 @@ impl GatewayConfig {
     }
 }
 
-struct Gateway {
+pub(crate) struct Gateway {
     auth: Authenticator,
     notifier: Arc<LocalNotifier>,
-    config: GatewayConfig,
+    pub(crate) config: GatewayConfig,
     app: App,
-    registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     api_id: String,
     domain_name: String,
 }
@@ -129,7 +148,22 @@ pub async fn serve(
     stores: Stores,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let registry = Arc::new(Registry::new(config.max_message_bytes));
+    serve_with(listener, config, stores, |poster| poster, shutdown).await
+}
+
+/// [`serve`], with the handlers' PostToConnection wrapped by `wrap_poster` (tests inject
+/// faults and crashes there).
+pub async fn serve_with(
+    listener: TcpListener,
+    config: GatewayConfig,
+    stores: Stores,
+    wrap_poster: impl FnOnce(Arc<dyn Poster>) -> Arc<dyn Poster>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let registry = Arc::new(Registry::new(
+        config.max_message_bytes,
+        config.max_outbound_bytes,
+    ));
     let notifier = Arc::new(LocalNotifier::default());
     let files = crate::files::mount(
         &config.files,
@@ -140,11 +174,16 @@ pub async fn serve(
     .await?;
     let app = App::new(
         stores,
-        Arc::new(LocalPoster(registry.clone())),
+        wrap_poster(Arc::new(LocalPoster(registry.clone()))),
         config.limits.clone(),
     )
     .with_notifier(notifier.clone())
     .with_objects(files.objects.clone());
+    let limits = HandshakeLimits {
+        max_handshakes: config.max_handshakes,
+        handshake_timeout: config.handshake_timeout,
+        request_timeout: config.handshake_timeout + config.integration_timeout,
+    };
     let gateway = Arc::new(Gateway {
         auth: config.authenticator(),
         notifier,
@@ -156,6 +195,7 @@ pub async fn serve(
     });
     let router = Router::new()
         .route("/_local/pushes", get(recorded_pushes))
+        .route("/_local/stats", get(stats))
         .route("/{stage}", get(connect))
         .route(
             "/{stage}/@connections/{id}",
@@ -166,11 +206,7 @@ pub async fn serve(
         .merge(crate::web::router(&gateway.config))
         .merge(files.router())
         .with_state(gateway);
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let served = server::serve(listener, router, limits, async move {
         shutdown.await;
         registry.close_all(1001, "Going away");
     })
@@ -191,7 +227,7 @@ async fn connect(
     State(gw): State<Arc<Gateway>>,
     Path(stage): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -256,14 +292,7 @@ async fn connect(
 
     // Registered before the 101 goes out: a client that has seen its handshake complete can be
     // posted to at once (posts queue until the socket task starts).
-    let (tx, rx) = mpsc::unbounded_channel();
-    let entry = Entry {
-        tx,
-        connected_at,
-        last_active: Arc::new(AtomicI64::new(connected_at.timestamp_millis())),
-        source_ip,
-        user_agent,
-    };
+    let (entry, rx) = Entry::new(connected_at, source_ip, user_agent);
     gw.registry.insert(ctx.connection_id.clone(), entry.clone());
     let (gw_failed, ctx_failed) = (gw.clone(), ctx.clone());
     upgrade
@@ -315,14 +344,14 @@ impl Gateway {
         }
     }
 
-    async fn disconnect(&self, ctx: &ConnectionContext, code: u16, reason: &str) {
+    pub(crate) async fn disconnect(&self, ctx: &ConnectionContext, code: u16, reason: &str) {
         let event = ctx.disconnect(code, reason, Utc::now());
         self.invoke(Route::Disconnect, event).await;
     }
 
     /// Invokes the selected route for one client frame, concurrently with the socket's other
     /// frames (API Gateway does not serialise a connection's invocations).
-    fn dispatch(self: &Arc<Self>, ctx: &ConnectionContext, entry: &Entry, body: Body) {
+    pub(crate) fn dispatch(self: &Arc<Self>, ctx: &ConnectionContext, entry: &Entry, body: Body) {
         let route = match &body {
             Body::Text(t) => Route::select(Some(t)),
             Body::Binary(_) => Route::Default,
@@ -332,96 +361,10 @@ impl Gateway {
         tokio::spawn(async move {
             let response = gw.invoke(route, event).await;
             if let Some(out) = route_response(&gw.config.two_way_routes, route.key(), response) {
-                let _ = entry.tx.send(out);
+                entry.queue(out);
             }
         });
     }
-
-    async fn run_socket(
-        self: Arc<Self>,
-        ctx: ConnectionContext,
-        entry: Entry,
-        mut rx: mpsc::UnboundedReceiver<Outbound>,
-        mut socket: WebSocket,
-    ) {
-        let span = tracing::info_span!("socket", connection = %ctx.connection_id);
-        let deadline = Instant::now() + self.config.max_connection_duration;
-        let idle = self.config.idle_timeout;
-        let mut client_closed = false;
-        let (code, reason): (u16, &'static str) = loop {
-            let quiet = (Utc::now() - entry.last_active())
-                .to_std()
-                .unwrap_or_default();
-            let wake = deadline.min(Instant::now() + idle.saturating_sub(quiet));
-            tokio::select! {
-                out = rx.recv() => match out {
-                    Some(Outbound::Text(t)) => {
-                        if socket.send(Message::Text(t.into())).await.is_err() {
-                            break (1006, "send failed");
-                        }
-                    }
-                    Some(Outbound::Binary(b)) => {
-                        if socket.send(Message::Binary(b.into())).await.is_err() {
-                            break (1006, "send failed");
-                        }
-                    }
-                    Some(Outbound::Close(code, reason)) => break (code, reason),
-                    None => break (1001, "Going away"),
-                },
-                incoming = socket.recv() => match incoming {
-                    Some(Ok(Message::Text(t))) => {
-                        entry.touch();
-                        self.dispatch(&ctx, &entry, Body::Text(t.to_string()));
-                    }
-                    Some(Ok(Message::Binary(b))) => {
-                        entry.touch();
-                        self.dispatch(&ctx, &entry, Body::Binary(b.to_vec()));
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => entry.touch(),
-                    Some(Ok(Message::Close(_))) | None => {
-                        client_closed = true;
-                        break (1000, "Client closed");
-                    }
-                    Some(Err(e)) => {
-                        if is_too_big(e) {
-                            break (1009, "Message too big");
-                        }
-                        client_closed = true;
-                        break (1006, "Connection lost");
-                    }
-                },
-                _ = tokio::time::sleep_until(wake) => {
-                    if Instant::now() >= deadline {
-                        break (1001, "Going away");
-                    }
-                    if (Utc::now() - entry.last_active()).to_std().unwrap_or_default() >= idle {
-                        break (1001, "Going away");
-                    }
-                }
-            }
-        };
-        self.registry.remove(&ctx.connection_id);
-        // `$disconnect` runs before the close handshake completes, so a client that has seen
-        // its socket close knows the connection is forgotten. (AWS promises no order here;
-        // nothing may depend on it but this emulator's own tests.)
-        self.disconnect(&ctx, code, reason).await;
-        if !client_closed {
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
-            let _ = socket.send(Message::Close(Some(frame))).await;
-        }
-        let _ = SinkExt::close(&mut socket).await;
-        tracing::info!(parent: &span, code, reason, "socket closed");
-    }
-}
-
-fn is_too_big(e: axum::Error) -> bool {
-    matches!(
-        e.into_inner().downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
 }
 
 /// API Gateway's answer to a path outside the deployed stage.
@@ -440,6 +383,17 @@ async fn recorded_pushes(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     Json(gw.notifier.snapshot(query.get("user").map(String::as_str))).into_response()
+}
+
+/// `GET /_local/stats`: open sockets, bytes queued for them, slow consumers closed so far
+/// (embedded only).
+async fn stats(State(gw): State<Arc<Gateway>>) -> Response {
+    Json(json!({
+        "connections": gw.registry.len(),
+        "queued_bytes": gw.registry.queued_bytes(),
+        "slow_consumers": gw.registry.slow_consumers(),
+    }))
+    .into_response()
 }
 
 /// `POST /{stage}/@connections/{id}`: PostToConnection.

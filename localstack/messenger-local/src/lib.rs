@@ -5,8 +5,10 @@
 //! - [`gateway`]: the WebSocket endpoint (authorizer on `$connect`, route selection on
 //!   `$request.body.action`, size limits, idle and maximum-duration timeouts) and the
 //!   `@connections` management API over HTTP.
-//! - [`registry`]: the live sockets, and [`registry::LocalPoster`], the in-process
-//!   PostToConnection with the same 410 semantics.
+//! - [`registry`]: the live sockets with their bounded outbound queues, and
+//!   [`registry::LocalPoster`], the in-process PostToConnection with the same 410 semantics.
+//! - `socket`: one socket's task (frames in and out, write timeout, idle and 2-hour timers).
+//! - `server`: the HTTP/1.1 server under it, with the handshake cap and header-read timeout.
 //! - [`events`]: API Gateway event JSON of the real shape.
 //! - [`notifier`]: records the pushes and topic events SNS would send (`GET /_local/pushes`).
 //! - [`routes`]: each route key invokes the function the route table names, in-process.
@@ -20,6 +22,8 @@ pub mod gateway;
 pub mod notifier;
 pub mod registry;
 pub mod routes;
+mod server;
+mod socket;
 pub mod web;
 
-pub use gateway::{GatewayConfig, serve};
+pub use gateway::{GatewayConfig, serve, serve_with};

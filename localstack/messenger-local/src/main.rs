@@ -83,6 +83,27 @@ struct ServeArgs {
     /// route response (repeatable; other routes reply through @connections only)
     #[arg(long = "two-way", value_name = "ROUTE")]
     two_way: Vec<String>,
+    /// Most bytes waiting to be written to one socket; past it the socket is closed with 1013
+    /// (a slow consumer) and the post answered 410
+    #[arg(long, value_name = "N", default_value_t = GatewayConfig::default().max_outbound_bytes)]
+    max_outbound_bytes: usize,
+    /// Close a socket whose client takes no frame for this many seconds
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = GatewayConfig::default().write_timeout.as_secs()
+    )]
+    write_timeout_secs: u64,
+    /// Close a connection that sends no complete request head for this many seconds
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = GatewayConfig::default().handshake_timeout.as_secs()
+    )]
+    handshake_timeout_secs: u64,
+    /// Most handshakes in progress at once; more connections are answered 429
+    #[arg(long, value_name = "N", default_value_t = GatewayConfig::default().max_handshakes)]
+    max_handshakes: usize,
     #[command(
         flatten,
         next_help_heading = "Sign-in (default: development tokens from `messenger-local token`)"
@@ -388,6 +409,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         max_connection_duration: Duration::from_secs(args.max_connection_secs),
         two_way_routes: args.two_way.into_iter().collect(),
+        max_outbound_bytes: args.max_outbound_bytes,
+        write_timeout: Duration::from_secs(args.write_timeout_secs),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout_secs),
+        max_handshakes: args.max_handshakes,
         ..GatewayConfig::default()
     };
     config.limits.max_body_bytes = args.max_body_bytes;

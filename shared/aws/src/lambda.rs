@@ -389,10 +389,19 @@ pub async fn run_stream() -> Result<(), lambda_runtime::Error> {
     let (app, bucket) = (&app, config.log_bucket);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<StreamEvent>| async move {
-            Ok::<_, Infallible>(crate::stream::notify(app, bucket, event.payload).await)
+            let deadline = invocation_deadline(event.context.deadline);
+            Ok::<_, Infallible>(crate::stream::notify(app, bucket, event.payload, deadline).await)
         },
     ))
     .await
+}
+
+/// The invocation's deadline (milliseconds since the epoch, from the Runtime API) on this
+/// process's monotonic clock; `None` when it has passed or is unknown.
+fn invocation_deadline(deadline_ms: u64) -> Option<tokio::time::Instant> {
+    let left = i64::try_from(deadline_ms).ok()? - Utc::now().timestamp_millis();
+    let left = std::time::Duration::from_millis(u64::try_from(left).ok()?);
+    Some(tokio::time::Instant::now() + left)
 }
 
 /// The authorizer's token verification, from its environment: an identity provider's tokens

@@ -16,8 +16,12 @@
 //! - [`lambda`]: what each `functions/<route>/src/main.rs` calls: typed config from env,
 //!   JSON tracing, clients built once, then the runtime loop.
 //! - `testing` (feature `test-support`): a stub Lambda Runtime API to run route binaries.
+//! - `faults` (feature `faults`, in `test-support`): fault injection under the SDK clients
+//!   and at the ports, for the reliability tests.
 
 pub mod dynamo;
+#[cfg(feature = "faults")]
+pub mod faults;
 pub mod lambda;
 pub mod metrics;
 pub mod notifier;

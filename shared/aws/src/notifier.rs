@@ -69,10 +69,16 @@ fn failed<E: std::error::Error + Send + Sync + 'static>(e: E) -> NotifyError {
 
 impl SnsNotifier {
     /// A notifier for these platform applications and topic (either may be absent), with the
-    /// same explicit timeouts as PostToConnection: a push must not hold up a send's invocation.
+    /// same explicit timeouts and retries as PostToConnection (throttling, 5xx and timeouts
+    /// tried 3 times, 50 ms up to 1 s apart): a push must not hold up a send's invocation.
     pub fn new(sdk: &SdkConfig, apps: PlatformApps, topic_arn: Option<String>) -> Self {
+        let retries = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(std::time::Duration::from_millis(50))
+            .with_max_backoff(std::time::Duration::from_secs(1));
         let config = aws_sdk_sns::config::Builder::from(sdk)
             .timeout_config(CallTimeouts::default().config())
+            .retry_config(retries)
             .build();
         Self {
             client: Client::from_conf(config),

@@ -19,11 +19,19 @@ pub struct ApiGwPoster {
 }
 
 impl ApiGwPoster {
-    /// A poster for the management endpoint `endpoint`, with explicit timeouts.
+    /// A poster for the management endpoint `endpoint`, with explicit timeouts and retries: a
+    /// post throttled (429 `LimitExceededException`), failed with a 5xx or timed out is tried
+    /// up to 3 times with jittered backoff (50 ms up to 1 s), inside the timeouts' operation
+    /// budget. A 410 is not retried: the connection is gone.
     pub fn new(sdk: &SdkConfig, endpoint: &str, timeouts: CallTimeouts) -> Self {
+        let retries = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(std::time::Duration::from_millis(50))
+            .with_max_backoff(std::time::Duration::from_secs(1));
         let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
             .endpoint_url(endpoint)
             .timeout_config(timeouts.config())
+            .retry_config(retries)
             .build();
         Self {
             client: Client::from_conf(config),

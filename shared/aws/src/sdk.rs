@@ -61,6 +61,18 @@ impl Default for CallTimeouts {
 }
 
 impl CallTimeouts {
+    /// DynamoDB's: a request normally takes milliseconds, so an attempt that hangs for 3 s is
+    /// abandoned and retried (the SDK's retries, then the store's own, all inside the send's
+    /// 29 s); one request with its retries gives up after 10 s.
+    pub fn dynamodb() -> Self {
+        Self {
+            connect: Duration::from_secs(1),
+            read: Duration::from_secs(3),
+            attempt: Duration::from_secs(3),
+            operation: Duration::from_secs(10),
+        }
+    }
+
     /// The SDK's form of these timeouts.
     pub fn config(self) -> TimeoutConfig {
         TimeoutConfig::builder()

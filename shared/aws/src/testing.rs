@@ -287,6 +287,20 @@ pub async fn fresh_store(bucket: u64) -> DynamoStore {
     store
 }
 
+/// A store over new tables on the emulator whose every request goes through `plan`'s faults
+/// (the tables themselves are created without faults), and a store on the same tables without
+/// faults, to check what was really stored.
+pub async fn fresh_store_with_faults(
+    bucket: u64,
+    plan: std::sync::Arc<crate::faults::FaultPlan>,
+) -> (DynamoStore, DynamoStore) {
+    let clean = fresh_store(bucket).await;
+    let sdk = crate::sdk::for_endpoint(&emulator_endpoint()).await;
+    let faulty = crate::faults::FaultyHttpClient::wrap(&sdk, plan);
+    let store = DynamoStore::new(&faulty, clean.tables().clone()).with_bucket_size(bucket);
+    (store, clean)
+}
+
 /// The route functions' environment for fresh tables on the emulator named by
 /// `MESSENGER_DYNAMODB_ENDPOINT` (the tables are created here), and a store to inspect them.
 pub async fn emulator_env() -> (Vec<(String, String)>, DynamoStore) {
@@ -473,6 +487,26 @@ pub async fn received_events(sdk: &aws_config::SdkConfig, queue: &str) -> Vec<(V
             (message, envelope["MessageAttributes"].clone())
         })
         .collect()
+}
+
+/// Messages waiting in an SQS queue (`ApproximateNumberOfMessages`).
+pub async fn queue_depth(sdk: &aws_config::SdkConfig, queue: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attrs = aws_sdk_sqs::Client::new(sdk)
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .expect("queue attributes");
+    attrs
+        .attributes
+        .and_then(|a| {
+            a.get(&QueueAttributeName::ApproximateNumberOfMessages)
+                .cloned()
+        })
+        .and_then(|n| n.parse().ok())
+        .expect("a message count")
 }
 
 /// The variable the test command sets to the running moto server's endpoint.

@@ -1,6 +1,8 @@
 //! Offline push and topic events on SNS: MiniStack for the whole flow (its SNS accepts platform
 //! endpoints and delivers topic messages to SQS), moto for the disabled-endpoint path (MiniStack
-//! accepts publishes to disabled endpoints; AWS and moto refuse them).
+//! accepts publishes to disabled endpoints; AWS and moto refuse them). With faults injected
+//! under the SNS client: throttled, failed and timed-out publishes are retried; one failing on
+//! every attempt is an error (the stream-driven function then retries the record).
 
 mod common;
 
@@ -389,6 +391,53 @@ async fn every_message_event_reaches_an_sqs_subscriber_with_filterable_attribute
     );
     assert_eq!(attributes["user"]["Value"], "alice");
     assert_eq!(attributes["conversation"]["Value"], "dm:alice:bob");
+}
+
+#[tokio::test]
+async fn throttled_failed_and_timed_out_publishes_are_retried_and_arrive_once() {
+    use messenger_aws::faults::{Fault, FaultPlan, FaultyHttpClient};
+    let sdk = sdk(&common::endpoint()).await;
+    let (topic, queue) = messenger_aws::testing::topic_with_queue(&sdk).await;
+    // GIVEN SNS throttling, failing or timing out the first two of every Publish's three
+    // attempts
+    let plan = Arc::new(
+        FaultPlan::new(messenger_aws::faults::seed_from_env(), 1.0)
+            .only(&[Fault::Throttle, Fault::ServerError, Fault::Timeout])
+            .on_operations(&["Publish"])
+            .sparing_last_attempt(),
+    );
+    let faulty = FaultyHttpClient::wrap(&sdk, plan.clone());
+    let notifier = SnsNotifier::new(&faulty, PlatformApps::default(), Some(topic));
+    let event = MessageEvent {
+        conversation: messenger::domain::ConversationId::new("dm:alice:bob").unwrap(),
+        seq: 8,
+        from: UserId::new("alice").unwrap(),
+        sent_at: "2026-11-29T05:58:01.472Z".into(),
+        offline: vec![],
+    };
+    // WHEN a message event is published
+    notifier.publish(&event).await.unwrap();
+    // THEN the third attempt got it through, and the subscriber received it once
+    assert_eq!(plan.total_injected(), 2, "{}", plan.summary());
+    let events = messenger_aws::testing::received_events(&sdk, &queue).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0["seq"], 8);
+
+    // WHEN every attempt fails
+    let always = Arc::new(
+        FaultPlan::new(1, 1.0)
+            .only(&[Fault::Throttle])
+            .on_operations(&["Publish"]),
+    );
+    let notifier = SnsNotifier::new(
+        &FaultyHttpClient::wrap(&sdk, always.clone()),
+        PlatformApps::default(),
+        Some(messenger_aws::testing::topic_with_queue(&sdk).await.0),
+    );
+    // THEN the publish is an error after three attempts
+    let r = notifier.publish(&event).await;
+    assert!(matches!(r, Err(NotifyError::Failed(_))), "{r:?}");
+    assert_eq!(always.total_injected(), 3);
 }
 
 /// A token another user registers is taken from its holder (their registration goes, so nothing

@@ -1,6 +1,7 @@
 //! The deployed API must be exactly the route table: `infra/template.yaml`'s route keys, and the
 //! function each one's integration invokes (or `MOCK`), are those of `messenger::routes`. A route
-//! missing on either side, or wired to another function, fails here.
+//! missing on either side, or wired to another function, fails here. Also: fn-notify's stream
+//! mapping has an on-failure destination.
 
 use messenger::routes::{Function, Integration, Route};
 use std::collections::{BTreeMap, BTreeSet};
@@ -163,4 +164,40 @@ fn the_readme_maps_every_route_to_a_use_case_file_that_exists() {
             );
         }
     }
+}
+
+/// fn-notify's stream mapping gives up on a batch only after retries and an hour, and then
+/// records it in a queue its role may send to (not silently): the on-failure destination.
+#[test]
+fn the_notify_stream_sends_batches_it_gives_up_on_to_a_queue() {
+    let t = template();
+    let mappings = resources(&t, "AWS::Lambda::EventSourceMapping");
+    let notify = &mappings["NotifyEventSource"]["Properties"];
+    assert_eq!(
+        notify["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    assert!(notify["MaximumRetryAttempts"].as_i64().is_some());
+    assert!(notify["MaximumRecordAgeInSeconds"].as_i64().is_some());
+    let destination = notify["DestinationConfig"]["OnFailure"]["Destination"]
+        .as_str()
+        .expect("an on-failure destination");
+    let queue = destination
+        .strip_suffix(".Arn")
+        .expect("!GetAtt <queue>.Arn");
+    assert!(
+        resources(&t, "AWS::SQS::Queue").contains_key(queue),
+        "{queue} is not a queue of the template"
+    );
+    let role = &resources(&t, "AWS::IAM::Role")["NotifyRole"];
+    let statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_vec()
+        .expect("statements");
+    assert!(
+        statements
+            .iter()
+            .any(|s| s["Action"].as_str() == Some("sqs:SendMessage")
+                && s["Resource"].as_str() == Some(destination)),
+        "NotifyRole may not send to {queue}"
+    );
 }

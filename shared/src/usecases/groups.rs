@@ -306,7 +306,10 @@ pub(super) async fn finish(
         .deliver(&users, &frame, Some(&req.caller.connection))
         .await
     {
-        Ok(d) if app.limits.push_inline => super::notify::notify(app, message, &d.offline).await,
+        Ok(d) if app.limits.push_inline => {
+            // In-line, best effort: `notify` logs what failed; only the stream function retries.
+            let _ = super::notify::notify(app, message, &d.offline).await;
+        }
         Ok(_) => {}
         Err(e) => tracing::error!(error = ?e, "group change fan-out failed"),
     }

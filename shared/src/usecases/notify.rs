@@ -12,9 +12,12 @@ use std::collections::{BTreeSet, HashMap};
 /// connection (`offline`) and have not muted the conversation, at most one push per
 /// conversation per device until the user acks the pushed message (on any device) or the window
 /// passes; APNs pushes carry the recipient's unread total as the badge. Then publishes the
-/// message's event to the topic. Never fails: the message is stored already, so a failed push
-/// is logged and counted, nothing more.
-pub async fn notify(app: &App, message: &Message, offline: &BTreeSet<UserId>) {
+/// message's event to the topic. Both are attempted whatever the other did. An error means
+/// something may be worth doing again — a store call failed, a push failed for a passing reason
+/// (its claim is released, so a retry pushes it), or the publish failed: the stream-driven
+/// function reports the record for retry (push claims keep a retry from pushing twice; topic
+/// events are at least once). The `send` invocation, pushing in-line, only logs it.
+pub async fn notify(app: &App, message: &Message, offline: &BTreeSet<UserId>) -> Result<(), Error> {
     let recipients: Vec<UserId> = offline
         .iter()
         .filter(|u| **u != message.from)
@@ -22,10 +25,12 @@ pub async fn notify(app: &App, message: &Message, offline: &BTreeSet<UserId>) {
         .collect();
     // Membership changes, edits, deletions and reactions are not worth waking a phone for;
     // they arrive with the next sync. Nor is a muted conversation (checked per recipient).
-    if message.is_chat()
-        && !recipients.is_empty()
-        && let Err(e) = push_devices(app, message, &recipients).await
-    {
+    let pushed = if message.is_chat() && !recipients.is_empty() {
+        push_devices(app, message, &recipients).await
+    } else {
+        Ok(())
+    };
+    if let Err(e) = &pushed {
         tracing::error!(error = ?e, conversation = %message.conversation, seq = message.seq, "push failed");
     }
     let event = MessageEvent {
@@ -35,9 +40,12 @@ pub async fn notify(app: &App, message: &Message, offline: &BTreeSet<UserId>) {
         sent_at: crate::protocol::format_time(&message.sent_at),
         offline: recipients,
     };
-    if let Err(e) = app.notifier.publish(&event).await {
+    let published = app.notifier.publish(&event).await;
+    if let Err(e) = &published {
         tracing::warn!(error = %e, conversation = %message.conversation, seq = message.seq, "topic publish failed");
     }
+    pushed?;
+    Ok(published?)
 }
 
 /// The stream-driven variant of [`notify`], for a message read back from the log by its seq:
@@ -69,8 +77,7 @@ pub async fn notify_stored(app: &App, conv: &ConversationId, seq: Seq) -> Result
         .into_iter()
         .filter(|u| !online.contains(u))
         .collect();
-    notify(app, &message, &offline).await;
-    Ok(())
+    notify(app, &message, &offline).await
 }
 
 /// What the push path knows about one recipient of a message.
@@ -115,6 +122,7 @@ async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Re
     let now = app.now();
     let not_before = now - app.limits.push_window;
     let (mut sent, mut coalesced, mut failed, mut muted) = (0, 0, 0, 0);
+    let mut passing_failure = None;
     let conv = &message.conversation;
     let devices = app.stores.push_devices.of_users(recipients).await?;
     // A user's delivered pointer lifts the coalescing: once they acked up to the pushed seq
@@ -180,14 +188,18 @@ async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Re
             Err(e) => {
                 failed += 1;
                 tracing::warn!(error = %e, user = %device.user, device = %device.device, "push failed");
-                // Let the next message try again.
+                // Let a retry (or the next message) try again.
                 app.stores
                     .push_devices
                     .release(&device.user, &device.device, conv)
                     .await?;
+                passing_failure = Some(e);
             }
         }
     }
     tracing::info!(conversation = %message.conversation, seq = message.seq, sent, coalesced, failed, muted, "offline pushes");
-    Ok(())
+    match passing_failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }

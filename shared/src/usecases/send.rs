@@ -27,9 +27,10 @@ pub(super) fn check_body(app: &App, body: &str, has_files: bool) -> Result<(), E
 
 /// `send`: validates the frame, appends the message (idempotent on `(sender, client_msg_id)`
 /// for the same request, a `conflict` for another), answers `sent` once it is durable, then
-/// delivers it to every live connection of every member except the sending one. Sending also
-/// reads: the sender's read pointer moves to the new message, so their own messages are never
-/// unread.
+/// delivers it to every live connection of every member except the sending one — also when the
+/// send was a retry of a stored one (`duplicate`), since the first attempt may have died before
+/// its fan-out finished (docs/reliability.md, "Crash points"). Sending also reads: the sender's
+/// read pointer moves to the new message, so their own messages are never unread.
 ///
 /// A 1:1 conversation's memberships are created by its first stored message, in the same
 /// atomic write: a send that stores nothing (a conflict, a refusal) leaves no membership.
@@ -133,13 +134,23 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
     )
     .await;
     if duplicate {
-        tracing::info!(conversation = %m.conversation, seq = m.seq, "duplicate send answered");
-        return Ok(());
+        // A retry of a stored send. Its first attempt may have died before or during the
+        // fan-out, or only its reply may have been lost: nothing here tells which, so the
+        // message goes out again. Devices drop a (conversation, seq) they already have, and
+        // push claims keep a device from being pushed twice.
+        tracing::info!(conversation = %m.conversation, seq = m.seq, "duplicate send answered; fanned out again");
     }
 
     // The message is durable and acknowledged: a failing fan-out must not turn into an error
     // for the sender. Recipients that miss the push get the message on their next sync.
     let mut view = attachments::signed_view(app, m).await;
+    // A retry read the message its original answers too: quote it in the fan-out when it still
+    // may be shown (the answer above never depended on it).
+    let quoted = quoted.or_else(|| {
+        m.reply_to
+            .filter(|_| seen.sent.is_some())
+            .and_then(|seq| replied_to(&conv, seq, from_seq, &seen).ok())
+    });
     view.quote = quoted.as_ref().map(QuoteView::from);
     let fan_out = deliver_entry(
         app,
@@ -160,10 +171,12 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
         Ok(d) => {
             tracing::info!(
                 conversation = %m.conversation, seq = m.seq, posts = d.posts, gone = d.gone,
-                offline = d.offline.len(), "message stored and fanned out"
+                failed = d.failed, offline = d.offline.len(), "message stored and fanned out"
             );
+            // In-line pushes are best effort: logged, never retried (the stream-driven
+            // function retries; MESSENGER_PUSH_INLINE=false).
             if app.limits.push_inline {
-                super::notify::notify(app, m, &d.offline).await;
+                let _ = super::notify::notify(app, m, &d.offline).await;
             }
         }
         Err(e) => {

@@ -12,11 +12,13 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-/// Records posts; connections marked gone answer 410.
+/// Records posts; connections marked gone answer 410, connections marked failing fail
+/// otherwise (a 5xx or a timeout, after the poster's retries).
 #[derive(Default)]
 pub struct RecordingPoster {
     posts: Mutex<Vec<(ConnectionId, Value)>>,
     gone: Mutex<HashSet<ConnectionId>>,
+    failing: Mutex<HashSet<ConnectionId>>,
     /// Connections closed by the service (DeleteConnection), in order.
     pub closed: Mutex<Vec<ConnectionId>>,
 }
@@ -26,6 +28,9 @@ impl Poster for RecordingPoster {
     async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), PostError> {
         if self.gone.lock().unwrap().contains(conn) {
             return Err(PostError::Gone);
+        }
+        if self.failing.lock().unwrap().contains(conn) {
+            return Err(PostError::Failed("503 from the management API".into()));
         }
         let v = serde_json::from_str(data).expect("server frames are JSON");
         self.posts.lock().unwrap().push((conn.clone(), v));
@@ -50,6 +55,8 @@ pub struct RecordingNotifier {
     pub pushes: Mutex<Vec<(UserId, DeviceId, Notification)>>,
     pub events: Mutex<Vec<MessageEvent>>,
     pub unregistered: Mutex<Vec<String>>,
+    /// While set, pushes fail for a passing reason (SNS throttled or 5xx after its retries).
+    pub failing: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -81,6 +88,9 @@ impl Notifier for RecordingNotifier {
     }
 
     async fn push(&self, device: &PushDevice, n: &Notification) -> Result<(), NotifyError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(NotifyError::Failed("SNS throttled".into()));
+        }
         let token = self
             .endpoints
             .lock()
@@ -163,6 +173,15 @@ impl World {
     pub fn kill(&self, caller: &Caller) {
         self.poster
             .gone
+            .lock()
+            .unwrap()
+            .insert(caller.connection.clone());
+    }
+
+    /// Makes posts to a connection fail without it being gone (throttled, 5xx, timed out).
+    pub fn break_posts_to(&self, caller: &Caller) {
+        self.poster
+            .failing
             .lock()
             .unwrap()
             .insert(caller.connection.clone());

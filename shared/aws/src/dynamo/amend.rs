@@ -6,30 +6,37 @@
 use super::append::{head_update, put};
 use super::codec::{from_item, n, to_item};
 use super::messages::{HeadItem, LogKey, MessageItem, PK, REV};
-use super::{DynamoStore, backend, backoff, corrupt};
+use super::{DynamoStore, Failure, backend, backoff, classify, corrupt};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem};
 use messenger::domain::{Amendment, Head, Message};
 use messenger::ports::{Amended, StoreError};
+use tokio::time::Instant;
 
-/// Whether a cancelled amend transaction lost a race (retry) or failed otherwise.
-fn lost_race(e: &TransactWriteItemsError) -> Option<Result<(), String>> {
+/// What a cancelled amend transaction says: a lost race or a conflict (another append or
+/// amendment moved the head or the message: retry soon), throttling inside the transaction
+/// (retry after a longer pause), or a reason retrying cannot fix (`Err`, with the reasons).
+fn cancellation(e: &TransactWriteItemsError) -> Option<Result<Failure, String>> {
     let TransactWriteItemsError::TransactionCanceledException(tc) = e else {
         return None;
     };
-    let other: Vec<String> = tc
-        .cancellation_reasons()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| match r.code() {
-            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict") => None,
-            Some(code) => Some(format!("action {i}: {code}")),
-        })
-        .collect();
-    Some(if other.is_empty() {
-        Ok(())
-    } else {
+    let mut throttled = false;
+    let mut other = Vec::new();
+    for (i, r) in tc.cancellation_reasons().iter().enumerate() {
+        match r.code() {
+            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict") => {}
+            Some("ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded") => {
+                throttled = true
+            }
+            Some(code) => other.push(format!("action {i}: {code}")),
+        }
+    }
+    Some(if !other.is_empty() {
         Err(other.join(", "))
+    } else if throttled {
+        Ok(Failure::Throttled)
+    } else {
+        Ok(Failure::Race)
     })
 }
 
@@ -38,7 +45,14 @@ impl DynamoStore {
     /// on that state, then one TransactWriteItems: the head moves from `prev` to `prev + 1`, the
     /// entry is put at `prev + 1`, and the message is rewritten on the condition that its `rev`
     /// is still the one read. Another append or amendment in between cancels it, and it is
-    /// retried from the read with jittered backoff.
+    /// retried from the read with jittered backoff, as are throttling and a transaction whose
+    /// outcome is unknown (timeout, 5xx), inside the store's retry budget.
+    ///
+    /// A try whose answer was lost may have committed (the SDK's own retry of it then fails on
+    /// the conditions, looking like a lost race). So every retry's read also asks for the entry
+    /// slots of the earlier tries: one holding an entry with this amendment's `client_msg_id`
+    /// (unique per call) is this call's own write, answered as applied — not as `Unchanged`,
+    /// which is what recomputing the change on the changed message would say.
     pub(super) async fn amend_message(&self, a: &Amendment) -> Result<Amended, StoreError> {
         let conv = &a.conversation;
         let _queued = match &self.append_locks {
@@ -47,18 +61,37 @@ impl DynamoStore {
         };
         let head_key = LogKey::head(conv);
         let message_key = LogKey::message(conv, a.seq, self.bucket);
-        let keys = vec![head_key.item()?, message_key.item()?];
+        let mut keys = vec![head_key.item()?, message_key.item()?];
+        let deadline = Instant::now() + self.retry_budget;
+        let mut last = String::from("no attempt");
+        // The entries of earlier tries, with their keys: any of them may have committed.
+        let mut tried: Vec<(LogKey, Message)> = Vec::new();
+        // The files the tries took off the message (a deletion's), for the caller to delete.
+        let mut removed = Vec::new();
         for attempt in 0..self.max_attempts {
             let items = self
                 .batch_get(&self.tables.messages, keys.clone(), true)
                 .await?;
-            let (mut head, mut current) = (None, None);
+            let (mut head, mut current, mut mine) = (None, None, None);
             for item in items {
                 if head_key.is_key_of(&item) {
                     head = Some(from_item::<HeadItem>(item)?);
                 } else if message_key.is_key_of(&item) {
                     current = Some(from_item::<MessageItem>(item)?);
+                } else if let Some((_, entry)) = tried.iter().find(|(k, _)| k.is_key_of(&item)) {
+                    let stored = from_item::<MessageItem>(item)?.into_message(conv);
+                    if stored.from == entry.from && stored.client_msg_id == entry.client_msg_id {
+                        mine = Some(entry.clone());
+                    }
                 }
+            }
+            if let (Some(entry), Some(current)) = (mine, &current) {
+                // An earlier try committed; its answer was lost.
+                return Ok(Amended::Applied {
+                    entry: Box::new(entry),
+                    message: current.clone().into_message(conv),
+                    removed,
+                });
             }
             let prev = head.as_ref().map(HeadItem::head).unwrap_or_default();
             let Some((current, chats)) = current
@@ -78,6 +111,10 @@ impl DynamoStore {
             let entry = a.entry(event, prev.last_seq + 1);
             message.rev = Some(entry.seq);
             let next = prev.amended(&entry, &message);
+            let taken = current.files_removed_by(&message);
+            if !taken.is_empty() {
+                removed = taken;
+            }
             let actions =
                 self.amend_transaction(head.as_ref(), &next, &current, &entry, (&message, chats))?;
             let err = match self
@@ -91,25 +128,50 @@ impl DynamoStore {
                 Ok(_) => {
                     return Ok(Amended::Applied {
                         entry: Box::new(entry),
-                        removed: current.files_removed_by(&message),
+                        removed,
                         message,
                     });
                 }
                 Err(e) => e,
             };
-            match err.as_service_error().and_then(lost_race) {
-                Some(Ok(())) => {
-                    tracing::debug!(conversation = %conv, attempt, "amendment lost a race");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
+            let failure = match err.as_service_error().and_then(cancellation) {
                 Some(Err(why)) => {
                     return Err(corrupt(format!("amend of {conv} cancelled: {why}")));
                 }
-                None => return Err(backend(err)),
+                Some(Ok(failure)) => {
+                    last = format!("cancelled: {failure:?}");
+                    failure
+                }
+                None => {
+                    last = format!(
+                        "{}",
+                        aws_smithy_types::error::display::DisplayErrorContext(&err)
+                    );
+                    match classify(&err) {
+                        Failure::Permanent => return Err(backend(err)),
+                        failure => failure,
+                    }
+                }
+            };
+            if Instant::now() >= deadline {
+                break;
             }
+            let slot = LogKey::message(conv, entry.seq, self.bucket);
+            // Two tries from the same head aim at the same slot (BatchGetItem refuses a key
+            // twice); the first of them written is the one a read finds.
+            if tried.iter().all(|(k, _)| *k != slot) {
+                keys.push(slot.item()?);
+                tried.push((slot, entry));
+            }
+            tracing::debug!(conversation = %conv, attempt, ?failure, "amendment retried");
+            tokio::time::sleep(backoff(attempt, failure)).await;
         }
         Err(StoreError::Backend(
-            format!("amend of {conv} lost the race {} times", self.max_attempts).into(),
+            format!(
+                "amend of {conv} gave up after {} attempts or {:?} (last: {last})",
+                self.max_attempts, self.retry_budget
+            )
+            .into(),
         ))
     }
 
@@ -155,5 +217,42 @@ impl DynamoStore {
             actions.push(marker?);
         }
         Ok(actions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+
+    /// What a cancellation with these reason codes (one per action) says.
+    fn cancelled(codes: &[&str]) -> Result<Failure, String> {
+        let reasons = codes
+            .iter()
+            .map(|c| CancellationReason::builder().code(*c).build())
+            .collect();
+        let tc = TransactionCanceledException::builder()
+            .set_cancellation_reasons(Some(reasons))
+            .build();
+        cancellation(&TransactWriteItemsError::TransactionCanceledException(tc))
+            .expect("a cancellation")
+    }
+
+    #[test]
+    fn a_throttled_or_racing_amend_is_retried_and_a_wrong_one_is_not() {
+        assert_eq!(
+            cancelled(&["ThrottlingError", "None", "None"]),
+            Ok(Failure::Throttled)
+        );
+        assert_eq!(
+            cancelled(&["ConditionalCheckFailed", "None", "ConditionalCheckFailed"]),
+            Ok(Failure::Race)
+        );
+        assert_eq!(
+            cancelled(&["None", "TransactionConflict", "None"]),
+            Ok(Failure::Race)
+        );
+        assert!(cancelled(&["None", "None", "ValidationError"]).is_err());
     }
 }

@@ -76,10 +76,11 @@ impl LogKey {
         to_item(self)
     }
 
-    /// Whether `item` carries this key's `pk` (how a BatchGetItem answer is matched to its
-    /// keys).
+    /// Whether `item` carries this key (`pk` and `sk`: how a BatchGetItem answer is matched to
+    /// its keys; two messages of one bucket share their `pk`).
     pub(super) fn is_key_of(&self, item: &Item) -> bool {
         matches!(item.get(PK), Some(AttributeValue::S(pk)) if *pk == self.pk)
+            && matches!(item.get(SK), Some(AttributeValue::N(sk)) if sk.parse() == Ok(self.sk))
     }
 }
 
@@ -367,10 +368,15 @@ pub(super) struct IdempotencyItem {
         skip_serializing_if = "Option::is_none"
     )]
     ttl: Option<DateTime<Utc>>,
+    /// The random mark of the append call that wrote it: when a transaction's answer is lost
+    /// and its retry finds the key taken, the mark tells "my own write" (not a duplicate) from
+    /// "an earlier send" (a duplicate). Absent on items written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) token: Option<String>,
 }
 
 impl IdempotencyItem {
-    pub(super) fn new(m: &Message, digest: &RequestDigest) -> Self {
+    pub(super) fn new(m: &Message, digest: &RequestDigest, token: &str) -> Self {
         let LogKey { pk, sk } = LogKey::idempotency(&m.from, &m.client_msg_id);
         Self {
             pk,
@@ -380,7 +386,13 @@ impl IdempotencyItem {
             digest: Some(digest.as_str().to_owned()),
             expires_at: m.expires_at,
             ttl: m.expires_at,
+            token: Some(token.to_owned()),
         }
+    }
+
+    /// Whether the append call that marked its write with `token` wrote this key.
+    pub(super) fn written_by(&self, token: &str) -> bool {
+        self.token.as_deref() == Some(token)
     }
 
     /// What the key stored, as the ports say it.

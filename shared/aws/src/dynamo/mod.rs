@@ -12,7 +12,16 @@
 //! - `limiter`: per-user rate limits, attributes of each user's `presence` item.
 //!
 //! This file: the store, its builders and counters, and the request helpers the tables share
-//! (batched gets, paged and per-user Queries, conditional writes, backoff, error mapping).
+//! (batched gets, paged and per-user Queries, conditional writes, backoff, error mapping and
+//! the classification of failures into what may be retried).
+//!
+//! Retries happen in two layers. The SDK retries every single request (standard mode: 4
+//! attempts, jittered exponential backoff from 20 ms to 1 s) on throttling, 5xx and timeouts,
+//! with explicit timeouts ([`CallTimeouts::dynamodb`]). What the SDK cannot retry is ours: a
+//! TransactWriteItems cancelled for a lost race, a conflict or throttling, or one whose outcome
+//! is unknown (`append`), and unprocessed BatchGetItem keys — each with jittered backoff
+//! ([`backoff`]) inside a time budget ([`DynamoStore::with_retry_budget`], 10 s by default), so a
+//! `send` answers well within API Gateway's 29 s integration timeout.
 
 mod amend;
 mod append;
@@ -31,7 +40,9 @@ pub use memberships::BY_CONVERSATION;
 pub(crate) use messages::message_at;
 
 use crate::metrics::{Counters, CountingInterceptor, Snapshot};
+use crate::sdk::CallTimeouts;
 use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -54,6 +65,15 @@ const USER: &str = "user";
 const BATCH_GET_MAX: usize = 100;
 /// Most Queries one call runs at once (fan-out reads one per member).
 const QUERY_CONCURRENCY: usize = 32;
+/// How long our own retries (append transaction, unprocessed keys) may go on by default.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(10);
+/// Error codes DynamoDB answers when a request was throttled (nothing was written).
+const THROTTLING: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "Throttling",
+];
 
 /// The four table names (each deployment, and each test run, has its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +101,15 @@ impl Tables {
     }
 }
 
+/// The SDK's retries of single requests: standard mode (throttling, 5xx, timeouts), 4 attempts,
+/// jittered exponential backoff from 20 ms up to 1 s.
+fn sdk_retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(4)
+        .with_initial_backoff(Duration::from_millis(20))
+        .with_max_backoff(Duration::from_secs(1))
+}
+
 /// Every storage port on DynamoDB. Clone-cheap; build once per process.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -88,6 +117,7 @@ pub struct DynamoStore {
     tables: Tables,
     bucket: u64,
     max_attempts: u32,
+    retry_budget: Duration,
     counters: Arc<Counters>,
     append_locks: Option<Arc<append::AppendLocks>>,
     limiter_hints: Arc<limiter::Hints>,
@@ -125,10 +155,53 @@ where
     }
 }
 
+/// What a failed request says about its write, and whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Throttled (request rate or partition capacity): nothing was written. Retry after a
+    /// longer backoff.
+    Throttled,
+    /// Lost a race with another writer (a condition on the head, a transaction conflict):
+    /// nothing was written. Retry soon.
+    Race,
+    /// No usable answer (timeout, connection lost, 5xx, unreadable response): the write may or
+    /// may not have happened. Retry only what can find out (the append's next read does).
+    Unknown,
+    /// The request itself is wrong (validation, missing table, access denied): retrying cannot
+    /// help.
+    Permanent,
+}
+
+/// Classifies a failed request (after the SDK's own retries).
+pub(crate) fn classify<E>(e: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> Failure
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    match e {
+        SdkError::ConstructionFailure(_) => Failure::Permanent,
+        SdkError::ServiceError(s) => match s.err().code() {
+            Some(code) if THROTTLING.contains(&code) => Failure::Throttled,
+            Some("TransactionConflictException" | "TransactionInProgressException") => {
+                Failure::Race
+            }
+            _ if s.raw().status().is_server_error() => Failure::Unknown,
+            _ => Failure::Permanent,
+        },
+        // Timeouts, dispatch failures (the request may have reached the server before the
+        // connection broke) and responses that could not be read.
+        _ => Failure::Unknown,
+    }
+}
+
 /// A random delay in `[0, min(cap, base·2^attempt)]` ("full jitter"): concurrent senders that
-/// lost the same race spread out instead of colliding again.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling_ms = (5u64 << attempt.min(6)).min(250);
+/// lost the same race spread out instead of colliding again. Throttling backs off ten times
+/// longer (base 50 ms, cap 2 s) than a lost race (5 ms, 250 ms): the partition needs time.
+fn backoff(attempt: u32, failure: Failure) -> Duration {
+    let (base_ms, cap_ms) = match failure {
+        Failure::Throttled => (50u64, 2_000u64),
+        _ => (5, 250),
+    };
+    let ceiling_ms = (base_ms << attempt.min(8)).min(cap_ms);
     let r = getrandom::u64().unwrap_or(0);
     Duration::from_millis(r % (ceiling_ms + 1))
 }
@@ -136,19 +209,34 @@ fn backoff(attempt: u32) -> Duration {
 impl DynamoStore {
     /// A store over `tables`, with its own DynamoDB client (and request counters).
     pub fn new(sdk: &SdkConfig, tables: Tables) -> Self {
+        Self::with_timeouts(sdk, tables, CallTimeouts::dynamodb())
+    }
+
+    /// A store whose requests use these timeouts (the default is [`CallTimeouts::dynamodb`]).
+    pub fn with_timeouts(sdk: &SdkConfig, tables: Tables, timeouts: CallTimeouts) -> Self {
         let counters = Arc::new(Counters::default());
         let config = aws_sdk_dynamodb::config::Builder::from(sdk)
             .interceptor(CountingInterceptor(counters.clone()))
+            .retry_config(sdk_retries())
+            .timeout_config(timeouts.config())
             .build();
         Self {
             client: Client::from_conf(config),
             tables,
             bucket: DEFAULT_BUCKET,
             max_attempts: 50,
+            retry_budget: DEFAULT_RETRY_BUDGET,
             counters,
             append_locks: None,
             limiter_hints: Arc::default(),
         }
+    }
+
+    /// How long an append (or a batched read) may keep retrying before it gives up with an
+    /// error; the attempts ([`Self::with_max_attempts`]) bound it too.
+    pub fn with_retry_budget(mut self, budget: Duration) -> Self {
+        self.retry_budget = budget;
+        self
     }
 
     /// Serialises this process's appends to the same conversation (striped locks). The
@@ -251,6 +339,7 @@ impl DynamoStore {
         );
         let mut found: HashMap<String, Vec<Item>> = HashMap::new();
         let mut attempt = 0;
+        let deadline = tokio::time::Instant::now() + self.retry_budget;
         while let Some(request) = pending.take() {
             let out = self
                 .client
@@ -273,7 +362,12 @@ impl DynamoStore {
                 .filter(|u| !u.is_empty());
             if pending.is_some() {
                 // Throttled keys come back unprocessed; AWS asks for backoff before retrying.
-                tokio::time::sleep(backoff(attempt)).await;
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(StoreError::Backend(
+                        format!("BatchGetItem: keys still unprocessed (throttled) after {attempt} retries").into(),
+                    ));
+                }
+                tokio::time::sleep(backoff(attempt, Failure::Throttled)).await;
                 attempt += 1;
             }
         }

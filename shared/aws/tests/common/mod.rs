@@ -21,3 +21,10 @@ pub async fn store_with_bucket(bucket: u64) -> Arc<DynamoStore> {
 pub async fn store() -> Arc<DynamoStore> {
     store_with_bucket(10).await
 }
+
+/// A store over new tables whose requests go through `plan`'s faults.
+pub async fn faulty_store(plan: std::sync::Arc<messenger_aws::faults::FaultPlan>) -> DynamoStore {
+    messenger_aws::testing::fresh_store_with_faults(10, plan)
+        .await
+        .0
+}

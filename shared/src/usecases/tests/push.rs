@@ -1,6 +1,6 @@
 //! Offline push: registration, coalescing, disabled endpoints (GIVEN / WHEN / THEN).
 
-use super::send_to;
+use super::{send_to, types};
 use crate::Limits;
 use crate::usecases::notify::notify_stored;
 use crate::usecases::testkit::World;
@@ -130,6 +130,66 @@ async fn online_members_are_not_pushed() {
     assert!(w.pushes().is_empty());
     let events = w.notifier.events.lock().unwrap();
     assert_eq!((events.len(), events[0].offline.len()), (1, 0));
+}
+
+#[tokio::test]
+async fn a_member_whose_only_connection_cannot_be_posted_to_is_pushed() {
+    // GIVEN bob online on one device with a registered phone, and posts to that connection
+    // failing (throttled or 5xx after the poster's retries, but not gone)
+    let w = World::new();
+    let alice = w.connect("alice", "p").await;
+    let bob = w.connect("bob", "phone").await;
+    register(&w, &bob, "fcm", "t").await;
+    w.take(&bob);
+    w.break_posts_to(&bob);
+    // WHEN alice writes to him
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    // THEN the send succeeded, bob did not get the frame, and he is pushed like an offline
+    // member (his connection stays: it is not gone)
+    assert_eq!(types(&w.take(&alice)), ["sent"]);
+    assert!(w.take(&bob).is_empty());
+    assert_eq!(w.pushes(), [("bob".into(), "phone".into(), 1)]);
+    let offline = w.notifier.events.lock().unwrap()[0].offline.clone();
+    assert_eq!(offline, std::slice::from_ref(&bob.user));
+    let live = w
+        .app
+        .stores
+        .connections
+        .of_users(std::slice::from_ref(&bob.user), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1);
+}
+
+#[tokio::test]
+async fn a_push_failing_for_a_passing_reason_fails_the_record_and_its_retry_pushes_once() {
+    // GIVEN offline bob with a registered phone, a message to him stored, and SNS failing
+    let w = World::with_limits(Limits {
+        push_inline: false,
+        ..Limits::default()
+    });
+    let alice = w.connect("alice", "p").await;
+    let bob = w.caller("bob", "phone");
+    register(&w, &bob, "fcm", "t").await;
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    let dm = crate::domain::ConversationId::new("dm:alice:bob").unwrap();
+    w.notifier
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // WHEN the stream-driven path handles the message
+    let first = notify_stored(&w.app, &dm, 1).await;
+    // THEN it fails (so the stream retries the record), having pushed nothing
+    assert!(first.is_err());
+    assert!(w.pushes().is_empty());
+    // WHEN SNS recovers and the record is retried, twice (a retried batch)
+    w.notifier
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    notify_stored(&w.app, &dm, 1).await.unwrap();
+    notify_stored(&w.app, &dm, 1).await.unwrap();
+    // THEN bob's phone got exactly one push: the failure released the claim, the success
+    // kept it
+    assert_eq!(w.pushes(), [("bob".into(), "phone".into(), 1)]);
 }
 
 #[tokio::test]

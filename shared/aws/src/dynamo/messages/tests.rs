@@ -141,7 +141,7 @@ fn a_system_message_stores_its_event_as_json() {
 fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
     let m = message(12, None);
     let digest = RequestDigest::of("send", &m.conversation, &[&m.body]);
-    let key = IdempotencyItem::new(&m, &digest);
+    let key = IdempotencyItem::new(&m, &digest, "5eed");
     let stored = to_item(&key).unwrap();
     assert_eq!(
         stored,
@@ -151,6 +151,7 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
             ("conv", s("dm:alice:bob")),
             ("seq", n(12)),
             ("digest", s(digest.as_str())),
+            ("token", s("5eed")),
         ])
     );
     assert_eq!(
@@ -160,6 +161,7 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
         item([("pk", s("I#alice#c-1")), ("sk", n(0))])
     );
     let back: IdempotencyItem = from_item(stored.clone()).unwrap();
+    assert!(back.written_by("5eed") && !back.written_by("other"));
     assert_eq!((&back.conv, back.seq), (&m.conversation, 12));
     assert_eq!(
         back.sent_key(),
@@ -169,6 +171,11 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
             digest: Some(digest.clone())
         }
     );
+    // Keys written before the mark existed read back without one.
+    let mut unmarked = stored.clone();
+    unmarked.remove("token");
+    let unmarked: IdempotencyItem = from_item(unmarked).unwrap();
+    assert!(!unmarked.written_by("5eed"));
     assert!(key.holds_at(t0() + chrono::Duration::days(10_000)));
     // A key stored before digests existed: it stands for any request in its conversation.
     let mut old = stored;
@@ -177,7 +184,7 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
     assert!(old.sent_key().is_same_request(&m.conversation, &digest));
     assert_eq!(old.sent_key().digest, None);
 
-    let expiring = IdempotencyItem::new(&message(12, Some(t0())), &digest);
+    let expiring = IdempotencyItem::new(&message(12, Some(t0())), &digest, "5eed");
     let stored = to_item(&expiring).unwrap();
     assert_eq!(stored["expires_at"], s("2026-11-29T05:45:39.120000000Z"));
     assert_eq!(

@@ -1,0 +1,169 @@
+//! One WebSocket after its handshake: frames in (each invokes its route), frames out (what
+//! the handlers posted, in order), the idle and maximum-duration timeouts, and the close.
+//!
+//! A client that stops reading cannot pin its task: every write has a timeout, and a post that
+//! overflows the socket's queue closes it at once (the registry's slow-consumer close wakes
+//! the task even in the middle of a write). The timers run whatever the client does.
+
+use crate::events::{Body, ConnectionContext};
+use crate::gateway::Gateway;
+use crate::registry::{Entry, Outbound};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use chrono::Utc;
+use futures_util::SinkExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How a socket's end is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goodbye {
+    /// Our close frame (code and reason), then the close.
+    CloseFrame,
+    /// The client closed: only flush the reply the WebSocket layer queued.
+    CompleteClientClose,
+    /// The socket cannot take a frame: just drop it.
+    Drop,
+}
+
+/// Why a write did not complete.
+enum WriteFailed {
+    /// The socket is broken.
+    Broken,
+    /// The client did not take the frame within the write timeout.
+    TimedOut,
+    /// The gateway closed the socket meanwhile (slow consumer, shutdown).
+    Closed(u16, &'static str),
+}
+
+/// Writes one frame, giving up after `timeout` or when the gateway closes the socket.
+async fn write(
+    socket: &mut WebSocket,
+    entry: &Entry,
+    message: Message,
+    timeout: Duration,
+) -> Result<(), WriteFailed> {
+    tokio::select! {
+        written = tokio::time::timeout(timeout, socket.send(message)) => match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WriteFailed::Broken),
+            Err(_) => Err(WriteFailed::TimedOut),
+        },
+        (code, reason) = entry.closing.closed() => Err(WriteFailed::Closed(code, reason)),
+    }
+}
+
+impl Gateway {
+    /// Runs a socket until it closes, then forgets it and invokes `$disconnect`.
+    pub(crate) async fn run_socket(
+        self: Arc<Self>,
+        ctx: ConnectionContext,
+        entry: Entry,
+        mut rx: mpsc::UnboundedReceiver<Outbound>,
+        mut socket: WebSocket,
+    ) {
+        let span = tracing::info_span!("socket", connection = %ctx.connection_id);
+        let deadline = Instant::now() + self.config.max_connection_duration;
+        let idle = self.config.idle_timeout;
+        let write_timeout = self.config.write_timeout;
+        // How the socket ends: with our close frame, by completing the client's close (its
+        // reply is queued by the WebSocket layer), or not at all (it cannot take a frame).
+        let mut goodbye = Goodbye::CloseFrame;
+        let (code, reason): (u16, &'static str) = loop {
+            let quiet = (Utc::now() - entry.last_active())
+                .to_std()
+                .unwrap_or_default();
+            let wake = deadline.min(Instant::now() + idle.saturating_sub(quiet));
+            tokio::select! {
+                why = entry.closing.closed() => break why,
+                out = rx.recv() => {
+                    let message = match &out {
+                        Some(Outbound::Text(t)) => Message::Text(t.as_str().into()),
+                        Some(Outbound::Binary(b)) => Message::Binary(b.clone().into()),
+                        Some(Outbound::Close(code, reason)) => break (*code, *reason),
+                        None => break (1001, "Going away"),
+                    };
+                    let out = out.expect("a frame");
+                    let written = write(&mut socket, &entry, message, write_timeout).await;
+                    entry.dequeued(&out);
+                    match written {
+                        Ok(()) => {}
+                        Err(WriteFailed::Broken) => {
+                            goodbye = Goodbye::Drop;
+                            break (1006, "send failed");
+                        }
+                        Err(WriteFailed::TimedOut) => {
+                            goodbye = Goodbye::Drop;
+                            break (1006, "Write timed out");
+                        }
+                        Err(WriteFailed::Closed(code, reason)) => break (code, reason),
+                    }
+                }
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(t))) => {
+                        entry.touch();
+                        self.dispatch(&ctx, &entry, Body::Text(t.to_string()));
+                    }
+                    Some(Ok(Message::Binary(b))) => {
+                        entry.touch();
+                        self.dispatch(&ctx, &entry, Body::Binary(b.to_vec()));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => entry.touch(),
+                    Some(Ok(Message::Close(_))) | None => {
+                        goodbye = Goodbye::CompleteClientClose;
+                        break (1000, "Client closed");
+                    }
+                    Some(Err(e)) => {
+                        if is_too_big(e) {
+                            break (1009, "Message too big");
+                        }
+                        goodbye = Goodbye::CompleteClientClose;
+                        break (1006, "Connection lost");
+                    }
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    if Instant::now() >= deadline {
+                        break (1001, "Going away");
+                    }
+                    if (Utc::now() - entry.last_active()).to_std().unwrap_or_default() >= idle {
+                        break (1001, "Going away");
+                    }
+                }
+            }
+        };
+        self.registry.remove(&ctx.connection_id);
+        // Frames still queued are dropped: their posts succeeded, as PostToConnection to a
+        // socket that closes right after does on AWS (the log has the messages).
+        rx.close();
+        while let Ok(out) = rx.try_recv() {
+            entry.dequeued(&out);
+        }
+        // `$disconnect` runs before the close handshake completes, so a client that has seen
+        // its socket close knows the connection is forgotten. (AWS promises no order here;
+        // nothing may depend on it but this emulator's own tests.)
+        self.disconnect(&ctx, code, reason).await;
+        // Bounded too: a slow reader gets the close frame if it drains its socket in time.
+        let closing = async {
+            if goodbye == Goodbye::CloseFrame {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+            }
+            let _ = SinkExt::close(&mut socket).await;
+        };
+        if goodbye != Goodbye::Drop {
+            let _ = tokio::time::timeout(write_timeout, closing).await;
+        }
+        tracing::info!(parent: &span, code, reason, "socket closed");
+    }
+}
+
+fn is_too_big(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
