@@ -338,7 +338,8 @@ async fn a_send_attaches_only_the_senders_uploads_for_this_conversation_and_mess
         ]
     );
     assert!(w.take(&bob).is_empty());
-    // AND the right one goes, once: a retry answers with the original and attaches nothing new
+    // AND the right one is stored once: a retry answers with the original and attaches nothing
+    // new (it is delivered again, as every retried send is, with the original's file)
     send_files(&w, &alice, to_bob("c-1", json!([mine])))
         .await
         .unwrap();
@@ -347,7 +348,13 @@ async fn a_send_attaches_only_the_senders_uploads_for_this_conversation_and_mess
         .unwrap();
     let replies = w.take(&alice);
     assert_eq!(replies[1]["duplicate"], true, "{replies:?}");
-    assert_eq!(w.take(&bob).len(), 1);
+    assert_eq!(replies[1]["seq"], replies[0]["seq"], "{replies:?}");
+    let delivered = w.take(&bob);
+    assert_eq!(delivered.len(), 2, "the send and its retry: {delivered:?}");
+    for m in delivered {
+        assert_eq!(m["seq"], replies[0]["seq"], "{m}");
+        assert_eq!(m["attachments"][0]["id"], json!(mine), "{m}");
+    }
 }
 
 #[tokio::test]
