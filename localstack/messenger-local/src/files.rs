@@ -35,6 +35,9 @@ use std::sync::Arc;
 /// Where uploads are posted, and under which downloads are served.
 pub const PATH: &str = "/_local/files";
 
+/// An upload not attached to a message by then is removed (checked every hour).
+pub const ABANDONED_AFTER: chrono::Duration = chrono::Duration::days(1);
+
 /// Where the gateway keeps attachments.
 #[derive(Clone, Default)]
 pub enum Files {
@@ -64,6 +67,8 @@ pub struct Mounted {
     served: Option<(Arc<LocalObjects<DirBlobs>>, u64)>,
     /// A temporary directory to remove at shutdown.
     temporary: Option<PathBuf>,
+    /// The hourly sweep of abandoned uploads, stopped at shutdown.
+    sweeper: Option<tokio::task::JoinHandle<()>>,
     /// What the banner says.
     pub described: String,
 }
@@ -92,6 +97,9 @@ impl Mounted {
 
     /// Removes the temporary directory, if this gateway made one.
     pub async fn close(self) {
+        if let Some(sweeper) = &self.sweeper {
+            sweeper.abort();
+        }
         if let Some(dir) = self.temporary
             && let Err(e) = tokio::fs::remove_dir_all(&dir).await
         {
@@ -113,6 +121,7 @@ pub async fn mount(
                 objects: objects.clone(),
                 served: None,
                 temporary: None,
+                sweeper: None,
                 described: "files in S3".into(),
             });
         }
@@ -138,8 +147,23 @@ pub async fn mount(
         &format!("http://{addr}"),
         PATH,
     ));
+    // As S3's lifecycle rule does: uploads never attached to a message go after a day.
+    let swept = store.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
+        loop {
+            every.tick().await;
+            let before = Utc::now() - ABANDONED_AFTER;
+            match swept.blobs().sweep(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "abandoned uploads removed"),
+                Err(e) => tracing::warn!(error = %e, "cannot sweep abandoned uploads"),
+            }
+        }
+    });
     Ok(Mounted {
         objects: store.clone(),
+        sweeper: Some(sweeper),
         served: Some((store, max_bytes)),
         described: format!("files in {}", dir.display()),
         temporary: temporary.then_some(dir),
@@ -451,6 +475,57 @@ impl Blobs for DirBlobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_directory_keeps_objects_and_sweeps_only_old_abandoned_uploads() {
+        let dir = std::env::temp_dir().join(format!(
+            "messenger-dirblobs-test-{}",
+            messenger::domain::random_hex(6)
+        ));
+        tokio::fs::create_dir_all(&dir).await.unwrap();
+        let blobs = DirBlobs::new(dir.clone());
+        let object = |pending, hours_ago| StoredObject {
+            info: ObjectInfo {
+                size: 3,
+                content_type: "image/png".into(),
+                metadata: BTreeMap::from([("name".to_owned(), "a%20b.png".to_owned())]),
+            },
+            pending,
+            uploaded_at: Utc::now() - chrono::Duration::hours(hours_ago),
+        };
+        let keys = [
+            "att/dm:a:b/by-a/old",
+            "att/dm:a:b/by-a/new",
+            "att/dm:a:b/by-a/sent",
+        ];
+        blobs
+            .put(keys[0], &object(true, 30), b"old".to_vec())
+            .await
+            .unwrap();
+        blobs
+            .put(keys[1], &object(true, 1), b"new".to_vec())
+            .await
+            .unwrap();
+        blobs
+            .put(keys[2], &object(true, 30), b"yes".to_vec())
+            .await
+            .unwrap();
+        blobs.attach(keys[2]).await.unwrap();
+        let (stored, bytes) = blobs.get(keys[1]).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.info, bytes),
+            (object(true, 1).info, b"new".to_vec())
+        );
+        let swept = blobs.sweep(Utc::now() - ABANDONED_AFTER).await.unwrap();
+        assert_eq!(swept, 1);
+        assert!(blobs.head(keys[0]).await.unwrap().is_none());
+        assert!(blobs.head(keys[1]).await.unwrap().is_some());
+        assert!(!blobs.head(keys[2]).await.unwrap().unwrap().pending);
+        blobs.delete(keys[1]).await.unwrap();
+        blobs.delete(keys[1]).await.unwrap();
+        assert!(blobs.get(keys[1]).await.unwrap().is_none());
+        tokio::fs::remove_dir_all(&dir).await.unwrap();
+    }
 
     #[test]
     fn a_form_parses_into_its_fields_and_the_file() {
