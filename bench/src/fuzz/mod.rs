@@ -41,6 +41,8 @@ const CODES: &[&str] = &[
 /// Result types a reply may be.
 const RESULTS: &[&str] = &[
     "sent",
+    "upload",
+    "download",
     "acked",
     "sync",
     "history",
@@ -183,7 +185,9 @@ impl World {
             rates: messenger::ratelimit::RateLimits::OFF,
             ..Limits::default()
         };
-        let app = App::in_memory(posts.clone(), limits);
+        // Attachments in memory: `upload` signs forms and `send` looks files up, as on S3.
+        let objects = Arc::new(messenger::attachments::signed::InMemoryObjects::in_memory());
+        let app = App::in_memory(posts.clone(), limits).with_objects(objects);
         let mut w = Self {
             app,
             posts,
@@ -278,6 +282,10 @@ impl World {
             json!({"action":"conversations","id":"cv2","limit":2}),
             json!({"action":"register_push","id":"rp","platform":"fcm","token":"t-1","preview":true}),
             json!({"action":"unregister_push","id":"up"}),
+            json!({"action":"upload","id":"ul","to":"bob","client_msg_id":format!("f-{n}"),"content_type":"image/jpeg","size":1000,"name":"a.jpg","width":10,"height":10}),
+            json!({"action":"upload","conversation":g,"client_msg_id":"f-g","content_type":"audio/ogg","size":5,"name":"v.ogg","duration_ms":1500}),
+            json!({"action":"send","id":"sf","to":"bob","client_msg_id":format!("f-{n}"),"attachments":["0123456789abcdef0123456789abcdef"]}),
+            json!({"action":"download","id":"dl","conversation":"dm:alice:bob","seq":1}),
             json!({"action":"fly","id":"u"}),
         ]
     }

@@ -35,3 +35,6 @@ export { MemoryStorage, WebStorage } from './storage.js';
 /** @typedef {import('./protocol.js').Muted} Muted */
 /** @typedef {import('./protocol.js').AmendedView} AmendedView */
 /** @typedef {import('./protocol.js').ErrorCode} ErrorCode */
+/** @typedef {import('./protocol.js').Attachment} Attachment */
+/** @typedef {import('./protocol.js').Upload} Upload */
+/** @typedef {import('./protocol.js').Download} Download */
