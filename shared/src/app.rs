@@ -8,7 +8,7 @@ use crate::domain::Connection;
 use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
 use crate::ports::{
-    Connections, Conversations, MessageLog, Notifier, NotifyError, PostError, Poster, PushDevices,
+    Blocks, Connections, Conversations, MessageLog, Notifier, NotifyError, PostError, Poster, PushDevices,
     RateLimiter, WriteReads,
 };
 use crate::protocol::ServerFrame;
@@ -174,6 +174,8 @@ pub struct Stores {
     pub push_devices: Arc<dyn PushDevices>,
     /// Per-user rate limits.
     pub limiter: Arc<dyn RateLimiter>,
+    /// Who blocked whom.
+    pub blocks: Arc<dyn Blocks>,
 }
 
 impl Stores {
@@ -186,6 +188,7 @@ impl Stores {
             + WriteReads
             + PushDevices
             + RateLimiter
+            + Blocks
             + 'static,
     {
         Self {
@@ -194,7 +197,8 @@ impl Stores {
             messages: store.clone(),
             reads: store.clone(),
             push_devices: store.clone(),
-            limiter: store,
+            limiter: store.clone(),
+            blocks: store,
         }
     }
 

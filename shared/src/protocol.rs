@@ -133,6 +133,19 @@ pub struct RenameGroupFrame {
     pub client_msg_id: Option<ClientMsgId>,
 }
 
+/// `block`, `unblock`: one user.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserFrame {
+    pub user: UserId,
+}
+
+/// `blocked`: whom the caller blocked, in user id order, paged.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BlockedFrame {
+    /// The previous page's `cursor`: continue after it.
+    pub cursor: Option<UserId>,
+}
+
 /// `conversations`: the caller's inbox, latest activity first, paged.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ConversationsFrame {
@@ -349,6 +362,14 @@ pub struct PresenceView {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
+/// One blocked user in a `blocked` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedView {
+    pub user: UserId,
+    #[serde(serialize_with = "rfc3339_millis")]
+    pub blocked_at: DateTime<Utc>,
+}
+
 /// One member's pointers in a `receipts` reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointersView {
@@ -493,6 +514,19 @@ pub enum ServerFrame {
     /// The service is about to close this connection, and why: don't reconnect on your own.
     Closed {
         reason: CloseReason,
+    },
+    /// Reply to `block` and `unblock`, also sent to the caller's other devices; never to the
+    /// user blocked.
+    BlockState {
+        user: UserId,
+        blocked: bool,
+    },
+    /// Reply to `blocked`: ask again with `cursor` while `more`.
+    Blocked {
+        users: Vec<BlockedView>,
+        more: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<UserId>,
     },
     Error {
         code: ErrorCode,

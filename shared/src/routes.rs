@@ -143,6 +143,12 @@ actions! {
     Mute = "mute" => Lambda(Groups),
     /// `usecases/unmute.rs`.
     Unmute = "unmute" => Lambda(Groups),
+    /// Stop a user from reaching one (`usecases/block.rs`).
+    Block = "block" => Lambda(Groups),
+    /// `usecases/unblock.rs`.
+    Unblock = "unblock" => Lambda(Groups),
+    /// Whom one blocked (`usecases/blocked.rs`).
+    Blocked = "blocked" => Lambda(Groups),
     /// `usecases/register_push.rs`.
     RegisterPush = "register_push" => Lambda(Devices),
     /// `usecases/unregister_push.rs`.
@@ -160,9 +166,11 @@ impl Action {
         match self {
             Self::Send | Self::Edit | Self::Delete | Self::React => Some(Bucket::Send),
             Self::Ack | Self::Heartbeat | Self::Typing => None,
-            Self::Receipts | Self::Sync | Self::History | Self::Conversations => {
-                Some(Bucket::Reads)
-            }
+            Self::Receipts
+            | Self::Sync
+            | Self::History
+            | Self::Conversations
+            | Self::Blocked => Some(Bucket::Reads),
             Self::Presence => Some(Bucket::Presence),
             Self::CreateGroup
             | Self::AddMembers
@@ -170,7 +178,9 @@ impl Action {
             | Self::LeaveGroup
             | Self::RenameGroup
             | Self::Mute
-            | Self::Unmute => Some(Bucket::Groups),
+            | Self::Unmute
+            | Self::Block
+            | Self::Unblock => Some(Bucket::Groups),
             Self::RegisterPush | Self::UnregisterPush => Some(Bucket::Push),
         }
     }

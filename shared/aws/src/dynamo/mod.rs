@@ -10,6 +10,7 @@
 //! - `reads`: the cross-table BatchGetItems that `send`, `ack` and group changes start with.
 //! - `effects`: an append's membership changes, as actions of its transaction.
 //! - `limiter`: per-user rate limits, attributes of each user's `presence` item.
+//! - `blocks`: who blocked whom, records `#B#<blocked>` in the blocker's `memberships` partition.
 //!
 //! This file: the store, its builders and counters, and the request helpers the tables share
 //! (batched gets, paged and per-user Queries, conditional writes, backoff, error mapping and
@@ -25,6 +26,7 @@
 
 mod amend;
 mod append;
+mod blocks;
 mod codec;
 mod devices;
 mod effects;
