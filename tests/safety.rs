@@ -5,7 +5,9 @@ use messenger_e2e::{Client, TestGateway};
 use serde_json::{Value, json};
 
 fn code(v: &Value) -> &str {
-    v["code"].as_str().unwrap_or_else(|| panic!("not an error: {v}"))
+    v["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error: {v}"))
 }
 
 async fn register(c: &mut Client, token: &str) {
@@ -29,15 +31,24 @@ async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_
     let mut alice = gw.connect("alice", "phone").await;
     let mut laptop = gw.connect("alice", "laptop").await;
     let mut bob = gw.connect("bob", "phone").await;
-    assert_eq!(bob.send_to("alice", "c-1", "hi alice").await["type"], "sent");
+    assert_eq!(
+        bob.send_to("alice", "c-1", "hi alice").await["type"],
+        "sent"
+    );
     alice.recv_type("message").await;
     laptop.recv_type("message").await;
 
     // Alice blocks Bob: her other device learns it, Bob learns nothing.
     let r = alice.request(json!({"action":"block","user":"bob"})).await;
-    assert_eq!(r, json!({"id": r["id"], "type":"block_state","user":"bob","blocked":true}));
+    assert_eq!(
+        r,
+        json!({"id": r["id"], "type":"block_state","user":"bob","blocked":true})
+    );
     let elsewhere = laptop.recv_type("block_state").await;
-    assert_eq!((&elsewhere["user"], &elsewhere["blocked"]), (&json!("bob"), &json!(true)));
+    assert_eq!(
+        (&elsewhere["user"], &elsewhere["blocked"]),
+        (&json!("bob"), &json!(true))
+    );
     // Blocking twice is answered the same.
     let again = alice.request(json!({"action":"block","user":"bob"})).await;
     assert_eq!(again["blocked"], true, "{again}");
@@ -67,10 +78,17 @@ async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_
     }
     // Someone else's message does reach Alice's phone as a push: the only one.
     let mut carol = gw.connect("carol", "phone").await;
-    assert_eq!(carol.send_to("alice", "k-1", "lunch?").await["type"], "sent");
+    assert_eq!(
+        carol.send_to("alice", "k-1", "lunch?").await["type"],
+        "sent"
+    );
     let recorded = gw.published(2).await;
     let events = recorded["events"].as_array().unwrap();
-    assert_eq!(events.len(), 2, "bob's first message and carol's: {recorded}");
+    assert_eq!(
+        events.len(),
+        2,
+        "bob's first message and carol's: {recorded}"
+    );
     let pushes: Vec<&Value> = recorded["pushes"]
         .as_array()
         .unwrap()
@@ -78,7 +96,10 @@ async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_
         .filter(|p| p["user"] == "alice")
         .collect();
     assert_eq!(pushes.len(), 1, "{recorded}");
-    assert!(pushes[0].to_string().contains("dm:alice:carol"), "{recorded}");
+    assert!(
+        pushes[0].to_string().contains("dm:alice:carol"),
+        "{recorded}"
+    );
     assert!(!recorded.to_string().contains("are you there"));
 
     // Alice's history holds only the message from before the block.
@@ -100,9 +121,17 @@ async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_
     assert_eq!(users[0]["user"], "bob");
 
     // Unblocked: Bob's next message goes through; nothing refused comes back.
-    let r = alice.request(json!({"action":"unblock","user":"bob"})).await;
-    assert_eq!((&r["type"], &r["blocked"]), (&json!("block_state"), &json!(false)));
-    assert_eq!(bob.send_to("alice", "c-4", "hello again").await["type"], "sent");
+    let r = alice
+        .request(json!({"action":"unblock","user":"bob"}))
+        .await;
+    assert_eq!(
+        (&r["type"], &r["blocked"]),
+        (&json!("block_state"), &json!(false))
+    );
+    assert_eq!(
+        bob.send_to("alice", "c-4", "hello again").await["type"],
+        "sent"
+    );
     let m = alice.recv_type("message").await;
     assert_eq!((&m["body"], &m["seq"]), (&json!("hello again"), &json!(2)));
     let list = alice.request(json!({"action":"blocked"})).await;
@@ -135,7 +164,9 @@ async fn a_blocker_is_never_seen_by_the_blocked_cannot_be_added_to_groups_and_sh
     alice.recv_type("message").await;
     bob.recv_type("message").await;
 
-    let seen = bob.request(json!({"action":"presence","users":["alice"]})).await;
+    let seen = bob
+        .request(json!({"action":"presence","users":["alice"]}))
+        .await;
     assert_eq!(seen["users"][0]["online"], true, "before the block: {seen}");
 
     alice.request(json!({"action":"block","user":"bob"})).await;
@@ -150,11 +181,14 @@ async fn a_blocker_is_never_seen_by_the_blocked_cannot_be_added_to_groups_and_sh
         "{seen}"
     );
     assert_eq!(seen["users"][1]["online"], true, "{seen}");
-    let seen = alice.request(json!({"action":"presence","users":["bob"]})).await;
+    let seen = alice
+        .request(json!({"action":"presence","users":["bob"]}))
+        .await;
     assert_eq!(seen["users"][0]["online"], true, "{seen}");
 
     // Bob's typing in their 1:1 is dropped; the next frame Alice gets is Carol's message.
-    bob.send(json!({"action":"typing","conversation":"dm:alice:bob"})).await;
+    bob.send(json!({"action":"typing","conversation":"dm:alice:bob"}))
+        .await;
     carol.send_to("alice", "k-1", "marker").await;
     let next = alice
         .recv_where(|v| v["type"] == "typing" || v["type"] == "message")
@@ -171,7 +205,9 @@ async fn a_blocker_is_never_seen_by_the_blocked_cannot_be_added_to_groups_and_sh
         .await;
     assert_eq!(mine["type"], "group", "{mine}");
     let e = bob
-        .request(json!({"action":"add_members","conversation":mine["conversation"],"users":["alice"]}))
+        .request(
+            json!({"action":"add_members","conversation":mine["conversation"],"users":["alice"]}),
+        )
         .await;
     assert_eq!(code(&e), "forbidden", "{e}");
     let inbox = alice.request(json!({"action":"conversations"})).await;
@@ -181,11 +217,16 @@ async fn a_blocker_is_never_seen_by_the_blocked_cannot_be_added_to_groups_and_sh
         .iter()
         .map(|c| c["conversation"].as_str().unwrap())
         .collect();
-    assert!(!convs.contains(&mine["conversation"].as_str().unwrap()), "{inbox}");
+    assert!(
+        !convs.contains(&mine["conversation"].as_str().unwrap()),
+        "{inbox}"
+    );
 
     // In the group they share, nothing changes: Bob's message reaches Alice.
     let sent = bob
-        .request(json!({"action":"send","conversation":group,"client_msg_id":"g-m1","body":"hi all"}))
+        .request(
+            json!({"action":"send","conversation":group,"client_msg_id":"g-m1","body":"hi all"}),
+        )
         .await;
     assert_eq!(sent["type"], "sent", "{sent}");
     let m = alice

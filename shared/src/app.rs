@@ -8,8 +8,8 @@ use crate::domain::Connection;
 use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
 use crate::ports::{
-    Blocks, Connections, Conversations, MessageLog, Notifier, NotifyError, PostError, Poster, PushDevices,
-    RateLimiter, WriteReads,
+    Blocks, Connections, Conversations, MessageLog, Notifier, NotifyError, PostError, Poster,
+    PushDevices, RateLimiter, WriteReads,
 };
 use crate::protocol::ServerFrame;
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};

@@ -8,9 +8,9 @@ use crate::domain::{
     Membership, Message, NewMessage, ReceiptKind, Role, SentKey, Seq, UserId,
 };
 use crate::ports::{
-    Amended, Append, Appended, BlockState, BlockedUser, Blocks, Connections, Conversations, Effects, GroupContext, GroupKeys,
-    GroupRefusal, MessageLog, PushDevices, RateLimiter, StoreError, UserPresence, WriteContext,
-    WriteKeys, WriteReads,
+    Amended, Append, Appended, BlockState, BlockedUser, Blocks, Connections, Conversations,
+    Effects, GroupContext, GroupKeys, GroupRefusal, MessageLog, PushDevices, RateLimiter,
+    StoreError, UserPresence, WriteContext, WriteKeys, WriteReads,
 };
 use crate::push::{Platform, PushClaim, PushDevice};
 use crate::ratelimit::{Bucket, Decision, Rate};
@@ -279,10 +279,12 @@ impl WriteReads for InMemoryStore {
         let at = keys.message.and_then(|seq| Some((seq, log.get(seq)?)));
         let message = at.map(|(_, m)| m).filter(|m| live(m, now)).cloned();
         let message_chats = at.map_or(0, |(seq, _)| log.chats[(seq - 1) as usize]);
-        let blocks = keys.other.map_or_else(BlockState::default, |other| BlockState {
-            by_me: s.blocks(keys.user, other),
-            by_them: s.blocks(other, keys.user),
-        });
+        let blocks = keys
+            .other
+            .map_or_else(BlockState::default, |other| BlockState {
+                by_me: s.blocks(keys.user, other),
+                by_them: s.blocks(other, keys.user),
+            });
         Ok(WriteContext {
             blocks,
             membership: s.members.get(conv).and_then(|m| m.get(keys.user)).cloned(),

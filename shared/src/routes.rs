@@ -166,11 +166,9 @@ impl Action {
         match self {
             Self::Send | Self::Edit | Self::Delete | Self::React => Some(Bucket::Send),
             Self::Ack | Self::Heartbeat | Self::Typing => None,
-            Self::Receipts
-            | Self::Sync
-            | Self::History
-            | Self::Conversations
-            | Self::Blocked => Some(Bucket::Reads),
+            Self::Receipts | Self::Sync | Self::History | Self::Conversations | Self::Blocked => {
+                Some(Bucket::Reads)
+            }
             Self::Presence => Some(Bucket::Presence),
             Self::CreateGroup
             | Self::AddMembers

@@ -40,7 +40,10 @@ async fn blocking_and_its_checks_cost_exactly_the_documented_requests() {
     assert_eq!(
         poster.take(),
         [
-            (alice_laptop.connection.to_string(), "block_state".to_owned()),
+            (
+                alice_laptop.connection.to_string(),
+                "block_state".to_owned()
+            ),
             (alice.connection.to_string(), "block_state".to_owned()),
         ]
     );
@@ -54,7 +57,9 @@ async fn blocking_and_its_checks_cost_exactly_the_documented_requests() {
     let send = json!({"action": "send", "to": alice.user, "client_msg_id": "c-2", "body": "?"});
     let req = request(&bob, send);
     let refused = measure(&store, async || {
-        let e = usecases::execute(&app, &req, Action::Send).await.unwrap_err();
+        let e = usecases::execute(&app, &req, Action::Send)
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), messenger::protocol::ErrorCode::Forbidden);
     })
     .await;

@@ -15,12 +15,7 @@ where
     S: Blocks + WriteReads + Conversations + 'static,
 {
     let t = tag();
-    let (alice, bob, carol, dave) = (
-        user("a", &t),
-        user("b", &t),
-        user("c", &t),
-        user("d", &t),
-    );
+    let (alice, bob, carol, dave) = (user("a", &t), user("b", &t), user("c", &t), user("d", &t));
     let t0 = Utc::now() - Duration::seconds(10);
     assert!(store.block(&alice, &bob, t0).await.unwrap());
     assert!(
@@ -35,8 +30,12 @@ where
 
     // Listed in user order, in pages.
     let (page, more) = store.blocked(&alice, None, 2).await.unwrap();
-    let names = |p: &[crate::ports::BlockedUser]| p.iter().map(|b| b.user.clone()).collect::<Vec<_>>();
-    assert_eq!((names(&page), more), (vec![bob.clone(), carol.clone()], true));
+    let names =
+        |p: &[crate::ports::BlockedUser]| p.iter().map(|b| b.user.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        (names(&page), more),
+        (vec![bob.clone(), carol.clone()], true)
+    );
     assert_eq!(
         page[0].at.timestamp_millis(),
         t0.timestamp_millis(),
@@ -44,7 +43,10 @@ where
     );
     let (rest, more) = store.blocked(&alice, Some(&carol), 2).await.unwrap();
     assert_eq!((names(&rest), more), (vec![dave.clone()], false));
-    assert!(store.blocked(&bob, None, 10).await.unwrap().0.is_empty(), "one way");
+    assert!(
+        store.blocked(&bob, None, 10).await.unwrap().0.is_empty(),
+        "one way"
+    );
 
     // Pairs, one way.
     let pairs = [

@@ -1,8 +1,8 @@
 //! Use case of the `add_members` route (admins only).
 
 use super::groups::{
-    Done, Plan, change_group, check_blocked_by, check_groups_of, check_size, finish, name_of, reply_state,
-    require_admin, unique_ids, users_part,
+    Done, Plan, change_group, check_blocked_by, check_groups_of, check_size, finish, name_of,
+    reply_state, require_admin, unique_ids, users_part,
 };
 use crate::domain::{LogEvent, RequestDigest, Role, UserId};
 use crate::ports::GroupChange;

@@ -6,8 +6,8 @@
 //! entry for devices that were offline. A request that changes nothing (the same body, a reaction already there, a
 //! message already deleted) stores and delivers nothing, so retries are harmless.
 
-use super::{blocked_error, require_member_and_blocks};
 use super::views::deliver_entry;
+use super::{blocked_error, require_member_and_blocks};
 use crate::domain::{
     Amendment, Change, ClientMsgId, ConversationId, Membership, Refusal, Seq, random_hex,
 };

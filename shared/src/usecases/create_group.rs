@@ -2,8 +2,8 @@
 
 use super::forbidden;
 use super::groups::{
-    Done, Plan, change_group, check_blocked_by, check_groups_of, check_size, finish, group_name, name_of,
-    reply_state, unique_ids, users_part,
+    Done, Plan, change_group, check_blocked_by, check_groups_of, check_size, finish, group_name,
+    name_of, reply_state, unique_ids, users_part,
 };
 use crate::domain::{ConversationId, GroupInfo, LogEvent, RequestDigest, Role, UserId};
 use crate::ports::GroupChange;

@@ -8,11 +8,11 @@
 //! records in their first BatchGetItem (`reads.rs`), by key.
 
 use super::codec::{self, from_item, s, to_item};
+use super::memberships::{MembershipItem, MembershipKey};
 use super::{DynamoStore, Item, USER, applied, backend};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Utc};
-use super::memberships::{MembershipItem, MembershipKey};
 use messenger::domain::{ConversationId, Membership, UserId};
 use messenger::ports::{BlockState, BlockedUser, Blocks, StoreError};
 use serde::{Deserialize, Serialize};
@@ -58,7 +58,11 @@ impl<'a> BlockKey<'a> {
 /// The (blocker, blocked) pair of a block record; `None` for any other item.
 pub(super) fn pair_of(item: &Item) -> Option<(UserId, UserId)> {
     let blocker = item.get(USER)?.as_s().ok()?;
-    let blocked = item.get(super::memberships::CONV)?.as_s().ok()?.strip_prefix(BLOCK)?;
+    let blocked = item
+        .get(super::memberships::CONV)?
+        .as_s()
+        .ok()?
+        .strip_prefix(BLOCK)?;
     Some((UserId::new(blocker).ok()?, UserId::new(blocked).ok()?))
 }
 
@@ -113,9 +117,7 @@ impl Blocks for DynamoStore {
         after: Option<&UserId>,
         limit: usize,
     ) -> Result<(Vec<BlockedUser>, bool), StoreError> {
-        let start = after
-            .map(|a| BlockKey::of(blocker, a).item())
-            .transpose()?;
+        let start = after.map(|a| BlockKey::of(blocker, a).item()).transpose()?;
         let out = self
             .client
             .query()
@@ -187,9 +189,7 @@ impl Blocks for DynamoStore {
             .into_iter()
             .map(|(a, b)| BlockKey::of(a, b).item())
             .collect::<Result<Vec<_>, _>>()?;
-        let items = self
-            .batch_get(&self.tables.memberships, keys, true)
-            .await?;
+        let items = self.batch_get(&self.tables.memberships, keys, true).await?;
         Ok(items.iter().filter_map(pair_of).collect())
     }
 }
