@@ -40,6 +40,8 @@ import { MemoryStorage } from './storage.js';
 /** @typedef {import('./protocol.js').Platform} Platform */
 /** @typedef {import('./protocol.js').Typing} Typing */
 /** @typedef {import('./protocol.js').Muted} Muted */
+/** @typedef {import('./protocol.js').BlockState} BlockState */
+/** @typedef {import('./protocol.js').Blocked} Blocked */
 /** @typedef {import('./outbox.js').OutboxItem} OutboxItem */
 /** @typedef {import('./storage.js').Storage} Storage */
 
@@ -97,6 +99,7 @@ import { MemoryStorage } from './storage.js';
  *   user connected more devices at once than they may, and this was the oldest. The client
  *   stops (state `closed`) instead of reconnecting, which would close another of the user's
  *   connections; a new client on the same storage takes over when the user asks
+ * @property {BlockState} blockState this user blocked or unblocked someone on another device
  * @property {ServerFrame} frame every frame received, as is
  * @property {Error} error a problem the client handles itself (token provider failed, …)
  */
@@ -127,6 +130,9 @@ export const ACTIONS = Object.freeze({
   react: 'react',
   mute: 'mute',
   unmute: 'unmute',
+  block: 'block',
+  unblock: 'unblock',
+  blocked: 'blocked',
 });
 
 /** The least time between two `typing` frames of one conversation (the server forwards at most one per 2 s). */
@@ -547,6 +553,29 @@ export class MessengerClient extends Emitter {
   }
 
   /**
+   * Blocks `user`: their 1:1 messages to this user are refused (they are told only "you can't
+   * message this user"), this user reads as never seen to them, and they cannot add this user
+   * to groups. They are never told. @param {string} user
+   * @returns {Promise<BlockState>}
+   */
+  block(user) {
+    return this.#request({ action: 'block', user });
+  }
+
+  /** Unblocks `user`. @param {string} user @returns {Promise<BlockState>} */
+  unblock(user) {
+    return this.#request({ action: 'unblock', user });
+  }
+
+  /**
+   * Whom this user blocked, in user id order, 100 a page (pass the reply's `cursor` while
+   * `more`). @param {string} [cursor] @returns {Promise<Blocked>}
+   */
+  blocked(cursor) {
+    return this.#request(cursor === undefined ? { action: 'blocked' } : { action: 'blocked', cursor });
+  }
+
+  /**
    * Any frame, for actions this SDK does not know yet: resolves with the reply.
    * @param {ClientFrame} frame
    * @returns {Promise<ServerFrame>}
@@ -690,6 +719,8 @@ export class MessengerClient extends Emitter {
       this.emit('muted', frame);
     } else if (frame.type === 'closed') {
       this.#closedFor = frame.reason;
+    } else if (frame.type === 'block_state') {
+      this.emit('blockState', frame);
     } else if (frame.type === 'error') {
       // A refused request nobody waits for: a `typing`, an ack without `id`.
       this.emit('error', new MessengerError(frame.code, frame.message, frame));

@@ -33,5 +33,8 @@ export { MemoryStorage, WebStorage } from './storage.js';
 /** @typedef {import('./protocol.js').Preview} Preview */
 /** @typedef {import('./protocol.js').Typing} Typing */
 /** @typedef {import('./protocol.js').Muted} Muted */
+/** @typedef {import('./protocol.js').BlockState} BlockState */
+/** @typedef {import('./protocol.js').Blocked} Blocked */
+/** @typedef {import('./protocol.js').BlockedView} BlockedView */
 /** @typedef {import('./protocol.js').AmendedView} AmendedView */
 /** @typedef {import('./protocol.js').ErrorCode} ErrorCode */

@@ -86,13 +86,16 @@
 /** @typedef {{ action: 'react', conversation: string, seq: number, emoji: string, remove?: boolean }} ReactRequest */
 /** @typedef {{ action: 'mute', conversation: string, until?: string | null }} MuteRequest */
 /** @typedef {{ action: 'unmute', conversation: string }} UnmuteRequest */
+/** @typedef {{ action: 'block', user: string }} BlockRequest */
+/** @typedef {{ action: 'unblock', user: string }} UnblockRequest */
+/** @typedef {{ action: 'blocked', cursor?: string }} BlockedRequest */
 
 /**
  * @typedef {SendRequest | AckRequest | ReceiptsRequest | SyncRequest | HistoryRequest
  *   | PresenceRequest | HeartbeatRequest | CreateGroupRequest | AddMembersRequest | RemoveMembersRequest | RenameGroupRequest
  *   | LeaveGroupRequest | ConversationsRequest | RegisterPushRequest
  *   | UnregisterPushRequest | TypingRequest | EditRequest | DeleteRequest | ReactRequest
- *   | MuteRequest | UnmuteRequest} ClientFrame
+ *   | MuteRequest | UnmuteRequest | BlockRequest | UnblockRequest | BlockedRequest} ClientFrame
  */
 
 // ---- server → client
@@ -170,6 +173,17 @@
  *   until?: string }} Muted
  */
 /**
+ * The reply to `block` and `unblock`, also pushed to your other devices (never to the user
+ * concerned).
+ * @typedef {{ type: 'block_state', id?: RequestId, user: string, blocked: boolean }} BlockState
+ */
+/** @typedef {{ user: string, blocked_at: string }} BlockedView */
+/**
+ * The reply to `blocked`: ask again with `cursor` while `more`.
+ * @typedef {{ type: 'blocked', id?: RequestId, users: BlockedView[], more: boolean,
+ *   cursor?: string }} Blocked
+ */
+/**
  * @typedef {{ type: 'push_registered', id?: RequestId, device: string, platform: Platform,
  *   preview: boolean }} PushRegistered
  */
@@ -184,7 +198,7 @@
 /**
  * @typedef {Sent | Message | Receipt | Acked | Receipts | Sync | History | Presence | Group | Left
  *   | Conversations | PushRegistered | PushUnregistered | Typing | Edited | Deleted | Reacted
- *   | Muted | Closed | ErrorFrame} ServerFrame
+ *   | Muted | Closed | BlockState | Blocked | ErrorFrame} ServerFrame
  */
 
 /**
@@ -211,6 +225,9 @@
  * @property {Reacted} react
  * @property {Muted} mute
  * @property {Muted} unmute
+ * @property {BlockState} block
+ * @property {BlockState} unblock
+ * @property {Blocked} blocked
  */
 
 /**

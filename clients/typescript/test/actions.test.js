@@ -174,3 +174,36 @@ test('typing, replies, edit, delete, reactions, the inbox and mute through the S
   assert.equal((await bob.unmute(dm)).muted, false);
   assert.deepEqual(sockets.flatMap((s) => s.violations), []);
 });
+
+test('block, the blocked list and unblock through the SDK: a blocked user is refused and never told', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const sockets = [checkedWebSocket(), checkedWebSocket(), checkedWebSocket()];
+  const [alice, laptop, mallory] = [['alice', 'web'], ['alice', 'laptop'], ['mallory', 'web']].map(
+    ([user, device], i) => new MessengerClient({ url: gw.url, token: gw.tokens(user, device), WebSocket: sockets[i].WebSocket }),
+  );
+  t.after(() => Promise.all([alice.close(), laptop.close(), mallory.close()]));
+  await withTimeout(Promise.all([alice.connect(), laptop.connect(), mallory.connect()]), 'all online');
+  const toldMallory = [];
+  mallory.on('blockState', (f) => toldMallory.push(f));
+
+  const elsewhere = laptop.once('blockState');
+  const state = await alice.block('mallory');
+  assert.deepEqual([state.type, state.user, state.blocked], ['block_state', 'mallory', true]);
+  assert.deepEqual(await withTimeout(elsewhere, 'the laptop hears of it'), { type: 'block_state', user: 'mallory', blocked: true });
+  const list = await alice.blocked();
+  assert.deepEqual([list.users.map((b) => b.user), list.more], [['mallory'], false]);
+
+  // Mallory's message fails for good, with the words Messenger uses.
+  const failed = mallory.once('sendFailed');
+  await assert.rejects(mallory.send({ to: 'alice', body: 'hello?' }), { code: 'forbidden', message: "you can't message this user" });
+  const { error } = await withTimeout(failed, 'the outbox gives up');
+  assert.equal(error.code, 'forbidden');
+
+  assert.equal((await alice.unblock('mallory')).blocked, false);
+  assert.deepEqual((await alice.blocked()).users, []);
+  const sent = await mallory.send({ to: 'alice', body: 'hello again' });
+  assert.equal(sent.seq, 1, 'nothing refused was stored');
+  assert.deepEqual(toldMallory, []);
+  assert.deepEqual(sockets.flatMap((s) => s.violations), []);
+});
