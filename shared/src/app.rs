@@ -9,7 +9,7 @@ use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
 use crate::ports::{
     Blocks, Connections, Conversations, MessageLog, Notifier, NotifyError, PostError, Poster,
-    PushDevices, RateLimiter, WriteReads,
+    PushDevices, RateLimiter, Reports, WriteReads,
 };
 use crate::protocol::ServerFrame;
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};
@@ -176,6 +176,8 @@ pub struct Stores {
     pub limiter: Arc<dyn RateLimiter>,
     /// Who blocked whom.
     pub blocks: Arc<dyn Blocks>,
+    /// Reports of messages (no client action reads them).
+    pub reports: Arc<dyn Reports>,
 }
 
 impl Stores {
@@ -189,6 +191,7 @@ impl Stores {
             + PushDevices
             + RateLimiter
             + Blocks
+            + Reports
             + 'static,
     {
         Self {
@@ -198,7 +201,8 @@ impl Stores {
             reads: store.clone(),
             push_devices: store.clone(),
             limiter: store.clone(),
-            blocks: store,
+            blocks: store.clone(),
+            reports: store,
         }
     }
 
@@ -377,6 +381,9 @@ impl Notifier for NoNotifier {
         Ok(())
     }
     async fn publish(&self, _: &MessageEvent) -> Result<(), NotifyError> {
+        Ok(())
+    }
+    async fn report(&self, _: &crate::moderation::Report) -> Result<(), NotifyError> {
         Ok(())
     }
 }

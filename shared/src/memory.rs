@@ -9,13 +9,14 @@ use crate::domain::{
 };
 use crate::ports::{
     Amended, Append, Appended, BlockState, BlockedUser, Blocks, Connections, Conversations,
-    Effects, GroupContext, GroupKeys, GroupRefusal, MessageLog, PushDevices, RateLimiter,
+    Effects, GroupContext, GroupKeys, GroupRefusal, MessageLog, PushDevices, RateLimiter, Reports,
     StoreError, UserPresence, WriteContext, WriteKeys, WriteReads,
 };
 use crate::push::{Platform, PushClaim, PushDevice};
 use crate::ratelimit::{Bucket, Decision, Rate};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use crate::moderation::{Report, ReportId};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
@@ -44,6 +45,8 @@ struct State {
     buckets: HashMap<(UserId, Bucket), DateTime<Utc>>,
     /// blocker → blocked → since when
     blocks: HashMap<UserId, BTreeMap<UserId, DateTime<Utc>>>,
+    /// every report, by id
+    reports: BTreeMap<ReportId, Report>,
 }
 
 impl InMemoryStore {
@@ -795,6 +798,34 @@ impl Blocks for InMemoryStore {
             .filter(|(a, b)| s.blocks(a, b))
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl Reports for InMemoryStore {
+    async fn put_report(&self, report: &Report) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if s.reports.contains_key(&report.id) {
+            return Ok(false);
+        }
+        s.reports.insert(report.id.clone(), report.clone());
+        Ok(true)
+    }
+
+    async fn report(&self, id: &ReportId) -> Result<Option<Report>, StoreError> {
+        Ok(self.lock().reports.get(id).cloned())
+    }
+
+    async fn reports_of_day(&self, day: NaiveDate) -> Result<Vec<Report>, StoreError> {
+        let mut of_day: Vec<Report> = self
+            .lock()
+            .reports
+            .values()
+            .filter(|r| r.id.day == day)
+            .cloned()
+            .collect();
+        of_day.sort_by(|a, b| (a.reported_at, &a.id).cmp(&(b.reported_at, &b.id)));
+        Ok(of_day)
     }
 }
 

@@ -9,7 +9,8 @@ use crate::domain::{
 use crate::push::{MessageEvent, Notification, Platform, PushClaim, PushDevice};
 use crate::ratelimit::{Bucket, Decision, Rate};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use crate::moderation::{Report, ReportId};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{HashMap, HashSet};
 
 /// A storage backend failed (throttled, unreachable, corrupt item). The source is kept for logs.
@@ -479,6 +480,17 @@ pub trait Blocks: Send + Sync {
     ) -> Result<HashSet<(UserId, UserId)>, StoreError>;
 }
 
+/// Reports of messages, kept where no client action reads them.
+#[async_trait]
+pub trait Reports: Send + Sync {
+    /// Stores the report unless one with its id exists; `false` (nothing written) when it does.
+    async fn put_report(&self, report: &Report) -> Result<bool, StoreError>;
+    /// The report with this id.
+    async fn report(&self, id: &ReportId) -> Result<Option<Report>, StoreError>;
+    /// The reports made on `day`, oldest first (one query per 1 MB in production).
+    async fn reports_of_day(&self, day: NaiveDate) -> Result<Vec<Report>, StoreError>;
+}
+
 /// Devices registered for push, and the claims that coalesce pushes.
 #[async_trait]
 pub trait PushDevices: Send + Sync {
@@ -558,4 +570,6 @@ pub trait Notifier: Send + Sync {
     ) -> Result<(), NotifyError>;
     /// Publishes a stored message's event to the topic.
     async fn publish(&self, event: &MessageEvent) -> Result<(), NotifyError>;
+    /// Publishes a stored report to the moderation topic (nothing when none is configured).
+    async fn report(&self, report: &Report) -> Result<(), NotifyError>;
 }

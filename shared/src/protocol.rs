@@ -139,6 +139,16 @@ pub struct UserFrame {
     pub user: UserId,
 }
 
+/// `report`: a message to the operators, with a reason from the documented list.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportFrame {
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub reason: crate::moderation::ReportReason,
+    /// Free text, at most [`crate::moderation::MAX_DETAILS_BYTES`].
+    pub details: Option<String>,
+}
+
 /// `blocked`: whom the caller blocked, in user id order, paged.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BlockedFrame {
@@ -520,6 +530,15 @@ pub enum ServerFrame {
     BlockState {
         user: UserId,
         blocked: bool,
+    },
+    /// Reply to `report`: stored under `report` and sent to the operators.
+    Reported {
+        report: crate::moderation::ReportId,
+        conversation: ConversationId,
+        seq: Seq,
+        /// The same reporter reported this message earlier the same day: that report stands.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        duplicate: bool,
     },
     /// Reply to `blocked`: ask again with `cursor` while `more`.
     Blocked {

@@ -149,6 +149,8 @@ actions! {
     Unblock = "unblock" => Lambda(Groups),
     /// Whom one blocked (`usecases/blocked.rs`).
     Blocked = "blocked" => Lambda(Groups),
+    /// A message to the operators (`usecases/report.rs`).
+    Report = "report" => Lambda(Groups),
     /// `usecases/register_push.rs`.
     RegisterPush = "register_push" => Lambda(Devices),
     /// `usecases/unregister_push.rs`.
@@ -178,7 +180,8 @@ impl Action {
             | Self::Mute
             | Self::Unmute
             | Self::Block
-            | Self::Unblock => Some(Bucket::Groups),
+            | Self::Unblock
+            | Self::Report => Some(Bucket::Groups),
             Self::RegisterPush | Self::UnregisterPush => Some(Bucket::Push),
         }
     }

@@ -116,3 +116,64 @@ where
     let as_bob = store.read_for_write(keys(&bob, &alice), now).await.unwrap();
     assert!(!as_bob.blocks.any());
 }
+
+/// A report is stored once per id (a second put writes nothing), read back by id with the
+/// message copy as it was, and listed with the other reports of its day.
+pub async fn reports_are_stored_once_and_listed_by_day<S>(store: Arc<S>)
+where
+    S: crate::ports::Reports + 'static,
+{
+    use crate::moderation::{Report, ReportId, ReportReason};
+    use crate::protocol::MessageView;
+    let t = tag();
+    let (alice, bob) = (user("a", &t), user("b", &t));
+    let dm = ConversationId::direct(&alice, &bob);
+    // A day of its own (random, within years), so other runs' reports are not in it.
+    let day_offset = i64::try_from(getrandom::u64().unwrap() % 20_000).unwrap();
+    let at = Utc::now() - Duration::days(day_offset) - Duration::hours(1);
+    let message: MessageView = serde_json::from_value(serde_json::json!({
+        "conversation": dm, "seq": 3, "from": bob, "sent_at": "2026-11-29T05:58:01.472Z",
+        "client_msg_id": "c-3", "body": "buy cheap watches"
+    }))
+    .unwrap();
+    let report = Report {
+        id: ReportId::of(&alice, &dm, 3, at),
+        reporter: alice.clone(),
+        conversation: dm.clone(),
+        seq: 3,
+        reason: ReportReason::Spam,
+        details: Some("again".into()),
+        reported_at: at,
+        message,
+    };
+    assert!(store.put_report(&report).await.unwrap());
+    let mut again = report.clone();
+    again.reason = ReportReason::Other;
+    assert!(!store.put_report(&again).await.unwrap(), "one per id");
+    let read = store.report(&report.id).await.unwrap().expect("stored");
+    assert_eq!(read.reason, ReportReason::Spam, "the first stands");
+    assert_eq!(read.message.body.as_deref(), Some("buy cheap watches"));
+    assert_eq!(read.reported_at.timestamp_millis(), at.timestamp_millis());
+    let second = Report {
+        id: ReportId::of(&alice, &dm, 4, at),
+        seq: 4,
+        reported_at: at + Duration::seconds(1),
+        ..report.clone()
+    };
+    assert!(store.put_report(&second).await.unwrap());
+    let day = store.reports_of_day(at.date_naive()).await.unwrap();
+    assert_eq!(
+        day.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![3, 4],
+        "oldest first"
+    );
+    let other = at.date_naive() + Duration::days(1);
+    assert!(
+        store
+            .reports_of_day(other)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.reporter != alice)
+    );
+}

@@ -226,6 +226,10 @@ macro_rules! contract_tests {
             $crate::contract::two_last_admins_leaving_at_once_keep_one($make.await).await;
         }
         #[tokio::test]
+        async fn reports_are_stored_once_and_listed_by_day() {
+            $crate::contract::reports_are_stored_once_and_listed_by_day($make.await).await;
+        }
+        #[tokio::test]
         async fn blocks_one_way_listed_and_read_with_writes() {
             $crate::contract::blocks_one_way_listed_and_read_with_writes($make.await).await;
         }

@@ -29,6 +29,7 @@ pub mod receipts;
 pub mod register_push;
 pub mod remove_members;
 pub mod rename_group;
+pub mod report;
 pub mod send;
 pub mod sync;
 #[cfg(test)]
@@ -137,6 +138,7 @@ pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Err
         Action::Block => block::block(app, req, req.frame()?).await,
         Action::Unblock => unblock::unblock(app, req, req.frame()?).await,
         Action::Blocked => blocked::blocked(app, req, req.frame()?).await,
+        Action::Report => report::report(app, req, req.frame()?).await,
         Action::RegisterPush => register_push::register_push(app, req, req.frame()?).await,
         Action::UnregisterPush => unregister_push::unregister_push(app, req).await,
     }
