@@ -7,6 +7,7 @@ use crate::domain::{
     Amendment, ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Head, Member,
     Membership, Message, NewMessage, ReceiptKind, Role, SentKey, Seq, UserId,
 };
+use crate::moderation::{Report, ReportId};
 use crate::ports::{
     Amended, Append, Appended, BlockState, BlockedUser, Blocks, Connections, Conversations,
     Effects, GroupContext, GroupKeys, GroupRefusal, MessageLog, PushDevices, RateLimiter, Reports,
@@ -15,7 +16,6 @@ use crate::ports::{
 use crate::push::{Platform, PushClaim, PushDevice};
 use crate::ratelimit::{Bucket, Decision, Rate};
 use async_trait::async_trait;
-use crate::moderation::{Report, ReportId};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};

@@ -6,10 +6,10 @@ use crate::domain::{
     Amendment, ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Head, Member,
     Membership, Message, NewMessage, ReceiptKind, Refusal, Role, SentKey, Seq, UserId,
 };
+use crate::moderation::{Report, ReportId};
 use crate::push::{MessageEvent, Notification, Platform, PushClaim, PushDevice};
 use crate::ratelimit::{Bucket, Decision, Rate};
 use async_trait::async_trait;
-use crate::moderation::{Report, ReportId};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{HashMap, HashSet};
 

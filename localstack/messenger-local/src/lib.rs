@@ -18,6 +18,7 @@ pub mod events;
 pub mod gateway;
 pub mod notifier;
 pub mod registry;
+pub mod reports;
 pub mod routes;
 mod server;
 mod socket;

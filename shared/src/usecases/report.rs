@@ -47,7 +47,9 @@ pub async fn report(app: &App, req: &Request, frame: ReportFrame) -> Result<(), 
         return Err(Error::NotFound(format!("message {seq} was deleted")));
     }
     if &message.from == me {
-        return Err(Error::BadRequest("you cannot report your own message".into()));
+        return Err(Error::BadRequest(
+            "you cannot report your own message".into(),
+        ));
     }
     let report = Report {
         id: ReportId::of(me, &conv, seq, now),
