@@ -234,3 +234,143 @@ async fn a_blocker_is_never_seen_by_the_blocked_cannot_be_added_to_groups_and_sh
         .await;
     assert_eq!(m["from"], "bob");
 }
+
+#[tokio::test]
+async fn a_report_keeps_the_message_as_it_was_reaches_the_moderators_once_and_nobody_else() {
+    let (gw, stores) =
+        TestGateway::start_with_store(messenger_local::GatewayConfig::default()).await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let mut mallory = gw.connect("mallory", "phone").await;
+    assert_eq!(
+        mallory.send_to("bob", "m-1", "buy cheap watches").await["type"],
+        "sent"
+    );
+    assert_eq!(
+        mallory.send_to("bob", "m-2", "really cheap").await["type"],
+        "sent"
+    );
+    bob.recv_type("message").await;
+
+    let frame = json!({"action":"report","conversation":"dm:bob:mallory","seq":1,
+                       "reason":"spam","details":"a stranger selling things"});
+    let r = bob.request(frame.clone()).await;
+    assert_eq!(
+        (
+            &r["type"],
+            &r["conversation"],
+            &r["seq"],
+            r.get("duplicate")
+        ),
+        (
+            &json!("reported"),
+            &json!("dm:bob:mallory"),
+            &json!(1),
+            None
+        ),
+        "{r}"
+    );
+    let id = r["report"].as_str().unwrap().to_owned();
+
+    // Mallory changes the message afterwards: the report keeps it as it was.
+    let edited = mallory
+        .request(json!({"action":"edit","conversation":"dm:bob:mallory","seq":1,"body":"hello"}))
+        .await;
+    assert_eq!(edited["type"], "edited", "{edited}");
+    let stored = stores
+        .reports
+        .report(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(
+        (
+            stored.reporter.as_str(),
+            stored.message.body.as_deref(),
+            stored.message.from.as_str()
+        ),
+        ("bob", Some("buy cheap watches"), "mallory")
+    );
+    assert_eq!(stored.details.as_deref(), Some("a stranger selling things"));
+
+    // The moderation topic got it once; reporting again is answered with the first.
+    let mut published = Value::Null;
+    messenger_e2e::eventually("the report is published", async || {
+        published = gw.recorded_pushes(None).await;
+        !published["reports"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let again = bob.request(frame).await;
+    assert_eq!(
+        (&again["report"], &again["duplicate"]),
+        (&json!(id), &json!(true)),
+        "{again}"
+    );
+    let reports = gw.recorded_pushes(None).await["reports"].clone();
+    assert_eq!(reports.as_array().unwrap().len(), 1, "{reports}");
+    let topic = &reports[0];
+    assert_eq!(topic["message"]["id"], json!(id));
+    assert_eq!(topic["message"]["message"]["body"], "buy cheap watches");
+    assert_eq!(topic["attributes"]["reason"], "spam");
+
+    // What cannot be reported, with its typed error; nothing stored for any of them.
+    let mut carol = gw.connect("carol", "phone").await;
+    let cases = [
+        (
+            "carol",
+            json!({"conversation":"dm:bob:mallory","seq":2,"reason":"spam"}),
+            "forbidden",
+        ),
+        (
+            "bob",
+            json!({"conversation":"dm:bob:mallory","seq":0,"reason":"spam"}),
+            "bad_request",
+        ),
+        (
+            "bob",
+            json!({"conversation":"dm:bob:mallory","seq":9,"reason":"spam"}),
+            "not_found",
+        ),
+        (
+            "bob",
+            json!({"conversation":"dm:bob:mallory","seq":2,"reason":"boring"}),
+            "bad_request",
+        ),
+        (
+            "bob",
+            json!({"conversation":"dm:bob:mallory","seq":2,"reason":"other",
+                          "details":"x".repeat(1025)}),
+            "too_large",
+        ),
+        (
+            "bob",
+            json!({"conversation":"dm:bob:mallory","seq":3,"reason":"spam"}),
+            "bad_request",
+        ),
+        (
+            "mallory",
+            json!({"conversation":"dm:bob:mallory","seq":2,"reason":"spam"}),
+            "bad_request",
+        ),
+    ];
+    for (who, mut frame, expected) in cases {
+        frame["action"] = json!("report");
+        let client = match who {
+            "carol" => &mut carol,
+            "bob" => &mut bob,
+            _ => &mut mallory,
+        };
+        let e = client.request(frame.clone()).await;
+        assert_eq!(code(&e), expected, "{frame}: {e}");
+    }
+    assert_eq!(
+        gw.recorded_pushes(None).await["reports"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let today = chrono::Utc::now().date_naive();
+    assert_eq!(stores.reports.reports_of_day(today).await.unwrap().len(), 1);
+    // Mallory heard nothing of it.
+    assert!(!mallory.backlog().iter().any(|f| f["type"] == "reported"));
+}

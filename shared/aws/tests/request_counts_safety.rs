@@ -122,3 +122,37 @@ async fn blocking_and_its_checks_cost_exactly_the_documented_requests() {
     );
     assert_eq!(unblocked.write_units(), 3.0);
 }
+
+#[tokio::test]
+async fn a_report_costs_exactly_the_documented_requests() {
+    let (store, app, poster) = world().await;
+    let t = messenger::contract::tag();
+    let bob = caller("bob", "phone", &t);
+    let mallory = caller("mallory", "phone", &t);
+    for c in [&bob, &mallory] {
+        usecases::connect::connect(&app, c).await.unwrap();
+    }
+    let spam = json!({"action": "send", "to": bob.user, "client_msg_id": "m-1", "body": "buy"});
+    cost(&store, &app, &mallory, spam).await;
+    poster.take();
+    let dm = messenger::domain::ConversationId::direct(&bob.user, &mallory.user);
+    let report = json!({"action": "report", "conversation": dm, "seq": 1, "reason": "spam"});
+    let reported = cost(&store, &app, &bob, report.clone()).await;
+    println!("report: {reported:?}");
+    assert_eq!(
+        requests(&reported),
+        BTreeMap::from([
+            ("BatchGetItem", 1), // the reported message (consistent)
+            ("GetItem", 1),      // the reporter's membership
+            ("PutItem", 1),      // the report, once
+            ("UpdateItem", 1),   // the groups token
+        ])
+    );
+    // The report item (the message's copy in it: ~0.5 KB here, 1 WCU per KB) and the token.
+    assert_eq!(reported.write_units(), 2.0);
+    assert_eq!(poster.take(), [(bob.connection.to_string(), "reported".to_owned())]);
+    // Again the same day: the put's condition fails, nothing is stored or published.
+    let again = cost(&store, &app, &bob, report).await;
+    assert_eq!(requests(&again), requests(&reported));
+    assert_eq!(again.write_units(), 1.0);
+}
