@@ -603,7 +603,7 @@ function reactions(c, m) {
   return row;
 }
 
-/** Reply, react, and for one's own (or as a group admin) edit and delete. @param {Chat} c @param {MessageView} m */
+/** Reply, react, for one's own (or as a group admin) edit and delete, for others' report. @param {Chat} c @param {MessageView} m */
 function actions(c, m) {
   const box = el('span', 'actions');
   /** @param {string} name @param {string} label @param {() => void} run */
@@ -621,7 +621,27 @@ function actions(c, m) {
   if (m.from === app.me || (c.view.kind === 'group' && c.view.role === 'admin')) {
     button('delete', '🗑', () => void amend(() => app.client?.delete(c.view.conversation, m.seq)));
   }
+  if (m.from !== app.me && !m.deleted) button('report', '⚑', () => void report(c, m));
   return box;
+}
+
+/** The reasons a report may give (docs/protocol.md). */
+const REPORT_REASONS = ['spam', 'harassment', 'hate', 'nudity', 'violence', 'self_harm', 'other'];
+
+/** Asks why, then reports the message to the operators. @param {Chat} c @param {MessageView} m */
+async function report(c, m) {
+  const reason = window.prompt(`Report this message from ${m.from}? Reason: ${REPORT_REASONS.join(', ')}`, 'spam');
+  if (reason === null) return;
+  if (!REPORT_REASONS.includes(reason.trim())) {
+    notice(`not reported: the reason must be one of ${REPORT_REASONS.join(', ')}`);
+    return;
+  }
+  try {
+    const r = await app.client?.report(c.view.conversation, m.seq, /** @type {any} */ (reason.trim()));
+    if (r) notice(r.duplicate ? 'You reported this message already today.' : 'Reported. Thank you: the moderators will look at it.');
+  } catch (error) {
+    notice(`not reported (${/** @type {any} */ (error).code ?? 'error'}): ${/** @type {Error} */ (error).message}`);
+  }
 }
 
 /** @param {Chat} c @param {number} seq @param {string} emoji @param {boolean} remove */

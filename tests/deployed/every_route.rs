@@ -332,7 +332,7 @@ async fn conversation_features(stack: &DeployedStack, seen: &Exercised) {
     assert_eq!(m.muted_until, None);
 }
 
-/// `block` stores the record (and is private: the blocked user hears nothing); with it the
+/// `report` stores a report with the message's copy; `block` stores the record (and is private: the blocked user hears nothing); with it the
 /// blocked user's send is refused by fn-send, the blocker reads as never seen through
 /// fn-presence, and a group naming the blocker is refused by fn-groups, each reading the record
 /// with IAM enforced; `blocked` lists it and `unblock` removes it.
@@ -348,6 +348,21 @@ async fn blocking(stack: &DeployedStack, seen: &Exercised) {
     let hi = json!({"action":"send","to":"walk-ola","client_msg_id":"b-1","body":"hi"});
     assert_eq!(seen.call(&mut pia_phone, hi).await["seq"], 1);
     message(&mut ola_phone, 1).await;
+    // `report` stores the report in the deployed tables (and publishes it: the moderation
+    // topic's own test reads it back from a subscriber).
+    let report =
+        json!({"action":"report","conversation":"dm:walk-ola:walk-pia","seq":1,"reason":"spam"});
+    let reported = seen.call(&mut ola_phone, report).await;
+    assert_eq!(reported["type"], "reported", "{reported}");
+    {
+        use messenger::ports::Reports;
+        let id = reported["report"].as_str().unwrap().parse().unwrap();
+        let stored = store.report(&id).await.unwrap().expect("stored");
+        assert_eq!(
+            (stored.reporter, stored.message.body.as_deref()),
+            (ola.clone(), Some("hi"))
+        );
+    }
 
     let blocked = seen
         .call(&mut ola_phone, json!({"action":"block","user":"walk-pia"}))

@@ -42,6 +42,8 @@ import { MemoryStorage } from './storage.js';
 /** @typedef {import('./protocol.js').Muted} Muted */
 /** @typedef {import('./protocol.js').BlockState} BlockState */
 /** @typedef {import('./protocol.js').Blocked} Blocked */
+/** @typedef {import('./protocol.js').Reported} Reported */
+/** @typedef {import('./protocol.js').ReportReason} ReportReason */
 /** @typedef {import('./outbox.js').OutboxItem} OutboxItem */
 /** @typedef {import('./storage.js').Storage} Storage */
 
@@ -133,6 +135,7 @@ export const ACTIONS = Object.freeze({
   block: 'block',
   unblock: 'unblock',
   blocked: 'blocked',
+  report: 'report',
 });
 
 /** The least time between two `typing` frames of one conversation (the server forwards at most one per 2 s). */
@@ -573,6 +576,21 @@ export class MessengerClient extends Emitter {
    */
   blocked(cursor) {
     return this.#request(cursor === undefined ? { action: 'blocked' } : { action: 'blocked', cursor });
+  }
+
+  /**
+   * Reports someone else's message to the operators (a copy of it as it is now, the reason,
+   * optional details of at most 1 KB). Nobody else is told.
+   * @param {string} conversation @param {number} seq @param {ReportReason} reason
+   * @param {string} [details]
+   * @returns {Promise<Reported>}
+   */
+  report(conversation, seq, reason, details) {
+    return this.#request(
+      details === undefined
+        ? { action: 'report', conversation, seq, reason }
+        : { action: 'report', conversation, seq, reason, details },
+    );
   }
 
   /**

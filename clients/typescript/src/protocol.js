@@ -89,13 +89,19 @@
 /** @typedef {{ action: 'block', user: string }} BlockRequest */
 /** @typedef {{ action: 'unblock', user: string }} UnblockRequest */
 /** @typedef {{ action: 'blocked', cursor?: string }} BlockedRequest */
+/** @typedef {'spam' | 'harassment' | 'hate' | 'nudity' | 'violence' | 'self_harm' | 'other'} ReportReason */
+/**
+ * @typedef {{ action: 'report', conversation: string, seq: number, reason: ReportReason,
+ *   details?: string }} ReportRequest
+ */
 
 /**
  * @typedef {SendRequest | AckRequest | ReceiptsRequest | SyncRequest | HistoryRequest
  *   | PresenceRequest | HeartbeatRequest | CreateGroupRequest | AddMembersRequest | RemoveMembersRequest | RenameGroupRequest
  *   | LeaveGroupRequest | ConversationsRequest | RegisterPushRequest
  *   | UnregisterPushRequest | TypingRequest | EditRequest | DeleteRequest | ReactRequest
- *   | MuteRequest | UnmuteRequest | BlockRequest | UnblockRequest | BlockedRequest} ClientFrame
+ *   | MuteRequest | UnmuteRequest | BlockRequest | UnblockRequest | BlockedRequest
+ *   | ReportRequest} ClientFrame
  */
 
 // ---- server → client
@@ -179,6 +185,11 @@
  */
 /** @typedef {{ user: string, blocked_at: string }} BlockedView */
 /**
+ * The reply to `report`: `duplicate` when this user reported the message earlier the same day.
+ * @typedef {{ type: 'reported', id?: RequestId, report: string, conversation: string,
+ *   seq: number, duplicate?: true }} Reported
+ */
+/**
  * The reply to `blocked`: ask again with `cursor` while `more`.
  * @typedef {{ type: 'blocked', id?: RequestId, users: BlockedView[], more: boolean,
  *   cursor?: string }} Blocked
@@ -198,7 +209,7 @@
 /**
  * @typedef {Sent | Message | Receipt | Acked | Receipts | Sync | History | Presence | Group | Left
  *   | Conversations | PushRegistered | PushUnregistered | Typing | Edited | Deleted | Reacted
- *   | Muted | Closed | BlockState | Blocked | ErrorFrame} ServerFrame
+ *   | Muted | Closed | BlockState | Blocked | Reported | ErrorFrame} ServerFrame
  */
 
 /**
@@ -228,6 +239,7 @@
  * @property {BlockState} block
  * @property {BlockState} unblock
  * @property {Blocked} blocked
+ * @property {Reported} report
  */
 
 /**

@@ -175,7 +175,7 @@ test('typing, replies, edit, delete, reactions, the inbox and mute through the S
   assert.deepEqual(sockets.flatMap((s) => s.violations), []);
 });
 
-test('block, the blocked list and unblock through the SDK: a blocked user is refused and never told', async (t) => {
+test('block, the blocked list, report and unblock through the SDK: a blocked user is refused and never told', async (t) => {
   const gw = await Gateway.start();
   t.after(() => gw.stop());
   const sockets = [checkedWebSocket(), checkedWebSocket(), checkedWebSocket()];
@@ -184,8 +184,10 @@ test('block, the blocked list and unblock through the SDK: a blocked user is ref
   );
   t.after(() => Promise.all([alice.close(), laptop.close(), mallory.close()]));
   await withTimeout(Promise.all([alice.connect(), laptop.connect(), mallory.connect()]), 'all online');
+  /** @type {unknown[]} */
   const toldMallory = [];
   mallory.on('blockState', (f) => toldMallory.push(f));
+  await mallory.send({ to: 'alice', body: 'hi, want cheap watches?' });
 
   const elsewhere = laptop.once('blockState');
   const state = await alice.block('mallory');
@@ -200,10 +202,15 @@ test('block, the blocked list and unblock through the SDK: a blocked user is ref
   const { error } = await withTimeout(failed, 'the outbox gives up');
   assert.equal(error.code, 'forbidden');
 
+  // Alice reports mallory's earlier message (sent before the block): once a day.
+  const reported = await alice.report('dm:alice:mallory', 1, 'spam', 'a stranger');
+  assert.deepEqual([reported.type, reported.seq, reported.duplicate], ['reported', 1, undefined]);
+  assert.equal((await alice.report('dm:alice:mallory', 1, 'spam')).duplicate, true);
+
   assert.equal((await alice.unblock('mallory')).blocked, false);
   assert.deepEqual((await alice.blocked()).users, []);
   const sent = await mallory.send({ to: 'alice', body: 'hello again' });
-  assert.equal(sent.seq, 1, 'nothing refused was stored');
+  assert.equal(sent.seq, 2, 'nothing refused was stored');
   assert.deepEqual(toldMallory, []);
   assert.deepEqual(sockets.flatMap((s) => s.violations), []);
 });

@@ -78,6 +78,10 @@ struct ReportSource {
     /// With --store memory: the running `messenger-local serve` to ask
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
     gateway: String,
+    /// With --store dynamodb: the messages table's name, when it is not PREFIX+messages (a
+    /// deployed stack's: its MessagesTableName output)
+    #[arg(long, value_name = "NAME")]
+    messages_table: Option<String>,
     #[command(flatten, next_help_heading = "Store")]
     store: StoreArgs,
 }
@@ -416,6 +420,7 @@ fn reports(command: ReportsCommand) -> Result<(), String> {
 }
 
 impl ReportSource {
+    #[cfg(not(feature = "dynamodb"))]
     async fn open(&self) -> Result<(Stores, String), String> {
         StoreArgs {
             kind: self.store.kind,
@@ -425,6 +430,22 @@ impl ReportSource {
         }
         .open()
         .await
+    }
+
+    /// The store the reports are read from (only the messages table is read).
+    #[cfg(feature = "dynamodb")]
+    async fn open(&self) -> Result<(Stores, String), String> {
+        let sdk = match &self.store.dynamodb_endpoint {
+            Some(e) => messenger_aws::sdk::for_endpoint(e).await,
+            None => messenger_aws::sdk::load().await,
+        };
+        let mut tables = messenger_aws::Tables::with_prefix(&self.store.table_prefix);
+        if let Some(name) = &self.messages_table {
+            tables.messages = name.clone();
+        }
+        let described = format!("DynamoDB table {}", tables.messages);
+        let store = messenger_aws::DynamoStore::new(&sdk, tables);
+        Ok((Stores::from_one(Arc::new(store)), described))
     }
 }
 

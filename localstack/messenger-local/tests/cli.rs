@@ -297,6 +297,7 @@ fn help_describes_every_option_of_every_command() {
                 "--days",
                 "--json",
                 "--gateway",
+                "--messages-table",
                 "--store",
                 "--dynamodb-endpoint",
                 "--table-prefix",

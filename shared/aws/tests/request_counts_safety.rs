@@ -150,7 +150,10 @@ async fn a_report_costs_exactly_the_documented_requests() {
     );
     // The report item (the message's copy in it: ~0.5 KB here, 1 WCU per KB) and the token.
     assert_eq!(reported.write_units(), 2.0);
-    assert_eq!(poster.take(), [(bob.connection.to_string(), "reported".to_owned())]);
+    assert_eq!(
+        poster.take(),
+        [(bob.connection.to_string(), "reported".to_owned())]
+    );
     // Again the same day: the put's condition fails, nothing is stored or published.
     let again = cost(&store, &app, &bob, report).await;
     assert_eq!(requests(&again), requests(&reported));
