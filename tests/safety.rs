@@ -1,21 +1,8 @@
-//! End-to-end: blocking, with real WebSocket clients through the embedded gateway (over the
+//! End-to-end: blocking and reports, with real WebSocket clients through the embedded gateway (over the
 //! in-memory store, and over DynamoDB when `MESSENGER_E2E_STORE=dynamodb`).
 
-use messenger_e2e::{Client, TestGateway};
+use messenger_e2e::{Client, TestGateway, error_code};
 use serde_json::{Value, json};
-
-fn code(v: &Value) -> &str {
-    v["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not an error: {v}"))
-}
-
-async fn register(c: &mut Client, token: &str) {
-    let r = c
-        .request(json!({"action":"register_push","platform":"fcm","token":token}))
-        .await;
-    assert_eq!(r["type"], "push_registered", "{r}");
-}
 
 async fn history(c: &mut Client, conv: &str) -> Vec<Value> {
     let h = c
@@ -54,27 +41,27 @@ async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_
     assert_eq!(again["blocked"], true, "{again}");
 
     // Alice goes offline with a push device registered.
-    register(&mut alice, "tok-alice").await;
+    alice.register_fcm("tok-alice", false).await;
     alice.close().await;
     laptop.close().await;
 
     // Bob's message: forbidden, nothing stored, delivered or pushed.
     let e = bob.send_to("alice", "c-2", "are you there?").await;
-    assert_eq!(code(&e), "forbidden", "{e}");
+    assert_eq!(error_code(&e), "forbidden", "{e}");
     assert_eq!(e["message"], "you can't message this user");
     assert_eq!(e["client_msg_id"], "c-2");
     // Nor by the conversation's id, nor as an edit, a reaction or a deletion of old messages.
     let e = bob
         .request(json!({"action":"send","conversation":"dm:alice:bob","client_msg_id":"c-3","body":"??"}))
         .await;
-    assert_eq!(code(&e), "forbidden", "{e}");
+    assert_eq!(error_code(&e), "forbidden", "{e}");
     for frame in [
         json!({"action":"edit","conversation":"dm:alice:bob","seq":1,"body":"hey"}),
         json!({"action":"react","conversation":"dm:alice:bob","seq":1,"emoji":"👍"}),
         json!({"action":"delete","conversation":"dm:alice:bob","seq":1}),
     ] {
         let e = bob.request(frame.clone()).await;
-        assert_eq!(code(&e), "forbidden", "{frame}: {e}");
+        assert_eq!(error_code(&e), "forbidden", "{frame}: {e}");
     }
     // Someone else's message does reach Alice's phone as a push: the only one.
     let mut carol = gw.connect("carol", "phone").await;
@@ -109,7 +96,7 @@ async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_
     assert_eq!(messages[0]["body"], "hi alice");
     // Alice cannot write to Bob either while she blocks him.
     let e = alice.send_to("bob", "a-1", "bye").await;
-    assert_eq!(code(&e), "forbidden", "{e}");
+    assert_eq!(error_code(&e), "forbidden", "{e}");
     assert!(e["message"].as_str().unwrap().contains("unblock"), "{e}");
 
     // The list.
@@ -144,7 +131,7 @@ async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_
         bob.backlog()
     );
     let e = bob.request(json!({"action":"block","user":"bob"})).await;
-    assert_eq!(code(&e), "bad_request", "{e}");
+    assert_eq!(error_code(&e), "bad_request", "{e}");
 }
 
 #[tokio::test]
@@ -199,7 +186,7 @@ async fn a_blocker_is_never_seen_by_the_blocked_cannot_be_added_to_groups_and_sh
     let e = bob
         .request(json!({"action":"create_group","name":"Mine","members":["alice","carol"],"client_msg_id":"g-1"}))
         .await;
-    assert_eq!(code(&e), "forbidden", "{e}");
+    assert_eq!(error_code(&e), "forbidden", "{e}");
     let mine = bob
         .request(json!({"action":"create_group","name":"Mine","members":["carol"]}))
         .await;
@@ -209,7 +196,7 @@ async fn a_blocker_is_never_seen_by_the_blocked_cannot_be_added_to_groups_and_sh
             json!({"action":"add_members","conversation":mine["conversation"],"users":["alice"]}),
         )
         .await;
-    assert_eq!(code(&e), "forbidden", "{e}");
+    assert_eq!(error_code(&e), "forbidden", "{e}");
     let inbox = alice.request(json!({"action":"conversations"})).await;
     let convs: Vec<&str> = inbox["conversations"]
         .as_array()
@@ -360,7 +347,7 @@ async fn a_report_keeps_the_message_as_it_was_reaches_the_moderators_once_and_no
             _ => &mut mallory,
         };
         let e = client.request(frame.clone()).await;
-        assert_eq!(code(&e), expected, "{frame}: {e}");
+        assert_eq!(error_code(&e), expected, "{frame}: {e}");
     }
     assert_eq!(
         gw.recorded_pushes(None).await["reports"]
