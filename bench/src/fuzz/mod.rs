@@ -55,6 +55,9 @@ const RESULTS: &[&str] = &[
     "deleted",
     "reacted",
     "muted",
+    "block_state",
+    "blocked",
+    "reported",
 ];
 
 /// What to fuzz, and how much.
@@ -278,6 +281,12 @@ impl World {
             json!({"action":"conversations","id":"cv2","limit":2}),
             json!({"action":"register_push","id":"rp","platform":"fcm","token":"t-1","preview":true}),
             json!({"action":"unregister_push","id":"up"}),
+            // Someone outside every seeded conversation, so blocking does not refuse the sends.
+            json!({"action":"block","id":"b","user":"mallory"}),
+            json!({"action":"unblock","id":"ub","user":"mallory"}),
+            json!({"action":"blocked","id":"bl"}),
+            json!({"action":"blocked","id":"bl2","cursor":"mallory"}),
+            json!({"action":"report","id":"rp","conversation":g,"seq":1,"reason":"spam","details":"x"}),
             json!({"action":"fly","id":"u"}),
         ]
     }
