@@ -273,6 +273,7 @@ async fn page_sizes_default_and_cap_as_documented() {
         sent_at: now,
         expires_at: None,
         reply_to: None,
+        attachments: Vec::new(),
     };
     let members = |a: &UserId, b: &UserId| Effects {
         direct: vec![a.clone(), b.clone()],

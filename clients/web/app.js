@@ -3,7 +3,7 @@
 // presence, mute and blocking, 1:1 and group chats with sent/delivered/read marks, replies, edits,
 // deletions, reactions and typing indicators, history scroll-back, group creation. Built on the
 // SDK (served by messenger-local at /sdk/); plain DOM, user text only ever set as text.
-import { MessengerClient, WebStorage, applyEntry, isAmendment } from '/sdk/index.js';
+import { MessengerClient, WebStorage, applyEntry, isAmendment, newId } from '/sdk/index.js';
 
 /** @typedef {import('/sdk/index.js').MessageView} MessageView */
 /** @typedef {import('/sdk/index.js').ConversationView} ConversationView */
@@ -548,7 +548,8 @@ function renderChat() {
     li.dataset.seq = String(m.seq);
     if (!mine && c.view.kind === 'group') li.append(el('span', 'from', m.from));
     if (m.reply_to !== undefined) li.append(quote(c, m));
-    li.append(el('span', 'body', describe(m)));
+    if (m.attachments?.length) li.append(...m.attachments.map(attachment));
+    if (m.body || !m.attachments?.length) li.append(el('span', 'body', describe(m)));
     if (m.reactions?.length) li.append(reactions(c, m));
     const meta = el('span', 'meta', new Date(m.sent_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
     meta.title = m.sent_at;
@@ -574,6 +575,27 @@ function renderChat() {
     });
   $('message-list').replaceChildren(...rows, ...pending);
   if (atBottom || pending.length) list.scrollTop = list.scrollHeight;
+}
+
+/**
+ * A file of a message: an image inline, anything else a link naming it. The URL is presigned
+ * (an hour); a later render uses the URL of the latest frame.
+ * @param {import('/sdk/index.js').Attachment} a
+ */
+function attachment(a) {
+  const kb = `${Math.max(1, Math.round(a.size / 1024))} KB`;
+  if (!a.url) return el('span', 'file', `📎 ${a.name} (${kb})`);
+  if (a.content_type.startsWith('image/')) {
+    const img = /** @type {HTMLImageElement} */ (el('img', 'photo'));
+    img.src = a.url;
+    img.alt = a.name;
+    if (a.width && a.height) Object.assign(img, { width: Math.min(a.width, 240), height: Math.round(Math.min(a.width, 240) * a.height / a.width) });
+    return img;
+  }
+  const link = /** @type {HTMLAnchorElement} */ (el('a', 'file', `📎 ${a.name} (${kb})`));
+  link.href = a.url;
+  link.rel = 'noopener';
+  return link;
 }
 
 /** The quoted message of a reply. @param {Chat} c @param {MessageView} m */
@@ -743,6 +765,26 @@ function setUpApp() {
       .then((sent) => markRead(sent.conversation))
       .catch(() => {});
   });
+  $('attach').addEventListener('change', async (/** @type {Event} */ event) => {
+    const input = /** @type {HTMLInputElement} */ (event.target);
+    const file = input.files?.[0];
+    input.value = '';
+    const c = app.current ? app.chats.get(app.current) : undefined;
+    const client = app.client;
+    if (!file || !c || !client) return;
+    const target = c.view.with ? { to: c.view.with } : { conversation: c.view.conversation };
+    const clientMsgId = newId();
+    try {
+      const size = file.type.startsWith('image/') ? await imageSize(file) : {};
+      const { attachment: id } = await client.upload({ ...target, file, name: file.name, clientMsgId, ...size });
+      const body = $('composer').body.value;
+      $('composer').body.value = '';
+      const sent = await client.send({ ...target, body, clientMsgId, attachments: [id] });
+      markRead(sent.conversation);
+    } catch (error) {
+      notice(`could not send ${file.name}: ${/** @type {Error} */ (error).message}`);
+    }
+  });
   $('composer').body.addEventListener('input', () => {
     // The SDK sends at most one `typing` per conversation every 3 s; a 1:1 conversation exists
     // (and has someone to tell) from its first message on.
@@ -776,6 +818,18 @@ function setUpApp() {
       notice(`could not change the block: ${/** @type {Error} */ (error).message}`);
     }
   });
+}
+
+/** An image's pixel size, for the others to lay it out before it loads. @param {Blob} file */
+async function imageSize(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    const size = { width: bitmap.width, height: bitmap.height };
+    bitmap.close();
+    return size.width > 0 && size.height > 0 && size.width <= 20000 && size.height <= 20000 ? size : {};
+  } catch {
+    return {};
+  }
 }
 
 setUpSignIn();

@@ -4,12 +4,13 @@
 //! [`Notifier`]'s.
 
 use crate::Error;
+use crate::attachments::AttachmentLimits;
 use crate::domain::Connection;
 use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
 use crate::ports::{
-    Blocks, Connections, Conversations, MessageLog, Notifier, NotifyError, PostError, Poster,
-    PushDevices, RateLimiter, Reports, WriteReads,
+    Blocks, Connections, Conversations, MessageLog, NoObjects, Notifier, NotifyError, Objects,
+    PostError, Poster, PushDevices, RateLimiter, Reports, WriteReads,
 };
 use crate::protocol::ServerFrame;
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};
@@ -58,6 +59,8 @@ pub struct Limits {
     /// Push offline members from the `send` invocation itself, right after the fan-out. Off
     /// when a stream-driven function does it instead.
     pub push_inline: bool,
+    /// Files: sizes, types, uploads per minute, URL lifetimes.
+    pub attachments: AttachmentLimits,
     /// How long after sending its author may edit a message.
     pub edit_window: chrono::Duration,
     /// Most different emoji on one message.
@@ -106,6 +109,7 @@ impl Default for Limits {
             conversations_page: 100,
             push_window: chrono::Duration::seconds(60),
             push_inline: true,
+            attachments: AttachmentLimits::default(),
             edit_window: chrono::Duration::minutes(15),
             max_reaction_emoji: 20,
             max_reactions: 500,
@@ -128,6 +132,8 @@ pub struct App {
     pub poster: Arc<dyn Poster>,
     /// Mobile push and the messages topic.
     pub notifier: Arc<dyn Notifier>,
+    /// Where attachments are kept, and who signs the URLs to them.
+    pub objects: Arc<dyn Objects>,
     pub limits: Limits,
     pub clock: Clock,
     /// When each (user, conversation) last had a `typing` forwarded: this process's memory.
@@ -219,6 +225,7 @@ impl App {
             stores,
             poster,
             notifier: Arc::new(NoNotifier),
+            objects: Arc::new(NoObjects),
             limits,
             clock: Arc::new(Utc::now),
             typing: Arc::default(),
@@ -228,6 +235,12 @@ impl App {
     /// The same app, pushing offline members and publishing events through `notifier`.
     pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = notifier;
+        self
+    }
+
+    /// The same app, keeping attachments in `objects`.
+    pub fn with_objects(mut self, objects: Arc<dyn Objects>) -> Self {
+        self.objects = objects;
         self
     }
 

@@ -8,6 +8,7 @@ mod head;
 pub use amend::{Amendment, Change, Emoji, Reaction, Refusal};
 pub use head::{Head, PREVIEW_CHARS, Preview, truncate};
 
+pub use crate::attachments::{Attachment, AttachmentId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -149,6 +150,8 @@ pub struct Message {
     pub sent_at: DateTime<Utc>,
     /// Retention: readers treat the message as gone after this instant.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Files sent with it (the bytes are in the object store).
+    pub attachments: Vec<Attachment>,
     /// The message this one answers (`send` with `reply_to`).
     pub reply_to: Option<Seq>,
     /// When the body was last edited.
@@ -162,6 +165,15 @@ pub struct Message {
 }
 
 impl Message {
+    /// The files this message has and `next` (the same message, changed) no longer has.
+    pub fn files_removed_by(&self, next: &Message) -> Vec<Attachment> {
+        self.attachments
+            .iter()
+            .filter(|a| !next.attachments.contains(a))
+            .cloned()
+            .collect()
+    }
+
     /// A chat message (not a membership change or an amendment).
     pub fn is_chat(&self) -> bool {
         self.event.is_none()
@@ -186,6 +198,7 @@ pub struct NewMessage {
     pub event: Option<LogEvent>,
     pub sent_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub attachments: Vec<Attachment>,
     pub reply_to: Option<Seq>,
 }
 
@@ -252,6 +265,7 @@ impl NewMessage {
             event: self.event,
             sent_at: self.sent_at,
             expires_at: self.expires_at,
+            attachments: self.attachments,
             reply_to: self.reply_to,
             edited_at: None,
             deleted: false,

@@ -28,6 +28,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("push platform failed")]
     Notify(#[from] crate::ports::NotifyError),
+    #[error("object store failed")]
+    Objects(#[from] crate::ports::ObjectError),
     #[error("not authenticated: {0}")]
     Unauthenticated(String),
 }
@@ -49,14 +51,16 @@ impl Error {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Conflict(_) => ErrorCode::Conflict,
-            Self::Store(_) | Self::Notify(_) => ErrorCode::Internal,
+            Self::Objects(crate::ports::ObjectError::NotConfigured) => ErrorCode::BadRequest,
+            Self::Store(_) | Self::Notify(_) | Self::Objects(_) => ErrorCode::Internal,
         }
     }
 
     /// The message the client sees: never an infrastructure detail.
     pub fn client_message(&self, request_id: &str) -> String {
         match self {
-            Self::Store(_) | Self::Notify(_) => {
+            Self::Objects(e @ crate::ports::ObjectError::NotConfigured) => e.to_string(),
+            Self::Store(_) | Self::Notify(_) | Self::Objects(_) => {
                 format!("internal error (request {request_id}); please retry")
             }
             other => other.to_string(),
@@ -73,7 +77,7 @@ impl Error {
 
     /// Whether this is the server's fault (logged at error level) rather than the client's.
     pub fn is_internal(&self) -> bool {
-        matches!(self, Self::Store(_) | Self::Notify(_))
+        self.code() == ErrorCode::Internal
     }
 }
 

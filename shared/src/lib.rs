@@ -15,6 +15,9 @@
 //!   devices, the poster (PostToConnection) and the notifier (mobile push). [`memory`]
 //!   implements the storage ports in memory with production semantics (conditional writes,
 //!   gapless per-conversation seq, idempotent appends, monotonic pointers).
+//! - [`attachments`]: photos, voice notes and files: the upload rules, object keys, signed
+//!   upload forms and download URLs; the bytes go straight to the object store (an
+//!   [`ports::Objects`]), never through the WebSocket.
 //! - [`push`]: offline mobile push: registered devices, notifications and their APNs/FCM payloads.
 //! - [`ratelimit`]: per-user token buckets (GCRA) and their rates.
 //! - [`auth`]: who a connection is: development HS256 tokens, or an identity provider's
@@ -23,6 +26,7 @@
 //! - [`App`]: the ports, limits and clock a use case runs against, built once per process.
 
 mod app;
+pub mod attachments;
 pub mod auth;
 #[cfg(feature = "contract")]
 pub mod contract;

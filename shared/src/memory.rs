@@ -519,6 +519,7 @@ impl MessageLog for InMemoryStore {
             }
             Ok(Some(change)) => change,
         };
+        let removed = current.files_removed_by(&message);
         let entry = a.entry(event, log.head.last_seq + 1);
         message.rev = Some(entry.seq);
         let head = log.head.amended(&entry, &message);
@@ -527,6 +528,7 @@ impl MessageLog for InMemoryStore {
         log.entries[(a.seq - 1) as usize] = message.clone();
         Ok(Amended::Applied {
             entry: Box::new(entry),
+            removed,
             message,
         })
     }

@@ -323,6 +323,9 @@ pub enum Amended {
     Applied {
         entry: Box<Message>,
         message: Message,
+        /// The files the change took off the message (a deletion's): their objects are the
+        /// caller's to delete.
+        removed: Vec<crate::attachments::Attachment>,
     },
     /// The message already was that way: nothing was written.
     Unchanged { message: Message },
@@ -572,4 +575,79 @@ pub trait Notifier: Send + Sync {
     async fn publish(&self, event: &MessageEvent) -> Result<(), NotifyError>;
     /// Publishes a stored report to the moderation topic (nothing when none is configured).
     async fn report(&self, report: &Report) -> Result<(), NotifyError>;
+}
+
+/// Why an object-store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// This deployment has no object store (no bucket configured).
+    #[error("attachments are not enabled on this deployment")]
+    NotConfigured,
+    #[error("object store failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where attachments are kept (S3 on AWS and MiniStack, a directory or memory when embedded),
+/// and the signed forms and URLs clients use to reach it directly. Objects are created only
+/// through the forms ([`upload_form`](Self::upload_form)), never by the server.
+#[async_trait]
+pub trait Objects: Send + Sync {
+    /// A presigned POST that can create exactly `form`'s object until `form.expires_at` (or
+    /// earlier, when the signer's credentials expire sooner: the answer says when), signed at
+    /// `now`.
+    async fn upload_form(
+        &self,
+        form: &crate::attachments::UploadForm,
+        now: DateTime<Utc>,
+    ) -> Result<crate::attachments::PresignedPost, ObjectError>;
+    /// A presigned GET of `key`, served with `disposition` as its `Content-Disposition`, signed
+    /// at `now` and valid until `expires_at` (whole seconds; earlier when the signer's
+    /// credentials expire sooner: the answer says when).
+    async fn download_url(
+        &self,
+        key: &str,
+        disposition: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<crate::attachments::SignedUrl, ObjectError>;
+    /// What the store holds under `key` (S3's HeadObject), or `None`.
+    async fn head(&self, key: &str) -> Result<Option<crate::attachments::ObjectInfo>, ObjectError>;
+    /// Marks the object as attached to a message, so it is no longer deleted as an abandoned
+    /// upload (S3: its `state=pending` tag is removed). Idempotent.
+    async fn mark_attached(&self, key: &str) -> Result<(), ObjectError>;
+    /// Deletes the object; deleting an absent one succeeds.
+    async fn delete(&self, key: &str) -> Result<(), ObjectError>;
+}
+
+/// The object store of a deployment without one: every call is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct NoObjects;
+
+#[async_trait]
+impl Objects for NoObjects {
+    async fn upload_form(
+        &self,
+        _: &crate::attachments::UploadForm,
+        _: DateTime<Utc>,
+    ) -> Result<crate::attachments::PresignedPost, ObjectError> {
+        Err(ObjectError::NotConfigured)
+    }
+    async fn download_url(
+        &self,
+        _: &str,
+        _: &str,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<crate::attachments::SignedUrl, ObjectError> {
+        Err(ObjectError::NotConfigured)
+    }
+    async fn head(&self, _: &str) -> Result<Option<crate::attachments::ObjectInfo>, ObjectError> {
+        Err(ObjectError::NotConfigured)
+    }
+    async fn mark_attached(&self, _: &str) -> Result<(), ObjectError> {
+        Err(ObjectError::NotConfigured)
+    }
+    async fn delete(&self, _: &str) -> Result<(), ObjectError> {
+        Err(ObjectError::NotConfigured)
+    }
 }

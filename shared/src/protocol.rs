@@ -3,6 +3,7 @@
 //! Client frames are parsed per route; unknown fields are ignored (so a forged `from` has no
 //! effect), wrong types and missing fields are `bad_request`. Server frames are one tagged enum.
 
+use crate::attachments::{Attachment, AttachmentId};
 use crate::domain::{
     ClientMsgId, ConversationId, Emoji, LogEvent, Message, PREVIEW_CHARS, Preview, Reaction,
     ReceiptKind, Role, Seq, UserId, truncate,
@@ -20,9 +21,38 @@ pub struct SendFrame {
     pub to: Option<UserId>,
     pub conversation: Option<ConversationId>,
     pub client_msg_id: ClientMsgId,
+    /// May be empty (or absent) when the message has attachments.
+    #[serde(default)]
     pub body: String,
     /// The message this one answers: a chat message of the same conversation.
     pub reply_to: Option<Seq>,
+    /// Files uploaded for this message (`upload`), in the order they are shown.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentId>,
+}
+
+/// `upload`: a signed form to upload one file for message `client_msg_id`, to `to` (1:1) or
+/// `conversation`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UploadFrame {
+    pub to: Option<UserId>,
+    pub conversation: Option<ConversationId>,
+    /// The message the file will be sent in: it can be attached to that message only.
+    pub client_msg_id: ClientMsgId,
+    pub content_type: String,
+    /// Bytes: the form accepts exactly this many.
+    pub size: u64,
+    pub name: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+}
+
+/// `download`: fresh download URLs for the attachments of message `seq`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DownloadFrame {
+    pub conversation: ConversationId,
+    pub seq: Seq,
 }
 
 /// `typing`, `unmute`: a frame about one conversation and nothing else.
@@ -301,6 +331,25 @@ pub struct MessageView {
     /// its `quote`); absent when the reader may not see that message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Box<MessageView>>,
+    /// Files, each with a download URL minted for this frame.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// An attachment as clients see it: the stored attachment, and a presigned download URL minted
+/// when the frame was produced (`usecases::attachments::sign`), valid until `url_expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentView {
+    #[serde(flatten)]
+    pub attachment: Attachment,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_rfc3339_millis"
+    )]
+    pub url_expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Message> for MessageView {
@@ -320,6 +369,15 @@ impl From<&Message> for MessageView {
             reactions: m.reactions.clone(),
             rev: m.rev,
             target: None,
+            attachments: m
+                .attachments
+                .iter()
+                .map(|a| AttachmentView {
+                    attachment: a.clone(),
+                    url: None,
+                    url_expires_at: None,
+                })
+                .collect(),
         }
     }
 }
@@ -520,6 +578,23 @@ pub enum ServerFrame {
             serialize_with = "opt_rfc3339_millis"
         )]
         until: Option<DateTime<Utc>>,
+    },
+    /// Reply to `upload`: POST the file to `url` as `multipart/form-data`, every field of
+    /// `fields` first and the file last (field `file`), before `expires_at`; then `send` with
+    /// `attachments: [attachment]`.
+    Upload {
+        conversation: ConversationId,
+        attachment: AttachmentId,
+        url: String,
+        fields: BTreeMap<String, String>,
+        #[serde(serialize_with = "rfc3339_millis")]
+        expires_at: DateTime<Utc>,
+    },
+    /// Reply to `download`: the message's attachments with fresh URLs.
+    Download {
+        conversation: ConversationId,
+        seq: Seq,
+        attachments: Vec<AttachmentView>,
     },
     /// The service is about to close this connection, and why: don't reconnect on your own.
     Closed {

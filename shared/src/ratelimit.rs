@@ -20,16 +20,19 @@ pub enum Bucket {
     Presence,
     /// `register_push`, `unregister_push`.
     Push,
+    /// `upload`: files (signed upload forms).
+    Uploads,
 }
 
 impl Bucket {
     /// Every bucket.
-    pub const ALL: [Bucket; 5] = [
+    pub const ALL: [Bucket; 6] = [
         Self::Send,
         Self::Groups,
         Self::Reads,
         Self::Presence,
         Self::Push,
+        Self::Uploads,
     ];
 
     /// Its name in configuration (`MESSENGER_RATE_<NAME>`, `serve --rate-<name>`) and storage.
@@ -40,6 +43,7 @@ impl Bucket {
             Self::Reads => "reads",
             Self::Presence => "presence",
             Self::Push => "push",
+            Self::Uploads => "uploads",
         }
     }
 }
@@ -146,6 +150,7 @@ pub struct RateLimits {
     pub reads: Rate,
     pub presence: Rate,
     pub push: Rate,
+    pub uploads: Rate,
 }
 
 impl Default for RateLimits {
@@ -173,6 +178,11 @@ impl Default for RateLimits {
                 burst: 10,
                 per_minute: 6,
             },
+            // An album of 30 photos at once, then one every 2 seconds.
+            uploads: Rate {
+                burst: 30,
+                per_minute: 30,
+            },
         }
     }
 }
@@ -185,6 +195,7 @@ impl RateLimits {
         reads: Rate::OFF,
         presence: Rate::OFF,
         push: Rate::OFF,
+        uploads: Rate::OFF,
     };
 
     pub fn of(&self, bucket: Bucket) -> Rate {
@@ -194,6 +205,7 @@ impl RateLimits {
             Bucket::Reads => self.reads,
             Bucket::Presence => self.presence,
             Bucket::Push => self.push,
+            Bucket::Uploads => self.uploads,
         }
     }
 
@@ -204,6 +216,7 @@ impl RateLimits {
             Bucket::Reads => self.reads = rate,
             Bucket::Presence => self.presence = rate,
             Bucket::Push => self.push = rate,
+            Bucket::Uploads => self.uploads = rate,
         }
     }
 }

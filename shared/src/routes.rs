@@ -107,6 +107,8 @@ macro_rules! actions {
 actions! {
     /// Store a message and fan it out (`usecases/send.rs`).
     Send = "send" => Lambda(Send),
+    /// A signed form to upload a file for a message (`usecases/upload.rs`).
+    Upload = "upload" => Lambda(Send),
     /// A new body for one's own message (`usecases/edit.rs`).
     Edit = "edit" => Lambda(Send),
     /// Delete a message for everyone (`usecases/delete.rs`).
@@ -121,6 +123,8 @@ actions! {
     Sync = "sync" => Lambda(Sync),
     /// Older pages of one conversation (`usecases/history.rs`).
     History = "history" => Lambda(Sync),
+    /// Fresh download URLs for a message's attachments (`usecases/download.rs`).
+    Download = "download" => Lambda(Sync),
     /// Who is online (`usecases/presence.rs`).
     Presence = "presence" => Lambda(Presence),
     /// Tell the other members one is typing; never stored (`usecases/typing.rs`).
@@ -167,10 +171,14 @@ impl Action {
     pub fn bucket(self) -> Option<Bucket> {
         match self {
             Self::Send | Self::Edit | Self::Delete | Self::React => Some(Bucket::Send),
+            Self::Upload => Some(Bucket::Uploads),
             Self::Ack | Self::Heartbeat | Self::Typing => None,
-            Self::Receipts | Self::Sync | Self::History | Self::Conversations | Self::Blocked => {
-                Some(Bucket::Reads)
-            }
+            Self::Receipts
+            | Self::Sync
+            | Self::History
+            | Self::Download
+            | Self::Conversations
+            | Self::Blocked => Some(Bucket::Reads),
             Self::Presence => Some(Bucket::Presence),
             Self::CreateGroup
             | Self::AddMembers

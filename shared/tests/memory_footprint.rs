@@ -63,6 +63,7 @@ fn a_stored_chat_message_costs_at_most_1_kib() {
                 sent_at: chrono::Utc::now(),
                 expires_at: None,
                 reply_to: None,
+                attachments: Vec::new(),
             };
             store.append(m).await.unwrap();
         }

@@ -56,6 +56,7 @@ async fn every_route_of_the_template_works_through_the_deployed_stack() {
         push_registration(stack, &seen),
         conversation_features(stack, &seen),
         blocking(stack, &seen),
+        attachments(stack, &seen),
     );
     let seen = seen.0.lock().unwrap().clone();
     let missing: Vec<&str> = Route::all()
@@ -491,4 +492,152 @@ async fn raw_item<const K: usize>(
 /// The TTL attribute of an item expiring at `t`: epoch seconds, rounded up.
 fn ttl_secs(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
+}
+
+/// `upload` signs a POST form for the stack's bucket, which a real HTTP client posts a 1 MB
+/// photo with straight to S3 (MiniStack's, IAM enforced: the form is signed with the send
+/// function's role); `send` attaches it and the other member downloads it byte-identical from
+/// the live message, `history` and `download`. Refused: another size, another type, a
+/// non-member's upload and download, an upload of another conversation. `delete` deletes the
+/// object.
+async fn attachments(stack: &DeployedStack, seen: &Exercised) {
+    use messenger::contract::ObjectClient;
+    let http = messenger_aws::testing::HttpObjectClient::default();
+    let dm = "dm:walk-ana:walk-bo";
+    let mut ana = stack.connect("walk-ana", "phone").await;
+    let mut bo = stack.connect("walk-bo", "phone").await;
+    let mut cy = stack.connect("walk-cy", "phone").await;
+    let file: Vec<u8> = (0..1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let ask = |to: Value, cmid: &str, content_type: &str, size: usize| {
+        let mut frame = json!({"action": "upload", "client_msg_id": cmid,
+            "content_type": content_type, "size": size, "name": "walk.jpg"});
+        for (k, v) in to.as_object().unwrap() {
+            frame[k] = v.clone();
+        }
+        frame
+    };
+    let fields = |form: &Value| -> Vec<(String, String)> {
+        form["fields"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let ok = |status: u16| (200..300).contains(&status);
+
+    let form = seen
+        .call(
+            &mut ana,
+            ask(json!({"to": "walk-bo"}), "a-1", "image/jpeg", file.len()),
+        )
+        .await;
+    assert_eq!(form["type"], "upload", "{form}");
+    let url = form["url"].as_str().unwrap();
+    let bucket = stack.output("FilesBucketName");
+    assert!(
+        url.contains(bucket),
+        "{url} is not the stack's bucket {bucket}"
+    );
+    // Another size, another type: S3 refuses them and stores nothing.
+    assert!(!ok(http
+        .post_form(url, &fields(&form), file[1..].to_vec())
+        .await));
+    let mut retyped = fields(&form);
+    retyped.retain(|(k, _)| k != "Content-Type");
+    retyped.push(("Content-Type".into(), "text/html".into()));
+    assert!(!ok(http.post_form(url, &retyped, file.clone()).await));
+    let html = ana
+        .request(ask(json!({"to": "walk-bo"}), "a-1", "text/html", 10))
+        .await;
+    assert_eq!(html["code"], "bad_request", "{html}");
+    let id = form["attachment"].as_str().unwrap();
+    let early = ana
+        .request(
+            json!({"action": "send", "to": "walk-bo", "client_msg_id": "a-1", "attachments": [id]}),
+        )
+        .await;
+    assert_eq!(early["code"], "not_found", "nothing was stored: {early}");
+
+    let status = http.post_form(url, &fields(&form), file.clone()).await;
+    assert!(ok(status), "the upload was refused: {status}");
+    let sent = ana
+        .request(json!({"action": "send", "to": "walk-bo", "client_msg_id": "a-1", "body": "the view", "attachments": [id]}))
+        .await;
+    assert_eq!(sent["type"], "sent", "{sent}");
+    let seq = sent["seq"].as_u64().unwrap();
+    let live = message(&mut bo, seq).await;
+    let got = http
+        .get(live["attachments"][0]["url"].as_str().unwrap())
+        .await;
+    assert!(
+        got.status == 200 && got.body == file,
+        "live: {}",
+        got.status
+    );
+    let page = bo
+        .request(json!({"action": "history", "conversation": dm}))
+        .await;
+    let got = http
+        .get(
+            page["messages"][0]["attachments"][0]["url"]
+                .as_str()
+                .unwrap(),
+        )
+        .await;
+    assert!(
+        got.status == 200 && got.body == file,
+        "history: {}",
+        got.status
+    );
+    let fresh = seen
+        .call(
+            &mut bo,
+            json!({"action": "download", "conversation": dm, "seq": seq}),
+        )
+        .await;
+    let fresh_url = fresh["attachments"][0]["url"].as_str().unwrap().to_owned();
+    let got = http.get(&fresh_url).await;
+    assert!(
+        got.status == 200 && got.body == file,
+        "download: {}",
+        got.status
+    );
+
+    // A non-member: no form for the conversation, no URLs of its messages.
+    let outsider = cy
+        .request(ask(json!({"conversation": dm}), "c-1", "image/jpeg", 10))
+        .await;
+    assert_eq!(outsider["code"], "forbidden", "{outsider}");
+    let outsider = cy
+        .request(json!({"action": "download", "conversation": dm, "seq": seq}))
+        .await;
+    assert_eq!(outsider["code"], "forbidden", "{outsider}");
+    // An upload of another conversation (ana's 1:1 with cy) cannot be sent here.
+    let other = ana
+        .request(ask(json!({"to": "walk-cy"}), "a-2", "image/jpeg", 3))
+        .await;
+    assert!(ok(http
+        .post_form(
+            other["url"].as_str().unwrap(),
+            &fields(&other),
+            vec![1, 2, 3]
+        )
+        .await));
+    let elsewhere = ana
+        .request(json!({"action": "send", "to": "walk-bo", "client_msg_id": "a-2", "attachments": [other["attachment"]]}))
+        .await;
+    assert_eq!(elsewhere["code"], "not_found", "{elsewhere}");
+
+    // Deleting the message for everyone deletes the object.
+    let deleted = ana
+        .request(json!({"action": "delete", "conversation": dm, "seq": seq}))
+        .await;
+    assert_eq!(deleted["type"], "deleted", "{deleted}");
+    assert!(
+        !ok(http.get(&fresh_url).await.status),
+        "the deleted message's file is served"
+    );
 }

@@ -53,6 +53,17 @@ pub async fn test_stores_raw() -> (Stores, Option<DynamoStore>) {
     }
 }
 
+/// Where a test gateway keeps attachments: its own temporary directory over the in-memory
+/// store, a fresh bucket on MiniStack's S3 over DynamoDB (`serve --store dynamodb --s3-bucket`).
+pub async fn test_files() -> messenger_local::files::Files {
+    match std::env::var("MESSENGER_E2E_STORE").as_deref() {
+        Ok("dynamodb") => messenger_local::files::Files::Store(std::sync::Arc::new(
+            messenger_aws::testing::fresh_bucket().await,
+        )),
+        _ => messenger_local::files::Files::Temporary,
+    }
+}
+
 /// Fresh stores for one test with `plan`'s faults on every call, and the same stores without
 /// faults (to check what was really stored). In memory the faults are injected at the ports;
 /// on DynamoDB under the SDK client (throttling, cancelled transactions, 500s, timeouts, lost

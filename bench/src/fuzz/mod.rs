@@ -41,6 +41,8 @@ const CODES: &[&str] = &[
 /// Result types a reply may be.
 const RESULTS: &[&str] = &[
     "sent",
+    "upload",
+    "download",
     "acked",
     "sync",
     "history",
@@ -186,7 +188,9 @@ impl World {
             rates: messenger::ratelimit::RateLimits::OFF,
             ..Limits::default()
         };
-        let app = App::in_memory(posts.clone(), limits);
+        // Attachments in memory: `upload` signs forms and `send` looks files up, as on S3.
+        let objects = Arc::new(messenger::attachments::signed::InMemoryObjects::in_memory());
+        let app = App::in_memory(posts.clone(), limits).with_objects(objects);
         let mut w = Self {
             app,
             posts,
@@ -287,6 +291,10 @@ impl World {
             json!({"action":"blocked","id":"bl"}),
             json!({"action":"blocked","id":"bl2","cursor":"mallory"}),
             json!({"action":"report","id":"rp","conversation":g,"seq":1,"reason":"spam","details":"x"}),
+            json!({"action":"upload","id":"ul","to":"bob","client_msg_id":format!("f-{n}"),"content_type":"image/jpeg","size":1000,"name":"a.jpg","width":10,"height":10}),
+            json!({"action":"upload","conversation":g,"client_msg_id":"f-g","content_type":"audio/ogg","size":5,"name":"v.ogg","duration_ms":1500}),
+            json!({"action":"send","id":"sf","to":"bob","client_msg_id":format!("f-{n}"),"attachments":["0123456789abcdef0123456789abcdef"]}),
+            json!({"action":"download","id":"dl","conversation":"dm:alice:bob","seq":1}),
             json!({"action":"fly","id":"u"}),
         ]
     }

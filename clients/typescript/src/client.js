@@ -136,6 +136,8 @@ export const ACTIONS = Object.freeze({
   unblock: 'unblock',
   blocked: 'blocked',
   report: 'report',
+  upload: 'upload',
+  download: 'download',
 });
 
 /** The least time between two `typing` frames of one conversation (the server forwards at most one per 2 s). */
@@ -144,7 +146,7 @@ export const TYPING_INTERVAL_MS = 3000;
 /** A request that failed: an `error` reply (its `code`), or `timeout`, `disconnected`, `closed`. */
 export class MessengerError extends Error {
   /**
-   * @param {ErrorCode | 'timeout' | 'disconnected' | 'closed'} code
+   * @param {ErrorCode | 'timeout' | 'disconnected' | 'closed' | 'upload_refused'} code
    * @param {string} message
    * @param {ErrorFrame} [frame] the server's `error` frame
    */
@@ -307,8 +309,9 @@ export class MessengerClient extends Emitter {
    * every reconnect (same `client_msg_id`) until the server has stored it. Resolves with the
    * `sent` reply; rejects if the server refuses it for good (`forbidden`, `too_large`,
    * `bad_request`) or the client is closed first. With `replyTo`, it answers that message of the
-   * conversation.
-   * @param {({ to: string } | { conversation: string }) & { body: string, clientMsgId?: string, replyTo?: number }} message
+   * conversation. With `attachments` (ids from {@link upload}, made with the same `clientMsgId`),
+   * it carries those files, and `body` may be empty.
+   * @param {({ to: string } | { conversation: string }) & { body?: string, clientMsgId?: string, replyTo?: number, attachments?: string[] }} message
    * @returns {Promise<Sent>}
    */
   async send(message) {
@@ -330,8 +333,9 @@ export class MessengerClient extends Emitter {
       this.#outbox.add({
         clientMsgId,
         ...(to !== undefined ? { to } : { conversation }),
-        body: message.body,
+        body: message.body ?? '',
         ...(message.replyTo !== undefined ? { replyTo: message.replyTo } : {}),
+        ...(message.attachments?.length ? { attachments: [...message.attachments] } : {}),
         queuedAt: new Date().toISOString(),
         key: conversation ?? this.#directId(/** @type {string} */ (to)),
       });
@@ -591,6 +595,45 @@ export class MessengerClient extends Emitter {
         ? { action: 'report', conversation, seq, reason }
         : { action: 'report', conversation, seq, reason, details },
     );
+  }
+
+  /**
+   * Uploads one file for a message: asks for a presigned form (`upload`), then POSTs the file
+   * straight to the object store (S3, or messenger-local's directory) with `fetch`. Resolves
+   * with the attachment id to pass to {@link send} with the same `clientMsgId`; rejects with
+   * the server's error (`too_large`, `bad_request`, `forbidden`, `rate_limited`) or, when the
+   * store refuses the POST, `upload_refused`.
+   * @param {({ to: string } | { conversation: string }) & { file: Blob, name: string, clientMsgId: string,
+   *   contentType?: string, width?: number, height?: number, durationMs?: number }} upload
+   * @returns {Promise<{ attachment: string, conversation: string }>}
+   */
+  async upload(upload) {
+    const { file, name, clientMsgId, width, height, durationMs } = upload;
+    const target = 'to' in upload ? { to: upload.to } : { conversation: upload.conversation };
+    const form = await this.#request({
+      action: 'upload', ...target, client_msg_id: clientMsgId,
+      content_type: upload.contentType ?? (file.type || 'application/octet-stream'),
+      size: file.size, name,
+      ...(width !== undefined ? { width } : {}),
+      ...(height !== undefined ? { height } : {}),
+      ...(durationMs !== undefined ? { duration_ms: durationMs } : {}),
+    });
+    const body = new FormData();
+    for (const [k, v] of Object.entries(form.fields)) body.append(k, v);
+    body.append('file', file, name);
+    const posted = await fetch(form.url, { method: 'POST', body });
+    if (!posted.ok) {
+      throw new MessengerError('upload_refused', `the object store refused the upload (${posted.status}): ${await posted.text()}`);
+    }
+    return { attachment: form.attachment, conversation: form.conversation };
+  }
+
+  /**
+   * Fresh download URLs for the files of message `seq` (the ones in frames expire after an hour).
+   * @param {string} conversation @param {number} seq
+   */
+  download(conversation, seq) {
+    return this.#request({ action: 'download', conversation, seq });
   }
 
   /**
@@ -887,13 +930,24 @@ export class MessengerClient extends Emitter {
     const { clientMsgId, body, replyTo } = item;
     const target = item.to !== undefined ? { to: item.to } : { conversation: /** @type {string} */ (item.conversation) };
     const reply = replyTo !== undefined ? { reply_to: replyTo } : {};
+    const text = body !== '' ? { body } : {};
+    const files = item.attachments?.length ? { attachments: item.attachments } : {};
     try {
-      const sent = await this.#request({ action: 'send', ...target, client_msg_id: clientMsgId, body, ...reply }, { resend: false });
+      const sent = await this.#request({ action: 'send', ...target, client_msg_id: clientMsgId, ...text, ...reply, ...files }, { resend: false });
       this.#outbox.remove(clientMsgId);
       this.#outboxChanged();
       if (this.user !== undefined) {
         const { conversation, seq, sent_at } = sent;
-        this.#deliver({ conversation, seq, from: this.user, body, sent_at, client_msg_id: clientMsgId, ...reply });
+        // This device's copy of its files, with URLs (its own message is not pushed to it).
+        /** @type {{ attachments?: import('./protocol.js').Attachment[] }} */
+        let own = {};
+        if (item.attachments?.length) {
+          own = await this.#request({ action: 'download', conversation, seq }).then(
+            (d) => ({ attachments: d.attachments }),
+            () => ({}),
+          );
+        }
+        this.#deliver({ conversation, seq, from: this.user, body, sent_at, client_msg_id: clientMsgId, ...reply, ...own });
       }
       this.emit('sent', { item, sent });
       this.#waiters.get(clientMsgId)?.resolve(sent);

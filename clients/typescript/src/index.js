@@ -40,3 +40,6 @@ export { MemoryStorage, WebStorage } from './storage.js';
 /** @typedef {import('./protocol.js').ReportReason} ReportReason */
 /** @typedef {import('./protocol.js').AmendedView} AmendedView */
 /** @typedef {import('./protocol.js').ErrorCode} ErrorCode */
+/** @typedef {import('./protocol.js').Attachment} Attachment */
+/** @typedef {import('./protocol.js').Upload} Upload */
+/** @typedef {import('./protocol.js').Download} Download */

@@ -15,6 +15,7 @@
  * @property {string} [conversation]
  * @property {string} body
  * @property {number} [replyTo] the message it answers
+ * @property {string[]} [attachments] uploaded files (attachment ids from `upload`)
  * @property {string} queuedAt when `send()` was called (RFC 3339)
  * @property {string} key which queue it waits in: its conversation (or `to:<user>`)
  */

@@ -58,14 +58,34 @@
  * @property {Reaction[]} [reactions] one per emoji, in the order first used
  * @property {number} [rev] the entry that last changed it: of two states, the higher `rev` wins
  * @property {MessageView} [target] on an edit/deletion/reaction entry: the message it changed
+ * @property {Attachment[]} [attachments] files sent with it, each with a download URL
+ */
+
+/**
+ * A file of a message. `url` is a presigned GET minted when the frame was produced, valid until
+ * `url_expires_at` (an hour by default); `download` gets fresh ones.
+ * @typedef {object} Attachment
+ * @property {string} id
+ * @property {string} content_type
+ * @property {number} size bytes
+ * @property {string} name
+ * @property {number} [width] @property {number} [height] @property {number} [duration_ms]
+ * @property {string} [url]
+ * @property {string} [url_expires_at]
  */
 
 // ---- client → server (one per action; `id` is added by the client)
 
 /**
- * @typedef {{ action: 'send', client_msg_id: string, body: string, reply_to?: number }
+ * @typedef {{ action: 'send', client_msg_id: string, body?: string, reply_to?: number, attachments?: string[] }
  *   & ({ to: string, conversation?: undefined } | { conversation: string, to?: undefined })} SendRequest
  */
+/**
+ * @typedef {{ action: 'upload', client_msg_id: string, content_type: string, size: number, name: string,
+ *   width?: number, height?: number, duration_ms?: number }
+ *   & ({ to: string, conversation?: undefined } | { conversation: string, to?: undefined })} UploadRequest
+ */
+/** @typedef {{ action: 'download', conversation: string, seq: number }} DownloadRequest */
 /** @typedef {{ action: 'ack', conversation: string, seq: number, kind: ReceiptKind }} AckRequest */
 /** @typedef {{ action: 'sync', since?: Record<string, number>, limit?: number }} SyncRequest */
 /** @typedef {{ action: 'history', conversation: string, before?: number, limit?: number }} HistoryRequest */
@@ -101,7 +121,7 @@
  *   | LeaveGroupRequest | ConversationsRequest | RegisterPushRequest
  *   | UnregisterPushRequest | TypingRequest | EditRequest | DeleteRequest | ReactRequest
  *   | MuteRequest | UnmuteRequest | BlockRequest | UnblockRequest | BlockedRequest
- *   | ReportRequest} ClientFrame
+ *   | ReportRequest | UploadRequest | DownloadRequest} ClientFrame
  */
 
 // ---- server → client
@@ -200,6 +220,17 @@
  */
 /** @typedef {{ type: 'push_unregistered', id?: RequestId, device: string }} PushUnregistered */
 /**
+ * The reply to `upload`: a presigned POST. POST `multipart/form-data` to `url` with every field
+ * of `fields`, then the file as field `file`, before `expires_at`.
+ * @typedef {{ type: 'upload', id?: RequestId, conversation: string, attachment: string, url: string,
+ *   fields: Record<string, string>, expires_at: string }} Upload
+ */
+/**
+ * The reply to `download`: a message's attachments with fresh URLs.
+ * @typedef {{ type: 'download', id?: RequestId, conversation: string, seq: number,
+ *   attachments: Attachment[] }} Download
+ */
+/**
  * @typedef {{ type: 'error', id?: RequestId, code: ErrorCode, message: string,
  *   client_msg_id?: string, retry_after_ms?: number }} ErrorFrame
  */
@@ -209,7 +240,7 @@
 /**
  * @typedef {Sent | Message | Receipt | Acked | Receipts | Sync | History | Presence | Group | Left
  *   | Conversations | PushRegistered | PushUnregistered | Typing | Edited | Deleted | Reacted
- *   | Muted | Closed | BlockState | Blocked | Reported | ErrorFrame} ServerFrame
+ *   | Muted | Upload | Download | Closed | BlockState | Blocked | Reported | ErrorFrame} ServerFrame
  */
 
 /**
@@ -240,6 +271,8 @@
  * @property {BlockState} unblock
  * @property {Blocked} blocked
  * @property {Reported} report
+ * @property {Upload} upload
+ * @property {Download} download
  */
 
 /**

@@ -214,3 +214,34 @@ test('block, the blocked list, report and unblock through the SDK: a blocked use
   assert.deepEqual(toldMallory, []);
   assert.deepEqual(sockets.flatMap((s) => s.violations), []);
 });
+
+test('a photo through upload, send, the live message and download', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const sockets = [checkedWebSocket(), checkedWebSocket()];
+  const [alice, bob] = ['alice', 'bob'].map(
+    (user, i) => new MessengerClient({ url: gw.url, token: gw.tokens(user, 'web'), WebSocket: sockets[i].WebSocket }),
+  );
+  t.after(() => Promise.all([alice.close(), bob.close()]));
+  await withTimeout(Promise.all([alice.connect(), bob.connect()]), 'both online');
+  const bobs = inbox(bob);
+  const bytes = new Uint8Array(300_000).map((_, i) => (i * 31) % 251);
+  const file = new Blob([bytes], { type: 'image/png' });
+
+  const { attachment, conversation } = await alice.upload({ to: 'bob', file, name: 'dot.png', clientMsgId: 'p-1', width: 10, height: 10 });
+  assert.equal(conversation, 'dm:alice:bob');
+  const sent = await alice.send({ to: 'bob', clientMsgId: 'p-1', attachments: [attachment] });
+  await bobs.until(1, 'bob has the photo');
+  const [got] = bobs.messages[0].attachments ?? [];
+  assert.deepEqual([got.id, got.content_type, got.size, got.name, got.width], [attachment, 'image/png', bytes.length, 'dot.png', 10]);
+  const downloaded = new Uint8Array(await (await fetch(/** @type {string} */ (got.url))).arrayBuffer());
+  assert.deepEqual(downloaded, bytes);
+  const fresh = await bob.download(conversation, sent.seq);
+  assert.equal(fresh.attachments[0].id, attachment);
+
+  // The store refuses a type the server does not accept, before any byte moves.
+  await assert.rejects(
+    alice.upload({ to: 'bob', file: new Blob(['<p>'], { type: 'text/html' }), name: 'x.html', clientMsgId: 'p-2' }),
+    { code: 'bad_request' },
+  );
+});

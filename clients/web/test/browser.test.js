@@ -207,3 +207,35 @@ test('typing shows, and replies, reactions, edits, deletions, mute, blocking and
   assert.equal(await message(alice, 'Hello again').locator('.action.report').count(), 0, 'no report button on your own messages');
   assert.deepEqual(errors, [], 'no errors in either page');
 });
+
+test('a photo sent with the 📎 button shows in the other window', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const browser = await launch(t);
+  /** @type {string[]} */
+  const errors = [];
+  const alice = await signIn(browser, gw.http, 'alice', 'laptop', errors);
+  const bob = await signIn(browser, gw.http, 'bob', 'phone', errors);
+  await alice.fill('#new-chat input[name=user]', 'bob');
+  await alice.click('#new-chat button');
+  await say(alice, 'Look');
+  await bob.locator('#inbox li[data-conversation="dm:alice:bob"]').click();
+  await message(bob, 'Look').waitFor();
+
+  // A 2×2 red PNG, through the file input: upload form, POST to the gateway's files, send.
+  const png = Buffer.from(
+    'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQCgAf7gP9i18U1AAAAABJRU5ErkJggg==',
+    'base64',
+  );
+  await alice.fill('#composer input[name=body]', 'the view');
+  await alice.setInputFiles('#attach', { name: 'view.png', mimeType: 'image/png', buffer: png });
+  const photo = bob.locator('#message-list li.message', { hasText: 'the view' }).locator('img.photo');
+  await photo.waitFor();
+  await bob.waitForFunction(
+    () => [...document.querySelectorAll('img.photo')].some((i) => /** @type {HTMLImageElement} */ (i).naturalWidth === 2),
+  );
+  assert.equal(await photo.getAttribute('alt'), 'view.png');
+  // The sender's window shows it too (its copy's URLs come from `download`).
+  await alice.locator('#message-list li.message', { hasText: 'the view' }).locator('img.photo').waitFor();
+  assert.deepEqual(errors, []);
+});

@@ -63,6 +63,8 @@ pub struct GatewayConfig {
     pub integration_timeout: Duration,
     /// Routes with a route response: only their returned body is sent back to the client.
     pub two_way_routes: BTreeSet<String>,
+    /// Where attachments are kept (`files.rs`).
+    pub files: crate::files::Files,
     /// Most bytes waiting to be written to one socket; a post past it closes the socket with
     /// 1013 (a slow consumer) and is answered 410.
     pub max_outbound_bytes: usize,
@@ -87,6 +89,7 @@ impl Default for GatewayConfig {
             max_message_bytes: 128 * 1024,
             integration_timeout: Duration::from_secs(29),
             two_way_routes: BTreeSet::new(),
+            files: crate::files::Files::default(),
             max_outbound_bytes: 1024 * 1024,
             write_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
@@ -108,6 +111,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("integration_timeout", &self.integration_timeout)
             .field("two_way_routes", &self.two_way_routes)
+            .field("files", &self.files)
             .field("max_outbound_bytes", &self.max_outbound_bytes)
             .field("write_timeout", &self.write_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
@@ -161,12 +165,20 @@ pub async fn serve_with(
         config.max_outbound_bytes,
     ));
     let notifier = Arc::new(LocalNotifier::default());
+    let files = crate::files::mount(
+        &config.files,
+        &config.jwt_secret,
+        listener.local_addr()?,
+        config.limits.attachments.max_bytes,
+    )
+    .await?;
     let app = App::new(
         stores,
         wrap_poster(Arc::new(LocalPoster(registry.clone()))),
         config.limits.clone(),
     )
-    .with_notifier(notifier.clone());
+    .with_notifier(notifier.clone())
+    .with_objects(files.objects.clone());
     let limits = HandshakeLimits {
         max_handshakes: config.max_handshakes,
         handshake_timeout: config.handshake_timeout,
@@ -194,12 +206,15 @@ pub async fn serve_with(
                 .delete(delete_connection),
         )
         .merge(crate::web::router(&gateway.config))
+        .merge(files.router())
         .with_state(gateway);
-    server::serve(listener, router, limits, async move {
+    let served = server::serve(listener, router, limits, async move {
         shutdown.await;
         registry.close_all(1001, "Going away");
     })
-    .await
+    .await;
+    files.close().await;
+    served
 }
 
 fn api_error(code: StatusCode, message: &str, error_type: &'static str) -> Response {

@@ -12,9 +12,12 @@
 //! - [`events`]: API Gateway event JSON of the real shape.
 //! - [`notifier`]: records the pushes and topic events SNS would send (`GET /_local/pushes`).
 //! - [`routes`]: each route key invokes the function the route table names, in-process.
+//! - [`files`]: attachments: a local directory served with S3-shaped signed upload forms and
+//!   download URLs (or S3 itself).
 //! - [`web`]: the web app at `/` and development tokens for it (`POST /_local/token`).
 
 pub mod events;
+pub mod files;
 pub mod gateway;
 pub mod notifier;
 pub mod registry;

@@ -17,6 +17,7 @@ use messenger::domain::{DeviceId, UserId};
 use messenger::ratelimit::{Rate, RateLimits};
 use messenger::{Limits, Stores};
 use messenger_local::GatewayConfig;
+use messenger_local::files::Files;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,6 +159,24 @@ struct ServeArgs {
     limits: LimitArgs,
     #[command(flatten, next_help_heading = "Store")]
     store: StoreArgs,
+    #[command(flatten, next_help_heading = "Attachments")]
+    files: FilesArgs,
+}
+
+/// Where attachments go, and their limits.
+#[derive(Args)]
+struct FilesArgs {
+    /// Keep uploaded files in DIR (created when missing, kept on exit). Default: a fresh
+    /// directory under the system temp dir, removed on exit
+    #[arg(long, value_name = "DIR", conflicts_with = "s3_bucket")]
+    files_dir: Option<std::path::PathBuf>,
+    /// With --store dynamodb: keep files in this S3 bucket (on the DynamoDB endpoint's
+    /// emulator, e.g. MiniStack; created with --create-tables) instead of a directory
+    #[arg(long, value_name = "NAME")]
+    s3_bucket: Option<String>,
+    /// Largest file an upload accepts, in bytes
+    #[arg(long, value_name = "N", default_value_t = GatewayConfig::default().limits.attachments.max_bytes)]
+    max_file_bytes: u64,
 }
 
 /// Per-user rate limits (`BURST,PER_MINUTE`, or 0 for none) and caps; the defaults are the
@@ -180,6 +199,9 @@ struct LimitArgs {
     /// register_push, unregister_push
     #[arg(long, value_name = "RATE", default_value_t = Limits::default().rates.push)]
     rate_push: Rate,
+    /// Per user: uploads (files) at once, then per minute
+    #[arg(long, value_name = "RATE", default_value_t = Limits::default().rates.uploads)]
+    rate_uploads: Rate,
     /// Live connections per user; a new one past it closes the oldest
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_user,
           value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
@@ -211,6 +233,7 @@ impl LimitArgs {
             reads: self.rate_reads,
             presence: self.rate_presence,
             push: self.rate_push,
+            uploads: self.rate_uploads,
         };
         limits.max_connections_per_user = self.max_connections_per_user;
         limits.max_groups_per_user = self.max_groups_per_user;
@@ -335,10 +358,30 @@ fn secret() -> Vec<u8> {
 }
 
 impl StoreArgs {
-    /// The stores, and a line saying what they are.
-    async fn open(self) -> Result<(Stores, String), String> {
+    /// The stores, where files go, and a line saying what they are.
+    async fn open(self, files: &FilesArgs) -> Result<(Stores, Files, String), String> {
+        let local = || match &files.files_dir {
+            Some(dir) => (
+                Files::Directory(dir.clone()),
+                format!("files in {}", dir.display()),
+            ),
+            None => (
+                Files::Temporary,
+                "files in a temporary directory".to_owned(),
+            ),
+        };
+        if files.s3_bucket.is_some() && !matches!(self.kind, StoreKind::DynamoDb) {
+            return Err("--s3-bucket needs --store dynamodb".into());
+        }
         match self.kind {
-            StoreKind::Memory => Ok((Stores::in_memory(), "in-memory store".into())),
+            StoreKind::Memory => {
+                let (files, where_) = local();
+                Ok((
+                    Stores::in_memory(),
+                    files,
+                    format!("in-memory store, {where_}"),
+                ))
+            }
             #[cfg(not(feature = "dynamodb"))]
             StoreKind::DynamoDb => Err(
                 "this messenger-local was built without DynamoDB support (the AWS SDK); build it \
@@ -366,8 +409,29 @@ impl StoreArgs {
                 let at = endpoint
                     .as_deref()
                     .unwrap_or("the AWS account in the environment");
-                let described = format!("DynamoDB at {at}, tables {prefix}*");
-                Ok((Stores::from_one(std::sync::Arc::new(store)), described))
+                let (files, where_) = match &files.s3_bucket {
+                    None => local(),
+                    Some(bucket) => {
+                        let objects =
+                            messenger_aws::S3Objects::new(&sdk, bucket, endpoint.as_deref())?;
+                        if self.create_tables {
+                            objects
+                                .create_bucket()
+                                .await
+                                .map_err(|e| format!("cannot create bucket {bucket}: {e}"))?;
+                        }
+                        (
+                            Files::Store(Arc::new(objects)),
+                            format!("files in S3 bucket {bucket}"),
+                        )
+                    }
+                };
+                let described = format!("DynamoDB at {at}, tables {prefix}*, {where_}");
+                Ok((
+                    Stores::from_one(std::sync::Arc::new(store)),
+                    files,
+                    described,
+                ))
             }
         }
     }
@@ -504,6 +568,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     };
     config.limits.max_body_bytes = args.max_body_bytes;
     config.limits.edit_window = chrono::Duration::seconds(args.edit_window_secs.max(0));
+    config.limits.attachments.max_bytes = args.files.max_file_bytes;
+    let files = args.files;
     args.limits.apply(&mut config.limits);
     let (host, port) = (args.host, args.port);
     let sign_in = args.sign_in;
@@ -522,7 +588,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stage = config.stage.clone();
-        let (stores, described) = args.store.open().await?;
+        let (stores, files, described) = args.store.open(&files).await?;
+        config.files = files;
         // Built inside the runtime: the JWKS client's connection pool lives on it.
         let (issuer, tokens) = sign_in.verifier()?;
         config.issuer = issuer;

@@ -72,11 +72,12 @@ fn file(path: &str, body: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Everything is same-origin except the WebSocket, which may be a deployed stack.
+    // Everything is same-origin except the WebSocket, which may be a deployed stack, and that
+    // stack's attachments bucket (uploads posted to it, photos shown from it: https only).
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none'; base-uri 'none'",
+            "default-src 'self'; connect-src 'self' ws: wss: https:; img-src 'self' data: https:; object-src 'none'; base-uri 'none'",
         ),
     );
     headers.insert(

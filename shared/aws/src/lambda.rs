@@ -69,11 +69,17 @@ pub mod env {
     pub const JWKS_URL: &str = "MESSENGER_JWKS_URL";
     /// With [`JWT_ISSUER`], optional: the claim holding the user id (default `sub`).
     pub const JWT_USER_CLAIM: &str = "MESSENGER_JWT_USER_CLAIM";
+    /// Optional: the S3 bucket attachments are kept in (unset: `upload` is refused). Reached
+    /// at `AWS_ENDPOINT_URL` (path-style) when that is set, as on an emulator.
+    pub const FILES_BUCKET: &str = "MESSENGER_FILES_BUCKET";
+    /// Optional: the largest attachment, in bytes (default 25 MB).
+    pub const MAX_FILE_BYTES: &str = "MESSENGER_MAX_FILE_BYTES";
     /// `true` only on an emulator: the authorizer then accepts messenger-local's public
     /// development secret as [`JWT_SECRET`]; anywhere else it refuses to start with it.
     pub const ALLOW_DEVELOPMENT_SECRET: &str = "MESSENGER_ALLOW_DEVELOPMENT_SECRET";
     /// Optional, per bucket: a per-user rate, `BURST,PER_MINUTE` (e.g. `60,300`), or `0` for
-    /// none: `MESSENGER_RATE_SEND`, `…_GROUPS`, `…_READS`, `…_PRESENCE`, `…_PUSH`.
+    /// none: `MESSENGER_RATE_SEND`, `…_GROUPS`, `…_READS`, `…_PRESENCE`, `…_PUSH`,
+    /// `…_UPLOADS`.
     pub const RATE_PREFIX: &str = "MESSENGER_RATE_";
     /// Optional: most live connections per user (a new one closes the oldest).
     pub const MAX_CONNECTIONS_PER_USER: &str = "MESSENGER_MAX_CONNECTIONS_PER_USER";
@@ -107,6 +113,8 @@ pub struct Config {
     pub push_apps: PlatformApps,
     pub topic_arn: Option<String>,
     pub moderation_topic_arn: Option<String>,
+    /// Where attachments are kept (none: `upload` is refused).
+    pub files_bucket: Option<String>,
 }
 
 fn required(
@@ -169,6 +177,9 @@ impl Config {
         if let Some(secs) = number(&get, env::EDIT_WINDOW_SECS)? {
             limits.edit_window = chrono::Duration::seconds(secs);
         }
+        if let Some(n) = number(&get, env::MAX_FILE_BYTES)? {
+            limits.attachments.max_bytes = n;
+        }
         read_limits(&get, &mut limits)?;
         let log_bucket = number(&get, env::LOG_BUCKET)?.unwrap_or(DEFAULT_BUCKET);
         if log_bucket < 2 {
@@ -189,6 +200,7 @@ impl Config {
             },
             topic_arn: optional(&get, env::TOPIC_ARN),
             moderation_topic_arn: optional(&get, env::MODERATION_TOPIC_ARN),
+            files_bucket: optional(&get, env::FILES_BUCKET),
         })
     }
 }
@@ -250,6 +262,7 @@ fn rate_variable(bucket: messenger::ratelimit::Bucket) -> &'static str {
         Bucket::Reads => "MESSENGER_RATE_READS",
         Bucket::Presence => "MESSENGER_RATE_PRESENCE",
         Bucket::Push => "MESSENGER_RATE_PUSH",
+        Bucket::Uploads => "MESSENGER_RATE_UPLOADS",
     }
 }
 
@@ -346,6 +359,15 @@ pub fn build_app(sdk: &SdkConfig, config: &Config) -> (App, Arc<RoutePoster>) {
         let notifier = SnsNotifier::new(sdk, config.push_apps.clone(), config.topic_arn.clone())
             .with_moderation_topic(config.moderation_topic_arn.clone());
         app = app.with_notifier(Arc::new(notifier));
+    }
+    if let Some(bucket) = &config.files_bucket {
+        match crate::S3Objects::new(sdk, bucket, sdk.endpoint_url()) {
+            Ok(objects) => app = app.with_objects(Arc::new(objects)),
+            Err(reason) => fail_fast(&ConfigError::Invalid {
+                name: env::FILES_BUCKET,
+                reason,
+            }),
+        }
     }
     (app, poster)
 }

@@ -10,6 +10,8 @@
 //! - [`poster`]: [`ApiGwPoster`], PostToConnection with explicit timeouts; 410 → `Gone`.
 //! - [`notifier`]: [`SnsNotifier`], mobile push through SNS platform endpoints and the messages
 //!   topic.
+//! - [`s3`]: [`S3Objects`], attachments in an S3 bucket: presigned upload forms and download
+//!   URLs, HeadObject, tagging and DeleteObject as signed HTTP requests (no S3 SDK).
 //! - [`stream`]: DynamoDB Streams records of the messages table (the `notify` function's input).
 //! - [`lambda`]: what each `functions/<route>/src/main.rs` calls: typed config from env,
 //!   JSON tracing, clients built once, then the runtime loop.
@@ -24,6 +26,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod notifier;
 pub mod poster;
+pub mod s3;
 pub mod sdk;
 pub mod stream;
 #[cfg(feature = "test-support")]
@@ -33,4 +36,5 @@ pub use dynamo::{DynamoStore, Tables};
 pub use metrics::{OpStats, Snapshot};
 pub use notifier::{PlatformApps, SnsNotifier};
 pub use poster::ApiGwPoster;
+pub use s3::S3Objects;
 pub use sdk::CallTimeouts;

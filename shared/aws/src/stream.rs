@@ -219,6 +219,7 @@ mod tests {
                     sent_at: chrono::Utc::now(),
                     expires_at: None,
                     reply_to: None,
+                    attachments: Vec::new(),
                 };
                 app.stores.messages.append(m).await.unwrap();
                 let mut r = record("INSERT", "M#dm:alice:bob#0", &seq.to_string());

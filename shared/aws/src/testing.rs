@@ -347,6 +347,7 @@ pub async fn seed_direct_conversation(store: &DynamoStore) {
         event: None,
         sent_at: now,
         expires_at: None,
+        attachments: Vec::new(),
         reply_to: None,
     };
     // The first message of a 1:1 conversation makes both members.
@@ -555,4 +556,118 @@ pub async fn moto_platform_publishes(moto: &str, endpoint_arn: &str) -> Vec<Valu
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A fresh bucket `t<random>` on the emulator, and the object store on it.
+pub async fn fresh_bucket() -> crate::S3Objects {
+    let endpoint = emulator_endpoint();
+    let sdk = crate::sdk::for_endpoint(&endpoint).await;
+    let bucket = format!("t{}", messenger::contract::tag());
+    let objects = crate::S3Objects::new(&sdk, &bucket, Some(&endpoint)).expect("S3 client");
+    objects.create_bucket().await.expect("create bucket");
+    objects
+}
+
+/// A plain HTTP/1.1 client doing what an app does with upload forms and download URLs:
+/// `multipart/form-data` POSTs and GETs (http only: emulators and the embedded gateway).
+pub struct HttpObjectClient {
+    http: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<hyper::body::Bytes>,
+    >,
+}
+
+impl Default for HttpObjectClient {
+    fn default() -> Self {
+        Self {
+            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http(),
+        }
+    }
+}
+
+/// `fields` then the file (field `file`, last, as S3 requires) as `multipart/form-data`: the
+/// body and its content type.
+pub fn multipart(fields: &[(String, String)], file: &[u8]) -> (Vec<u8>, String) {
+    let boundary = format!("----messenger{}", messenger::contract::tag());
+    let mut body = Vec::with_capacity(file.len() + 4096);
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+impl HttpObjectClient {
+    async fn request(
+        &self,
+        request: hyper::Request<http_body_util::Full<hyper::body::Bytes>>,
+    ) -> messenger::contract::Fetched {
+        use http_body_util::BodyExt;
+        let response = tokio::time::timeout(Duration::from_secs(30), self.http.request(request))
+            .await
+            .expect("an HTTP answer within 30 s")
+            .expect("HTTP request");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (content_type, disposition) = (header("content-type"), header("content-disposition"));
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("HTTP body")
+            .to_bytes()
+            .to_vec();
+        messenger::contract::Fetched {
+            status,
+            content_type,
+            disposition,
+            body,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl messenger::contract::ObjectClient for HttpObjectClient {
+    async fn post_form(&self, url: &str, fields: &[(String, String)], file: Vec<u8>) -> u16 {
+        let (body, content_type) = multipart(fields, &file);
+        let request = hyper::Request::post(url)
+            .header("content-type", content_type)
+            .body(http_body_util::Full::new(body.into()))
+            .expect("a POST request");
+        let answer = self.request(request).await;
+        if !(200..300).contains(&answer.status) {
+            println!(
+                "POST {url}: {} {}",
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
+            );
+        }
+        answer.status
+    }
+
+    async fn get(&self, url: &str) -> messenger::contract::Fetched {
+        let request = hyper::Request::get(url)
+            .body(http_body_util::Full::default())
+            .expect("a GET request");
+        self.request(request).await
+    }
 }

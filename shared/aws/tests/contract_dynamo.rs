@@ -38,3 +38,20 @@ fn really_raced(store: &Arc<DynamoStore>, raced: Raced) {
         }
     }
 }
+
+/// The object-store contract on the emulator's S3, through a real HTTP client.
+mod s3 {
+    use messenger::contract::ObjectClient;
+    use messenger::ports::Objects;
+    use messenger_aws::testing::{HttpObjectClient, fresh_bucket};
+    use std::sync::Arc;
+
+    async fn objects() -> (Arc<dyn Objects>, Arc<dyn ObjectClient>) {
+        (
+            Arc::new(fresh_bucket().await),
+            Arc::new(HttpObjectClient::default()),
+        )
+    }
+
+    messenger::object_contract_tests!(objects());
+}

@@ -183,6 +183,7 @@ async fn an_inbox_page_costs_one_query_and_one_batched_read_per_100_conversation
             sent_at: now,
             expires_at: None,
             reply_to: None,
+            attachments: Vec::new(),
         };
         let effects = messenger::ports::Effects {
             direct: vec![bob.user.clone(), other.clone()],

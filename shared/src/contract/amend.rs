@@ -50,7 +50,7 @@ pub async fn amendments_change_the_message_and_append_an_entry(log: Arc<dyn Mess
         body: "hello, edited".into(),
         window_start: now - Duration::minutes(1),
     };
-    let Amended::Applied { entry, message } = log
+    let Amended::Applied { entry, message, .. } = log
         .amend(&amendment(&c, 1, &alice, edit.clone()))
         .await
         .unwrap()
@@ -107,7 +107,7 @@ pub async fn amendments_change_the_message_and_append_an_entry(log: Arc<dyn Mess
     let h = head(log, &c).await;
     assert_eq!((h.last_seq, h.chats), (4, 2));
     assert_eq!(h.last.unwrap().text.as_deref(), Some("body of m2"));
-    let Amended::Applied { entry, message } = log
+    let Amended::Applied { entry, message, .. } = log
         .amend(&amendment(&c, 2, &bob, Change::Delete { moderator: false }))
         .await
         .unwrap()

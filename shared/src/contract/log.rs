@@ -97,8 +97,10 @@ pub async fn cancelled_appenders_leave_no_hole(log: Arc<dyn MessageLog>) -> Canc
         let cmid = format!("cut-{i}");
         let m = new_message(&c, &from, &cmid, Utc::now(), None);
         let cut = std::time::Duration::from_micros(getrandom::u64().unwrap() % window);
+        // Finished means answered with the stored message: an append cut off, or failed (a
+        // store under injected faults), is retried below like a client would.
         let finished = if i % 2 == 0 {
-            tokio::time::timeout(cut, log.append(m)).await.is_ok()
+            matches!(tokio::time::timeout(cut, log.append(m)).await, Ok(Ok(_)))
         } else {
             let log = log.clone();
             let task = tokio::spawn(async move { log.append(m).await });

@@ -24,6 +24,7 @@ mod conversations;
 mod devices;
 mod limits;
 mod log;
+mod objects;
 
 pub use amend::*;
 pub use blocks::*;
@@ -32,6 +33,7 @@ pub use conversations::*;
 pub use devices::*;
 pub use limits::*;
 pub use log::*;
+pub use objects::*;
 
 /// A random tag that makes this call's ids unique in a shared store.
 pub fn tag() -> String {
@@ -63,6 +65,7 @@ pub(crate) fn new_message(
         event: None,
         sent_at,
         expires_at,
+        attachments: Vec::new(),
         reply_to: None,
     }
 }

@@ -173,6 +173,7 @@ impl Amendment {
                 next.deleted = true;
                 next.body = String::new();
                 next.reactions.clear();
+                next.attachments.clear();
                 LogEvent::MessageDeleted { seq }
             }
             _ if m.deleted => return Err(Refusal::Deleted(seq)),
@@ -255,6 +256,7 @@ impl Amendment {
             deleted: false,
             reactions: Vec::new(),
             rev: None,
+            attachments: Vec::new(),
         }
     }
 }
@@ -277,6 +279,7 @@ mod tests {
             sent_at,
             expires_at: None,
             reply_to: None,
+            attachments: Vec::new(),
             digest: crate::domain::RequestDigest::of(
                 "send",
                 &ConversationId::new("dm:alice:bob").unwrap(),

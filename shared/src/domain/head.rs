@@ -52,7 +52,12 @@ impl Preview {
             seq: m.seq,
             from: m.from.clone(),
             sent_at: m.sent_at,
-            text: (m.is_chat() && !m.deleted).then(|| truncate(&m.body, PREVIEW_CHARS)),
+            text: (m.is_chat() && !m.deleted).then(|| {
+                truncate(
+                    &crate::attachments::preview(&m.body, &m.attachments),
+                    PREVIEW_CHARS,
+                )
+            }),
             event: m.event.as_ref().map(|e| e.kind().to_owned()),
             edited: m.edited_at.is_some(),
             deleted: m.deleted,
@@ -102,6 +107,7 @@ mod tests {
             sent_at: Utc::now(),
             expires_at: None,
             reply_to: None,
+            attachments: Vec::new(),
             digest: crate::domain::RequestDigest::of(
                 "send",
                 &ConversationId::new("g:1").unwrap(),

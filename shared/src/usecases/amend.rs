@@ -67,16 +67,24 @@ pub(super) async fn amend(
         Amended::Unchanged { message } => {
             let view = AmendedView {
                 conversation: conv,
-                message: MessageView::from(&message),
+                message: super::attachments::signed_view(app, &message).await,
                 entry: None,
                 unchanged: true,
             };
             req.reply(app, &reply(view)).await;
             return Ok(());
         }
-        Amended::Applied { entry, message } => (entry, message),
+        Amended::Applied {
+            entry,
+            message,
+            removed,
+        } => {
+            // Gone from the message for everyone: its files go too (best effort, logged).
+            super::attachments::delete_files(app, &conv, &message.from, &removed).await;
+            (entry, message)
+        }
     };
-    let target = MessageView::from(&message);
+    let target = super::attachments::signed_view(app, &message).await;
     let mut live = MessageView::from(entry.as_ref());
     live.target = Some(Box::new(target.clone()));
     let view = AmendedView {

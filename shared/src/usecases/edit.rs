@@ -10,7 +10,7 @@ use crate::{App, Error};
 /// [`crate::Limits::edit_window`] of sending it. The message keeps its seq and shows the latest
 /// body with `edited_at`; an `message_edited` entry records the edit in the log.
 pub async fn edit(app: &App, req: &Request, frame: EditFrame) -> Result<(), Error> {
-    super::send::check_body(app, &frame.body)?;
+    super::send::check_body(app, &frame.body, false)?;
     let window_start = app.now() - app.limits.edit_window;
     let change = |_: &_| Change::Edit {
         body: frame.body,

@@ -210,6 +210,7 @@ pub(super) async fn change_group(
             event: Some(event),
             sent_at: now,
             expires_at: app.limits.retention.map(|r| now + r),
+            attachments: Vec::new(),
             reply_to: None,
         };
         let effects = Effects {

@@ -10,6 +10,7 @@
 pub mod ack;
 pub mod add_members;
 mod amend;
+pub mod attachments;
 pub mod block;
 pub mod blocked;
 pub mod connect;
@@ -17,6 +18,7 @@ pub mod conversations;
 pub mod create_group;
 pub mod delete;
 pub mod disconnect;
+pub mod download;
 pub mod edit;
 mod groups;
 pub mod history;
@@ -40,6 +42,7 @@ pub mod typing;
 pub mod unblock;
 pub mod unmute;
 pub mod unregister_push;
+pub mod upload;
 mod views;
 
 use crate::domain::{ClientMsgId, ConversationId, Membership, Seq, UserId};
@@ -107,20 +110,24 @@ async fn run(app: &App, function: Function, req: &Request) -> Result<(), Error> 
 }
 
 /// Runs the use case of `action` on the request's frame, once the caller's rate limit allows it
-/// ([`Action::bucket`]; `send` takes its token itself, after validating the frame).
+/// ([`Action::bucket`]; `send` and `upload` take their token themselves, after validating the
+/// frame).
 /// Exhaustive: a new [`Action`] does not compile until it has a use case here.
 pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Error> {
-    if let Some(bucket) = action.bucket().filter(|_| action != Action::Send) {
+    let own_token = matches!(action, Action::Send | Action::Upload);
+    if let Some(bucket) = action.bucket().filter(|_| !own_token) {
         take_token(app, &req.caller.user, bucket).await?;
     }
     match action {
         Action::Send => send::send(app, req, req.frame()?).await,
+        Action::Upload => upload::upload(app, req, req.frame()?).await,
         Action::Edit => edit::edit(app, req, req.frame()?).await,
         Action::Delete => delete::delete(app, req, req.frame()?).await,
         Action::React => react::react(app, req, req.frame()?).await,
         Action::Ack => ack::ack(app, req, req.frame()?).await,
         Action::Sync => sync::sync(app, req, req.frame()?).await,
         Action::History => history::history(app, req, req.frame()?).await,
+        Action::Download => download::download(app, req, req.frame()?).await,
         Action::Presence => presence::presence(app, req, req.frame()?).await,
         Action::Typing => typing::typing(app, req, req.frame()?).await,
         Action::Receipts => receipts::receipts(app, req, req.frame()?).await,
@@ -161,6 +168,25 @@ pub(crate) async fn require_member(
 /// The answer to anyone who is not a member of `conv` (whether or not it exists).
 pub(crate) fn forbidden(conv: &ConversationId) -> Error {
     Error::Forbidden(format!("you are not a member of conversation {conv}"))
+}
+
+/// The conversation a `send` or `upload` names: `to` (a user: the 1:1 conversation with them)
+/// or `conversation`, exactly one.
+pub(crate) fn conversation_of(
+    me: &UserId,
+    to: Option<UserId>,
+    conversation: Option<ConversationId>,
+) -> Result<ConversationId, Error> {
+    match (to, conversation) {
+        (Some(to), None) => Ok(ConversationId::direct(me, &to)),
+        (None, Some(conv)) => Ok(conv),
+        (Some(_), Some(_)) => Err(Error::BadRequest(
+            "give either \"to\" or \"conversation\", not both".into(),
+        )),
+        (None, None) => Err(Error::BadRequest(
+            "missing \"to\" or \"conversation\"".into(),
+        )),
+    }
 }
 
 /// Everyone in a conversation now. A 1:1 conversation names its members in its id: no read

@@ -154,8 +154,8 @@ async fn push_devices(app: &App, message: &Message, recipients: &[UserId]) -> Re
             coalesced += 1;
             continue;
         }
-        let mut n =
-            Notification::for_device(device, conv, message.seq, &message.from, &message.body);
+        let text = crate::attachments::preview(&message.body, &message.attachments);
+        let mut n = Notification::for_device(device, conv, message.seq, &message.from, &text);
         if apns(device) {
             let badge = match (user.badge, user.all.clone()) {
                 (Some(b), _) => b,

@@ -1,16 +1,19 @@
 //! Use case of the `send` route: store first, ack the sender, then fan out.
 
 use super::views::deliver_entry;
-use super::{blocked_error, conflict, forbidden, other_member, take_token};
+use super::{
+    attachments, blocked_error, conflict, conversation_of, forbidden, other_member, take_token,
+};
 use crate::domain::{ConversationId, Head, Message, NewMessage, RequestDigest, Seq};
 use crate::ports::{Append, Effects, WriteContext, WriteKeys};
-use crate::protocol::{MessageView, QuoteView, SendFrame, ServerFrame};
+use crate::protocol::{QuoteView, SendFrame, ServerFrame};
 use crate::ratelimit::Bucket;
 use crate::request::Request;
 use crate::{App, Error};
 
-/// A message body must be 1 byte to [`crate::Limits::max_body_bytes`].
-pub(super) fn check_body(app: &App, body: &str) -> Result<(), Error> {
+/// A message body must be at most [`crate::Limits::max_body_bytes`], and not empty (unless the
+/// message has files: `has_files`).
+pub(super) fn check_body(app: &App, body: &str, has_files: bool) -> Result<(), Error> {
     let limit = app.limits.max_body_bytes;
     if body.len() > limit {
         return Err(Error::TooLarge(format!(
@@ -18,7 +21,7 @@ pub(super) fn check_body(app: &App, body: &str) -> Result<(), Error> {
             body.len()
         )));
     }
-    if body.is_empty() {
+    if body.is_empty() && !has_files {
         return Err(Error::BadRequest("message body must not be empty".into()));
     }
     Ok(())
@@ -44,27 +47,20 @@ pub(super) fn check_body(app: &App, body: &str) -> Result<(), Error> {
 /// alongside, the sender's read pointer.
 pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Error> {
     let me = &req.caller.user;
-    check_body(app, &frame.body)?;
-    let conv = match (frame.to, frame.conversation) {
-        (Some(to), None) => ConversationId::direct(me, &to),
-        (None, Some(conv)) => conv,
-        (Some(_), Some(_)) => {
-            return Err(Error::BadRequest(
-                "give either \"to\" or \"conversation\", not both".into(),
-            ));
-        }
-        (None, None) => {
-            return Err(Error::BadRequest(
-                "missing \"to\" or \"conversation\"".into(),
-            ));
-        }
-    };
+    check_body(app, &frame.body, !frame.attachments.is_empty())?;
+    attachments::check_ids(app, &frame.attachments)?;
+    let conv = conversation_of(me, frame.to, frame.conversation)?;
     if frame.reply_to == Some(0) {
         return Err(Error::BadRequest("reply_to must be at least 1".into()));
     }
-    // The request a key stands for: the conversation, the body and what it answers.
+    // The request a key stands for: the conversation, the body, what it answers, its files.
     let reply_to = frame.reply_to.map(|s| s.to_string()).unwrap_or_default();
-    let digest = RequestDigest::of("send", &conv, &[&frame.body, &reply_to]);
+    let files: Vec<&str> = frame.attachments.iter().map(|a| a.as_str()).collect();
+    let files = files.join(",");
+    let digest = match files.is_empty() {
+        true => RequestDigest::of("send", &conv, &[&frame.body, &reply_to]),
+        false => RequestDigest::of("send", &conv, &[&frame.body, &reply_to, &files]),
+    };
     let now = app.now();
     // A 1:1: whether either member blocked the other comes with the same batched read.
     let other = other_member(&conv, me);
@@ -104,6 +100,11 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
         Some(seq) if seen.sent.is_none() => Some(replied_to(&conv, seq, from_seq, &seen)?),
         _ => None,
     };
+    // A retry is answered with the original: its files were checked when it was stored.
+    let files = match seen.sent {
+        None => attachments::attach(app, &conv, me, &cmid, &frame.attachments).await?,
+        Some(_) => Vec::new(),
+    };
     let msg = NewMessage {
         conversation: conv.clone(),
         from: me.clone(),
@@ -114,6 +115,7 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
         sent_at: now,
         expires_at: app.limits.retention.map(|r| now + r),
         reply_to: frame.reply_to,
+        attachments: files,
     };
     // A retry (the key is stored) reads the key again in the append and answers with it.
     let head = seen.sent.is_none().then_some(Head {
@@ -154,7 +156,7 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
 
     // The message is durable and acknowledged: a failing fan-out must not turn into an error
     // for the sender. Recipients that miss the push get the message on their next sync.
-    let mut view = MessageView::from(m);
+    let mut view = attachments::signed_view(app, m).await;
     // A retry read the message its original answers too: quote it in the fan-out when it still
     // may be shown (the answer above never depended on it).
     let quoted = quoted.or_else(|| {

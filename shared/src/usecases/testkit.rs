@@ -1,6 +1,7 @@
 //! Test support: an app over the in-memory store with a poster that records every frame, and a
 //! notifier that records every push.
 
+use crate::attachments::signed::InMemoryObjects;
 use crate::domain::{ConnectionId, DeviceId, UserId};
 use crate::ports::{Notifier, NotifyError, PostError, Poster};
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};
@@ -123,6 +124,7 @@ pub struct World {
     pub app: App,
     pub poster: Arc<RecordingPoster>,
     pub notifier: Arc<RecordingNotifier>,
+    pub objects: Arc<InMemoryObjects>,
 }
 
 impl World {
@@ -133,10 +135,14 @@ impl World {
     pub fn with_limits(limits: Limits) -> Self {
         let poster = Arc::new(RecordingPoster::default());
         let notifier = Arc::new(RecordingNotifier::default());
+        let objects = Arc::new(InMemoryObjects::in_memory());
         Self {
-            app: App::in_memory(poster.clone(), limits).with_notifier(notifier.clone()),
+            app: App::in_memory(poster.clone(), limits)
+                .with_notifier(notifier.clone())
+                .with_objects(objects.clone()),
             poster,
             notifier,
+            objects,
         }
     }
 

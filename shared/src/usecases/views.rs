@@ -53,7 +53,9 @@ pub(super) async fn views(
     };
     let known: HashMap<Seq, &Message> =
         entries.iter().chain(&fetched).map(|m| (m.seq, m)).collect();
-    Ok(entries.iter().map(|m| view(m, &known, from_seq)).collect())
+    let mut views: Vec<MessageView> = entries.iter().map(|m| view(m, &known, from_seq)).collect();
+    super::attachments::sign(app, &mut views).await?;
+    Ok(views)
 }
 
 /// Every member of a conversation with the first seq they may read (1:1 members read it all).

@@ -66,6 +66,8 @@ impl DynamoStore {
         let mut last = String::from("no attempt");
         // The entries of earlier tries, with their keys: any of them may have committed.
         let mut tried: Vec<(LogKey, Message)> = Vec::new();
+        // The files the tries took off the message (a deletion's), for the caller to delete.
+        let mut removed = Vec::new();
         for attempt in 0..self.max_attempts {
             let items = self
                 .batch_get(&self.tables.messages, keys.clone(), true)
@@ -88,6 +90,7 @@ impl DynamoStore {
                 return Ok(Amended::Applied {
                     entry: Box::new(entry),
                     message: current.clone().into_message(conv),
+                    removed,
                 });
             }
             let prev = head.as_ref().map(HeadItem::head).unwrap_or_default();
@@ -108,6 +111,10 @@ impl DynamoStore {
             let entry = a.entry(event, prev.last_seq + 1);
             message.rev = Some(entry.seq);
             let next = prev.amended(&entry, &message);
+            let taken = current.files_removed_by(&message);
+            if !taken.is_empty() {
+                removed = taken;
+            }
             let actions =
                 self.amend_transaction(head.as_ref(), &next, &current, &entry, (&message, chats))?;
             let err = match self
@@ -121,6 +128,7 @@ impl DynamoStore {
                 Ok(_) => {
                     return Ok(Amended::Applied {
                         entry: Box::new(entry),
+                        removed,
                         message,
                     });
                 }

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, Utc};
 use messenger::domain::{
-    Amendment, ClientMsgId, ConversationId, Head, LogEvent, Message, Preview, Reaction,
-    RequestDigest, SentKey, Seq, UserId,
+    Amendment, Attachment, AttachmentId, ClientMsgId, ConversationId, Head, LogEvent, Message,
+    Preview, Reaction, RequestDigest, SentKey, Seq, UserId,
 };
 use messenger::ports::{Amended, Append, Effects, MessageLog, StoreError};
 use serde::{Deserialize, Serialize};
@@ -225,6 +225,53 @@ pub(super) struct MessageItem {
     rev: Option<Seq>,
     #[serde(default)]
     chats: u64,
+    /// The files sent with it (L of M), absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    att: Vec<AttachmentItem>,
+}
+
+/// One attachment of a message item (short names: they are stored with every message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct AttachmentItem {
+    id: AttachmentId,
+    #[serde(rename = "type")]
+    content_type: String,
+    size: u64,
+    name: String,
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    #[serde(rename = "ms", default, skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+}
+
+impl From<&Attachment> for AttachmentItem {
+    fn from(a: &Attachment) -> Self {
+        Self {
+            id: a.id.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            name: a.name.clone(),
+            width: a.width,
+            height: a.height,
+            duration_ms: a.duration_ms,
+        }
+    }
+}
+
+impl From<AttachmentItem> for Attachment {
+    fn from(a: AttachmentItem) -> Self {
+        Self {
+            id: a.id,
+            content_type: a.content_type,
+            size: a.size,
+            name: a.name,
+            width: a.width,
+            height: a.height,
+            duration_ms: a.duration_ms,
+        }
+    }
 }
 
 impl MessageItem {
@@ -241,6 +288,7 @@ impl MessageItem {
             sent_at: m.sent_at,
             expires_at: m.expires_at,
             ttl: m.expires_at,
+            att: m.attachments.iter().map(AttachmentItem::from).collect(),
             reply_to: m.reply_to,
             edited_at: m.edited_at,
             deleted: m.deleted,
@@ -266,6 +314,7 @@ impl MessageItem {
             event: self.event,
             sent_at: self.sent_at,
             expires_at: self.expires_at,
+            attachments: self.att.into_iter().map(Attachment::from).collect(),
             reply_to: self.reply_to,
             edited_at: self.edited_at,
             deleted: self.deleted,

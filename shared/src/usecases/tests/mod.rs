@@ -1,5 +1,6 @@
 //! Use cases against the in-memory adapters, GIVEN / WHEN / THEN.
 
+mod attachments;
 mod features;
 mod properties;
 mod push;

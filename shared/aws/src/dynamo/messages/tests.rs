@@ -14,6 +14,7 @@ fn message(seq: Seq, expires_at: Option<DateTime<Utc>>) -> Message {
         event: None,
         sent_at: t0(),
         expires_at,
+        attachments: Vec::new(),
         reply_to: None,
         edited_at: None,
         deleted: false,
