@@ -256,6 +256,83 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
     );
 }
 
+/// A report through the deployed stack (fn-groups, with IAM enforced) reaches a subscriber of
+/// the moderation topic with the reported message as it was when reported, and is stored where
+/// the operators read it; later edits change neither.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_reaches_the_moderation_topics_subscriber_with_the_message_as_it_was() {
+    use messenger::ports::Reports;
+    let stack = DeployedStack::get();
+    let _gate = stack.shared().await;
+    let sdk = messenger_aws::sdk::for_endpoint(&stack.endpoint).await;
+    let queue =
+        messenger_aws::testing::subscribed_queue(&sdk, stack.output("ModerationTopicArn")).await;
+    let mut rhea = stack.connect("report-rhea", "phone").await;
+    let mut sly = stack.connect("report-sly", "phone").await;
+    let dm = "dm:report-rhea:report-sly";
+    assert_eq!(
+        sly.send_to("report-rhea", "s-1", "send me your password")
+            .await["seq"],
+        1
+    );
+    message(&mut rhea, 1).await;
+
+    let r = rhea
+        .request(
+            json!({"action":"report","conversation":dm,"seq":1,"reason":"harassment",
+                        "details":"phishing"}),
+        )
+        .await;
+    assert_eq!(r["type"], "reported", "{r}");
+    let id = r["report"].as_str().unwrap().to_owned();
+    let edit = json!({"action":"edit","conversation":dm,"seq":1,"body":"never mind"});
+    assert_eq!(sly.request(edit).await["type"], "edited");
+
+    let mut published = Value::Null;
+    eventually(
+        "the report reaches the moderation topic's subscriber",
+        async || {
+            let events = messenger_aws::testing::received_events(&sdk, &queue).await;
+            match events.into_iter().find(|(m, _)| m["id"] == id.as_str()) {
+                Some((m, attributes)) => {
+                    published = json!({"message": m, "attributes": attributes});
+                    true
+                }
+                None => false,
+            }
+        },
+    )
+    .await;
+    let m = &published["message"];
+    assert_eq!(
+        (
+            &m["reporter"],
+            &m["reason"],
+            &m["details"],
+            &m["message"]["body"],
+            &m["message"]["from"]
+        ),
+        (
+            &json!("report-rhea"),
+            &json!("harassment"),
+            &json!("phishing"),
+            &json!("send me your password"),
+            &json!("report-sly")
+        ),
+        "{published}"
+    );
+    let store = stack.store().await;
+    let stored = store
+        .report(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(
+        stored.message.body.as_deref(),
+        Some("send me your password")
+    );
+}
+
 // ------------------------------------------------------------------ conversation features
 
 /// The reply to `frame`, which must be of type `ty`.

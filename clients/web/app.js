@@ -1,6 +1,6 @@
 // @ts-check
 // The Messenger web app: sign in, an inbox ordered by activity with unread counts, previews,
-// presence and mute, 1:1 and group chats with sent/delivered/read marks, replies, edits,
+// presence, mute and blocking, 1:1 and group chats with sent/delivered/read marks, replies, edits,
 // deletions, reactions and typing indicators, history scroll-back, group creation. Built on the
 // SDK (served by messenger-local at /sdk/); plain DOM, user text only ever set as text.
 import { MessengerClient, WebStorage, applyEntry, isAmendment, newId } from '/sdk/index.js';
@@ -36,8 +36,8 @@ const $ = (id) => document.getElementById(id);
  * @typedef {{ kind: 'send' } | { kind: 'reply', seq: number } | { kind: 'edit', seq: number }} Compose
  */
 
-/** @type {{ me: string, client: MessengerClient | null, chats: Map<string, Chat>, current: string | null, presence: Map<string, PresenceView>, outbox: OutboxItem[], compose: Compose, typing: Map<string, Map<string, number>>, timer?: ReturnType<typeof setInterval> }} */
-const app = { me: '', client: null, chats: new Map(), current: null, presence: new Map(), outbox: [], compose: { kind: 'send' }, typing: new Map() };
+/** @type {{ me: string, client: MessengerClient | null, chats: Map<string, Chat>, current: string | null, presence: Map<string, PresenceView>, outbox: OutboxItem[], compose: Compose, typing: Map<string, Map<string, number>>, blocked: Set<string>, timer?: ReturnType<typeof setInterval> }} */
+const app = { me: '', client: null, chats: new Map(), current: null, presence: new Map(), outbox: [], compose: { kind: 'send' }, typing: new Map(), blocked: new Set() };
 
 // ---- sign in
 
@@ -141,6 +141,9 @@ function start(user, device, url, token) {
     renderInbox();
     renderHeader();
   });
+  client.on('blockState', (b) => {
+    setBlocked(b.user, b.blocked);
+  });
   client.on('outbox', (items) => {
     app.outbox = items;
     renderChat();
@@ -154,6 +157,7 @@ function start(user, device, url, token) {
       $('me').textContent = `${client.user} · ${client.device ?? device}`;
     }
     void refreshInbox();
+    void refreshBlocked();
   });
   app.outbox = client.outbox();
   client.connect().catch(() => {});
@@ -170,6 +174,8 @@ async function signOut() {
   app.current = null;
   $('composer').hidden = true;
   $('mute').hidden = true;
+  $('block').hidden = true;
+  app.blocked.clear();
   app.typing.clear();
   $('app').hidden = true;
   $('signin').hidden = false;
@@ -445,6 +451,36 @@ function renderHeader() {
     : c.view.with ? presenceText(c.view.with) : members(c);
   $('mute').textContent = c.view.muted ? 'Unmute' : 'Mute';
   $('mute').hidden = false;
+  // Blocking is per user: offered in a 1:1 chat.
+  const other = c.view.with;
+  $('block').hidden = !other;
+  $('block').textContent = other && app.blocked.has(other) ? 'Unblock' : 'Block';
+}
+
+/** Whom this user blocked, every page of it. */
+async function refreshBlocked() {
+  if (!app.client) return;
+  try {
+    const all = new Set();
+    /** @type {string | undefined} */
+    let cursor;
+    do {
+      const page = await app.client.blocked(cursor);
+      for (const b of page.users) all.add(b.user);
+      cursor = page.more ? page.cursor : undefined;
+    } while (cursor);
+    app.blocked = all;
+    renderHeader();
+  } catch (error) {
+    notice(`could not load whom you blocked: ${/** @type {Error} */ (error).message}`);
+  }
+}
+
+/** @param {string} user @param {boolean} blocked */
+function setBlocked(user, blocked) {
+  if (blocked) app.blocked.add(user);
+  else app.blocked.delete(user);
+  renderHeader();
 }
 
 /** A group's members, replayed from the membership events loaded (the log holds them all). @param {Chat} c */
@@ -589,7 +625,7 @@ function reactions(c, m) {
   return row;
 }
 
-/** Reply, react, and for one's own (or as a group admin) edit and delete. @param {Chat} c @param {MessageView} m */
+/** Reply, react, for one's own (or as a group admin) edit and delete, for others' report. @param {Chat} c @param {MessageView} m */
 function actions(c, m) {
   const box = el('span', 'actions');
   /** @param {string} name @param {string} label @param {() => void} run */
@@ -607,7 +643,27 @@ function actions(c, m) {
   if (m.from === app.me || (c.view.kind === 'group' && c.view.role === 'admin')) {
     button('delete', '🗑', () => void amend(() => app.client?.delete(c.view.conversation, m.seq)));
   }
+  if (m.from !== app.me && !m.deleted) button('report', '⚑', () => void report(c, m));
   return box;
+}
+
+/** The reasons a report may give (docs/protocol.md). */
+const REPORT_REASONS = ['spam', 'harassment', 'hate', 'nudity', 'violence', 'self_harm', 'other'];
+
+/** Asks why, then reports the message to the operators. @param {Chat} c @param {MessageView} m */
+async function report(c, m) {
+  const reason = window.prompt(`Report this message from ${m.from}? Reason: ${REPORT_REASONS.join(', ')}`, 'spam');
+  if (reason === null) return;
+  if (!REPORT_REASONS.includes(reason.trim())) {
+    notice(`not reported: the reason must be one of ${REPORT_REASONS.join(', ')}`);
+    return;
+  }
+  try {
+    const r = await app.client?.report(c.view.conversation, m.seq, /** @type {any} */ (reason.trim()));
+    if (r) notice(r.duplicate ? 'You reported this message already today.' : 'Reported. Thank you: the moderators will look at it.');
+  } catch (error) {
+    notice(`not reported (${/** @type {any} */ (error).code ?? 'error'}): ${/** @type {Error} */ (error).message}`);
+  }
 }
 
 /** @param {Chat} c @param {number} seq @param {string} emoji @param {boolean} remove */
@@ -749,6 +805,17 @@ function setUpApp() {
       renderInbox();
     } catch (error) {
       notice(`could not change the mute: ${/** @type {Error} */ (error).message}`);
+    }
+  });
+  $('block').addEventListener('click', async () => {
+    const c = app.current ? app.chats.get(app.current) : undefined;
+    const other = c?.view.with;
+    if (!other || !app.client) return;
+    try {
+      const r = app.blocked.has(other) ? await app.client.unblock(other) : await app.client.block(other);
+      setBlocked(r.user, r.blocked);
+    } catch (error) {
+      notice(`could not change the block: ${/** @type {Error} */ (error).message}`);
     }
   });
 }

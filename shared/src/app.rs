@@ -9,8 +9,8 @@ use crate::domain::Connection;
 use crate::domain::{ConnectionId, UserId};
 use crate::memory::InMemoryStore;
 use crate::ports::{
-    Connections, Conversations, MessageLog, NoObjects, Notifier, NotifyError, Objects, PostError,
-    Poster, PushDevices, RateLimiter, WriteReads,
+    Blocks, Connections, Conversations, MessageLog, NoObjects, Notifier, NotifyError, Objects,
+    PostError, Poster, PushDevices, RateLimiter, Reports, WriteReads,
 };
 use crate::protocol::ServerFrame;
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};
@@ -180,6 +180,10 @@ pub struct Stores {
     pub push_devices: Arc<dyn PushDevices>,
     /// Per-user rate limits.
     pub limiter: Arc<dyn RateLimiter>,
+    /// Who blocked whom.
+    pub blocks: Arc<dyn Blocks>,
+    /// Reports of messages (no client action reads them).
+    pub reports: Arc<dyn Reports>,
 }
 
 impl Stores {
@@ -192,6 +196,8 @@ impl Stores {
             + WriteReads
             + PushDevices
             + RateLimiter
+            + Blocks
+            + Reports
             + 'static,
     {
         Self {
@@ -200,7 +206,9 @@ impl Stores {
             messages: store.clone(),
             reads: store.clone(),
             push_devices: store.clone(),
-            limiter: store,
+            limiter: store.clone(),
+            blocks: store.clone(),
+            reports: store,
         }
     }
 
@@ -386,6 +394,9 @@ impl Notifier for NoNotifier {
         Ok(())
     }
     async fn publish(&self, _: &MessageEvent) -> Result<(), NotifyError> {
+        Ok(())
+    }
+    async fn report(&self, _: &crate::moderation::Report) -> Result<(), NotifyError> {
         Ok(())
     }
 }

@@ -33,6 +33,7 @@ pub mod contract;
 pub mod domain;
 mod error;
 pub mod memory;
+pub mod moderation;
 pub mod ports;
 pub mod protocol;
 pub mod push;

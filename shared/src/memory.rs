@@ -7,16 +7,17 @@ use crate::domain::{
     Amendment, ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Head, Member,
     Membership, Message, NewMessage, ReceiptKind, Role, SentKey, Seq, UserId,
 };
+use crate::moderation::{Report, ReportId};
 use crate::ports::{
-    Amended, Append, Appended, Connections, Conversations, Effects, GroupContext, GroupKeys,
-    GroupRefusal, MessageLog, PushDevices, RateLimiter, StoreError, UserPresence, WriteContext,
-    WriteKeys, WriteReads,
+    Amended, Append, Appended, BlockState, BlockedUser, Blocks, Connections, Conversations,
+    Effects, GroupContext, GroupKeys, GroupRefusal, MessageLog, PushDevices, RateLimiter, Reports,
+    StoreError, UserPresence, WriteContext, WriteKeys, WriteReads,
 };
 use crate::push::{Platform, PushClaim, PushDevice};
 use crate::ratelimit::{Bucket, Decision, Rate};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 /// Every storage port in memory. Cheap to create; share it behind an `Arc`.
@@ -42,6 +43,10 @@ struct State {
     push_claims: HashMap<(UserId, DeviceId, ConversationId), (DateTime<Utc>, Seq)>,
     /// (user, bucket) → when that token bucket is full again
     buckets: HashMap<(UserId, Bucket), DateTime<Utc>>,
+    /// blocker → blocked → since when
+    blocks: HashMap<UserId, BTreeMap<UserId, DateTime<Utc>>>,
+    /// every report, by id
+    reports: BTreeMap<ReportId, Report>,
 }
 
 impl InMemoryStore {
@@ -57,6 +62,13 @@ impl InMemoryStore {
 }
 
 impl State {
+    /// Whether `blocker` blocked `blocked`.
+    fn blocks(&self, blocker: &UserId, blocked: &UserId) -> bool {
+        self.blocks
+            .get(blocker)
+            .is_some_and(|b| b.contains_key(blocked))
+    }
+
     /// How many groups `user` is in.
     fn groups_of(&self, user: &UserId) -> usize {
         self.members
@@ -270,7 +282,14 @@ impl WriteReads for InMemoryStore {
         let at = keys.message.and_then(|seq| Some((seq, log.get(seq)?)));
         let message = at.map(|(_, m)| m).filter(|m| live(m, now)).cloned();
         let message_chats = at.map_or(0, |(seq, _)| log.chats[(seq - 1) as usize]);
+        let blocks = keys
+            .other
+            .map_or_else(BlockState::default, |other| BlockState {
+                by_me: s.blocks(keys.user, other),
+                by_them: s.blocks(other, keys.user),
+            });
         Ok(WriteContext {
+            blocks,
             membership: s.members.get(conv).and_then(|m| m.get(keys.user)).cloned(),
             last_seq: log.head.last_seq,
             chats: log.head.chats,
@@ -304,6 +323,12 @@ impl WriteReads for InMemoryStore {
                 .counts_of
                 .iter()
                 .map(|u| (u.clone(), s.groups_of(u)))
+                .collect(),
+            blocked_by: keys
+                .counts_of
+                .iter()
+                .filter(|u| s.blocks(u, keys.user))
+                .cloned()
                 .collect(),
         })
     }
@@ -702,6 +727,107 @@ impl PushDevices for InMemoryStore {
             .push_claims
             .remove(&(user.clone(), device.clone(), conv.clone()));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Blocks for InMemoryStore {
+    async fn block(
+        &self,
+        blocker: &UserId,
+        blocked: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let mine = s.blocks.entry(blocker.clone()).or_default();
+        if mine.contains_key(blocked) {
+            return Ok(false);
+        }
+        mine.insert(blocked.clone(), at);
+        Ok(true)
+    }
+
+    async fn unblock(&self, blocker: &UserId, blocked: &UserId) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        Ok(s.blocks
+            .get_mut(blocker)
+            .is_some_and(|b| b.remove(blocked).is_some()))
+    }
+
+    async fn blocked(
+        &self,
+        blocker: &UserId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<(Vec<BlockedUser>, bool), StoreError> {
+        let s = self.lock();
+        let Some(mine) = s.blocks.get(blocker) else {
+            return Ok((Vec::new(), false));
+        };
+        let mut rest = mine
+            .iter()
+            .filter(|(u, _)| after.is_none_or(|a| *u > a))
+            .map(|(u, at)| BlockedUser {
+                user: u.clone(),
+                at: *at,
+            });
+        let page: Vec<BlockedUser> = rest.by_ref().take(limit).collect();
+        Ok((page, rest.next().is_some()))
+    }
+
+    async fn membership_and_blocks(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        other: &UserId,
+    ) -> Result<(Option<Membership>, BlockState), StoreError> {
+        let s = self.lock();
+        let membership = s.members.get(conv).and_then(|m| m.get(user)).cloned();
+        let blocks = BlockState {
+            by_me: s.blocks(user, other),
+            by_them: s.blocks(other, user),
+        };
+        Ok((membership, blocks))
+    }
+
+    async fn standing(
+        &self,
+        pairs: &[(UserId, UserId)],
+    ) -> Result<HashSet<(UserId, UserId)>, StoreError> {
+        let s = self.lock();
+        Ok(pairs
+            .iter()
+            .filter(|(a, b)| s.blocks(a, b))
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Reports for InMemoryStore {
+    async fn put_report(&self, report: &Report) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if s.reports.contains_key(&report.id) {
+            return Ok(false);
+        }
+        s.reports.insert(report.id.clone(), report.clone());
+        Ok(true)
+    }
+
+    async fn report(&self, id: &ReportId) -> Result<Option<Report>, StoreError> {
+        Ok(self.lock().reports.get(id).cloned())
+    }
+
+    async fn reports_of_day(&self, day: NaiveDate) -> Result<Vec<Report>, StoreError> {
+        let mut of_day: Vec<Report> = self
+            .lock()
+            .reports
+            .values()
+            .filter(|r| r.id.day == day)
+            .cloned()
+            .collect();
+        of_day.sort_by(|a, b| (a.reported_at, &a.id).cmp(&(b.reported_at, &b.id)));
+        Ok(of_day)
     }
 }
 

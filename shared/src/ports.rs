@@ -6,11 +6,12 @@ use crate::domain::{
     Amendment, ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Head, Member,
     Membership, Message, NewMessage, ReceiptKind, Refusal, Role, SentKey, Seq, UserId,
 };
+use crate::moderation::{Report, ReportId};
 use crate::push::{MessageEvent, Notification, Platform, PushClaim, PushDevice};
 use crate::ratelimit::{Bucket, Decision, Rate};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::{HashMap, HashSet};
 
 /// A storage backend failed (throttled, unreachable, corrupt item). The source is kept for logs.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,8 @@ pub struct WriteKeys<'a> {
     pub client_msg_id: Option<&'a ClientMsgId>,
     /// `ack`: a seq whose message to read (its author gets the receipt).
     pub message: Option<Seq>,
+    /// A 1:1 `send`: the other member, to read whether either of the two blocked the other.
+    pub other: Option<&'a UserId>,
 }
 
 /// The answer to [`WriteKeys`], read strongly consistent.
@@ -99,6 +102,24 @@ pub struct WriteContext {
     /// The log's chat count up to and including that message (what a `read` pointer there
     /// has read).
     pub message_chats: u64,
+    /// Whether [`WriteKeys::other`] and the user block each other.
+    pub blocks: BlockState,
+}
+
+/// Whether two users block each other, as seen from one of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockState {
+    /// I blocked them.
+    pub by_me: bool,
+    /// They blocked me.
+    pub by_them: bool,
+}
+
+impl BlockState {
+    /// Either blocked the other.
+    pub fn any(self) -> bool {
+        self.by_me || self.by_them
+    }
 }
 
 /// What a group change reads first, in one round trip.
@@ -108,7 +129,8 @@ pub struct GroupKeys<'a> {
     /// The caller, whose `client_msg_id` is looked up.
     pub user: &'a UserId,
     pub client_msg_id: Option<&'a ClientMsgId>,
-    /// Users whose number of groups is needed (those the change would add).
+    /// Users whose number of groups is needed (those the change would add); whether each
+    /// blocked the caller is read with it.
     pub counts_of: &'a [UserId],
 }
 
@@ -127,6 +149,8 @@ pub struct GroupContext {
     pub sent: Option<SentKey>,
     /// How many groups each of [`GroupKeys::counts_of`] is in.
     pub groups_of: HashMap<UserId, usize>,
+    /// Those of [`GroupKeys::counts_of`] who blocked the caller.
+    pub blocked_by: HashSet<UserId>,
 }
 
 impl GroupContext {
@@ -414,6 +438,62 @@ pub trait RateLimiter: Send + Sync {
     ) -> Result<Decision, StoreError>;
 }
 
+/// Someone the user blocked, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedUser {
+    pub user: UserId,
+    pub at: DateTime<Utc>,
+}
+
+/// Who blocked whom: one record per (blocker, blocked) pair, private to the blocker. The
+/// checks that matter most read them with other keys ([`WriteReads`]); these are the rest.
+#[async_trait]
+pub trait Blocks: Send + Sync {
+    /// Records that `blocker` blocked `blocked` at `at`; `false` (and the first instant kept)
+    /// when they already had.
+    async fn block(
+        &self,
+        blocker: &UserId,
+        blocked: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Forgets the block; `false` when there was none.
+    async fn unblock(&self, blocker: &UserId, blocked: &UserId) -> Result<bool, StoreError>;
+    /// Whom `blocker` blocked, in user id order, after `after`: at most `limit`, and whether
+    /// there are more (one query in production).
+    async fn blocked(
+        &self,
+        blocker: &UserId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<(Vec<BlockedUser>, bool), StoreError>;
+    /// The user's membership of `conv`, and whether they and `other` block each other: one
+    /// batched read in production (what a 1:1's typing and amendments read instead of the
+    /// membership alone).
+    async fn membership_and_blocks(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        other: &UserId,
+    ) -> Result<(Option<Membership>, BlockState), StoreError>;
+    /// Which of these (blocker, blocked) pairs stand (one batched read in production).
+    async fn standing(
+        &self,
+        pairs: &[(UserId, UserId)],
+    ) -> Result<HashSet<(UserId, UserId)>, StoreError>;
+}
+
+/// Reports of messages, kept where no client action reads them.
+#[async_trait]
+pub trait Reports: Send + Sync {
+    /// Stores the report unless one with its id exists; `false` (nothing written) when it does.
+    async fn put_report(&self, report: &Report) -> Result<bool, StoreError>;
+    /// The report with this id.
+    async fn report(&self, id: &ReportId) -> Result<Option<Report>, StoreError>;
+    /// The reports made on `day`, oldest first (one query per 1 MB in production).
+    async fn reports_of_day(&self, day: NaiveDate) -> Result<Vec<Report>, StoreError>;
+}
+
 /// Devices registered for push, and the claims that coalesce pushes.
 #[async_trait]
 pub trait PushDevices: Send + Sync {
@@ -493,6 +573,8 @@ pub trait Notifier: Send + Sync {
     ) -> Result<(), NotifyError>;
     /// Publishes a stored message's event to the topic.
     async fn publish(&self, event: &MessageEvent) -> Result<(), NotifyError>;
+    /// Publishes a stored report to the moderation topic (nothing when none is configured).
+    async fn report(&self, report: &Report) -> Result<(), NotifyError>;
 }
 
 /// Why an object-store call failed.

@@ -163,6 +163,29 @@ pub struct RenameGroupFrame {
     pub client_msg_id: Option<ClientMsgId>,
 }
 
+/// `block`, `unblock`: one user.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserFrame {
+    pub user: UserId,
+}
+
+/// `report`: a message to the operators, with a reason from the documented list.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportFrame {
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub reason: crate::moderation::ReportReason,
+    /// Free text, at most [`crate::moderation::MAX_DETAILS_BYTES`].
+    pub details: Option<String>,
+}
+
+/// `blocked`: whom the caller blocked, in user id order, paged.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BlockedFrame {
+    /// The previous page's `cursor`: continue after it.
+    pub cursor: Option<UserId>,
+}
+
 /// `conversations`: the caller's inbox, latest activity first, paged.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ConversationsFrame {
@@ -407,6 +430,14 @@ pub struct PresenceView {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
+/// One blocked user in a `blocked` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedView {
+    pub user: UserId,
+    #[serde(serialize_with = "rfc3339_millis")]
+    pub blocked_at: DateTime<Utc>,
+}
+
 /// One member's pointers in a `receipts` reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointersView {
@@ -568,6 +599,28 @@ pub enum ServerFrame {
     /// The service is about to close this connection, and why: don't reconnect on your own.
     Closed {
         reason: CloseReason,
+    },
+    /// Reply to `block` and `unblock`, also sent to the caller's other devices; never to the
+    /// user blocked.
+    BlockState {
+        user: UserId,
+        blocked: bool,
+    },
+    /// Reply to `report`: stored under `report` and sent to the operators.
+    Reported {
+        report: crate::moderation::ReportId,
+        conversation: ConversationId,
+        seq: Seq,
+        /// The same reporter reported this message earlier the same day: that report stands.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        duplicate: bool,
+    },
+    /// Reply to `blocked`: ask again with `cursor` while `more`.
+    Blocked {
+        users: Vec<BlockedView>,
+        more: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<UserId>,
     },
     Error {
         code: ErrorCode,

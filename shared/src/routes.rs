@@ -147,6 +147,14 @@ actions! {
     Mute = "mute" => Lambda(Groups),
     /// `usecases/unmute.rs`.
     Unmute = "unmute" => Lambda(Groups),
+    /// Stop a user from reaching one (`usecases/block.rs`).
+    Block = "block" => Lambda(Groups),
+    /// `usecases/unblock.rs`.
+    Unblock = "unblock" => Lambda(Groups),
+    /// Whom one blocked (`usecases/blocked.rs`).
+    Blocked = "blocked" => Lambda(Groups),
+    /// A message to the operators (`usecases/report.rs`).
+    Report = "report" => Lambda(Groups),
     /// `usecases/register_push.rs`.
     RegisterPush = "register_push" => Lambda(Devices),
     /// `usecases/unregister_push.rs`.
@@ -165,9 +173,12 @@ impl Action {
             Self::Send | Self::Edit | Self::Delete | Self::React => Some(Bucket::Send),
             Self::Upload => Some(Bucket::Uploads),
             Self::Ack | Self::Heartbeat | Self::Typing => None,
-            Self::Receipts | Self::Sync | Self::History | Self::Download | Self::Conversations => {
-                Some(Bucket::Reads)
-            }
+            Self::Receipts
+            | Self::Sync
+            | Self::History
+            | Self::Download
+            | Self::Conversations
+            | Self::Blocked => Some(Bucket::Reads),
             Self::Presence => Some(Bucket::Presence),
             Self::CreateGroup
             | Self::AddMembers
@@ -175,7 +186,10 @@ impl Action {
             | Self::LeaveGroup
             | Self::RenameGroup
             | Self::Mute
-            | Self::Unmute => Some(Bucket::Groups),
+            | Self::Unmute
+            | Self::Block
+            | Self::Unblock
+            | Self::Report => Some(Bucket::Groups),
             Self::RegisterPush | Self::UnregisterPush => Some(Bucket::Push),
         }
     }

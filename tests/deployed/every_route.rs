@@ -55,6 +55,7 @@ async fn every_route_of_the_template_works_through_the_deployed_stack() {
         group_management_and_the_inbox(stack, &seen),
         push_registration(stack, &seen),
         conversation_features(stack, &seen),
+        blocking(stack, &seen),
         attachments(stack, &seen),
     );
     let seen = seen.0.lock().unwrap().clone();
@@ -330,6 +331,90 @@ async fn conversation_features(stack: &DeployedStack, seen: &Exercised) {
     assert_eq!(unmuted["muted"], false, "{unmuted}");
     let m = store.membership(&conv, &noa_id).await.unwrap().unwrap();
     assert_eq!(m.muted_until, None);
+}
+
+/// `report` stores a report with the message's copy; `block` stores the record (and is private: the blocked user hears nothing); with it the
+/// blocked user's send is refused by fn-send, the blocker reads as never seen through
+/// fn-presence, and a group naming the blocker is refused by fn-groups, each reading the record
+/// with IAM enforced; `blocked` lists it and `unblock` removes it.
+async fn blocking(stack: &DeployedStack, seen: &Exercised) {
+    use messenger::ports::Blocks;
+    let store = stack.store().await;
+    let (ola, pia) = (
+        UserId::new("walk-ola").unwrap(),
+        UserId::new("walk-pia").unwrap(),
+    );
+    let mut ola_phone = stack.connect("walk-ola", "phone").await;
+    let mut pia_phone = stack.connect("walk-pia", "phone").await;
+    let hi = json!({"action":"send","to":"walk-ola","client_msg_id":"b-1","body":"hi"});
+    assert_eq!(seen.call(&mut pia_phone, hi).await["seq"], 1);
+    message(&mut ola_phone, 1).await;
+    // `report` stores the report in the deployed tables (and publishes it: the moderation
+    // topic's own test reads it back from a subscriber).
+    let report =
+        json!({"action":"report","conversation":"dm:walk-ola:walk-pia","seq":1,"reason":"spam"});
+    let reported = seen.call(&mut ola_phone, report).await;
+    assert_eq!(reported["type"], "reported", "{reported}");
+    {
+        use messenger::ports::Reports;
+        let id = reported["report"].as_str().unwrap().parse().unwrap();
+        let stored = store.report(&id).await.unwrap().expect("stored");
+        assert_eq!(
+            (stored.reporter, stored.message.body.as_deref()),
+            (ola.clone(), Some("hi"))
+        );
+    }
+
+    let blocked = seen
+        .call(&mut ola_phone, json!({"action":"block","user":"walk-pia"}))
+        .await;
+    assert_eq!(
+        (&blocked["type"], &blocked["blocked"]),
+        (&json!("block_state"), &json!(true)),
+        "{blocked}"
+    );
+    let (list, _) = store.blocked(&ola, None, 10).await.unwrap();
+    assert_eq!(list.iter().map(|b| &b.user).collect::<Vec<_>>(), [&pia]);
+
+    let refused = pia_phone.send_to("walk-ola", "b-2", "still there?").await;
+    assert_eq!(
+        (&refused["code"], &refused["message"]),
+        (&json!("forbidden"), &json!("you can't message this user")),
+        "{refused}"
+    );
+    let p = pia_phone
+        .request(json!({"action":"presence","users":["walk-ola"]}))
+        .await;
+    assert_eq!(
+        p["users"][0],
+        json!({"user":"walk-ola","online":false,"last_seen":null}),
+        "{p}"
+    );
+    let g = pia_phone
+        .request(json!({"action":"create_group","name":"No","members":["walk-ola"]}))
+        .await;
+    assert_eq!(g["code"], "forbidden", "{g}");
+
+    let list = seen.call(&mut ola_phone, json!({"action":"blocked"})).await;
+    assert_eq!(list["users"][0]["user"], "walk-pia", "{list}");
+    let unblocked = seen
+        .call(
+            &mut ola_phone,
+            json!({"action":"unblock","user":"walk-pia"}),
+        )
+        .await;
+    assert_eq!(unblocked["blocked"], false, "{unblocked}");
+    assert!(store.blocked(&ola, None, 10).await.unwrap().0.is_empty());
+    let again = json!({"action":"send","to":"walk-ola","client_msg_id":"b-3","body":"hi again"});
+    assert_eq!(seen.call(&mut pia_phone, again).await["seq"], 2);
+    let m = message(&mut ola_phone, 2).await;
+    assert_eq!(m["body"], "hi again");
+    assert!(
+        !pia_phone
+            .backlog()
+            .iter()
+            .any(|f| f["type"] == "block_state")
+    );
 }
 
 /// `register_push` creates the device's SNS endpoint with its token and records the device;

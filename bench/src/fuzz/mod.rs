@@ -57,6 +57,9 @@ const RESULTS: &[&str] = &[
     "deleted",
     "reacted",
     "muted",
+    "block_state",
+    "blocked",
+    "reported",
 ];
 
 /// What to fuzz, and how much.
@@ -282,6 +285,12 @@ impl World {
             json!({"action":"conversations","id":"cv2","limit":2}),
             json!({"action":"register_push","id":"rp","platform":"fcm","token":"t-1","preview":true}),
             json!({"action":"unregister_push","id":"up"}),
+            // Someone outside every seeded conversation, so blocking does not refuse the sends.
+            json!({"action":"block","id":"b","user":"mallory"}),
+            json!({"action":"unblock","id":"ub","user":"mallory"}),
+            json!({"action":"blocked","id":"bl"}),
+            json!({"action":"blocked","id":"bl2","cursor":"mallory"}),
+            json!({"action":"report","id":"rp","conversation":g,"seq":1,"reason":"spam","details":"x"}),
             json!({"action":"upload","id":"ul","to":"bob","client_msg_id":format!("f-{n}"),"content_type":"image/jpeg","size":1000,"name":"a.jpg","width":10,"height":10}),
             json!({"action":"upload","conversation":g,"client_msg_id":"f-g","content_type":"audio/ogg","size":5,"name":"v.ogg","duration_ms":1500}),
             json!({"action":"send","id":"sf","to":"bob","client_msg_id":format!("f-{n}"),"attachments":["0123456789abcdef0123456789abcdef"]}),

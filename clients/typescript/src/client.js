@@ -40,6 +40,10 @@ import { MemoryStorage } from './storage.js';
 /** @typedef {import('./protocol.js').Platform} Platform */
 /** @typedef {import('./protocol.js').Typing} Typing */
 /** @typedef {import('./protocol.js').Muted} Muted */
+/** @typedef {import('./protocol.js').BlockState} BlockState */
+/** @typedef {import('./protocol.js').Blocked} Blocked */
+/** @typedef {import('./protocol.js').Reported} Reported */
+/** @typedef {import('./protocol.js').ReportReason} ReportReason */
 /** @typedef {import('./outbox.js').OutboxItem} OutboxItem */
 /** @typedef {import('./storage.js').Storage} Storage */
 
@@ -97,6 +101,7 @@ import { MemoryStorage } from './storage.js';
  *   user connected more devices at once than they may, and this was the oldest. The client
  *   stops (state `closed`) instead of reconnecting, which would close another of the user's
  *   connections; a new client on the same storage takes over when the user asks
+ * @property {BlockState} blockState this user blocked or unblocked someone on another device
  * @property {ServerFrame} frame every frame received, as is
  * @property {Error} error a problem the client handles itself (token provider failed, …)
  */
@@ -127,6 +132,10 @@ export const ACTIONS = Object.freeze({
   react: 'react',
   mute: 'mute',
   unmute: 'unmute',
+  block: 'block',
+  unblock: 'unblock',
+  blocked: 'blocked',
+  report: 'report',
   upload: 'upload',
   download: 'download',
 });
@@ -551,6 +560,44 @@ export class MessengerClient extends Emitter {
   }
 
   /**
+   * Blocks `user`: their 1:1 messages to this user are refused (they are told only "you can't
+   * message this user"), this user reads as never seen to them, and they cannot add this user
+   * to groups. They are never told. @param {string} user
+   * @returns {Promise<BlockState>}
+   */
+  block(user) {
+    return this.#request({ action: 'block', user });
+  }
+
+  /** Unblocks `user`. @param {string} user @returns {Promise<BlockState>} */
+  unblock(user) {
+    return this.#request({ action: 'unblock', user });
+  }
+
+  /**
+   * Whom this user blocked, in user id order, 100 a page (pass the reply's `cursor` while
+   * `more`). @param {string} [cursor] @returns {Promise<Blocked>}
+   */
+  blocked(cursor) {
+    return this.#request(cursor === undefined ? { action: 'blocked' } : { action: 'blocked', cursor });
+  }
+
+  /**
+   * Reports someone else's message to the operators (a copy of it as it is now, the reason,
+   * optional details of at most 1 KB). Nobody else is told.
+   * @param {string} conversation @param {number} seq @param {ReportReason} reason
+   * @param {string} [details]
+   * @returns {Promise<Reported>}
+   */
+  report(conversation, seq, reason, details) {
+    return this.#request(
+      details === undefined
+        ? { action: 'report', conversation, seq, reason }
+        : { action: 'report', conversation, seq, reason, details },
+    );
+  }
+
+  /**
    * Uploads one file for a message: asks for a presigned form (`upload`), then POSTs the file
    * straight to the object store (S3, or messenger-local's directory) with `fetch`. Resolves
    * with the attachment id to pass to {@link send} with the same `clientMsgId`; rejects with
@@ -733,6 +780,8 @@ export class MessengerClient extends Emitter {
       this.emit('muted', frame);
     } else if (frame.type === 'closed') {
       this.#closedFor = frame.reason;
+    } else if (frame.type === 'block_state') {
+      this.emit('blockState', frame);
     } else if (frame.type === 'error') {
       // A refused request nobody waits for: a `typing`, an ack without `id`.
       this.emit('error', new MessengerError(frame.code, frame.message, frame));

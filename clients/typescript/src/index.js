@@ -33,6 +33,11 @@ export { MemoryStorage, WebStorage } from './storage.js';
 /** @typedef {import('./protocol.js').Preview} Preview */
 /** @typedef {import('./protocol.js').Typing} Typing */
 /** @typedef {import('./protocol.js').Muted} Muted */
+/** @typedef {import('./protocol.js').BlockState} BlockState */
+/** @typedef {import('./protocol.js').Blocked} Blocked */
+/** @typedef {import('./protocol.js').BlockedView} BlockedView */
+/** @typedef {import('./protocol.js').Reported} Reported */
+/** @typedef {import('./protocol.js').ReportReason} ReportReason */
 /** @typedef {import('./protocol.js').AmendedView} AmendedView */
 /** @typedef {import('./protocol.js').ErrorCode} ErrorCode */
 /** @typedef {import('./protocol.js').Attachment} Attachment */

@@ -106,13 +106,22 @@
 /** @typedef {{ action: 'react', conversation: string, seq: number, emoji: string, remove?: boolean }} ReactRequest */
 /** @typedef {{ action: 'mute', conversation: string, until?: string | null }} MuteRequest */
 /** @typedef {{ action: 'unmute', conversation: string }} UnmuteRequest */
+/** @typedef {{ action: 'block', user: string }} BlockRequest */
+/** @typedef {{ action: 'unblock', user: string }} UnblockRequest */
+/** @typedef {{ action: 'blocked', cursor?: string }} BlockedRequest */
+/** @typedef {'spam' | 'harassment' | 'hate' | 'nudity' | 'violence' | 'self_harm' | 'other'} ReportReason */
+/**
+ * @typedef {{ action: 'report', conversation: string, seq: number, reason: ReportReason,
+ *   details?: string }} ReportRequest
+ */
 
 /**
  * @typedef {SendRequest | AckRequest | ReceiptsRequest | SyncRequest | HistoryRequest
  *   | PresenceRequest | HeartbeatRequest | CreateGroupRequest | AddMembersRequest | RemoveMembersRequest | RenameGroupRequest
  *   | LeaveGroupRequest | ConversationsRequest | RegisterPushRequest
  *   | UnregisterPushRequest | TypingRequest | EditRequest | DeleteRequest | ReactRequest
- *   | MuteRequest | UnmuteRequest | UploadRequest | DownloadRequest} ClientFrame
+ *   | MuteRequest | UnmuteRequest | BlockRequest | UnblockRequest | BlockedRequest
+ *   | ReportRequest | UploadRequest | DownloadRequest} ClientFrame
  */
 
 // ---- server → client
@@ -190,6 +199,22 @@
  *   until?: string }} Muted
  */
 /**
+ * The reply to `block` and `unblock`, also pushed to your other devices (never to the user
+ * concerned).
+ * @typedef {{ type: 'block_state', id?: RequestId, user: string, blocked: boolean }} BlockState
+ */
+/** @typedef {{ user: string, blocked_at: string }} BlockedView */
+/**
+ * The reply to `report`: `duplicate` when this user reported the message earlier the same day.
+ * @typedef {{ type: 'reported', id?: RequestId, report: string, conversation: string,
+ *   seq: number, duplicate?: true }} Reported
+ */
+/**
+ * The reply to `blocked`: ask again with `cursor` while `more`.
+ * @typedef {{ type: 'blocked', id?: RequestId, users: BlockedView[], more: boolean,
+ *   cursor?: string }} Blocked
+ */
+/**
  * @typedef {{ type: 'push_registered', id?: RequestId, device: string, platform: Platform,
  *   preview: boolean }} PushRegistered
  */
@@ -215,7 +240,7 @@
 /**
  * @typedef {Sent | Message | Receipt | Acked | Receipts | Sync | History | Presence | Group | Left
  *   | Conversations | PushRegistered | PushUnregistered | Typing | Edited | Deleted | Reacted
- *   | Muted | Upload | Download | Closed | ErrorFrame} ServerFrame
+ *   | Muted | Upload | Download | Closed | BlockState | Blocked | Reported | ErrorFrame} ServerFrame
  */
 
 /**
@@ -242,6 +267,10 @@
  * @property {Reacted} react
  * @property {Muted} mute
  * @property {Muted} unmute
+ * @property {BlockState} block
+ * @property {BlockState} unblock
+ * @property {Blocked} blocked
+ * @property {Reported} report
  * @property {Upload} upload
  * @property {Download} download
  */

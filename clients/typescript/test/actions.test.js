@@ -175,6 +175,46 @@ test('typing, replies, edit, delete, reactions, the inbox and mute through the S
   assert.deepEqual(sockets.flatMap((s) => s.violations), []);
 });
 
+test('block, the blocked list, report and unblock through the SDK: a blocked user is refused and never told', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const sockets = [checkedWebSocket(), checkedWebSocket(), checkedWebSocket()];
+  const [alice, laptop, mallory] = [['alice', 'web'], ['alice', 'laptop'], ['mallory', 'web']].map(
+    ([user, device], i) => new MessengerClient({ url: gw.url, token: gw.tokens(user, device), WebSocket: sockets[i].WebSocket }),
+  );
+  t.after(() => Promise.all([alice.close(), laptop.close(), mallory.close()]));
+  await withTimeout(Promise.all([alice.connect(), laptop.connect(), mallory.connect()]), 'all online');
+  /** @type {unknown[]} */
+  const toldMallory = [];
+  mallory.on('blockState', (f) => toldMallory.push(f));
+  await mallory.send({ to: 'alice', body: 'hi, want cheap watches?' });
+
+  const elsewhere = laptop.once('blockState');
+  const state = await alice.block('mallory');
+  assert.deepEqual([state.type, state.user, state.blocked], ['block_state', 'mallory', true]);
+  assert.deepEqual(await withTimeout(elsewhere, 'the laptop hears of it'), { type: 'block_state', user: 'mallory', blocked: true });
+  const list = await alice.blocked();
+  assert.deepEqual([list.users.map((b) => b.user), list.more], [['mallory'], false]);
+
+  // Mallory's message fails for good, with the words Messenger uses.
+  const failed = mallory.once('sendFailed');
+  await assert.rejects(mallory.send({ to: 'alice', body: 'hello?' }), { code: 'forbidden', message: "you can't message this user" });
+  const { error } = await withTimeout(failed, 'the outbox gives up');
+  assert.equal(error.code, 'forbidden');
+
+  // Alice reports mallory's earlier message (sent before the block): once a day.
+  const reported = await alice.report('dm:alice:mallory', 1, 'spam', 'a stranger');
+  assert.deepEqual([reported.type, reported.seq, reported.duplicate], ['reported', 1, undefined]);
+  assert.equal((await alice.report('dm:alice:mallory', 1, 'spam')).duplicate, true);
+
+  assert.equal((await alice.unblock('mallory')).blocked, false);
+  assert.deepEqual((await alice.blocked()).users, []);
+  const sent = await mallory.send({ to: 'alice', body: 'hello again' });
+  assert.equal(sent.seq, 2, 'nothing refused was stored');
+  assert.deepEqual(toldMallory, []);
+  assert.deepEqual(sockets.flatMap((s) => s.violations), []);
+});
+
 test('a photo through upload, send, the live message and download', async (t) => {
   const gw = await Gateway.start();
   t.after(() => gw.stop());

@@ -147,7 +147,7 @@ test('messages sent while away show as unread, and older ones load on scroll-bac
   assert.deepEqual(errors, []);
 });
 
-test('typing shows, and replies, reactions, edits, deletions and mute reach the other window', async (t) => {
+test('typing shows, and replies, reactions, edits, deletions, mute, blocking and reporting work across two windows', async (t) => {
   const gw = await Gateway.start();
   t.after(() => gw.stop());
   const browser = await launch(t);
@@ -188,6 +188,23 @@ test('typing shows, and replies, reactions, edits, deletions and mute reach the 
   await bob.click('#mute');
   await bob.locator('#inbox li[data-conversation="dm:alice:bob"] .name', { hasText: '🔕' }).waitFor();
   assert.equal(await bob.locator('#mute').textContent(), 'Unmute');
+
+  // Bob blocks alice: her next message is refused and never reaches him; unblocking undoes it.
+  await bob.click('#block');
+  await bob.locator('#block', { hasText: 'Unblock' }).waitFor();
+  await say(alice, 'Are you there?');
+  await alice.locator('#message-list li.notice', { hasText: 'not sent (forbidden)' }).waitFor();
+  await bob.click('#block');
+  await bob.locator('#block', { hasText: /^Block$/ }).waitFor();
+  await say(alice, 'Hello again');
+  await message(bob, 'Hello again').waitFor();
+  assert.equal(await message(bob, 'Are you there?').count(), 0, 'the refused message never reached bob');
+
+  // Bob reports alice's message from its menu, giving a reason.
+  bob.once('dialog', (dialog) => void dialog.accept('harassment'));
+  await message(bob, 'Hello again').locator('.action.report').click();
+  await bob.locator('#message-list li.notice', { hasText: 'Reported.' }).waitFor();
+  assert.equal(await message(alice, 'Hello again').locator('.action.report').count(), 0, 'no report button on your own messages');
   assert.deepEqual(errors, [], 'no errors in either page');
 });
 

@@ -196,6 +196,8 @@ pub async fn serve_with(
     let router = Router::new()
         .route("/_local/pushes", get(recorded_pushes))
         .route("/_local/stats", get(stats))
+        .route("/_local/reports", get(list_reports))
+        .route("/_local/reports/{id}", get(read_report))
         .route("/{stage}", get(connect))
         .route(
             "/{stage}/@connections/{id}",
@@ -394,6 +396,36 @@ async fn stats(State(gw): State<Arc<Gateway>>) -> Response {
         "slow_consumers": gw.registry.slow_consumers(),
     }))
     .into_response()
+}
+
+/// `GET /_local/reports[?days=N]`: the reports of the last N days (default 7, today included),
+/// oldest first, from the gateway's store: the operators' view (`messenger-local reports`).
+/// Like `/_local/pushes`, served by the embedded gateway on its loopback address only.
+async fn list_reports(
+    State(gw): State<Arc<Gateway>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let days = match query.get("days").map(|d| d.parse::<u32>()) {
+        None => 7,
+        Some(Ok(d)) if (1..=366).contains(&d) => d,
+        _ => return (StatusCode::BAD_REQUEST, "days: 1 to 366").into_response(),
+    };
+    match crate::reports::recent(gw.app.stores.reports.as_ref(), days, Utc::now()).await {
+        Ok(reports) => Json(reports).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// `GET /_local/reports/{id}`: one report.
+async fn read_report(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<messenger::moderation::ReportId>() else {
+        return (StatusCode::BAD_REQUEST, "not a report id").into_response();
+    };
+    match gw.app.stores.reports.report(&id).await {
+        Ok(Some(r)) => Json(r).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no such report").into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 /// `POST /{stage}/@connections/{id}`: PostToConnection.

@@ -21,6 +21,7 @@ pub mod files;
 pub mod gateway;
 pub mod notifier;
 pub mod registry;
+pub mod reports;
 pub mod routes;
 mod server;
 mod socket;

@@ -3,6 +3,8 @@
 //! ```text
 //! messenger-local serve [--port 8080] [--host 127.0.0.1] [--stage local] [options]
 //! messenger-local token USER [--device D] [--hours 24]
+//! messenger-local reports list [--days 7] [--gateway URL | --store dynamodb …]
+//! messenger-local reports read ID [--gateway URL | --store dynamodb …]
 //! ```
 //!
 //! `messenger-local help serve` (or `token`) lists every option.
@@ -42,6 +44,47 @@ enum Command {
     /// Print a token the local gateway accepts (connect with ?token=...)
     #[command(after_help = ENVIRONMENT)]
     Token(TokenArgs),
+    /// Read the reports users made (the operators' view: no client action reads them)
+    #[command(subcommand)]
+    Reports(ReportsCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportsCommand {
+    /// The reports of the last days, oldest first, one line each (or JSON)
+    List {
+        /// How many days back, today included
+        #[arg(long, value_name = "N", default_value_t = 7,
+              value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
+        /// Print the reports as a JSON array
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        from: ReportSource,
+    },
+    /// One report in full, as JSON
+    Read {
+        /// The report's id (`reported` told the reporter; `list` shows it)
+        id: String,
+        #[command(flatten)]
+        from: ReportSource,
+    },
+}
+
+/// Where the reports are: a running gateway's store (`--store memory`, the default: it lives in
+/// that process's memory), or DynamoDB read directly.
+#[derive(Args)]
+struct ReportSource {
+    /// With --store memory: the running `messenger-local serve` to ask
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    gateway: String,
+    /// With --store dynamodb: the messages table's name, when it is not PREFIX+messages (a
+    /// deployed stack's: its MessagesTableName output)
+    #[arg(long, value_name = "NAME")]
+    messages_table: Option<String>,
+    #[command(flatten, next_help_heading = "Store")]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -297,6 +340,7 @@ fn main() -> ExitCode {
             token(args);
             Ok(())
         }
+        Command::Reports(command) => reports(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -391,6 +435,113 @@ impl StoreArgs {
             }
         }
     }
+}
+
+fn reports(command: ReportsCommand) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let (path, from) = match &command {
+            ReportsCommand::List { days, from, .. } => {
+                (format!("/_local/reports?days={days}"), from)
+            }
+            ReportsCommand::Read { id, from } => (format!("/_local/reports/{id}"), from),
+        };
+        let found: serde_json::Value = match from.store.kind {
+            StoreKind::Memory => serde_json::from_str(&http_get(&from.gateway, &path).await?)
+                .map_err(|e| format!("the gateway's answer is not JSON: {e}"))?,
+            StoreKind::DynamoDb => {
+                let (stores, _) = ReportSource::open(from).await?;
+                let reports = stores.reports.as_ref();
+                match &command {
+                    ReportsCommand::List { days, .. } => {
+                        let all = messenger_local::reports::recent(reports, *days, Utc::now())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        serde_json::to_value(all).map_err(|e| e.to_string())?
+                    }
+                    ReportsCommand::Read { id, .. } => {
+                        let id: messenger::moderation::ReportId = id.parse()?;
+                        let r = reports.report(&id).await.map_err(|e| e.to_string())?;
+                        serde_json::to_value(r.ok_or("no such report")?)
+                            .map_err(|e| e.to_string())?
+                    }
+                }
+            }
+        };
+        let out = match command {
+            ReportsCommand::List { json: false, .. } => {
+                let all: Vec<messenger::moderation::Report> =
+                    serde_json::from_value(found).map_err(|e| e.to_string())?;
+                all.iter()
+                    .map(|r| messenger_local::reports::line(r) + "\n")
+                    .collect::<String>()
+            }
+            _ => serde_json::to_string_pretty(&found).map_err(|e| e.to_string())? + "\n",
+        };
+        print!("{out}");
+        Ok(())
+    })
+}
+
+impl ReportSource {
+    #[cfg(not(feature = "dynamodb"))]
+    async fn open(&self) -> Result<(Stores, String), String> {
+        StoreArgs {
+            kind: self.store.kind,
+            dynamodb_endpoint: self.store.dynamodb_endpoint.clone(),
+            table_prefix: self.store.table_prefix.clone(),
+            create_tables: false,
+        }
+        .open()
+        .await
+    }
+
+    /// The store the reports are read from (only the messages table is read).
+    #[cfg(feature = "dynamodb")]
+    async fn open(&self) -> Result<(Stores, String), String> {
+        let sdk = match &self.store.dynamodb_endpoint {
+            Some(e) => messenger_aws::sdk::for_endpoint(e).await,
+            None => messenger_aws::sdk::load().await,
+        };
+        let mut tables = messenger_aws::Tables::with_prefix(&self.store.table_prefix);
+        if let Some(name) = &self.messages_table {
+            tables.messages = name.clone();
+        }
+        let described = format!("DynamoDB table {}", tables.messages);
+        let store = messenger_aws::DynamoStore::new(&sdk, tables);
+        Ok((Stores::from_one(Arc::new(store)), described))
+    }
+}
+
+/// A plain HTTP/1.0 GET of `path` on the gateway at `base` (`http://HOST:PORT`): its body, or
+/// why not.
+async fn http_get(base: &str, path: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("--gateway {base}: expected http://HOST:PORT"))?
+        .trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(host).await.map_err(|e| {
+        format!("cannot reach the gateway at {base}: {e} (is `messenger-local serve` running?)")
+    })?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or("a malformed HTTP answer")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("?");
+    if status != "200" {
+        return Err(format!("the gateway answered {status}: {body}"));
+    }
+    Ok(body.to_owned())
 }
 
 fn token(args: TokenArgs) {

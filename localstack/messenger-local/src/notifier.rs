@@ -43,6 +43,7 @@ pub struct LocalNotifier {
     endpoints: Mutex<HashMap<String, Endpoint>>,
     pushes: Mutex<Vec<RecordedPush>>,
     events: Mutex<Vec<Value>>,
+    reports: Mutex<Vec<Value>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -57,7 +58,7 @@ impl LocalNotifier {
             .filter(|p| user.is_none_or(|u| p.user == u))
             .cloned()
             .collect();
-        json!({ "pushes": pushes, "events": *lock(&self.events) })
+        json!({ "pushes": pushes, "events": *lock(&self.events), "reports": *lock(&self.reports) })
     }
 }
 
@@ -129,6 +130,13 @@ impl Notifier for LocalNotifier {
             endpoint: device.endpoint.clone(),
             message,
         });
+        Ok(())
+    }
+
+    /// Recorded as the moderation topic would receive it (`reports` of `GET /_local/pushes`).
+    async fn report(&self, report: &messenger::moderation::Report) -> Result<(), NotifyError> {
+        let attributes = json!({ "reason": report.reason, "conversation": report.conversation });
+        lock(&self.reports).push(json!({ "message": report, "attributes": attributes }));
         Ok(())
     }
 

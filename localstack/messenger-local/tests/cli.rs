@@ -38,6 +38,11 @@ async fn next(ws: &mut Socket) -> Value {
 }
 
 async fn chat(url: &str) {
+    chat_and_report(url, false).await;
+}
+
+/// Alice writes to Bob; with `report`, Bob reports her message and the report's id is returned.
+async fn chat_and_report(url: &str, report: bool) -> Option<String> {
     let connect = |user: &'static str| async move {
         let t = token(user).await;
         tokio_tungstenite::connect_async(format!("{url}?token={t}"))
@@ -57,6 +62,81 @@ async fn chat(url: &str) {
         (got["type"].as_str(), got["from"].as_str()),
         (Some("message"), Some("alice"))
     );
+    if !report {
+        return None;
+    }
+    let frame = json!({"action":"report","id":"2","conversation":"dm:alice:bob","seq":1,
+                       "reason":"spam","details":"a stranger"});
+    bob.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    let reported = next(&mut bob).await;
+    assert_eq!(reported["type"], "reported", "{reported}");
+    Some(reported["report"].as_str().unwrap().to_owned())
+}
+
+/// `messenger-local reports list` and `reports read ID` with these store options: the report
+/// the scenario made, with the message's text as it was.
+async fn operator_reads(id: &str, store: &[&str]) {
+    let list = Command::new(BIN)
+        .args(["reports", "list"])
+        .args(store)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let list = String::from_utf8(list.stdout).unwrap();
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        line.contains("Spam") && line.contains("bob reported dm:alice:bob#1 by alice: hi"),
+        "{line}"
+    );
+    let read = Command::new(BIN)
+        .args(["reports", "read", id])
+        .args(store)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let report: Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(
+        (
+            &report["reporter"],
+            &report["reason"],
+            &report["details"],
+            &report["message"]["body"]
+        ),
+        (
+            &json!("bob"),
+            &json!("spam"),
+            &json!("a stranger"),
+            &json!("hi")
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_operator_lists_and_reads_reports_of_the_running_in_memory_gateway() {
+    let (_child, url) = serve(&[]).await;
+    let id = chat_and_report(&url, true).await.unwrap();
+    let http = url
+        .replacen("ws://", "http://", 1)
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_owned();
+    operator_reads(&id, &["--gateway", &http]).await;
 }
 
 #[tokio::test]
@@ -141,7 +221,8 @@ async fn serve_over_dynamodb_creates_its_tables_and_stores_there() {
         "--create-tables",
     ];
     let (_child, url) = serve(&args).await;
-    chat(&url).await;
+    let id = chat_and_report(&url, true).await.unwrap();
+    operator_reads(&id, &args[..6]).await;
 
     let sdk = messenger_aws::sdk::for_endpoint(&endpoint).await;
     let store = messenger_aws::DynamoStore::new(&sdk, messenger_aws::Tables::with_prefix(&prefix));
@@ -173,8 +254,8 @@ fn described<'a>(help: &'a str, option: &str) -> Option<&'a str> {
 
 #[test]
 fn help_describes_every_option_of_every_command() {
-    let commands: [(&[&str], &[&str]); 3] = [
-        (&["--help"], &["serve", "token"]),
+    let commands: [(&[&str], &[&str]); 4] = [
+        (&["--help"], &["serve", "token", "reports"]),
         (
             &["serve", "-h"],
             &[
@@ -210,6 +291,18 @@ fn help_describes_every_option_of_every_command() {
             ],
         ),
         (&["help", "token"], &["<USER>", "--device", "--hours"]),
+        (
+            &["reports", "list", "-h"],
+            &[
+                "--days",
+                "--json",
+                "--gateway",
+                "--messages-table",
+                "--store",
+                "--dynamodb-endpoint",
+                "--table-prefix",
+            ],
+        ),
     ];
     for (args, options) in commands {
         let out = run(args);
@@ -221,7 +314,7 @@ fn help_describes_every_option_of_every_command() {
                 "{args:?} does not describe {option}:\n{help}"
             );
         }
-        if args != ["--help"] {
+        if args != ["--help"] && args[0] != "reports" {
             assert!(help.contains("MESSENGER_JWT_SECRET"), "{args:?}:\n{help}");
         }
     }

@@ -48,6 +48,9 @@ pub mod env {
     pub const PUSH_INLINE: &str = "MESSENGER_PUSH_INLINE";
     /// Optional: the SNS topic every stored message is published to.
     pub const TOPIC_ARN: &str = "MESSENGER_TOPIC_ARN";
+    /// Optional: the SNS topic reports of messages are published to (the function serving
+    /// `report` only).
+    pub const MODERATION_TOPIC_ARN: &str = "MESSENGER_MODERATION_TOPIC_ARN";
     /// Optional: SNS platform application for APNs (production).
     pub const APNS_APP_ARN: &str = "MESSENGER_APNS_APP_ARN";
     /// Optional: SNS platform application for the APNs sandbox.
@@ -109,6 +112,7 @@ pub struct Config {
     /// Platform applications for mobile push (none: registrations are refused).
     pub push_apps: PlatformApps,
     pub topic_arn: Option<String>,
+    pub moderation_topic_arn: Option<String>,
     /// Where attachments are kept (none: `upload` is refused).
     pub files_bucket: Option<String>,
 }
@@ -195,6 +199,7 @@ impl Config {
                 fcm: optional(&get, env::FCM_APP_ARN),
             },
             topic_arn: optional(&get, env::TOPIC_ARN),
+            moderation_topic_arn: optional(&get, env::MODERATION_TOPIC_ARN),
             files_bucket: optional(&get, env::FILES_BUCKET),
         })
     }
@@ -347,8 +352,12 @@ pub fn build_app(sdk: &SdkConfig, config: &Config) -> (App, Arc<RoutePoster>) {
     let poster = Arc::new(RoutePoster::new(sdk, config.management_endpoint.as_deref()));
     let stores = Stores::from_one(store);
     let mut app = App::new(stores, poster.clone(), config.limits.clone());
-    if config.topic_arn.is_some() || config.push_apps != PlatformApps::default() {
-        let notifier = SnsNotifier::new(sdk, config.push_apps.clone(), config.topic_arn.clone());
+    if config.topic_arn.is_some()
+        || config.moderation_topic_arn.is_some()
+        || config.push_apps != PlatformApps::default()
+    {
+        let notifier = SnsNotifier::new(sdk, config.push_apps.clone(), config.topic_arn.clone())
+            .with_moderation_topic(config.moderation_topic_arn.clone());
         app = app.with_notifier(Arc::new(notifier));
     }
     if let Some(bucket) = &config.files_bucket {

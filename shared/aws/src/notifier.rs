@@ -57,6 +57,7 @@ pub struct SnsNotifier {
     client: Client,
     apps: PlatformApps,
     topic_arn: Option<String>,
+    moderation_topic_arn: Option<String>,
     counters: Arc<NotifyCounters>,
 }
 
@@ -84,8 +85,15 @@ impl SnsNotifier {
             client: Client::from_conf(config),
             apps,
             topic_arn,
+            moderation_topic_arn: None,
             counters: Arc::default(),
         }
+    }
+
+    /// Publishes reports to this topic (none: reports are stored only).
+    pub fn with_moderation_topic(mut self, arn: Option<String>) -> Self {
+        self.moderation_topic_arn = arn;
+        self
     }
 
     /// What this notifier has done so far.
@@ -213,6 +221,38 @@ impl Notifier for SnsNotifier {
                 } else {
                     Err(failed(e))
                 }
+            }
+        }
+    }
+
+    /// The report as JSON, with the attributes `reason` and `conversation` to filter on.
+    async fn report(&self, report: &messenger::moderation::Report) -> Result<(), NotifyError> {
+        let Some(topic) = &self.moderation_topic_arn else {
+            return Ok(());
+        };
+        let attribute = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(failed)
+        };
+        let reason = serde_json::to_value(report.reason).map_err(failed)?;
+        let body = serde_json::to_string(report).map_err(failed)?;
+        let r = self
+            .client
+            .publish()
+            .topic_arn(topic)
+            .message(body)
+            .message_attributes("reason", attribute(reason.as_str().unwrap_or("other"))?)
+            .message_attributes("conversation", attribute(report.conversation.as_str())?)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                Err(failed(e))
             }
         }
     }

@@ -197,6 +197,9 @@ mod tests {
                 self.published.lock().unwrap().push(e.seq);
                 Ok(())
             }
+            async fn report(&self, _: &messenger::moderation::Report) -> Result<(), NotifyError> {
+                unreachable!("the stream publishes no reports")
+            }
         }
 
         /// An app whose log holds `n` messages of `dm:alice:bob`, and a stream batch inserting

@@ -69,9 +69,9 @@ async fn replies_amendments_typing_mute_and_sync_cost_exactly_the_documented_req
         assert_eq!(
             requests(&spent),
             BTreeMap::from([
-                ("GetItem", 1), // the caller's membership
+                // the caller's membership and the two block records of the 1:1 (one batch);
                 // head + the message, strongly consistent; both members' items (connections)
-                ("BatchGetItem", 2),
+                ("BatchGetItem", 3),
                 ("TransactWriteItems", 1), // head, the new entry, the message rewritten
                 ("UpdateItem", 1),         // the send token (rate limit)
             ]),
@@ -87,7 +87,7 @@ async fn replies_amendments_typing_mute_and_sync_cost_exactly_the_documented_req
     let again = cost(&store, &app, &bob, again).await;
     assert_eq!(
         requests(&again),
-        BTreeMap::from([("BatchGetItem", 1), ("GetItem", 1), ("UpdateItem", 1)])
+        BTreeMap::from([("BatchGetItem", 2), ("UpdateItem", 1)])
     );
     assert_eq!(again.write_units(), 1.0);
     assert_eq!(
@@ -95,14 +95,12 @@ async fn replies_amendments_typing_mute_and_sync_cost_exactly_the_documented_req
         [(bob.connection.to_string(), "reacted".to_owned())]
     );
 
-    // Typing: the typer's membership and the other member's connections; no write, no reply.
+    // Typing: the typer's membership with the 1:1's two block records (one batch), and the
+    // other member's connections; no write, no reply.
     let typing = json!({"action": "typing", "conversation": dm});
     let typed = cost(&store, &app, &alice, typing.clone()).await;
     println!("typing: {typed:?}");
-    assert_eq!(
-        requests(&typed),
-        BTreeMap::from([("BatchGetItem", 1), ("GetItem", 1)])
-    );
+    assert_eq!(requests(&typed), BTreeMap::from([("BatchGetItem", 2)]));
     assert_eq!(typed.write_units(), 0.0);
     let to_bob = vec![
         (bob_laptop.connection.to_string(), "typing".to_owned()),

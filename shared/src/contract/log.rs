@@ -335,6 +335,7 @@ where
         user: who,
         client_msg_id: cmid,
         message,
+        other: None,
     };
     let empty = store
         .read_for_write(keys(&alice, Some(&cmid), Some(1)), now)

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 mod amend;
+mod blocks;
 mod connections;
 mod conversations;
 mod devices;
@@ -26,6 +27,7 @@ mod log;
 mod objects;
 
 pub use amend::*;
+pub use blocks::*;
 pub use connections::*;
 pub use conversations::*;
 pub use devices::*;
@@ -225,6 +227,14 @@ macro_rules! contract_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn two_last_admins_leaving_at_once_keep_one() {
             $crate::contract::two_last_admins_leaving_at_once_keep_one($make.await).await;
+        }
+        #[tokio::test]
+        async fn reports_are_stored_once_and_listed_by_day() {
+            $crate::contract::reports_are_stored_once_and_listed_by_day($make.await).await;
+        }
+        #[tokio::test]
+        async fn blocks_one_way_listed_and_read_with_writes() {
+            $crate::contract::blocks_one_way_listed_and_read_with_writes($make.await).await;
         }
         #[tokio::test]
         async fn reads_for_a_group_change_in_one_go() {

@@ -39,6 +39,7 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
                 // A group's receipt goes to the acked message's author; a `read` pointer records
                 // the chat count at it.
                 message: (conv.is_group() || frame.kind == ReceiptKind::Read).then_some(frame.seq),
+                other: None,
             },
             now,
         )

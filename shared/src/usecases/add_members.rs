@@ -1,8 +1,8 @@
 //! Use case of the `add_members` route (admins only).
 
 use super::groups::{
-    Done, Plan, change_group, check_groups_of, check_size, finish, name_of, reply_state,
-    require_admin, unique_ids, users_part,
+    Done, Plan, change_group, check_blocked_by, check_groups_of, check_size, finish, name_of,
+    reply_state, require_admin, unique_ids, users_part,
 };
 use crate::domain::{LogEvent, RequestDigest, Role, UserId};
 use crate::ports::GroupChange;
@@ -29,6 +29,7 @@ pub async fn add_members(app: &App, req: &Request, frame: MembersFrame) -> Resul
             return Ok(Plan::Nothing);
         }
         check_size(app, ctx.members.len() + new.len())?;
+        check_blocked_by(ctx, &new)?;
         check_groups_of(app, ctx, &new)?;
         let change = GroupChange {
             join: new.iter().map(|u| (u.clone(), Role::Member)).collect(),

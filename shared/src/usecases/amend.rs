@@ -6,8 +6,8 @@
 //! entry for devices that were offline. A request that changes nothing (the same body, a reaction already there, a
 //! message already deleted) stores and delivers nothing, so retries are harmless.
 
-use super::require_member;
 use super::views::deliver_entry;
+use super::{blocked_error, require_member_and_blocks};
 use crate::domain::{
     Amendment, Change, ClientMsgId, ConversationId, Membership, Refusal, Seq, random_hex,
 };
@@ -33,7 +33,11 @@ pub(super) async fn amend(
     if seq == 0 {
         return Err(Error::BadRequest("seq must be at least 1".into()));
     }
-    let membership = require_member(app, &conv, me).await?;
+    let (membership, blocks) = require_member_and_blocks(app, &conv, me).await?;
+    // A 1:1 between users who block each other is read-only for both.
+    if blocks.any() {
+        return Err(blocked_error(blocks));
+    }
     if seq < membership.from_seq {
         // Before the caller joined: not theirs to see, let alone change.
         return Err(Error::NotFound(format!(

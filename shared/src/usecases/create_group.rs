@@ -2,8 +2,8 @@
 
 use super::forbidden;
 use super::groups::{
-    Done, Plan, change_group, check_groups_of, check_size, finish, group_name, name_of,
-    reply_state, unique_ids, users_part,
+    Done, Plan, change_group, check_blocked_by, check_groups_of, check_size, finish, group_name,
+    name_of, reply_state, unique_ids, users_part,
 };
 use crate::domain::{ConversationId, GroupInfo, LogEvent, RequestDigest, Role, UserId};
 use crate::ports::GroupChange;
@@ -33,6 +33,7 @@ pub async fn create_group(app: &App, req: &Request, frame: CreateGroupFrame) -> 
         if ctx.info.is_some() || !ctx.members.is_empty() {
             return Err(Error::Forbidden(format!("conversation {conv} exists")));
         }
+        check_blocked_by(ctx, &members)?;
         check_groups_of(app, ctx, &members)?;
         let event = LogEvent::GroupCreated {
             name: name.clone(),

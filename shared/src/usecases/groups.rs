@@ -126,6 +126,15 @@ pub(super) fn check_groups_of(
     }
 }
 
+/// `forbidden` when one of `users` blocked the caller: nobody can put someone who blocked them
+/// in a group.
+pub(super) fn check_blocked_by(ctx: &GroupContext, users: &[UserId]) -> Result<(), Error> {
+    match users.iter().find(|u| ctx.blocked_by.contains(*u)) {
+        Some(u) => Err(Error::Forbidden(format!("you can't add {u} to a group"))),
+        None => Ok(()),
+    }
+}
+
 fn too_many_groups(app: &App, user: &UserId) -> Error {
     Error::TooLarge(format!(
         "{user} is already in {} groups, the most a user may be in",

@@ -11,6 +11,8 @@ pub mod ack;
 pub mod add_members;
 mod amend;
 pub mod attachments;
+pub mod block;
+pub mod blocked;
 pub mod connect;
 pub mod conversations;
 pub mod create_group;
@@ -29,6 +31,7 @@ pub mod receipts;
 pub mod register_push;
 pub mod remove_members;
 pub mod rename_group;
+pub mod report;
 pub mod send;
 pub mod sync;
 #[cfg(test)]
@@ -36,12 +39,14 @@ pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 pub mod typing;
+pub mod unblock;
 pub mod unmute;
 pub mod unregister_push;
 pub mod upload;
 mod views;
 
 use crate::domain::{ClientMsgId, ConversationId, Membership, Seq, UserId};
+use crate::ports::BlockState;
 use crate::protocol::ServerFrame;
 use crate::ratelimit::{Bucket, Decision};
 use crate::request::{Caller, Frame, Request};
@@ -137,6 +142,10 @@ pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Err
         Action::Conversations => conversations::conversations(app, req, req.frame()?).await,
         Action::Mute => mute::mute(app, req, req.frame()?).await,
         Action::Unmute => unmute::unmute(app, req, req.frame()?).await,
+        Action::Block => block::block(app, req, req.frame()?).await,
+        Action::Unblock => unblock::unblock(app, req, req.frame()?).await,
+        Action::Blocked => blocked::blocked(app, req, req.frame()?).await,
+        Action::Report => report::report(app, req, req.frame()?).await,
         Action::RegisterPush => register_push::register_push(app, req, req.frame()?).await,
         Action::UnregisterPush => unregister_push::unregister_push(app, req).await,
     }
@@ -206,6 +215,44 @@ pub(crate) async fn members_at(
             .filter(|m| m.from_seq <= seq)
             .map(|m| m.user)
             .collect()),
+    }
+}
+
+/// The caller's membership of `conv` (or `forbidden`), and in a 1:1 whether its two members
+/// block each other: one batched read of the three items instead of the membership alone.
+pub(crate) async fn require_member_and_blocks(
+    app: &App,
+    conv: &ConversationId,
+    me: &UserId,
+) -> Result<(Membership, BlockState), Error> {
+    let Some(other) = other_member(conv, me) else {
+        return Ok((require_member(app, conv, me).await?, BlockState::default()));
+    };
+    let (membership, blocks) = app
+        .stores
+        .blocks
+        .membership_and_blocks(conv, me, &other)
+        .await?;
+    Ok((membership.ok_or_else(|| forbidden(conv))?, blocks))
+}
+
+/// The other member of a 1:1 conversation `me` belongs to; `None` for a group or a note to self.
+pub(crate) fn other_member(conv: &ConversationId, me: &UserId) -> Option<UserId> {
+    let (a, b) = conv.direct_members()?;
+    match (&a == me, &b == me) {
+        (true, false) => Some(b),
+        (false, true) => Some(a),
+        _ => None,
+    }
+}
+
+/// The answer to a 1:1 request between users who block each other: U is told only that they
+/// cannot message this user (as Messenger tells them), the blocker that they blocked them.
+pub(crate) fn blocked_error(state: BlockState) -> Error {
+    if state.by_me {
+        Error::Forbidden("you blocked this user; unblock them to message them".into())
+    } else {
+        Error::Forbidden("you can't message this user".into())
     }
 }
 

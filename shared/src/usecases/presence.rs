@@ -8,7 +8,8 @@ use std::collections::HashSet;
 
 /// `presence`: the status of the asked users. Status is shown only for the caller and the
 /// people they share a conversation with (1:1 or group); anyone else reads as never seen, as on
-/// Messenger, so presence cannot be used to watch strangers.
+/// Messenger, so presence cannot be used to watch strangers. Someone who blocked the caller
+/// reads as never seen too.
 ///
 /// Nothing is written: a user is online while they have a live connection, and then last seen
 /// "now"; otherwise last seen when their latest connection closed (or opened, when it ended
@@ -55,11 +56,22 @@ pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<
             contacts.extend(members.into_iter().map(|m| m.user));
         }
     }
-    let visible: Vec<UserId> = users
+    let mut visible: Vec<UserId> = users
         .iter()
         .filter(|u| contacts.contains(*u))
         .cloned()
         .collect();
+    // Whoever blocked the caller reads as never seen: one batched read, only when others are
+    // asked about.
+    let pairs: Vec<(UserId, UserId)> = visible
+        .iter()
+        .filter(|u| *u != me)
+        .map(|u| (u.clone(), me.clone()))
+        .collect();
+    if !pairs.is_empty() {
+        let blockers = app.stores.blocks.standing(&pairs).await?;
+        visible.retain(|u| !blockers.contains(&(u.clone(), me.clone())));
+    }
     let records = if visible.is_empty() {
         Default::default()
     } else {

@@ -1,7 +1,9 @@
 //! Use case of the `send` route: store first, ack the sender, then fan out.
 
 use super::views::deliver_entry;
-use super::{attachments, conflict, conversation_of, forbidden, take_token};
+use super::{
+    attachments, blocked_error, conflict, conversation_of, forbidden, other_member, take_token,
+};
 use crate::domain::{ConversationId, Head, Message, NewMessage, RequestDigest, Seq};
 use crate::ports::{Append, Effects, WriteContext, WriteKeys};
 use crate::protocol::{QuoteView, SendFrame, ServerFrame};
@@ -35,8 +37,12 @@ pub(super) fn check_body(app: &App, body: &str, has_files: bool) -> Result<(), E
 /// A 1:1 conversation's memberships are created by its first stored message, in the same
 /// atomic write: a send that stores nothing (a conflict, a refusal) leaves no membership.
 ///
+/// Between the two users of a 1:1 conversation of whom one blocked the other, a send is
+/// `forbidden` and nothing is stored (the blocked user is told only that they can't message
+/// this user).
+///
 /// Requests: the caller's token (rate limit), one batched read (membership, head, idempotency
-/// key, and the message a reply answers), the append transaction; then a group's member list
+/// key, the message a reply answers, and in a 1:1 the two block records), the append transaction; then a group's member list
 /// (consistent), the connections of every member (one batched read per 100 members) and,
 /// alongside, the sender's read pointer.
 pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Error> {
@@ -56,11 +62,14 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
         false => RequestDigest::of("send", &conv, &[&frame.body, &reply_to, &files]),
     };
     let now = app.now();
+    // A 1:1: whether either member blocked the other comes with the same batched read.
+    let other = other_member(&conv, me);
     let keys = WriteKeys {
         conversation: &conv,
         user: me,
         client_msg_id: Some(&frame.client_msg_id),
         message: frame.reply_to,
+        other: other.as_ref(),
     };
     // The token first: a refused send costs its token's request at most (none when this
     // process already knows the bucket is empty), never the reads behind it.
@@ -75,6 +84,10 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
         },
         (None, _) => return Err(forbidden(&conv)),
     };
+    // Between users who block each other, nothing is stored, delivered or pushed.
+    if seen.blocks.any() {
+        return Err(blocked_error(seen.blocks));
+    }
     let cmid = frame.client_msg_id;
     if let Some(sent) = &seen.sent
         && !sent.is_same_request(&conv, &digest)

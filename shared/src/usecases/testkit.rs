@@ -54,6 +54,7 @@ pub struct RecordingNotifier {
     next: Mutex<u32>,
     pub pushes: Mutex<Vec<(UserId, DeviceId, Notification)>>,
     pub events: Mutex<Vec<MessageEvent>>,
+    pub reports: Mutex<Vec<crate::moderation::Report>>,
     pub unregistered: Mutex<Vec<String>>,
     /// While set, pushes fail for a passing reason (SNS throttled or 5xx after its retries).
     pub failing: std::sync::atomic::AtomicBool,
@@ -110,6 +111,11 @@ impl Notifier for RecordingNotifier {
 
     async fn publish(&self, event: &MessageEvent) -> Result<(), NotifyError> {
         self.events.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+
+    async fn report(&self, report: &crate::moderation::Report) -> Result<(), NotifyError> {
+        self.reports.lock().unwrap().push(report.clone());
         Ok(())
     }
 }

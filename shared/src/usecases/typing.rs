@@ -2,7 +2,7 @@
 //! never pushed, not in `sync`, and not answered unless refused (an answer would cost an API
 //! Gateway message per burst of keystrokes).
 
-use super::{members_of, require_member};
+use super::{members_of, require_member_and_blocks};
 use crate::domain::{ConversationId, UserId};
 use crate::protocol::{ConversationFrame, ServerFrame};
 use crate::request::Request;
@@ -47,7 +47,8 @@ impl TypingThrottle {
 
 /// `typing`: every other member's live connections get `{"type":"typing"}` — at most once per
 /// [`crate::Limits::typing_interval`] per user and conversation; the rest are dropped. A
-/// non-member gets `forbidden`; success is silent.
+/// non-member gets `forbidden`; success is silent. In a 1:1 where one blocked the other it is
+/// dropped silently (the blocked user must not learn the blocker is there).
 pub async fn typing(app: &App, req: &Request, frame: ConversationFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     let conv = frame.conversation;
@@ -58,8 +59,9 @@ pub async fn typing(app: &App, req: &Request, frame: ConversationFrame) -> Resul
     if app.typing.forwarded_since(&key, since) {
         return Ok(());
     }
-    require_member(app, &conv, me).await?;
-    if !app.typing.claim(key, now, since) {
+    let (_, blocks) = require_member_and_blocks(app, &conv, me).await?;
+    // Between users who block each other (a 1:1 only): dropped, like a throttled one.
+    if blocks.any() || !app.typing.claim(key, now, since) {
         return Ok(());
     }
     let others: Vec<UserId> = members_of(app, &conv)

@@ -136,6 +136,23 @@ pub(super) mod opt_ttl {
     }
 }
 
+/// `#[serde(with = "codec::json")]`: a value stored as its JSON text (S).
+pub(super) mod json {
+    use super::*;
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &T, ser: S) -> Result<S::Ok, S::Error> {
+        let json = serde_json::to_string(v).map_err(serde::ser::Error::custom)?;
+        ser.serialize_str(&json)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        de: D,
+    ) -> Result<T, D::Error> {
+        let json = String::deserialize(de)?;
+        serde_json::from_str(&json).map_err(D::Error::custom)
+    }
+}
+
 /// `#[serde(with = "codec::opt_json", default, skip_serializing_if = "Option::is_none")]`: an
 /// optional value stored as its JSON text (S), absent when `None`.
 pub(super) mod opt_json {

@@ -419,9 +419,12 @@ impl Conversations for DynamoStore {
                 self.client
                     .query()
                     .table_name(&self.tables.memberships)
-                    .key_condition_expression("#u = :u")
+                    // Past the user's block records (`blocks.rs`), which sort first.
+                    .key_condition_expression("#u = :u AND #c >= :first")
                     .expression_attribute_names("#u", USER)
+                    .expression_attribute_names("#c", CONV)
                     .expression_attribute_values(":u", s(user.as_str()))
+                    .expression_attribute_values(":first", s(super::blocks::FIRST_CONV))
                     .consistent_read(true)
             })
             .await?;

@@ -10,6 +10,8 @@
 //! - `reads`: the cross-table BatchGetItems that `send`, `ack` and group changes start with.
 //! - `effects`: an append's membership changes, as actions of its transaction.
 //! - `limiter`: per-user rate limits, attributes of each user's `presence` item.
+//! - `reports`: reports of messages, `X#<day>` items of `messages` no client action reads.
+//! - `blocks`: who blocked whom, records `#B#<blocked>` in the blocker's `memberships` partition.
 //!
 //! This file: the store, its builders and counters, and the request helpers the tables share
 //! (batched gets, paged and per-user Queries, conditional writes, backoff, error mapping and
@@ -25,6 +27,7 @@
 
 mod amend;
 mod append;
+mod blocks;
 mod codec;
 mod devices;
 mod effects;
@@ -33,6 +36,7 @@ mod memberships;
 mod messages;
 mod presence;
 mod reads;
+mod reports;
 mod schema;
 
 pub use codec::TTL_ATTR;

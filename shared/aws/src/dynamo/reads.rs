@@ -2,10 +2,13 @@
 //! BatchGetItem: the [`WriteReads`] port.
 //! - `send` and `ack`: the caller's membership (`memberships`), the conversation's head, the
 //!   sender's idempotency key and the acked message (`messages`);
+//!   In a 1:1 `send`, the two block records between its members (`memberships`).
 //! - a group change: the group's metadata, roster and head, the caller's idempotency key
-//!   (`messages`), and the group counts of the users it would add (`presence`).
+//!   (`messages`), the group counts of the users it would add (`presence`) and whether each of
+//!   them blocked the caller (`memberships`).
 
 use super::DynamoStore;
+use super::blocks::{BlockKey, pair_of};
 use super::codec::{from_item, to_item};
 use super::memberships::{GroupItem, MembershipItem, MembershipKey, group_key, roster_key};
 use super::messages::{HeadItem, IdempotencyItem, LogKey, MessageItem};
@@ -39,17 +42,28 @@ impl WriteReads for DynamoStore {
         for key in idem.iter().chain(&message) {
             log_keys.push(key.item()?);
         }
+        let mut member_keys = vec![membership_key];
+        if let Some(other) = keys.other {
+            member_keys.push(BlockKey::of(keys.user, other).item()?);
+            member_keys.push(BlockKey::of(other, keys.user).item()?);
+        }
         let t = &self.tables;
         let mut found = self
             .batch_get_tables(vec![
-                (t.memberships.clone(), vec![membership_key], true),
+                (t.memberships.clone(), member_keys, true),
                 (t.messages.clone(), log_keys, true),
             ])
             .await?;
 
         let mut out = WriteContext::default();
-        if let Some(item) = found.remove(&t.memberships).and_then(|mut v| v.pop()) {
-            out.membership = Some(Membership::from(from_item::<MembershipItem>(item)?));
+        for item in found.remove(&t.memberships).unwrap_or_default() {
+            match pair_of(&item) {
+                Some((blocker, _)) if &blocker == keys.user => out.blocks.by_me = true,
+                Some(_) => out.blocks.by_them = true,
+                None => {
+                    out.membership = Some(Membership::from(from_item::<MembershipItem>(item)?));
+                }
+            }
         }
         for item in found.remove(&t.messages).unwrap_or_default() {
             if head.is_key_of(&item) {
@@ -89,10 +103,22 @@ impl WriteReads for DynamoStore {
             .into_iter()
             .map(presence_key)
             .collect::<Result<Vec<_>, _>>()?;
+        // Whether each user the change adds blocked the caller.
+        let block_keys = keys
+            .counts_of
+            .iter()
+            .filter(|u| *u != keys.user)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(|u| BlockKey::of(u, keys.user).item())
+            .collect::<Result<Vec<_>, _>>()?;
         let t = &self.tables;
         let mut reads = vec![(t.messages.clone(), log_keys, true)];
         if !user_keys.is_empty() {
             reads.push((t.presence.clone(), user_keys, true));
+        }
+        if !block_keys.is_empty() {
+            reads.push((t.memberships.clone(), block_keys, true));
         }
         let mut found = self.batch_get_tables(reads).await?;
 
@@ -119,6 +145,11 @@ impl WriteReads for DynamoStore {
         for item in found.remove(&t.presence).unwrap_or_default() {
             let (user, groups) = groups_of_item(item)?;
             out.groups_of.insert(user, groups);
+        }
+        for item in found.remove(&t.memberships).unwrap_or_default() {
+            if let Some((blocker, _)) = pair_of(&item) {
+                out.blocked_by.insert(blocker);
+            }
         }
         Ok(out)
     }

@@ -9,20 +9,21 @@
 
 use super::plan::{Fault, FaultPlan};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use messenger::Stores;
 use messenger::domain::{
     Amendment, Connection, ConnectionId, ConversationId, DeviceId, GroupInfo, Head, Member,
     Membership, Message, NewMessage, ReceiptKind, Seq, UserId,
 };
+use messenger::moderation::{Report, ReportId};
 use messenger::ports::{
-    Amended, Append, Connections, Conversations, Effects, GroupContext, GroupKeys, MessageLog,
-    PostError, Poster, PushDevices, RateLimiter, StoreError, UserPresence, WriteContext, WriteKeys,
-    WriteReads,
+    Amended, Append, BlockState, BlockedUser, Blocks, Connections, Conversations, Effects,
+    GroupContext, GroupKeys, MessageLog, PostError, Poster, PushDevices, RateLimiter, Reports,
+    StoreError, UserPresence, WriteContext, WriteKeys, WriteReads,
 };
 use messenger::push::{Platform, PushClaim, PushDevice};
 use messenger::ratelimit::{Bucket, Decision, Rate};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -322,6 +323,85 @@ impl RateLimiter for FaultyStore {
         self.guard(
             "RateLimiter::take",
             self.inner.limiter.take(user, bucket, rate, now),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Blocks for FaultyStore {
+    async fn block(
+        &self,
+        blocker: &UserId,
+        blocked: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.guard(
+            "Blocks::block",
+            self.inner.blocks.block(blocker, blocked, at),
+        )
+        .await
+    }
+
+    async fn unblock(&self, blocker: &UserId, blocked: &UserId) -> Result<bool, StoreError> {
+        self.guard(
+            "Blocks::unblock",
+            self.inner.blocks.unblock(blocker, blocked),
+        )
+        .await
+    }
+
+    async fn blocked(
+        &self,
+        blocker: &UserId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<(Vec<BlockedUser>, bool), StoreError> {
+        self.guard(
+            "Blocks::blocked",
+            self.inner.blocks.blocked(blocker, after, limit),
+        )
+        .await
+    }
+
+    async fn membership_and_blocks(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        other: &UserId,
+    ) -> Result<(Option<Membership>, BlockState), StoreError> {
+        self.guard(
+            "Blocks::membership_and_blocks",
+            self.inner.blocks.membership_and_blocks(conv, user, other),
+        )
+        .await
+    }
+
+    async fn standing(
+        &self,
+        pairs: &[(UserId, UserId)],
+    ) -> Result<HashSet<(UserId, UserId)>, StoreError> {
+        self.guard("Blocks::standing", self.inner.blocks.standing(pairs))
+            .await
+    }
+}
+
+#[async_trait]
+impl Reports for FaultyStore {
+    async fn put_report(&self, report: &Report) -> Result<bool, StoreError> {
+        self.guard("Reports::put_report", self.inner.reports.put_report(report))
+            .await
+    }
+
+    async fn report(&self, id: &ReportId) -> Result<Option<Report>, StoreError> {
+        self.guard("Reports::report", self.inner.reports.report(id))
+            .await
+    }
+
+    async fn reports_of_day(&self, day: NaiveDate) -> Result<Vec<Report>, StoreError> {
+        self.guard(
+            "Reports::reports_of_day",
+            self.inner.reports.reports_of_day(day),
         )
         .await
     }
