@@ -124,8 +124,9 @@ async fn upload_send_download_and_delete_of_files_cost_exactly_the_documented_re
     assert_eq!(
         requests(&spent),
         BTreeMap::from([
-            ("BatchGetItem", 2),
-            ("GetItem", 1),
+            // the membership and both block records (a 1:1); the head and the message; both
+            // members' items
+            ("BatchGetItem", 3),
             ("TransactWriteItems", 1),
             ("UpdateItem", 1), // the send token
         ])
