@@ -296,42 +296,23 @@ impl DynamoStore {
 
     /// The idempotency item of a send, read consistently.
     async fn idempotency_item(&self, key: &LogKey) -> Result<IdempotencyItem, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.messages)
-            .set_key(Some(key.item()?))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        from_item(
-            out.item
-                .ok_or_else(|| corrupt("idempotency key vanished"))?,
-        )
+        self.get_item(&self.tables.messages, key.item()?)
+            .await?
+            .ok_or_else(|| corrupt("idempotency key vanished"))
     }
 
     /// The message an idempotency item points to (the original of a duplicate send).
     async fn original(&self, idem: &IdempotencyItem) -> Result<Appended, StoreError> {
         let key = LogKey::message(&idem.conv, idem.seq, self.bucket);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.messages)
-            .set_key(Some(key.item()?))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        let item = out.item.ok_or_else(|| {
-            corrupt(format!(
-                "{}#{} named by an idempotency key is missing",
-                idem.conv, idem.seq
-            ))
-        })?;
-        let item = from_item::<MessageItem>(item)?;
+        let item: MessageItem = self
+            .get_item(&self.tables.messages, key.item()?)
+            .await?
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "{}#{} named by an idempotency key is missing",
+                    idem.conv, idem.seq
+                ))
+            })?;
         Ok(Appended {
             chats: item.chats(),
             message: item.into_message(&idem.conv),

@@ -218,19 +218,9 @@ impl PushDevices for DynamoStore {
         user: &UserId,
         device: &DeviceId,
     ) -> Result<Option<PushDevice>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.devices)
-            .set_key(Some(to_item(&DeviceKey::registration(user, device))?))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item
-            .map(|item| from_item::<DeviceItem>(item).map(PushDevice::from))
-            .transpose()
+        let key = to_item(&DeviceKey::registration(user, device))?;
+        let item: Option<DeviceItem> = self.get_item(&self.tables.devices, key).await?;
+        Ok(item.map(PushDevice::from))
     }
 
     async fn remove(
@@ -261,19 +251,9 @@ impl PushDevices for DynamoStore {
         platform: Platform,
         token: &str,
     ) -> Result<Option<(UserId, DeviceId)>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.devices)
-            .set_key(Some(to_item(&HolderKey::of(platform, token))?))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item
-            .map(|item| from_item::<HolderItem>(item).map(|h| (h.holder, h.device)))
-            .transpose()
+        let key = to_item(&HolderKey::of(platform, token))?;
+        let item: Option<HolderItem> = self.get_item(&self.tables.devices, key).await?;
+        Ok(item.map(|h| (h.holder, h.device)))
     }
 
     /// A DeleteItem under `token = :token` (returning what it removed), then the token's holder

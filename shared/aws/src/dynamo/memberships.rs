@@ -6,7 +6,7 @@
 
 use super::codec::{self, from_item, n, s, to_item};
 use super::messages::LogKey;
-use super::{DynamoStore, Item, USER, applied, backend, corrupt};
+use super::{DynamoStore, Item, USER, applied, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Utc};
@@ -266,21 +266,6 @@ impl DynamoStore {
         Ok(Some(members))
     }
 
-    /// One strongly consistent GetItem.
-    async fn get_consistent(&self, table: &str, key: Item) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out.item)
-    }
-
     /// A Query of the `by_conversation` index (eventually consistent): only for groups from
     /// before rosters existed, once.
     async fn members_from_index(&self, conv: &ConversationId) -> Result<Vec<Member>, StoreError> {
@@ -338,19 +323,9 @@ impl Conversations for DynamoStore {
         conv: &ConversationId,
         user: &UserId,
     ) -> Result<Option<Membership>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.memberships)
-            .set_key(Some(to_item(&MembershipKey { user, conv })?))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item
-            .map(|item| from_item::<MembershipItem>(item).map(Membership::from))
-            .transpose()
+        let key = to_item(&MembershipKey { user, conv })?;
+        let item: Option<MembershipItem> = self.get_item(&self.tables.memberships, key).await?;
+        Ok(item.map(Membership::from))
     }
 
     /// A group: its roster item, one strongly consistent GetItem (a group from before rosters:

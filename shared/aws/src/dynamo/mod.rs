@@ -275,6 +275,37 @@ impl DynamoStore {
         self.counters.snapshot()
     }
 
+    /// One strongly consistent GetItem.
+    pub(super) async fn get_consistent(
+        &self,
+        table: &str,
+        key: Item,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+
+    /// [`get_consistent`](Self::get_consistent), decoded as `T`.
+    pub(super) async fn get_item<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        key: Item,
+    ) -> Result<Option<T>, StoreError> {
+        self.get_consistent(table, key)
+            .await?
+            .map(codec::from_item)
+            .transpose()
+    }
+
     /// BatchGetItem of `keys` from one table (at most 100 distinct keys per request;
     /// unprocessed keys are asked again after a backoff).
     async fn batch_get(

@@ -5,7 +5,7 @@
 //! `M#` inserts are messages).
 
 use super::codec::{self, from_item, n, s, to_item};
-use super::{DynamoStore, applied, backend, messages};
+use super::{DynamoStore, Item, applied, messages};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -92,20 +92,12 @@ impl Reports for DynamoStore {
 
     /// One GetItem, strongly consistent.
     async fn report(&self, id: &ReportId) -> Result<Option<Report>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.messages)
-            .key(messages::PK, s(pk(id.day)))
-            .key(messages::SK, n(id.key))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.item
-            .map(|item| from_item::<ReportItem>(item).map(Report::from))
-            .transpose()
+        let key = Item::from([
+            (messages::PK.to_owned(), s(pk(id.day))),
+            (messages::SK.to_owned(), n(id.key)),
+        ]);
+        let item: Option<ReportItem> = self.get_item(&self.tables.messages, key).await?;
+        Ok(item.map(Report::from))
     }
 
     /// One Query of the day's partition (per 1 MB), strongly consistent.
