@@ -203,17 +203,28 @@ pub(crate) async fn members_at(
     conv: &ConversationId,
     seq: Seq,
 ) -> Result<Vec<UserId>, Error> {
+    let members = members_from(app, conv).await?;
+    let may_read = members.into_iter().filter(|(_, from)| *from <= seq);
+    Ok(may_read.map(|(user, _)| user).collect())
+}
+
+/// Every member of a conversation now, with the first seq they may read. A 1:1 conversation
+/// names its two members in its id (no read; they read it all); a group's are read strongly
+/// consistent.
+pub(crate) async fn members_from(
+    app: &App,
+    conv: &ConversationId,
+) -> Result<Vec<(UserId, Seq)>, Error> {
     match conv.direct_members() {
-        Some((a, b)) if a == b => Ok(vec![a]),
-        Some((a, b)) => Ok(vec![a, b]),
+        Some((a, b)) if a == b => Ok(vec![(a, 1)]),
+        Some((a, b)) => Ok(vec![(a, 1), (b, 1)]),
         None => Ok(app
             .stores
             .conversations
             .members(conv)
             .await?
             .into_iter()
-            .filter(|m| m.from_seq <= seq)
-            .map(|m| m.user)
+            .map(|m| (m.user, m.from_seq))
             .collect()),
     }
 }

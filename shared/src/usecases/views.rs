@@ -58,19 +58,6 @@ pub(super) async fn views(
     Ok(views)
 }
 
-/// Every member of a conversation with the first seq they may read (1:1 members read it all).
-pub(super) async fn members_from(
-    app: &App,
-    conv: &ConversationId,
-) -> Result<Vec<(UserId, Seq)>, Error> {
-    if conv.direct_members().is_some() {
-        let users = super::members_of(app, conv).await?;
-        return Ok(users.into_iter().map(|u| (u, 1)).collect());
-    }
-    let members = app.stores.conversations.members(conv).await?;
-    Ok(members.into_iter().map(|m| (m.user, m.from_seq)).collect())
-}
-
 /// Delivers a new entry's `view` to every member except the requesting connection: those who
 /// are members now (read strongly consistent, after the entry was stored, so nobody removed
 /// before it is among them) and who may read it (a member added at a later event may not).
@@ -83,7 +70,7 @@ pub(super) async fn deliver_entry(
     refers: Option<Seq>,
     skip: &crate::domain::ConnectionId,
 ) -> Result<Delivery, Error> {
-    let members = members_from(app, conv).await?;
+    let members = super::members_from(app, conv).await?;
     let (seeing, not_seeing): (Vec<_>, Vec<_>) = members
         .into_iter()
         .filter(|(_, from)| *from <= view.seq)
