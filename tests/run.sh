@@ -30,6 +30,9 @@ echo "==> cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The deployed-stack test is `test = false` (it runs only in tier 5), so --all-targets skips it.
 cargo clippy --locked -p messenger-e2e --test deployed -- -D warnings
+# The README's run command builds messenger-local with its default features (no DynamoDB);
+# the workspace build above unifies the `dynamodb` feature on, so check that build on its own.
+cargo clippy --locked -p messenger-local --bins -- -D warnings
 
 echo "==> clients: npm ci, chromium, the AsyncAPI spec, tsc --strict"
 clients/ci setup

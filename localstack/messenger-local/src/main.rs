@@ -486,14 +486,20 @@ fn reports(command: ReportsCommand) -> Result<(), String> {
 impl ReportSource {
     #[cfg(not(feature = "dynamodb"))]
     async fn open(&self) -> Result<(Stores, String), String> {
-        StoreArgs {
+        // Reports keep no files: where files would go does not matter here.
+        let no_files = FilesArgs {
+            files_dir: None,
+            s3_bucket: None,
+            max_file_bytes: 0,
+        };
+        let store = StoreArgs {
             kind: self.store.kind,
             dynamodb_endpoint: self.store.dynamodb_endpoint.clone(),
             table_prefix: self.store.table_prefix.clone(),
             create_tables: false,
-        }
-        .open()
-        .await
+        };
+        let (stores, _, line) = store.open(&no_files).await?;
+        Ok((stores, line))
     }
 
     /// The store the reports are read from (only the messages table is read).
