@@ -276,8 +276,11 @@ async fn page_sizes_default_and_cap_as_documented() {
         attachments: Vec::new(),
     };
     let members = |a: &UserId, b: &UserId| Effects {
-        direct: vec![a.clone(), b.clone()],
-        group: None,
+        direct: vec![
+            (a.clone(), messenger::domain::RequestState::Accepted),
+            (b.clone(), messenger::domain::RequestState::Accepted),
+        ],
+        ..Default::default()
     };
     for i in 1..=105 {
         let effects = if i == 1 {

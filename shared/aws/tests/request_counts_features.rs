@@ -186,8 +186,11 @@ async fn an_inbox_page_costs_one_query_and_one_batched_read_per_100_conversation
             attachments: Vec::new(),
         };
         let effects = messenger::ports::Effects {
-            direct: vec![bob.user.clone(), other.clone()],
-            group: None,
+            direct: vec![
+                (bob.user.clone(), messenger::domain::RequestState::Accepted),
+                (other.clone(), messenger::domain::RequestState::Accepted),
+            ],
+            ..Default::default()
         };
         let stored = store.append_with(first, &effects, None).await.unwrap();
         assert!(matches!(stored, messenger::ports::Append::Stored(_)));

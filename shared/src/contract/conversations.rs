@@ -418,7 +418,6 @@ where
         members: vec![alice.clone(), bob.clone()],
     });
     let effects = Effects {
-        direct: Vec::new(),
         group: Some(GroupChange {
             create: Some(GroupInfo {
                 conversation: c.clone(),
@@ -429,6 +428,7 @@ where
             join: vec![(alice.clone(), Role::Admin), (bob.clone(), Role::Member)],
             ..GroupChange::default()
         }),
+        ..Effects::default()
     };
     let digest = m.digest.clone();
     stored(store.append_with(m, &effects, None).await.unwrap());
