@@ -54,6 +54,19 @@ impl InMemoryStore {
         Self::default()
     }
 
+    /// Makes `a` and `b` contacts — the accepted 1:1 of two users who already talk — without
+    /// the messages that made them so (for tests that start from there).
+    #[cfg(test)]
+    pub(crate) fn seed_contacts(&self, a: &UserId, b: &UserId) {
+        let conv = ConversationId::direct(a, b);
+        let at = chrono::DateTime::UNIX_EPOCH;
+        let mut s = self.lock();
+        let members = s.members.entry(conv.clone()).or_default();
+        for u in [a, b] {
+            members.insert(u.clone(), Membership::new(&conv, u, Role::Member, 1, at));
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a half-applied operation behind (every
         // operation mutates after its checks), so a poisoned lock is still consistent.
