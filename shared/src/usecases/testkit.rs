@@ -3,10 +3,10 @@
 
 use crate::attachments::signed::InMemoryObjects;
 use crate::domain::{ConnectionId, DeviceId, UserId};
+use crate::memory::InMemoryStore;
 use crate::ports::{Notifier, NotifyError, PostError, Poster};
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};
 use crate::request::{Caller, Request};
-use crate::memory::InMemoryStore;
 use crate::{App, Limits, Stores};
 use async_trait::async_trait;
 use serde_json::Value;

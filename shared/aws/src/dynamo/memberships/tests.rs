@@ -41,9 +41,18 @@ fn a_membership_round_trips_and_its_format_is_pinned() {
             ("request", s("pending")),
         ])
     );
-    for name in [USER, CONV, ROLE, DELIVERED, READ, READ_CHATS, MUTED_UNTIL, REQUEST]
-        .into_iter()
-        .chain(MEMBER_LIST)
+    for name in [
+        USER,
+        CONV,
+        ROLE,
+        DELIVERED,
+        READ,
+        READ_CHATS,
+        MUTED_UNTIL,
+        REQUEST,
+    ]
+    .into_iter()
+    .chain(MEMBER_LIST)
     {
         assert!(stored.contains_key(name), "{name} is an attribute");
     }
