@@ -15,6 +15,8 @@ async fn history(c: &mut Client, conv: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_history() {
     let gw = TestGateway::start().await;
+    // Alice wrote to carol before, and carol took her request: carol's messages push.
+    gw.contacts(&[("alice", "carol")]).await;
     let mut alice = gw.connect("alice", "phone").await;
     let mut laptop = gw.connect("alice", "laptop").await;
     let mut bob = gw.connect("bob", "phone").await;
@@ -69,12 +71,12 @@ async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_
         carol.send_to("alice", "k-1", "lunch?").await["type"],
         "sent"
     );
-    let recorded = gw.published(2).await;
+    let recorded = gw.published(3).await;
     let events = recorded["events"].as_array().unwrap();
     assert_eq!(
         events.len(),
-        2,
-        "bob's first message and carol's: {recorded}"
+        3,
+        "alice's hello to carol, bob's first message and carol's: {recorded}"
     );
     let pushes: Vec<&Value> = recorded["pushes"]
         .as_array()
