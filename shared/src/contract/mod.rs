@@ -276,6 +276,10 @@ macro_rules! contract_tests {
             $crate::contract::group_metadata($make.await).await;
         }
         #[tokio::test]
+        async fn message_request_standings() {
+            $crate::contract::message_request_standings($make.await).await;
+        }
+        #[tokio::test]
         async fn system_events_round_trip() {
             $crate::contract::system_events_round_trip($make.await).await;
         }
