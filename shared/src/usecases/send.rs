@@ -81,14 +81,19 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
     let seen = app.stores.reads.read_for_write(keys, now).await?;
     let effects = match (&seen.membership, conv.direct_members()) {
         (Some(mine), _) => match mine.request {
-            // Declined: the sender may not write until the recipient writes or accepts.
-            RequestState::Refused => return Err(blocked_error(BlockState::default())),
+            // Declined: the sender may not write until the recipient writes or accepts (a
+            // retry of what was stored before is still answered with the original).
+            RequestState::Refused if seen.sent.is_none() => {
+                return Err(blocked_error(BlockState::default()));
+            }
             // Replying to a request accepts it, for both sides of a 1:1.
             RequestState::Pending | RequestState::Declined => Effects {
                 accept: [me.clone()].into_iter().chain(other.clone()).collect(),
                 ..Effects::default()
             },
-            RequestState::Accepted | RequestState::Awaiting => Effects::default(),
+            RequestState::Accepted | RequestState::Awaiting | RequestState::Refused => {
+                Effects::default()
+            }
         },
         // A 1:1 conversation springs into existence with its first message, by either user:
         // a message request to the other until they accept it (docs/protocol.md).

@@ -4,6 +4,7 @@ mod attachments;
 mod features;
 mod properties;
 mod push;
+mod requests;
 
 use super::testkit::World;
 use super::{ack::ack, history::history, presence::presence, send::send, sync::sync};
