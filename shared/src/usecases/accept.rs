@@ -50,20 +50,9 @@ pub(super) async fn set(
 
 /// Answers an `accept` or `decline` and tells the caller's other devices (never the sender).
 pub(super) async fn answer(app: &App, req: &Request, conv: ConversationId, state: RequestAnswer) {
-    let me = &req.caller.user;
     let frame = ServerFrame::RequestState {
         conversation: conv,
         state,
     };
-    req.reply(app, &frame).await;
-    if let Err(e) = app
-        .deliver(
-            std::slice::from_ref(me),
-            &frame,
-            Some(&req.caller.connection),
-        )
-        .await
-    {
-        tracing::warn!(error = ?e, "could not tell the other devices about the request");
-    }
+    super::reply_on_every_device(app, req, &frame).await;
 }

@@ -271,6 +271,17 @@ pub(crate) fn blocked_error(state: BlockState) -> Error {
     }
 }
 
+/// Answers the caller with `frame` and sends it to their other devices too (a change of their
+/// own settings: mute, block, a message request's answer), never to anyone else. The other
+/// devices are told best effort: a failure is logged, the change stands.
+pub(crate) async fn reply_on_every_device(app: &App, req: &Request, frame: &ServerFrame) {
+    req.reply(app, frame).await;
+    let me = std::slice::from_ref(&req.caller.user);
+    if let Err(e) = app.deliver(me, frame, Some(&req.caller.connection)).await {
+        tracing::warn!(error = ?e, "could not tell the caller's other devices");
+    }
+}
+
 /// Takes one token from the caller's `bucket`, or answers `rate_limited` with the wait.
 pub(crate) async fn take_token(app: &App, user: &UserId, bucket: Bucket) -> Result<(), Error> {
     let rate = app.limits.rates.of(bucket);
