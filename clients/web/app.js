@@ -167,7 +167,12 @@ function start(user, device, url, token) {
   });
   app.outbox = client.outbox();
   client.connect().catch(() => {});
-  app.timer = setInterval(() => void refreshPresence(), PRESENCE_REFRESH_MS);
+  // The sender of a request is not told when it is accepted without a reply: while one of ours
+  // waits, the folders are pulled with the presence (refreshInbox refreshes presence too).
+  app.timer = setInterval(() => {
+    const waiting = [...app.chats.values()].some((c) => c.view.awaiting);
+    void (waiting ? refreshInbox() : refreshPresence());
+  }, PRESENCE_REFRESH_MS);
 }
 
 async function signOut() {
@@ -885,7 +890,9 @@ function setUpApp() {
       if (!group) return;
       form.reset();
       $('new-group').open = false;
-      chat(group.conversation, { kind: 'group', name: group.name, role: 'admin', last_seq: Math.max(group.seq, chat(group.conversation).view.last_seq) });
+      const c = chat(group.conversation, { kind: 'group', name: group.name, role: 'admin', last_seq: Math.max(group.seq, chat(group.conversation).view.last_seq) });
+      // Its creator's: in the inbox (its first entry may have arrived before this reply).
+      c.listed = true;
       await open(group.conversation);
     } catch (error) {
       alert(`Could not create the group: ${/** @type {Error} */ (error).message}`);
