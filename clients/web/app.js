@@ -1,8 +1,9 @@
 // @ts-check
 // The Messenger web app: sign in, an inbox ordered by activity with unread counts, previews,
-// presence, mute and blocking, message requests (a folder of their own, accept / decline), 1:1 and group chats with sent/delivered/read marks, replies, edits,
-// deletions, reactions and typing indicators, history scroll-back, group creation. Built on the
-// SDK (served by messenger-local at /sdk/); plain DOM, user text only ever set as text.
+// presence, mute and blocking, message requests (a folder of their own, accept / decline), 1:1
+// and group chats with sent/delivered/read marks, replies, edits, deletions, reactions and
+// typing indicators, history scroll-back, group creation. Built on the SDK (served by
+// messenger-local at /sdk/); plain DOM, user text only ever set as text.
 import { MessengerClient, WebStorage, applyEntry, isAmendment, newId } from '/sdk/index.js';
 
 /** @typedef {import('/sdk/index.js').MessageView} MessageView */
@@ -592,8 +593,8 @@ function renderRequestBar(c) {
   const group = c.view.kind === 'group';
   if (c.view.request) {
     $('request-text').textContent = group
-      ? `You were added to “${title(c)}” by someone who is not one of your contacts. Members can't see whether you've read their messages until you accept; no notifications until then. Sending a message accepts.`
-      : `${title(c)} wants to message you. They can't see whether you've read their messages or when you're online until you accept; no notifications until then. Replying accepts.`;
+      ? `You were added to “${title(c)}” by someone who is not one of your contacts. Until you accept, the members can't see whether you've read their messages, and you get no notifications for it. Sending a message accepts.`
+      : `${title(c)} wants to message you. Until you accept, they can't see whether you've read their messages, nor when you're online (unless you share a group), and you get no notifications for it. Replying accepts.`;
     $('request-decline').textContent = group ? 'Leave' : 'Decline';
     $('request-accept').hidden = false;
     $('request-decline').hidden = false;
