@@ -482,11 +482,20 @@ async fn a_strangers_first_message_is_a_quiet_request_until_accepted() {
         .recv_where(|v| v["type"] == "message" && v["seq"] == 2)
         .await;
     assert_eq!(m["body"], "who is this?");
-    assert!(
-        mallory
-            .backlog()
-            .iter()
-            .all(|v| v["type"] != "receipt" && v["type"] != "typing"),
+    // Mallory's frames before it: only the two receipts bob's accept sent (where his pointers
+    // stood) — not the ones his ack made while it was a request, nor his typing.
+    let before: Vec<(&Value, &Value)> = mallory
+        .backlog()
+        .iter()
+        .filter(|v| v["type"] == "receipt" || v["type"] == "typing")
+        .map(|v| (&v["kind"], &v["seq"]))
+        .collect();
+    assert_eq!(
+        before,
+        [
+            (&json!("delivered"), &json!(1)),
+            (&json!("read"), &json!(1))
+        ],
         "{:?}",
         mallory.backlog()
     );
