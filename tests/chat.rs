@@ -15,6 +15,14 @@ fn seqs(messages: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// Takes the message request `conv`.
+async fn accept(client: &mut Client, conv: &str) {
+    let r = client
+        .request(json!({"action":"accept","conversation":conv}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
+}
+
 async fn message(client: &mut Client, seq: u64) -> Value {
     client
         .recv_where(|v| v["type"] == "message" && v["seq"] == seq)
@@ -44,6 +52,14 @@ async fn a_message_reaches_every_device_and_the_ack_comes_back_as_a_receipt() {
         assert_eq!(m["client_msg_id"], "c-1");
         assert_eq!(m["sent_at"], sent["sent_at"]);
     }
+
+    // A first message from someone bob never wrote to is a message request: he takes it, so
+    // alice gets his receipts (docs/protocol.md, "Message requests").
+    accept(&mut bob_phone, DM).await;
+    assert_eq!(
+        bob_laptop.recv_type("request_state").await["state"],
+        "accepted"
+    );
 
     let acked = bob_phone
         .request(json!({"action":"ack","conversation":DM,"seq":1,"kind":"delivered"}))
@@ -77,6 +93,7 @@ async fn an_ack_without_an_id_gets_no_reply_but_its_receipt_goes_out() {
     let mut bob = gw.connect("bob", "phone").await;
     alice.send_to("bob", "c-1", "hi").await;
     message(&mut bob, 1).await;
+    accept(&mut bob, DM).await;
 
     bob.send(json!({"action":"ack","conversation":DM,"seq":1,"kind":"delivered"}))
         .await;
@@ -229,10 +246,20 @@ async fn history_pages_backwards() {
 #[tokio::test]
 async fn presence_shows_online_then_offline_with_last_seen_and_hides_strangers() {
     let gw = TestGateway::start().await;
-    let alice = gw.connect("alice", "phone").await;
+    let mut alice = gw.connect("alice", "phone").await;
     let mut bob = gw.connect("bob", "phone").await;
     let mut carol = gw.connect("carol", "phone").await;
     bob.send_to("alice", "c-1", "hey").await;
+    // Until alice takes bob's message request he sees nothing of her.
+    let p = bob
+        .request(json!({"action":"presence","users":["alice"]}))
+        .await;
+    assert_eq!(
+        p["users"][0],
+        json!({"user":"alice","online":false,"last_seen":null})
+    );
+    message(&mut alice, 1).await;
+    accept(&mut alice, DM).await;
 
     let p = bob
         .request(json!({"action":"presence","users":["alice","bob"]}))

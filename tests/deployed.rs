@@ -71,6 +71,17 @@ async fn a_message_reaches_both_devices_and_the_ack_comes_back_as_a_receipt() {
         assert_eq!(m["sent_at"], sent["sent_at"]);
     }
 
+    // A first message is a message request (fn-groups answers `accept`); once bob takes it,
+    // alice gets his receipts.
+    let r = bob_phone
+        .request(json!({"action":"accept","conversation":dm}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
+    assert_eq!(
+        bob_laptop.recv_type("request_state").await["state"],
+        "accepted"
+    );
+
     let acked = bob_phone
         .request(json!({"action":"ack","conversation":dm,"seq":1,"kind":"delivered"}))
         .await;
@@ -184,6 +195,11 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
         .request(json!({"action":"register_push","platform":"fcm","token":"grace-fcm-token"}))
         .await;
     assert_eq!(r["type"], "push_registered", "{r}");
+    // Grace wrote to heidi first: heidi's answer is no message request to her, so it pushes.
+    assert_eq!(
+        grace.send_to("heidi", "g-1", "free tonight?").await["seq"],
+        1
+    );
     grace.close().await;
     // fn-notify counts as online whoever has a connection record: wait for grace's
     // $disconnect (on the emulator it runs after the socket closes, not before).
@@ -202,7 +218,7 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
     .await;
 
     let mut heidi = stack.connect("heidi", "phone").await;
-    assert_eq!(heidi.send_to("grace", "c-1", "dinner?").await["seq"], 1);
+    assert_eq!(heidi.send_to("grace", "c-1", "dinner?").await["seq"], 2);
 
     // fn-notify, fed by the messages stream, publishes the event after deciding the pushes.
     let mut event = Value::Null;
@@ -212,7 +228,7 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
             let events = messenger_aws::testing::received_events(&sdk, &queue).await;
             match events
                 .into_iter()
-                .find(|(m, _)| m["conversation"] == "dm:grace:heidi")
+                .find(|(m, _)| m["conversation"] == "dm:grace:heidi" && m["seq"] == 2)
             {
                 Some((m, _)) => {
                     event = m;
@@ -225,11 +241,11 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
     .await;
     assert_eq!(
         (event["seq"].as_u64(), event["from"].as_str()),
-        (Some(1), Some("heidi"))
+        (Some(2), Some("heidi"))
     );
     assert_eq!(event["offline"], json!(["grace"]));
 
-    // fn-notify pushed grace's phone and SNS accepted it: the push's coalescing claim for seq 1
+    // fn-notify pushed grace's phone and SNS accepted it: the push's coalescing claim for seq 2
     // stands (a failed push releases it). MiniStack keeps nothing of platform publishes to read
     // back (docs/infra.md); what SNS receives is read back on moto in fn-notify's own test.
     let now = chrono::Utc::now();
@@ -237,14 +253,14 @@ async fn an_offline_device_is_pushed_from_the_stream_and_the_topic_gets_the_even
         user: UserId::new("grace").unwrap(),
         device: DeviceId::new("phone").unwrap(),
         conversation: messenger::domain::ConversationId::new("dm:grace:heidi").unwrap(),
-        seq: 1,
+        seq: 2,
         at: now,
         not_before: now - chrono::Duration::seconds(60),
         acked: 0,
     };
     assert!(
         !store.claim(&claim).await.unwrap(),
-        "grace's phone was pushed for seq 1"
+        "grace's phone was pushed for seq 2"
     );
 
     // The stream's on-failure queue exists, and nothing was given up on.
@@ -355,6 +371,11 @@ async fn typing_edit_delete_react_and_reply_in_a_1to1_and_a_group_and_an_offline
     liam.send_to("mia", "c-2", "see you at 8").await;
     message(&mut tablet, 2).await;
     tablet.close().await;
+    // Mia takes liam's message request (until then her typing would not reach him).
+    let r = mia
+        .request(json!({"action":"accept","conversation":dm}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
 
     // fn-presence forwards typing; fn-send edits, reacts, replies and deletes.
     mia.send(json!({"action": "typing", "conversation": dm}))
@@ -461,6 +482,14 @@ async fn a_muted_conversation_is_not_pushed_and_the_inbox_follows_activity_and_r
     let mut quinn = stack.connect("quinn", "phone").await;
     pia.send_to("oscar", "p-1", "lunch?").await;
     quinn.send_to("oscar", "q-1", "call me").await;
+    // Both are message requests to oscar: he takes them.
+    for dm in [from_pia, from_quinn] {
+        let r = json!({"action": "accept", "conversation": dm});
+        assert_eq!(
+            expect(&mut phone, r, "request_state").await["state"],
+            "accepted"
+        );
+    }
     // Oscar mutes pia (fn-groups) and goes offline.
     let muted = expect(
         &mut phone,
@@ -593,6 +622,10 @@ async fn cognito_users_chat_signed_in_with_an_id_token_and_an_access_token() {
         (&m["from"], &m["body"]),
         (&json!(alice.sub), &json!("hi bob"))
     );
+    let r = bob_laptop
+        .request(json!({"action":"accept","conversation":sent["conversation"]}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
     let acked = bob_laptop
         .request(json!({"action":"ack","conversation":sent["conversation"],"seq":1,"kind":"read"}))
         .await;
@@ -744,6 +777,11 @@ async fn a_group_receipt_reaches_the_author_and_the_read_state_is_pulled() {
         .request(json!({"action":"create_group","name":"Crew","members":["kim","leo"]}))
         .await;
     let g = group["conversation"].as_str().expect("a group").to_owned();
+    // Judy is no contact of theirs: each takes the group's request.
+    for c in [&mut kim, &mut leo] {
+        let r = c.request(json!({"action":"accept","conversation":g})).await;
+        assert_eq!(r["state"], "accepted", "{r}");
+    }
     let sent = kim
         .request(json!({"action":"send","conversation":g,"client_msg_id":"k-1","body":"hey"}))
         .await;

@@ -8,6 +8,8 @@
 //!   answer lost). Every `sent` message is in the log exactly once, seqs are gapless, every
 //!   member has every message by live delivery or sync, and every send that got `internal` or
 //!   no answer succeeded when retried with the same `client_msg_id`.
+//! - Group changes (each with its key) and amendments (edits, reactions) under the same faults,
+//!   each sent again until answered: every change is in the log once, in order.
 //! - The send path's crash points: after the append and before the reply, after the reply and
 //!   before the fan-out, in the middle of the fan-out. The client retries and syncs; nothing is
 //!   lost or stored twice.
@@ -404,4 +406,131 @@ async fn a_send_dying_in_the_middle_of_its_fan_out_reaches_every_device_by_live_
         dm_log(&stores).await,
         [(1, "c-1".to_owned()), (2, "c-2".to_owned())]
     );
+}
+
+/// Sends `frame` until it is answered with something else than `internal`, `rate_limited` or
+/// silence (as a client does), and returns the answer.
+async fn until_answered(client: &mut Client, id: &str, frame: Value) -> Value {
+    client.request_until_answered(id, frame, patience()).await.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_changes_and_amendments_under_faults_each_apply_once() {
+    let (gw, clean, plans) = faulty_gateway().await;
+    for p in &plans {
+        p.set_enabled(false);
+    }
+    let mut alice = gw.connect_retrying("alice", "phone").await;
+    let mut bob = gw.connect_retrying("bob", "phone").await;
+    for p in &plans {
+        p.set_enabled(true);
+    }
+    // Group changes, each with its key, each sent again until answered.
+    let created = until_answered(
+        &mut alice,
+        "g1",
+        json!({"action":"create_group","name":"Faulty","members":["bob"],"client_msg_id":"g-1"}),
+    )
+    .await;
+    assert_eq!(created["type"], "group", "{created}");
+    let g = created["conversation"].as_str().unwrap().to_owned();
+    let steps = [
+        json!({"action":"add_members","conversation":g,"users":["carol","dave"],"client_msg_id":"g-2"}),
+        json!({"action":"rename_group","conversation":g,"name":"Still faulty","client_msg_id":"g-3"}),
+        json!({"action":"remove_members","conversation":g,"users":["dave"],"client_msg_id":"g-4"}),
+    ];
+    for (i, frame) in steps.into_iter().enumerate() {
+        let r = until_answered(&mut alice, &format!("s{i}"), frame.clone()).await;
+        assert_eq!(r["type"], "group", "{frame}: {r}");
+    }
+    // A message, edited three times by its author, and bob's reactions added and taken back.
+    let (sent, _) = alice
+        .request_until_answered(
+            "m1",
+            json!({"action":"send","conversation":g,"client_msg_id":"m-1","body":"v0"}),
+            patience(),
+        )
+        .await;
+    let seq = sent["seq"].as_u64().expect("a seq");
+    for (i, body) in ["v1", "v2", "v3"].into_iter().enumerate() {
+        let r = until_answered(
+            &mut alice,
+            &format!("e{i}"),
+            json!({"action":"edit","conversation":g,"seq":seq,"body":body}),
+        )
+        .await;
+        assert_eq!(r["type"], "edited", "{r}");
+    }
+    let reactions = [("👍", false), ("👍", true), ("❤️", false)];
+    for (i, (emoji, remove)) in reactions.into_iter().enumerate() {
+        let r = until_answered(
+            &mut bob,
+            &format!("r{i}"),
+            json!({"action":"react","conversation":g,"seq":seq,"emoji":emoji,"remove":remove}),
+        )
+        .await;
+        assert_eq!(r["type"], "reacted", "{r}");
+    }
+
+    // Read without faults: each change is in the log once, in order, with no gap, and the
+    // group and the message are what the answered requests made them.
+    for p in &plans {
+        p.set_enabled(false);
+    }
+    let conv = ConversationId::new(&g).unwrap();
+    let log = clean
+        .messages
+        .after(&conv, 0, 1000, chrono::Utc::now())
+        .await
+        .expect("the log");
+    let seqs: Vec<u64> = log.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=log.len() as u64).collect::<Vec<_>>(), "gapless");
+    let kinds: Vec<&str> = log
+        .iter()
+        .map(|m| m.event.as_ref().map_or("chat", |e| e.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "group_created",
+            "members_added",
+            "group_renamed",
+            "members_removed",
+            "chat",
+            "message_edited",
+            "message_edited",
+            "message_edited",
+            "reaction_added",
+            "reaction_removed",
+            "reaction_added",
+        ],
+        "each change once"
+    );
+    let members: Vec<String> = clean
+        .conversations
+        .members(&conv)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user.to_string())
+        .collect();
+    assert_eq!(members, ["alice", "bob", "carol"]);
+    let message = log.iter().find(|m| m.seq == seq).unwrap();
+    assert_eq!(message.body, "v3");
+    let reacted: Vec<(String, Vec<String>)> = message
+        .reactions
+        .iter()
+        .map(|r| {
+            let users = r.users.iter().map(|u| u.to_string()).collect();
+            (r.emoji.to_string(), users)
+        })
+        .collect();
+    assert_eq!(reacted, [("❤️".to_owned(), vec!["bob".to_owned()])]);
+    let injected = plans[0].total_injected() + plans[1].total_injected();
+    println!(
+        "group changes and amendments: store {}; posts {}",
+        plans[0].summary(),
+        plans[1].summary()
+    );
+    assert!(injected > 0, "no fault was injected");
 }

@@ -61,6 +61,12 @@ async fn two_users_edit_delete_react_reply_and_type_and_an_offline_device_conver
     let first = vec![entry(&mut tablet, 1).await, entry(&mut tablet, 2).await];
     apply(&mut held, &first);
     tablet.close().await;
+    // Alice's first message was a message request to bob: he takes it (until then his typing
+    // would not reach her).
+    let r = bob
+        .request(json!({"action": "accept", "conversation": DM}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
 
     // Typing reaches alice, and is not answered.
     bob.send(json!({"action": "typing", "id": "t-1", "conversation": DM}))
@@ -305,6 +311,9 @@ async fn a_group_replies_reacts_types_and_its_admin_deletes_while_a_late_joiner_
 #[tokio::test]
 async fn a_muted_conversation_pushes_nothing_and_the_inbox_follows_activity_and_reads_elsewhere() {
     let (gw, stores, _) = TestGateway::start_with_raw_store(GatewayConfig::default()).await;
+    // Bob wrote to alice and carol before (seq 1 of each 1:1: his own, so never unread), and
+    // they took his requests: they are his contacts, and their messages push.
+    gw.contacts(&[("bob", "alice"), ("bob", "carol")]).await;
     // Bob's phone takes pushes while it is away; his laptop mutes alice.
     let mut phone = gw.connect("bob", "phone").await;
     phone.register_fcm("tok-bob", false).await;
@@ -335,7 +344,7 @@ async fn a_muted_conversation_pushes_nothing_and_the_inbox_follows_activity_and_
     // Alice (muted) and carol (not) write while bob is away: only carol's pushes.
     alice.send_to("bob", "a-2", "are you there?").await;
     carol.send_to("bob", "c-1", "lunch?").await;
-    let recorded = gw.published(3).await;
+    let recorded = gw.published(5).await;
     assert_eq!(
         pushed_data(&recorded, "bob", "conversation"),
         ["dm:bob:carol"],
@@ -368,7 +377,7 @@ async fn a_muted_conversation_pushes_nothing_and_the_inbox_follows_activity_and_
     // Bob reads alice's messages on his phone; his laptop's inbox shows it.
     let mut phone = gw.connect("bob", "phone").await;
     let r = phone
-        .request(json!({"action": "ack", "conversation": DM, "seq": 2, "kind": "read"}))
+        .request(json!({"action": "ack", "conversation": DM, "seq": 3, "kind": "read"}))
         .await;
     assert_eq!(r["type"], "acked");
     let inbox = laptop.request(json!({"action": "conversations"})).await;
@@ -401,7 +410,7 @@ async fn a_muted_conversation_pushes_nothing_and_the_inbox_follows_activity_and_
     })
     .await;
     alice.send_to("bob", "a-4", "pong").await;
-    let recorded = gw.published(5).await;
+    let recorded = gw.published(7).await;
     assert_eq!(
         pushed_data(&recorded, "bob", "conversation"),
         ["dm:bob:carol", DM],

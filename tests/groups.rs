@@ -301,6 +301,13 @@ async fn the_inbox_lists_every_conversation_newest_first_with_latest_seq_and_my_
     alice.send_to("bob", "c-1", "hi").await;
     alice.send_to("bob", "c-2", "there").await;
     let g = alice.create_group("Pals", &["bob"]).await;
+    // Both are message requests to bob (alice is no contact of his): he takes them.
+    for conv in ["dm:alice:bob", g.as_str()] {
+        let r = bob
+            .request(json!({"action":"accept","conversation":conv}))
+            .await;
+        assert_eq!(r["state"], "accepted", "{r}");
+    }
     bob.request(json!({"action":"ack","conversation":"dm:alice:bob","seq":1,"kind":"read"}))
         .await;
 
@@ -379,6 +386,12 @@ async fn a_group_receipt_goes_to_the_author_and_everyone_pulls_the_read_state() 
     let mut bob = gw.connect("bob", "phone").await;
     let mut carol = gw.connect("carol", "phone").await;
     let g = alice.create_group("Pals", &["bob", "carol"]).await;
+    // Carol takes the group's request (alice is no contact of hers); bob's message does it
+    // for him.
+    let r = carol
+        .request(json!({"action":"accept","conversation":g}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
     let sent = bob.say(&g, "b-1", "hello").await;
     let seq = sent["seq"].as_u64().unwrap();
     for c in [&mut alice, &mut carol] {

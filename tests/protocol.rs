@@ -153,6 +153,11 @@ async fn read_past_delivered_sends_delivered_then_read_and_seq_0_is_a_bad_reques
     for i in 1..=3 {
         alice.send_to("bob", &format!("c-{i}"), "hi").await;
     }
+    // Bob takes alice's message request, so she gets his receipts.
+    let r = bob
+        .request(json!({"action":"accept","conversation":dm}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
     let e = bob
         .request(json!({"action":"ack","conversation":dm,"seq":0,"kind":"read"}))
         .await;
@@ -276,8 +281,11 @@ async fn page_sizes_default_and_cap_as_documented() {
         attachments: Vec::new(),
     };
     let members = |a: &UserId, b: &UserId| Effects {
-        direct: vec![a.clone(), b.clone()],
-        group: None,
+        direct: vec![
+            (a.clone(), messenger::domain::RequestState::Accepted),
+            (b.clone(), messenger::domain::RequestState::Accepted),
+        ],
+        ..Default::default()
     };
     for i in 1..=105 {
         let effects = if i == 1 {

@@ -15,6 +15,8 @@ fn pushed_seqs(recorded: &Value, user: &str) -> Vec<u64> {
 #[tokio::test]
 async fn an_offline_device_gets_one_push_per_burst_until_it_acks() {
     let gw = TestGateway::start().await;
+    // Bob wrote to alice first and she took his request: his contact, whose messages push.
+    gw.contacts(&[("bob", "alice")]).await;
     let mut bob = gw.connect("bob", "phone").await;
     bob.register_fcm("tok-bob-phone", false).await;
     bob.close().await;
@@ -26,10 +28,10 @@ async fn an_offline_device_gets_one_push_per_burst_until_it_acks() {
             "sent"
         );
     }
-    let recorded = gw.published(5).await;
+    let recorded = gw.published(6).await;
     assert_eq!(
         pushed_seqs(&recorded, "bob"),
-        vec![1],
+        vec![2],
         "one push for the burst"
     );
     let push = &recorded["pushes"][0];
@@ -52,11 +54,11 @@ async fn an_offline_device_gets_one_push_per_burst_until_it_acks() {
 
     // The device comes back, catches up and acks: the next message pushes again.
     let mut bob = gw.connect("bob", "phone").await;
-    bob.request(json!({"action":"ack","conversation":"dm:alice:bob","seq":5,"kind":"delivered"}))
+    bob.request(json!({"action":"ack","conversation":"dm:alice:bob","seq":6,"kind":"delivered"}))
         .await;
     bob.close().await;
     alice.send_to("bob", "c-6", "again").await;
-    assert_eq!(pushed_seqs(&gw.published(6).await, "bob"), vec![1, 6]);
+    assert_eq!(pushed_seqs(&gw.published(7).await, "bob"), vec![2, 7]);
 }
 
 #[tokio::test]
@@ -86,6 +88,8 @@ async fn an_online_recipient_gets_no_push_and_every_message_reaches_the_topic() 
 #[tokio::test]
 async fn a_recipient_whose_only_connection_is_stale_gets_a_push() {
     let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
+    // Bob wrote to alice first and she took his request: his contact, whose messages push.
+    gw.contacts(&[("bob", "alice")]).await;
     let mut bob = gw.connect("bob", "phone").await;
     bob.register_fcm("tok-bob", false).await;
     bob.close().await;
@@ -102,8 +106,8 @@ async fn a_recipient_whose_only_connection_is_stale_gets_a_push() {
     let mut alice = gw.connect("alice", "phone").await;
     alice.send_to("bob", "c-1", "hi").await;
     assert_eq!(
-        pushed_seqs(&gw.published(1).await, "bob"),
-        vec![1],
+        pushed_seqs(&gw.published(2).await, "bob"),
+        vec![2],
         "410 counts as offline"
     );
 }
@@ -111,6 +115,8 @@ async fn a_recipient_whose_only_connection_is_stale_gets_a_push() {
 #[tokio::test]
 async fn a_rejected_token_unregisters_the_device_and_the_send_still_succeeds() {
     let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
+    // Bob wrote to alice first and she took his request: his contact, whose messages push.
+    gw.contacts(&[("bob", "alice")]).await;
     let mut bob = gw.connect("bob", "phone").await;
     bob.register_fcm("invalid-token", false).await;
     bob.close().await;
@@ -118,7 +124,7 @@ async fn a_rejected_token_unregisters_the_device_and_the_send_still_succeeds() {
     let sent = alice.send_to("bob", "c-1", "hi").await;
     assert_eq!(sent["type"], "sent");
     assert_eq!(
-        pushed_seqs(&gw.published(1).await, "bob"),
+        pushed_seqs(&gw.published(2).await, "bob"),
         Vec::<u64>::new()
     );
     let bob_id = UserId::new("bob").unwrap();
@@ -134,12 +140,14 @@ async fn a_rejected_token_unregisters_the_device_and_the_send_still_succeeds() {
     bob.register_fcm("fresh-token", false).await;
     bob.close().await;
     alice.send_to("bob", "c-2", "hi again").await;
-    assert_eq!(pushed_seqs(&gw.published(2).await, "bob"), vec![2]);
+    assert_eq!(pushed_seqs(&gw.published(3).await, "bob"), vec![3]);
 }
 
 #[tokio::test]
 async fn a_new_token_updates_the_same_endpoint_and_previews_are_opt_in() {
     let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
+    // Bob wrote to alice first and she took his request: his contact, whose messages push.
+    gw.contacts(&[("bob", "alice")]).await;
     let (bob_id, phone) = (UserId::new("bob").unwrap(), DeviceId::new("phone").unwrap());
     let mut bob = gw.connect("bob", "phone").await;
     bob.register_fcm("old-token", false).await;
@@ -162,7 +170,7 @@ async fn a_new_token_updates_the_same_endpoint_and_previews_are_opt_in() {
 
     let mut alice = gw.connect("alice", "phone").await;
     alice.send_to("bob", "c-1", "see you at 8").await;
-    let recorded = gw.published(1).await;
+    let recorded = gw.published(2).await;
     assert!(
         recorded["pushes"][0]["message"]["GCM"]
             .as_str()
@@ -195,6 +203,8 @@ fn payload(push: &Value, key: &str) -> Value {
 #[tokio::test]
 async fn apns_and_the_apns_sandbox_get_apns_payloads() {
     let gw = TestGateway::start().await;
+    // Bob wrote to alice first and she took his request: his contact, whose messages push.
+    gw.contacts(&[("bob", "alice")]).await;
     for (device, platform) in [("iphone", "apns"), ("testflight", "apns_sandbox")] {
         let mut bob = gw.connect("bob", device).await;
         let r = bob
@@ -209,7 +219,7 @@ async fn apns_and_the_apns_sandbox_get_apns_payloads() {
     }
     let mut alice = gw.connect("alice", "phone").await;
     alice.send_to("bob", "c-1", "hi").await;
-    let recorded = gw.published(1).await;
+    let recorded = gw.published(2).await;
     let mut pushes: Vec<&Value> = recorded["pushes"].as_array().unwrap().iter().collect();
     pushes.sort_by_key(|p| p["device"].as_str().unwrap().to_owned());
     let got: Vec<(&str, &str)> = pushes
@@ -231,7 +241,7 @@ async fn apns_and_the_apns_sandbox_get_apns_payloads() {
         );
         assert_eq!(
             (apns["conversation"].as_str(), apns["seq"].as_u64()),
-            (Some("dm:alice:bob"), Some(1))
+            (Some("dm:alice:bob"), Some(2))
         );
         assert!(push["message"].get("GCM").is_none(), "{key}: {push}");
     }
@@ -240,6 +250,8 @@ async fn apns_and_the_apns_sandbox_get_apns_payloads() {
 #[tokio::test]
 async fn registering_another_platform_replaces_the_devices_registration() {
     let (gw, store) = TestGateway::start_with_store(GatewayConfig::default()).await;
+    // Bob wrote to alice first and she took his request: his contact, whose messages push.
+    gw.contacts(&[("bob", "alice")]).await;
     let (bob_id, phone) = (UserId::new("bob").unwrap(), DeviceId::new("phone").unwrap());
     let mut bob = gw.connect("bob", "phone").await;
     bob.register_fcm("fcm-token", false).await;
@@ -271,7 +283,7 @@ async fn registering_another_platform_replaces_the_devices_registration() {
 
     let mut alice = gw.connect("alice", "phone").await;
     alice.send_to("bob", "c-1", "hi").await;
-    let recorded = gw.published(1).await;
+    let recorded = gw.published(2).await;
     let platforms: Vec<&str> = recorded["pushes"]
         .as_array()
         .unwrap()
@@ -288,6 +300,8 @@ async fn registering_another_platform_replaces_the_devices_registration() {
 #[tokio::test]
 async fn membership_events_are_published_but_never_pushed() {
     let gw = TestGateway::start().await;
+    // Bob wrote to alice first and she took his request: his contact, whose messages push.
+    gw.contacts(&[("bob", "alice")]).await;
     let mut bob = gw.connect("bob", "phone").await;
     bob.register_fcm("tok-bob", false).await;
     bob.close().await;
@@ -303,11 +317,12 @@ async fn membership_events_are_published_but_never_pushed() {
         .request(json!({"action":"add_members","conversation":g,"users":["carol"]}))
         .await;
     // The events reach the topic like every stored message, naming bob offline...
-    let recorded = gw.published(3).await;
+    let recorded = gw.published(4).await;
     let events: Vec<(u64, &Value)> = recorded["events"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|e| e["message"]["conversation"] == g)
         .map(|e| {
             (
                 e["message"]["seq"].as_u64().unwrap(),
@@ -327,5 +342,5 @@ async fn membership_events_are_published_but_never_pushed() {
     alice
         .request(json!({"action":"send","conversation":g,"client_msg_id":"m-1","body":"hi"}))
         .await;
-    assert_eq!(pushed_seqs(&gw.published(4).await, "bob"), vec![4]);
+    assert_eq!(pushed_seqs(&gw.published(5).await, "bob"), vec![4]);
 }

@@ -15,6 +15,8 @@ async fn history(c: &mut Client, conv: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_history() {
     let gw = TestGateway::start().await;
+    // Alice wrote to carol before, and carol took her request: carol's messages push.
+    gw.contacts(&[("alice", "carol")]).await;
     let mut alice = gw.connect("alice", "phone").await;
     let mut laptop = gw.connect("alice", "laptop").await;
     let mut bob = gw.connect("bob", "phone").await;
@@ -69,12 +71,12 @@ async fn a_blocked_users_messages_never_reach_the_blocker_its_devices_pushes_or_
         carol.send_to("alice", "k-1", "lunch?").await["type"],
         "sent"
     );
-    let recorded = gw.published(2).await;
+    let recorded = gw.published(3).await;
     let events = recorded["events"].as_array().unwrap();
     assert_eq!(
         events.len(),
-        2,
-        "bob's first message and carol's: {recorded}"
+        3,
+        "alice's hello to carol, bob's first message and carol's: {recorded}"
     );
     let pushes: Vec<&Value> = recorded["pushes"]
         .as_array()
@@ -360,4 +362,305 @@ async fn a_report_keeps_the_message_as_it_was_reaches_the_moderators_once_and_no
     assert_eq!(stores.reports.reports_of_day(today).await.unwrap().len(), 1);
     // Mallory heard nothing of it.
     assert!(!mallory.backlog().iter().any(|f| f["type"] == "reported"));
+}
+
+/// What `conversations` lists in `folder` for `c`: the page.
+async fn folder(c: &mut Client, folder: &str) -> Value {
+    let page = c
+        .request(json!({"action":"conversations","folder":folder}))
+        .await;
+    assert_eq!(page["type"], "conversations", "{page}");
+    page
+}
+
+fn ids(page: &Value) -> Vec<&str> {
+    page["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["conversation"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_strangers_first_message_is_a_quiet_request_until_accepted() {
+    const DM: &str = "dm:bob:mallory";
+    let gw = TestGateway::start().await;
+    // Bob's phone takes pushes while he is away.
+    let mut phone = gw.connect("bob", "phone").await;
+    phone.register_fcm("tok-bob", false).await;
+    phone.close().await;
+
+    // Mallory, whom bob never wrote to, writes: stored, published, never pushed.
+    let mut mallory = gw.connect("mallory", "phone").await;
+    let sent = mallory.send_to("bob", "m-1", "hi, want a deal?").await;
+    assert_eq!((&sent["type"], &sent["seq"]), (&json!("sent"), &json!(1)));
+    let recorded = gw.published(1).await;
+    assert_eq!(recorded["events"][0]["message"]["offline"], json!(["bob"]));
+    assert_eq!(
+        recorded["pushes"].as_array().unwrap().len(),
+        0,
+        "{recorded}"
+    );
+
+    // Bob comes online: the message is delivered live, but it is in his requests, not his inbox.
+    let mut bob = gw.connect("bob", "laptop").await;
+    let sync = bob.request(json!({"action":"sync","since":{DM: 0}})).await;
+    assert_eq!(sync["messages"][0]["body"], "hi, want a deal?", "{sync}");
+    let inbox = folder(&mut bob, "inbox").await;
+    assert_eq!(ids(&inbox), Vec::<&str>::new());
+    assert_eq!(
+        (&inbox["requests"], &inbox["unread_total"]),
+        (&json!(1), &json!(0))
+    );
+    let requests = folder(&mut bob, "requests").await;
+    assert_eq!(ids(&requests), [DM]);
+    let row = &requests["conversations"][0];
+    assert_eq!(
+        (&row["request"], &row["unread"], &row["with"]),
+        (&json!(true), &json!(1), &json!("mallory"))
+    );
+    // Mallory sees her own conversation, awaiting acceptance.
+    let hers = folder(&mut mallory, "inbox").await;
+    assert_eq!(ids(&hers), [DM]);
+    assert_eq!(hers["conversations"][0]["awaiting"], true, "{hers}");
+
+    // Nothing of bob's reaches mallory: not his presence (he is online)...
+    let never = json!({"user":"bob","online":false,"last_seen":null});
+    let p = mallory
+        .request(json!({"action":"presence","users":["bob"]}))
+        .await;
+    assert_eq!(p["users"][0], never);
+    // ...nor his read state: his ack moves his pointers (his own view), no receipt goes out,
+    // and the pull shows nothing read.
+    let acked = bob
+        .request(json!({"action":"ack","conversation":DM,"seq":1,"kind":"read"}))
+        .await;
+    assert_eq!(acked["type"], "acked", "{acked}");
+    let info = mallory
+        .request(json!({"action":"receipts","conversation":DM}))
+        .await;
+    let of_bob: Vec<&Value> = info["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["user"] == "bob")
+        .collect();
+    assert_eq!(
+        (&of_bob[0]["delivered"], &of_bob[0]["read"]),
+        (&json!(0), &json!(0)),
+        "{info}"
+    );
+    assert_eq!(
+        (&info["delivered"], &info["read"]),
+        (&json!(0), &json!(0)),
+        "{info}"
+    );
+    // ...nor his typing.
+    bob.send(json!({"action":"typing","conversation":DM})).await;
+
+    // Bob accepts: his answer, and from then on a normal conversation.
+    let r = bob
+        .request(json!({"action":"accept","conversation":DM}))
+        .await;
+    assert_eq!(
+        r,
+        json!({"id": r["id"], "type":"request_state","conversation":DM,"state":"accepted"})
+    );
+    let inbox = folder(&mut bob, "inbox").await;
+    assert_eq!(ids(&inbox), [DM]);
+    assert_eq!(inbox["requests"], 0);
+    assert!(
+        inbox["conversations"][0].get("request").is_none(),
+        "{inbox}"
+    );
+    let reply = bob.send_to("mallory", "b-1", "who is this?").await;
+    assert_eq!(reply["seq"], 2);
+    // Mallory's frames arrive in order: bob's reply, and nothing before it from his ack or
+    // his typing while it was a request.
+    let m = mallory
+        .recv_where(|v| v["type"] == "message" && v["seq"] == 2)
+        .await;
+    assert_eq!(m["body"], "who is this?");
+    // Mallory's frames before it: only the two receipts bob's accept sent (where his pointers
+    // stood) — not the ones his ack made while it was a request, nor his typing.
+    let before: Vec<(&Value, &Value)> = mallory
+        .backlog()
+        .iter()
+        .filter(|v| v["type"] == "receipt" || v["type"] == "typing")
+        .map(|v| (&v["kind"], &v["seq"]))
+        .collect();
+    assert_eq!(
+        before,
+        [
+            (&json!("delivered"), &json!(1)),
+            (&json!("read"), &json!(1))
+        ],
+        "{:?}",
+        mallory.backlog()
+    );
+    let p = mallory
+        .request(json!({"action":"presence","users":["bob"]}))
+        .await;
+    assert_eq!(p["users"][0]["online"], true, "{p}");
+    let info = mallory
+        .request(json!({"action":"receipts","conversation":DM}))
+        .await;
+    assert_eq!(
+        info["read"], 2,
+        "bob read his own reply and, before it, hers: {info}"
+    );
+    let hers = folder(&mut mallory, "inbox").await;
+    assert!(hers["conversations"][0].get("awaiting").is_none(), "{hers}");
+
+    // Offline again, bob is pushed for her next message.
+    bob.close().await;
+    mallory.send_to("bob", "m-2", "a friend of carol's").await;
+    let recorded = gw.published(3).await;
+    assert_eq!(
+        messenger_e2e::pushed_data(&recorded, "bob", "seq"),
+        ["3"],
+        "{recorded}"
+    );
+}
+
+#[tokio::test]
+async fn a_declined_request_leaves_both_folders_and_refuses_its_sender_until_answered() {
+    const DM: &str = "dm:carol:mallory";
+    let gw = TestGateway::start().await;
+    let mut carol = gw.connect("carol", "phone").await;
+    let mut tablet = gw.connect("carol", "tablet").await;
+    let mut mallory = gw.connect("mallory", "phone").await;
+    assert_eq!(mallory.send_to("carol", "m-1", "hello?").await["seq"], 1);
+
+    // Only a request can be declined; a stranger's conversation cannot be answered at all.
+    let mut eve = gw.connect("eve", "phone").await;
+    for action in ["accept", "decline"] {
+        let e = eve
+            .request(json!({"action":action,"conversation":DM}))
+            .await;
+        assert_eq!(error_code(&e), "forbidden", "{action}: {e}");
+    }
+    let e = mallory
+        .request(json!({"action":"decline","conversation":DM}))
+        .await;
+    assert_eq!(
+        error_code(&e),
+        "bad_request",
+        "the sender's side is no request: {e}"
+    );
+    let e = carol
+        .request(json!({"action":"conversations","folder":"spam"}))
+        .await;
+    assert_eq!(error_code(&e), "bad_request", "{e}");
+    let e = carol.request(json!({"action":"accept"})).await;
+    assert_eq!(error_code(&e), "bad_request", "{e}");
+
+    let r = carol
+        .request(json!({"action":"decline","conversation":DM}))
+        .await;
+    assert_eq!(r["state"], "declined", "{r}");
+    let elsewhere = tablet.recv_type("request_state").await;
+    assert_eq!(
+        (&elsewhere["conversation"], &elsewhere["state"]),
+        (&json!(DM), &json!("declined"))
+    );
+    // Declining twice is answered the same.
+    let again = carol
+        .request(json!({"action":"decline","conversation":DM}))
+        .await;
+    assert_eq!(again["state"], "declined", "{again}");
+    // In neither folder.
+    for name in ["inbox", "requests"] {
+        let page = folder(&mut carol, name).await;
+        assert_eq!(ids(&page), Vec::<&str>::new(), "{name}");
+        assert_eq!(page["requests"], 0);
+    }
+
+    // Mallory can write no more, with a block's words; nothing is stored or delivered.
+    let e = mallory.send_to("carol", "m-2", "please?").await;
+    assert_eq!(error_code(&e), "forbidden", "{e}");
+    assert_eq!(e["message"], "you can't message this user");
+    let e = mallory
+        .request(json!({"action":"edit","conversation":DM,"seq":1,"body":"hi!"}))
+        .await;
+    assert_eq!(error_code(&e), "forbidden", "{e}");
+    let messages = history(&mut carol, DM).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+
+    // Carol writes to her after all: accepted, and mallory may answer.
+    let sent = carol.send_to("mallory", "c-1", "what is it?").await;
+    assert_eq!(sent["seq"], 2, "{sent}");
+    mallory
+        .recv_where(|v| v["type"] == "message" && v["seq"] == 2)
+        .await;
+    assert_eq!(
+        mallory.send_to("carol", "m-3", "sorry, wrong carol").await["seq"],
+        3
+    );
+    assert_eq!(ids(&folder(&mut carol, "inbox").await), [DM]);
+    // Accepting what is no request changes nothing and says so.
+    let r = carol
+        .request(json!({"action":"accept","conversation":DM}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
+    let e = carol
+        .request(json!({"action":"decline","conversation":DM}))
+        .await;
+    assert_eq!(error_code(&e), "bad_request", "{e}");
+}
+
+#[tokio::test]
+async fn a_group_from_a_stranger_is_a_request_and_one_from_a_contact_is_not() {
+    let gw = TestGateway::start().await;
+    // Alice wrote to bob before, and he took it: alice is bob's contact, not carol's.
+    gw.contacts(&[("alice", "bob")]).await;
+    for who in ["bob", "carol"] {
+        let mut phone = gw.connect(who, "phone").await;
+        phone.register_fcm(&format!("tok-{who}"), false).await;
+        phone.close().await;
+    }
+    let mut alice = gw.connect("alice", "phone").await;
+    let g = alice.create_group("Party", &["bob", "carol"]).await;
+    alice.say(&g, "a-1", "saturday?").await;
+    // The hello to bob, the group's creation and alice's message: only bob is pushed.
+    let recorded = gw.published(3).await;
+    assert_eq!(
+        messenger_e2e::pushed_data(&recorded, "bob", "conversation"),
+        [g.as_str()]
+    );
+    assert_eq!(
+        messenger_e2e::pushed_data(&recorded, "carol", "conversation"),
+        Vec::<String>::new()
+    );
+
+    let mut bob = gw.connect("bob", "laptop").await;
+    let inbox = folder(&mut bob, "inbox").await;
+    assert!(ids(&inbox).contains(&g.as_str()), "{inbox}");
+    let mut carol = gw.connect("carol", "laptop").await;
+    let requests = folder(&mut carol, "requests").await;
+    assert_eq!(ids(&requests), [g.as_str()]);
+    assert_eq!(requests["conversations"][0]["request"], true);
+    assert_eq!(ids(&folder(&mut carol, "inbox").await), Vec::<&str>::new());
+    // A group request is declined by leaving; `decline` says so.
+    let e = carol
+        .request(json!({"action":"decline","conversation":g}))
+        .await;
+    assert_eq!(error_code(&e), "bad_request", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("leave_group"),
+        "{e}"
+    );
+
+    // Carol accepts: the group moves to her inbox and pushes her.
+    let r = carol
+        .request(json!({"action":"accept","conversation":g}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
+    assert_eq!(ids(&folder(&mut carol, "inbox").await), [g.as_str()]);
+    carol.close().await;
+    bob.close().await;
+    alice.say(&g, "a-2", "7pm").await;
+    let recorded = gw.published(4).await;
+    assert_eq!(messenger_e2e::pushed_data(&recorded, "carol", "seq"), ["3"]);
 }

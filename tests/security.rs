@@ -330,7 +330,10 @@ async fn a_user_in_the_most_groups_cannot_be_added_to_another() {
         .request(json!({"action":"add_members","conversation":four,"users":["dave"]}))
         .await;
     assert_eq!(error_code(&refused), "too_large", "{refused}");
-    let inbox = dave.request(json!({"action":"conversations"})).await;
+    // Both groups are message requests to dave (their creators are no contacts of his).
+    let inbox = dave
+        .request(json!({"action":"conversations","folder":"requests"}))
+        .await;
     assert_eq!(
         inbox["conversations"].as_array().unwrap().len(),
         2,
@@ -388,6 +391,8 @@ async fn a_device_past_the_per_user_cap_replaces_the_least_recently_registered()
     let mut config = GatewayConfig::default();
     config.limits.max_devices_per_user = 2;
     let gw = TestGateway::start_with(config).await;
+    // Alice wrote to bob before and he took her request: his messages push.
+    gw.contacts(&[("alice", "bob")]).await;
     for device in ["d1", "d2", "d3"] {
         let mut c = gw.connect("alice", device).await;
         c.register_fcm(&format!("token-{device}"), false).await;
@@ -395,7 +400,7 @@ async fn a_device_past_the_per_user_cap_replaces_the_least_recently_registered()
     }
     let mut bob = gw.connect("bob", "phone").await;
     bob.send_to("alice", "b-1", "are you there?").await;
-    gw.published(1).await;
+    gw.published(2).await;
     let mut devices = pushed_devices(&gw, "alice").await;
     devices.sort();
     assert_eq!(devices, ["d2", "d3"]);
@@ -404,6 +409,8 @@ async fn a_device_past_the_per_user_cap_replaces_the_least_recently_registered()
 #[tokio::test]
 async fn a_push_token_another_user_registers_is_taken_from_its_old_holder() {
     let gw = TestGateway::start().await;
+    // Bob wrote to alice before and she took his request: her messages push.
+    gw.contacts(&[("bob", "alice")]).await;
     let mut bob = gw.connect("bob", "phone").await;
     bob.register_fcm("shared-token", false).await;
     bob.close().await;
@@ -415,7 +422,7 @@ async fn a_push_token_another_user_registers_is_taken_from_its_old_holder() {
     // Mallory moves the endpoint to her own phone's token, then unregisters it.
     mallory.register_fcm("mallory-token", false).await;
     alice.send_to("bob", "a-2", "for bob again").await;
-    gw.published(2).await;
+    gw.published(3).await;
     assert_eq!(
         pushed_devices(&gw, "bob").await,
         Vec::<String>::new(),
@@ -429,7 +436,7 @@ async fn a_push_token_another_user_registers_is_taken_from_its_old_holder() {
     bob.register_fcm("shared-token", false).await;
     bob.close().await;
     alice.send_to("bob", "a-3", "welcome back").await;
-    gw.published(3).await;
+    gw.published(4).await;
     assert_eq!(pushed_devices(&gw, "bob").await, ["phone"]);
 }
 

@@ -89,8 +89,13 @@ async fn users_signed_in_with_an_identity_provider_chat_and_bad_tokens_are_refus
         let m = device.recv_type("message").await;
         assert_eq!((&m["from"], &m["body"]), (&json!(ALICE), &json!("hi bob")));
     }
-    // A read on Bob's phone reaches Alice and Bob's other device as a receipt.
+    // Bob takes Alice's message request; then a read on his phone reaches Alice and his other
+    // device as a receipt.
     let conversation = sent["conversation"].clone();
+    let r = bob_phone
+        .request(json!({"action":"accept","conversation":conversation}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
     let acked = bob_phone
         .request(json!({"action":"ack","conversation":conversation,"seq":1,"kind":"read"}))
         .await;

@@ -1,8 +1,9 @@
 // @ts-check
 // The Messenger web app: sign in, an inbox ordered by activity with unread counts, previews,
-// presence, mute and blocking, 1:1 and group chats with sent/delivered/read marks, replies, edits,
-// deletions, reactions and typing indicators, history scroll-back, group creation. Built on the
-// SDK (served by messenger-local at /sdk/); plain DOM, user text only ever set as text.
+// presence, mute and blocking, message requests (a folder of their own, accept / decline), 1:1
+// and group chats with sent/delivered/read marks, replies, edits, deletions, reactions and
+// typing indicators, history scroll-back, group creation. Built on the SDK (served by
+// messenger-local at /sdk/); plain DOM, user text only ever set as text.
 import { MessengerClient, WebStorage, applyEntry, isAmendment, newId } from '/sdk/index.js';
 
 /** @typedef {import('/sdk/index.js').MessageView} MessageView */
@@ -19,6 +20,8 @@ import { MessengerClient, WebStorage, applyEntry, isAmendment, newId } from '/sd
  * @property {number | null} oldest the smallest seq loaded (null: history not loaded yet)
  * @property {boolean} more older messages exist
  * @property {Map<string, { delivered: number, read: number }>} pointers others' pointers, from receipts
+ * @property {boolean} listed in a folder: the inbox, or the requests when `view.request`. Not
+ *   while the server has not listed it yet (it may be a request) or once declined
  */
 
 const PRESENCE_REFRESH_MS = 60_000;
@@ -36,8 +39,10 @@ const $ = (id) => document.getElementById(id);
  * @typedef {{ kind: 'send' } | { kind: 'reply', seq: number } | { kind: 'edit', seq: number }} Compose
  */
 
-/** @type {{ me: string, client: MessengerClient | null, chats: Map<string, Chat>, current: string | null, presence: Map<string, PresenceView>, outbox: OutboxItem[], compose: Compose, typing: Map<string, Map<string, number>>, blocked: Set<string>, timer?: ReturnType<typeof setInterval> }} */
-const app = { me: '', client: null, chats: new Map(), current: null, presence: new Map(), outbox: [], compose: { kind: 'send' }, typing: new Map(), blocked: new Set() };
+/** @typedef {'inbox' | 'requests'} Folder */
+
+/** @type {{ me: string, client: MessengerClient | null, chats: Map<string, Chat>, current: string | null, folder: Folder, presence: Map<string, PresenceView>, outbox: OutboxItem[], compose: Compose, typing: Map<string, Map<string, number>>, blocked: Set<string>, timer?: ReturnType<typeof setInterval> }} */
+const app = { me: '', client: null, chats: new Map(), current: null, folder: 'inbox', presence: new Map(), outbox: [], compose: { kind: 'send' }, typing: new Map(), blocked: new Set() };
 
 // ---- sign in
 
@@ -144,6 +149,8 @@ function start(user, device, url, token) {
   client.on('blockState', (b) => {
     setBlocked(b.user, b.blocked);
   });
+  // Accepted or declined on another device.
+  client.on('requestState', (r) => requestAnswered(r.conversation, r.state));
   client.on('outbox', (items) => {
     app.outbox = items;
     renderChat();
@@ -161,7 +168,12 @@ function start(user, device, url, token) {
   });
   app.outbox = client.outbox();
   client.connect().catch(() => {});
-  app.timer = setInterval(() => void refreshPresence(), PRESENCE_REFRESH_MS);
+  // The sender of a request is not told when it is accepted without a reply: while one of ours
+  // waits, the folders are pulled with the presence (refreshInbox refreshes presence too).
+  app.timer = setInterval(() => {
+    const waiting = [...app.chats.values()].some((c) => c.view.awaiting);
+    void (waiting ? refreshInbox() : refreshPresence());
+  }, PRESENCE_REFRESH_MS);
 }
 
 async function signOut() {
@@ -172,9 +184,11 @@ async function signOut() {
   app.presence.clear();
   app.outbox = [];
   app.current = null;
+  app.folder = 'inbox';
   $('composer').hidden = true;
   $('mute').hidden = true;
   $('block').hidden = true;
+  $('request-bar').hidden = true;
   app.blocked.clear();
   app.typing.clear();
   $('app').hidden = true;
@@ -197,6 +211,7 @@ function chat(id, view = {}) {
       oldest: null,
       more: false,
       pointers: new Map(),
+      listed: true,
     };
     app.chats.set(id, c);
   }
@@ -204,11 +219,14 @@ function chat(id, view = {}) {
   return c;
 }
 
+/** Both folders from the server: the inbox and the message requests waiting for this user. */
 async function refreshInbox() {
   const client = app.client;
   if (!client) return;
-  for (const view of await client.allConversations()) {
+  const [inbox, requests] = await Promise.all([client.allConversations(), client.allConversations({ folder: 'requests' })]);
+  for (const view of [...inbox, ...requests]) {
     const c = chat(view.conversation);
+    const { request: wasRequest, awaiting: wasAwaiting } = c.view;
     // Pointers only move forward; a reply may be older than what receipts already said.
     c.view = {
       ...view,
@@ -216,6 +234,13 @@ async function refreshInbox() {
       read: Math.max(view.read, c.view.read),
       delivered: Math.max(view.delivered, c.view.delivered),
     };
+    c.listed = true;
+    if (app.current === view.conversation) {
+      // The open request was accepted here by a reply: it is in the inbox now, and so is the view.
+      if (wasRequest && !view.request) app.folder = 'inbox';
+      // Ours was accepted: the read state it hid is visible now.
+      if (wasAwaiting && !view.awaiting) void refreshPointers(view.conversation);
+    }
   }
   renderInbox();
   await refreshPresence();
@@ -236,6 +261,9 @@ async function refreshPresence() {
 function onMessage(m) {
   const known = app.chats.has(m.conversation);
   const c = chat(m.conversation);
+  // A conversation new to this page is shown once the server says in which folder: it may be a
+  // message request.
+  if (!known) c.listed = false;
   const isNew = m.seq > c.view.last_seq;
   // Edits, deletions and reactions update the message they name; others are rows of their own.
   applyEntry(c.messages, m);
@@ -252,7 +280,11 @@ function onMessage(m) {
     }
     app.typing.get(m.conversation)?.delete(m.from);
   }
-  if (!known) void refreshInbox();
+  // What only the server knows changed: a conversation's first entry (a 1:1's first message is
+  // a request to its recipient; a group may be one), a reply of ours accepted a request (or
+  // wrote to someone we had declined), or the other's message answered ours.
+  const answered = m.from === app.me ? c.view.request || !c.listed : c.view.awaiting;
+  if (!known || m.seq === 1 || (answered && !m.event)) void refreshInbox();
   if (app.current === m.conversation) markRead(m.conversation);
   renderInbox();
   if (app.current === m.conversation) renderChat();
@@ -279,6 +311,8 @@ function onReceipt(r) {
     p.delivered = Math.max(p.delivered, r.seq);
     if (r.kind === 'read') p.read = Math.max(p.read, r.seq);
     c.pointers.set(r.by, p);
+    // Receipts flow once our request is accepted.
+    if (c.view.awaiting) void refreshInbox();
   }
   renderInbox();
   if (app.current === r.conversation) renderChat();
@@ -387,28 +421,119 @@ function ago(iso) {
 }
 
 function renderInbox() {
-  const items = [...app.chats.values()].sort((a, b) => latest(b) - latest(a) || title(a).localeCompare(title(b)));
-  const total = items.reduce((sum, c) => sum + (c.view.unread ?? 0), 0);
+  const items = [...app.chats.values()]
+    .filter((c) => c.listed)
+    .sort((a, b) => latest(b) - latest(a) || title(a).localeCompare(title(b)));
+  const inbox = items.filter((c) => !c.view.request);
+  const requests = items.filter((c) => c.view.request);
+  // The badge counts the inbox, as the server's `unread_total` does: requests are pulled.
+  const total = inbox.reduce((sum, c) => sum + (c.view.unread ?? 0), 0);
   document.title = total > 0 ? `(${total}) Messenger` : 'Messenger';
-  $('inbox').replaceChildren(
-    ...items.map((c) => {
-      const li = el('li', c.view.conversation === app.current ? 'active' : '');
-      li.dataset.conversation = c.view.conversation;
-      li.tabIndex = 0;
-      const dot = el('span', 'dot');
-      if (c.view.with && app.presence.get(c.view.with)?.online) dot.classList.add('online');
-      if (c.view.kind === 'group') dot.classList.add('group');
-      const name = el('span', 'name', `${title(c)}${c.view.muted ? ' 🔕' : ''}`);
-      const unread = c.view.unread ?? 0;
-      const badge = el('span', 'unread', unread > 0 ? String(unread) : '');
-      badge.hidden = unread <= 0;
-      const preview = el('span', 'preview', previewText(c));
-      li.append(dot, name, badge, preview);
-      li.addEventListener('click', () => void open(c.view.conversation));
-      li.addEventListener('keydown', (e) => e.key === 'Enter' && void open(c.view.conversation));
-      return li;
-    }),
-  );
+  $('requests-count').textContent = String(requests.length);
+  $('requests-count').hidden = requests.length === 0;
+  for (const folder of /** @type {Folder[]} */ (['inbox', 'requests'])) {
+    $(folder).hidden = app.folder !== folder;
+    $(`tab-${folder}`).setAttribute('aria-selected', String(app.folder === folder));
+  }
+  $('inbox').replaceChildren(...inbox.map(line));
+  $('requests').replaceChildren(...requests.map(line));
+}
+
+/** One conversation in a folder; a request has its Accept and Decline (a group: Leave) buttons. @param {Chat} c */
+function line(c) {
+  const li = el('li', `${c.view.conversation === app.current ? 'active' : ''}${c.view.awaiting ? ' awaiting' : ''}`.trim());
+  li.dataset.conversation = c.view.conversation;
+  li.tabIndex = 0;
+  const dot = el('span', 'dot');
+  if (c.view.with && app.presence.get(c.view.with)?.online) dot.classList.add('online');
+  if (c.view.kind === 'group') dot.classList.add('group');
+  const name = el('span', 'name', `${title(c)}${c.view.muted ? ' 🔕' : ''}`);
+  const unread = c.view.unread ?? 0;
+  const badge = el('span', 'unread', unread > 0 ? String(unread) : '');
+  badge.hidden = unread <= 0;
+  const preview = el('span', 'preview', previewText(c));
+  li.append(dot, name, badge, preview);
+  if (c.view.request) li.append(requestButtons(c));
+  li.addEventListener('click', () => void open(c.view.conversation));
+  li.addEventListener('keydown', (e) => e.key === 'Enter' && e.target === li && void open(c.view.conversation));
+  return li;
+}
+
+/** @param {Chat} c */
+function requestButtons(c) {
+  const box = el('span', 'request-actions');
+  const id = c.view.conversation;
+  /** @param {string} name @param {string} label @param {'accept' | 'decline' | 'leave'} how */
+  const button = (name, label, how) => {
+    const b = /** @type {HTMLButtonElement} */ (el('button', name, label));
+    b.type = 'button';
+    if (name !== 'accept') b.classList.add('secondary');
+    b.addEventListener('click', (event) => {
+      event.stopPropagation();
+      void answerRequest(id, how);
+    });
+    box.append(b);
+  };
+  button('accept', 'Accept', 'accept');
+  // A group request is declined by leaving it (`decline` is for 1:1 requests).
+  if (c.view.kind === 'group') button('leave', 'Leave', 'leave');
+  else button('decline', 'Decline', 'decline');
+  return box;
+}
+
+/**
+ * Answers a message request: accepting opens it in the inbox; declining (leaving a group) takes
+ * it out of both folders.
+ * @param {string} id @param {'accept' | 'decline' | 'leave'} how
+ */
+async function answerRequest(id, how) {
+  const client = app.client;
+  if (!client) return;
+  try {
+    if (how === 'accept') {
+      const r = await client.accept(id);
+      requestAnswered(r.conversation, r.state);
+      app.folder = 'inbox';
+      await open(id);
+    } else if (how === 'decline') {
+      const r = await client.decline(id);
+      requestAnswered(r.conversation, r.state);
+    } else {
+      await client.leaveGroup(id);
+      requestAnswered(id, 'declined');
+    }
+  } catch (error) {
+    notice(`could not answer the request (${/** @type {any} */ (error).code ?? 'error'}): ${/** @type {Error} */ (error).message}`);
+  }
+}
+
+/** A request was accepted or declined, here or on another device. @param {string} id @param {'accepted' | 'declined'} state */
+function requestAnswered(id, state) {
+  const known = app.chats.has(id);
+  const c = chat(id);
+  delete c.view.request;
+  c.listed = state === 'accepted';
+  if (state === 'declined' && app.current === id) closeChat();
+  if (!known) void refreshInbox();
+  renderInbox();
+  renderHeader();
+}
+
+/** Shows no conversation. */
+function closeChat() {
+  app.current = null;
+  compose({ kind: 'send' });
+  for (const id of ['composer', 'mute', 'block', 'request-bar']) $(id).hidden = true;
+  $('chat-title').textContent = 'No conversation';
+  $('chat-subtitle').textContent = '';
+  $('message-list').replaceChildren();
+  $('older').hidden = true;
+}
+
+/** @param {Folder} folder */
+function showFolder(folder) {
+  app.folder = folder;
+  renderInbox();
 }
 
 /** The latest chat message or membership change held, or none. @param {Chat} c */
@@ -455,6 +580,36 @@ function renderHeader() {
   const other = c.view.with;
   $('block').hidden = !other;
   $('block').textContent = other && app.blocked.has(other) ? 'Unblock' : 'Block';
+  renderRequestBar(c);
+}
+
+/**
+ * Over a message request: who it is from, what they cannot see, Accept and Decline. Over one's
+ * own request: that it is not accepted yet.
+ * @param {Chat} c
+ */
+function renderRequestBar(c) {
+  const bar = $('request-bar');
+  const group = c.view.kind === 'group';
+  if (c.view.request) {
+    $('request-text').textContent = group
+      ? `You were added to “${title(c)}” by someone who is not one of your contacts. Until you accept, the members can't see whether you've read their messages, and you get no notifications for it. Sending a message accepts.`
+      : `${title(c)} wants to message you. Until you accept, they can't see whether you've read their messages, nor when you're online (unless you share a group), and you get no notifications for it. Replying accepts.`;
+    $('request-decline').textContent = group ? 'Leave' : 'Decline';
+    $('request-accept').hidden = false;
+    $('request-decline').hidden = false;
+    bar.dataset.state = 'request';
+    bar.hidden = false;
+  } else if (c.view.awaiting) {
+    $('request-text').textContent = `${title(c)} hasn't accepted your message request yet: you won't see when they read your messages or are online until they do.`;
+    $('request-accept').hidden = true;
+    $('request-decline').hidden = true;
+    bar.dataset.state = 'awaiting';
+    bar.hidden = false;
+  } else {
+    bar.hidden = true;
+    delete bar.dataset.state;
+  }
 }
 
 /** Whom this user blocked, every page of it. */
@@ -736,7 +891,9 @@ function setUpApp() {
       if (!group) return;
       form.reset();
       $('new-group').open = false;
-      chat(group.conversation, { kind: 'group', name: group.name, role: 'admin', last_seq: Math.max(group.seq, chat(group.conversation).view.last_seq) });
+      const c = chat(group.conversation, { kind: 'group', name: group.name, role: 'admin', last_seq: Math.max(group.seq, chat(group.conversation).view.last_seq) });
+      // Its creator's: in the inbox (its first entry may have arrived before this reply).
+      c.listed = true;
       await open(group.conversation);
     } catch (error) {
       alert(`Could not create the group: ${/** @type {Error} */ (error).message}`);
@@ -789,7 +946,8 @@ function setUpApp() {
     // The SDK sends at most one `typing` per conversation every 3 s; a 1:1 conversation exists
     // (and has someone to tell) from its first message on.
     const c = app.current ? app.chats.get(app.current) : undefined;
-    if (c && c.view.last_seq > 0 && app.client && $('composer').body.value) app.client.typing(c.view.conversation);
+    // Typing in a request is dropped by the server until it is accepted: not sent.
+    if (c && c.view.last_seq > 0 && !c.view.request && app.client && $('composer').body.value) app.client.typing(c.view.conversation);
   });
   $('compose-cancel').addEventListener('click', () => {
     if (app.compose.kind === 'edit') $('composer').body.value = '';
@@ -807,6 +965,14 @@ function setUpApp() {
       notice(`could not change the mute: ${/** @type {Error} */ (error).message}`);
     }
   });
+  $('tab-inbox').addEventListener('click', () => showFolder('inbox'));
+  $('tab-requests').addEventListener('click', () => showFolder('requests'));
+  for (const [button, how] of /** @type {const} */ ([['request-accept', 'accept'], ['request-decline', 'decline']])) {
+    $(button).addEventListener('click', () => {
+      const c = app.current ? app.chats.get(app.current) : undefined;
+      if (c?.view.request) void answerRequest(c.view.conversation, how === 'decline' && c.view.kind === 'group' ? 'leave' : how);
+    });
+  }
   $('block').addEventListener('click', async () => {
     const c = app.current ? app.chats.get(app.current) : undefined;
     const other = c?.view.with;

@@ -320,6 +320,43 @@ pub struct Membership {
     /// No pushes for this conversation to this user's devices until then
     /// ([`muted_forever`] for good).
     pub muted_until: Option<DateTime<Utc>>,
+    /// Where the conversation stands as a message request, for this member.
+    pub request: RequestState,
+}
+
+/// A membership's standing as a message request (docs/protocol.md, "Message requests"). A 1:1
+/// conversation's first message makes it a request: `Pending` for the recipient, `Awaiting` for
+/// the sender, until the recipient accepts (`accept`, or a reply); `decline` makes them
+/// `Declined` and `Refused`. A group joined through someone who is not a contact is `Pending`
+/// until accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// A normal conversation (every membership made before requests existed reads as one).
+    #[default]
+    Accepted,
+    /// A request to this member: in the `requests` folder, no pushes, no receipts or presence
+    /// for its sender.
+    Pending,
+    /// A request this member declined: in no folder, no pushes; the sender may not write.
+    Declined,
+    /// This member's request to the other, not accepted yet: no receipts, no presence of them.
+    Awaiting,
+    /// This member's request, declined by the other: sending in it is `forbidden`.
+    Refused,
+}
+
+impl RequestState {
+    /// A request to this member, accepted or not: nothing of theirs (pushes, read state)
+    /// reaches the sender.
+    pub fn is_incoming(self) -> bool {
+        matches!(self, Self::Pending | Self::Declined)
+    }
+
+    /// This member's request, not accepted: the other's read state and presence stay hidden.
+    pub fn is_outgoing(self) -> bool {
+        matches!(self, Self::Awaiting | Self::Refused)
+    }
 }
 
 /// The `muted_until` of a conversation muted without an end: the last second of year 9999
@@ -357,7 +394,14 @@ impl Membership {
             read: 0,
             read_chats: 0,
             muted_until: None,
+            request: RequestState::Accepted,
         }
+    }
+
+    /// The same membership with this request standing.
+    pub fn with_request(mut self, request: RequestState) -> Self {
+        self.request = request;
+        self
     }
 
     /// The same membership with nothing unread before `chats` chat messages (a member added to

@@ -5,7 +5,7 @@
 use crate::domain::DeviceId;
 use crate::domain::{
     Amendment, ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Head, Member,
-    Membership, Message, NewMessage, ReceiptKind, Role, SentKey, Seq, UserId,
+    Membership, Message, NewMessage, ReceiptKind, RequestState, Role, SentKey, Seq, UserId,
 };
 use crate::moderation::{Report, ReportId};
 use crate::ports::{
@@ -52,6 +52,19 @@ struct State {
 impl InMemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes `a` and `b` contacts — the accepted 1:1 of two users who already talk — without
+    /// the messages that made them so (for tests that start from there).
+    #[cfg(test)]
+    pub(crate) fn seed_contacts(&self, a: &UserId, b: &UserId) {
+        let conv = ConversationId::direct(a, b);
+        let at = chrono::DateTime::UNIX_EPOCH;
+        let mut s = self.lock();
+        let members = s.members.entry(conv.clone()).or_default();
+        for u in [a, b] {
+            members.insert(u.clone(), Membership::new(&conv, u, Role::Member, 1, at));
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -123,10 +136,15 @@ impl State {
         at: DateTime<Utc>,
     ) {
         let members = self.members.entry(conv.clone()).or_default();
-        for u in &effects.direct {
-            members
-                .entry(u.clone())
-                .or_insert_with(|| Membership::new(conv, u, Role::Member, 1, at));
+        for (u, request) in &effects.direct {
+            members.entry(u.clone()).or_insert_with(|| {
+                Membership::new(conv, u, Role::Member, 1, at).with_request(*request)
+            });
+        }
+        for u in &effects.accept {
+            if let Some(m) = members.get_mut(u) {
+                m.request = RequestState::Accepted;
+            }
         }
         let Some(change) = &effects.group else {
             return;
@@ -135,7 +153,13 @@ impl State {
             members.remove(u);
         }
         for (u, role) in &change.join {
-            let m = Membership::new(conv, u, *role, seq, at).with_read_chats(chats);
+            let request = match change.requests.contains(u) {
+                true => RequestState::Pending,
+                false => RequestState::Accepted,
+            };
+            let m = Membership::new(conv, u, *role, seq, at)
+                .with_read_chats(chats)
+                .with_request(request);
             members.insert(u.clone(), m);
         }
         for u in &change.promote {
@@ -330,6 +354,18 @@ impl WriteReads for InMemoryStore {
                 .filter(|u| s.blocks(u, keys.user))
                 .cloned()
                 .collect(),
+            contacts: keys
+                .counts_of
+                .iter()
+                .filter(|u| {
+                    let direct = ConversationId::direct(u, keys.user);
+                    s.members
+                        .get(&direct)
+                        .and_then(|m| m.get(*u))
+                        .is_some_and(|m| !m.request.is_incoming())
+                })
+                .cloned()
+                .collect(),
         })
     }
 }
@@ -437,6 +473,28 @@ impl Conversations for InMemoryStore {
             }
             None => Ok(false),
         }
+    }
+
+    async fn set_request(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        state: RequestState,
+        peer: Option<(&UserId, RequestState)>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let Some(members) = s.members.get_mut(conv) else {
+            return Ok(false);
+        };
+        let changes: Vec<(&UserId, RequestState)> =
+            [(user, state)].into_iter().chain(peer).collect();
+        if changes.iter().any(|(u, _)| !members.contains_key(*u)) {
+            return Ok(false);
+        }
+        for (u, state) in changes {
+            members.get_mut(u).expect("checked").request = state;
+        }
+        Ok(true)
     }
 
     async fn groups(

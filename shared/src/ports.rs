@@ -4,7 +4,8 @@
 use crate::domain::DeviceId;
 use crate::domain::{
     Amendment, ClientMsgId, Connection, ConnectionId, ConversationId, GroupInfo, Head, Member,
-    Membership, Message, NewMessage, ReceiptKind, Refusal, Role, SentKey, Seq, UserId,
+    Membership, Message, NewMessage, ReceiptKind, Refusal, RequestState, Role, SentKey, Seq,
+    UserId,
 };
 use crate::moderation::{Report, ReportId};
 use crate::push::{MessageEvent, Notification, Platform, PushClaim, PushDevice};
@@ -151,6 +152,10 @@ pub struct GroupContext {
     pub groups_of: HashMap<UserId, usize>,
     /// Those of [`GroupKeys::counts_of`] who blocked the caller.
     pub blocked_by: HashSet<UserId>,
+    /// Those of [`GroupKeys::counts_of`] who have a 1:1 conversation with the caller that is
+    /// not a request to them (they accepted it, or wrote first): their contacts, for whom a
+    /// group the caller adds them to is no message request.
+    pub contacts: HashSet<UserId>,
 }
 
 impl GroupContext {
@@ -226,6 +231,16 @@ pub trait Conversations: Send + Sync {
         user: &UserId,
         until: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
+    /// Sets the user's request standing in the conversation and, with `peer`, the other
+    /// member's, together (one transaction); `false` (and nothing changed) when either is not a
+    /// member.
+    async fn set_request(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        state: RequestState,
+        peer: Option<(&UserId, RequestState)>,
+    ) -> Result<bool, StoreError>;
     /// Metadata of those of `convs` that are groups.
     async fn groups(
         &self,
@@ -237,9 +252,13 @@ pub trait Conversations: Send + Sync {
 /// or none of them and nothing. Empty for an ordinary message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Effects {
-    /// The members of a 1:1 conversation, made members from seq 1 unless they are already
-    /// (never refused): a 1:1 conversation exists from its first stored message on.
-    pub direct: Vec<UserId>,
+    /// The members of a 1:1 conversation, made members from seq 1 with this request standing
+    /// unless they are already (never refused): a 1:1 conversation exists from its first stored
+    /// message on.
+    pub direct: Vec<(UserId, RequestState)>,
+    /// Members whose request standing becomes [`RequestState::Accepted`] (a reply to a request
+    /// accepts it); each must be a member.
+    pub accept: Vec<UserId>,
     /// A group change.
     pub group: Option<GroupChange>,
 }
@@ -253,6 +272,8 @@ pub struct GroupChange {
     pub rename: Option<String>,
     /// New members and their roles; each must not be a member yet.
     pub join: Vec<(UserId, Role)>,
+    /// Those of `join` for whom the group is a message request ([`RequestState::Pending`]).
+    pub requests: Vec<UserId>,
     /// Members who leave (or are removed); each must be a member.
     pub leave: Vec<UserId>,
     /// Members made admin; each must be a member.

@@ -195,6 +195,19 @@ pub struct ConversationsFrame {
     /// stands in the order; `cursor` is steadier while conversations move.
     pub after: Option<ConversationId>,
     pub limit: Option<usize>,
+    /// Which folder: the inbox (default) or the message requests.
+    #[serde(default)]
+    pub folder: Folder,
+}
+
+/// The folders of the inbox: conversations, and message requests (docs/protocol.md, "Message
+/// requests"). Declined requests are in neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Folder {
+    #[default]
+    Inbox,
+    Requests,
 }
 
 /// `register_push`: this device (the token's `device` claim) wants pushes while offline.
@@ -254,6 +267,13 @@ pub struct ConversationView {
     /// The latest chat message or membership change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<PreviewView>,
+    /// A message request to the caller, not accepted yet (the `requests` folder).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub request: bool,
+    /// The caller's own message request, not accepted yet: the other's receipts and presence
+    /// stay hidden until they accept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting: bool,
 }
 
 /// The inbox preview of a conversation's latest activity.
@@ -471,6 +491,14 @@ pub enum CloseReason {
     TooManyConnections,
 }
 
+/// What became of a message request (`request_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestAnswer {
+    Accepted,
+    Declined,
+}
+
 /// Every frame the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -553,8 +581,11 @@ pub enum ServerFrame {
         /// Where the next page starts (present while `more`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
-        /// Unread chat messages over all the caller's conversations (the app badge).
+        /// Unread chat messages over all the caller's conversations (the app badge), requests
+        /// not counted.
         unread_total: u64,
+        /// Message requests waiting for the caller (the `requests` folder's size).
+        requests: u64,
     },
     /// Another member is typing in a conversation (never stored; show it for a few seconds).
     Typing {
@@ -605,6 +636,12 @@ pub enum ServerFrame {
     BlockState {
         user: UserId,
         blocked: bool,
+    },
+    /// Reply to `accept` and `decline`, also sent to the caller's other devices; never to the
+    /// request's sender.
+    RequestState {
+        conversation: ConversationId,
+        state: RequestAnswer,
     },
     /// Reply to `report`: stored under `report` and sent to the operators.
     Reported {

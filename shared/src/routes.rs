@@ -155,6 +155,10 @@ actions! {
     Blocked = "blocked" => Lambda(Groups),
     /// A message to the operators (`usecases/report.rs`).
     Report = "report" => Lambda(Groups),
+    /// Take a message request (`usecases/accept.rs`).
+    Accept = "accept" => Lambda(Groups),
+    /// Turn a message request down (`usecases/decline.rs`).
+    Decline = "decline" => Lambda(Groups),
     /// `usecases/register_push.rs`.
     RegisterPush = "register_push" => Lambda(Devices),
     /// `usecases/unregister_push.rs`.
@@ -189,7 +193,9 @@ impl Action {
             | Self::Unmute
             | Self::Block
             | Self::Unblock
-            | Self::Report => Some(Bucket::Groups),
+            | Self::Report
+            | Self::Accept
+            | Self::Decline => Some(Bucket::Groups),
             Self::RegisterPush | Self::UnregisterPush => Some(Bucket::Push),
         }
     }

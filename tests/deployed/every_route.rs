@@ -56,6 +56,7 @@ async fn every_route_of_the_template_works_through_the_deployed_stack() {
         push_registration(stack, &seen),
         conversation_features(stack, &seen),
         blocking(stack, &seen),
+        message_requests(stack, &seen),
         attachments(stack, &seen),
     );
     let seen = seen.0.lock().unwrap().clone();
@@ -152,6 +153,12 @@ async fn chat_sync_and_history(stack: &DeployedStack, seen: &Exercised) {
     let expires = sent_at + chrono::Duration::days(RETENTION_DAYS);
     assert_eq!(item["ttl"], N(ttl_secs(expires).to_string()), "{item:?}");
 
+    // Amy's first message made it a message request to ben: he takes it, so she gets his
+    // receipts.
+    let r = seen
+        .call(&mut ben, json!({"action":"accept","conversation":dm}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
     let acked = seen
         .call(
             &mut ben,
@@ -236,6 +243,19 @@ async fn group_management_and_the_inbox(stack: &DeployedStack, seen: &Exercised)
         }
     }
 
+    // Gus is no contact of zed's: the group is a message request in zed's inbox until he takes
+    // it.
+    let requests = seen
+        .call(
+            &mut zed,
+            json!({"action":"conversations","folder":"requests"}),
+        )
+        .await;
+    assert_eq!(requests["conversations"][0]["request"], true, "{requests}");
+    let r = seen
+        .call(&mut zed, json!({"action":"accept","conversation":g}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
     let state = seen
         .call(&mut zed, json!({"action":"receipts","conversation":g}))
         .await;
@@ -273,6 +293,11 @@ async fn conversation_features(stack: &DeployedStack, seen: &Exercised) {
     let hi = json!({"action":"send","to":"walk-noa","client_msg_id":"f-1","body":"hi"});
     assert_eq!(seen.call(&mut mia, hi).await["seq"], 1);
     message(&mut noa, 1).await;
+    // Noa takes mia's message request (until then her typing would not reach mia).
+    let r = noa
+        .request(json!({"action":"accept","conversation":dm}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
     noa.send(json!({"action":"typing","conversation":dm})).await;
     let typing = mia.recv_type("typing").await;
     assert_eq!(
@@ -349,6 +374,11 @@ async fn blocking(stack: &DeployedStack, seen: &Exercised) {
     let hi = json!({"action":"send","to":"walk-ola","client_msg_id":"b-1","body":"hi"});
     assert_eq!(seen.call(&mut pia_phone, hi).await["seq"], 1);
     message(&mut ola_phone, 1).await;
+    // Ola takes pia's message request: what hides ola from pia below is the block alone.
+    let r = ola_phone
+        .request(json!({"action":"accept","conversation":"dm:walk-ola:walk-pia"}))
+        .await;
+    assert_eq!(r["state"], "accepted", "{r}");
     // `report` stores the report in the deployed tables (and publishes it: the moderation
     // topic's own test reads it back from a subscriber).
     let report =
@@ -415,6 +445,58 @@ async fn blocking(stack: &DeployedStack, seen: &Exercised) {
             .iter()
             .any(|f| f["type"] == "block_state")
     );
+}
+
+/// A stranger's first message is a message request: in the recipient's `requests` folder;
+/// `decline` (fn-groups, with IAM enforced) stores both standings, and the sender's next send
+/// is refused by fn-send; `accept` takes it back and the sender may write again.
+async fn message_requests(stack: &DeployedStack, seen: &Exercised) {
+    use messenger::domain::{ConversationId, RequestState};
+    use messenger::ports::Conversations;
+    let store = stack.store().await;
+    let dm = "dm:walk-rex:walk-sue";
+    let conv = ConversationId::new(dm).unwrap();
+    let (rex_id, sue_id) = (
+        UserId::new("walk-rex").unwrap(),
+        UserId::new("walk-sue").unwrap(),
+    );
+    let mut rex = stack.connect("walk-rex", "phone").await;
+    let mut sue = stack.connect("walk-sue", "phone").await;
+    let hi = json!({"action":"send","to":"walk-sue","client_msg_id":"q-1","body":"hi sue"});
+    assert_eq!(seen.call(&mut rex, hi).await["seq"], 1);
+    message(&mut sue, 1).await;
+    let page = sue
+        .request(json!({"action":"conversations","folder":"requests"}))
+        .await;
+    assert_eq!(
+        (&page["conversations"][0]["conversation"], &page["requests"]),
+        (&json!(dm), &json!(1)),
+        "{page}"
+    );
+    let standing = async |u: &UserId| store.membership(&conv, u).await.unwrap().unwrap().request;
+    assert_eq!(standing(&sue_id).await, RequestState::Pending);
+    assert_eq!(standing(&rex_id).await, RequestState::Awaiting);
+
+    let declined = seen
+        .call(&mut sue, json!({"action":"decline","conversation":dm}))
+        .await;
+    assert_eq!(declined["state"], "declined", "{declined}");
+    assert_eq!(standing(&sue_id).await, RequestState::Declined);
+    assert_eq!(standing(&rex_id).await, RequestState::Refused);
+    let refused = rex.send_to("walk-sue", "q-2", "hello?").await;
+    assert_eq!(
+        (&refused["code"], &refused["message"]),
+        (&json!("forbidden"), &json!("you can't message this user")),
+        "{refused}"
+    );
+
+    let accepted = seen
+        .call(&mut sue, json!({"action":"accept","conversation":dm}))
+        .await;
+    assert_eq!(accepted["state"], "accepted", "{accepted}");
+    assert_eq!(standing(&sue_id).await, RequestState::Accepted);
+    assert_eq!(standing(&rex_id).await, RequestState::Accepted);
+    assert_eq!(rex.send_to("walk-sue", "q-3", "hello!").await["seq"], 2);
 }
 
 /// `register_push` creates the device's SNS endpoint with its token and records the device;

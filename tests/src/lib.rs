@@ -205,6 +205,27 @@ impl TestGateway {
             .expect("connect with a valid token")
     }
 
+    /// Makes each pair contacts the way people become them, before the test's own clients
+    /// connect: the first writes to the second (a message request), who accepts it. Each 1:1
+    /// then holds that one message (seq 1, from the first user). Devices of theirs connected
+    /// meanwhile get its frames too: call this first.
+    pub async fn contacts(&self, pairs: &[(&str, &str)]) {
+        for (a, b) in pairs {
+            let mut from = self.connect(a, "introductions").await;
+            let mut to = self.connect(b, "introductions").await;
+            let sent = from.send_to(b, &format!("hello-{a}-{b}"), "hello").await;
+            assert_eq!(sent["type"], "sent", "{sent}");
+            to.recv_type("message").await;
+            let conv = sent["conversation"].clone();
+            let r = to
+                .request(json!({"action":"accept","conversation":conv}))
+                .await;
+            assert_eq!(r["state"], "accepted", "{r}");
+            from.close().await;
+            to.close().await;
+        }
+    }
+
     /// Connects, trying again (up to 20 times) while the handshake is refused: under faults a
     /// `$connect` whose store write failed refuses it, and a client reconnects.
     pub async fn connect_retrying(&self, user: &str, device: &str) -> Client {

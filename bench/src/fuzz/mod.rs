@@ -60,6 +60,7 @@ const RESULTS: &[&str] = &[
     "block_state",
     "blocked",
     "reported",
+    "request_state",
 ];
 
 /// What to fuzz, and how much.
@@ -291,6 +292,9 @@ impl World {
             json!({"action":"blocked","id":"bl"}),
             json!({"action":"blocked","id":"bl2","cursor":"mallory"}),
             json!({"action":"report","id":"rp","conversation":g,"seq":1,"reason":"spam","details":"x"}),
+            json!({"action":"accept","id":"ac","conversation":"dm:alice:bob"}),
+            json!({"action":"decline","id":"dc","conversation":"dm:alice:bob"}),
+            json!({"action":"conversations","id":"cv3","folder":"requests"}),
             json!({"action":"upload","id":"ul","to":"bob","client_msg_id":format!("f-{n}"),"content_type":"image/jpeg","size":1000,"name":"a.jpg","width":10,"height":10}),
             json!({"action":"upload","conversation":g,"client_msg_id":"f-g","content_type":"audio/ogg","size":5,"name":"v.ogg","duration_ms":1500}),
             json!({"action":"send","id":"sf","to":"bob","client_msg_id":format!("f-{n}"),"attachments":["0123456789abcdef0123456789abcdef"]}),

@@ -44,6 +44,8 @@ import { MemoryStorage } from './storage.js';
 /** @typedef {import('./protocol.js').Blocked} Blocked */
 /** @typedef {import('./protocol.js').Reported} Reported */
 /** @typedef {import('./protocol.js').ReportReason} ReportReason */
+/** @typedef {import('./protocol.js').RequestState} RequestState */
+/** @typedef {import('./protocol.js').Folder} Folder */
 /** @typedef {import('./outbox.js').OutboxItem} OutboxItem */
 /** @typedef {import('./storage.js').Storage} Storage */
 
@@ -78,8 +80,9 @@ import { MemoryStorage } from './storage.js';
  *   (default true)
  * @property {'everything' | 'latest'} [initialSync] what a device without stored cursors gets
  *   on its first connection: `everything` (the default) syncs every conversation's whole log;
- *   `latest` starts at each conversation's latest message (the app shows unread counts from
- *   `conversations()` and loads older messages with `history()`)
+ *   `latest` starts at each conversation's latest message, in the inbox and the message
+ *   requests (the app shows unread counts from `conversations()` and loads older messages with
+ *   `history()`); declined requests, which no folder lists, are synced whole
  */
 
 /** @typedef {'idle' | 'connecting' | 'syncing' | 'online' | 'offline' | 'closed'} ConnectionState */
@@ -102,6 +105,8 @@ import { MemoryStorage } from './storage.js';
  *   stops (state `closed`) instead of reconnecting, which would close another of the user's
  *   connections; a new client on the same storage takes over when the user asks
  * @property {BlockState} blockState this user blocked or unblocked someone on another device
+ * @property {RequestState} requestState this user accepted or declined a message request on
+ *   another device
  * @property {ServerFrame} frame every frame received, as is
  * @property {Error} error a problem the client handles itself (token provider failed, …)
  */
@@ -136,6 +141,8 @@ export const ACTIONS = Object.freeze({
   unblock: 'unblock',
   blocked: 'blocked',
   report: 'report',
+  accept: 'accept',
+  decline: 'decline',
   upload: 'upload',
   download: 'download',
 });
@@ -451,24 +458,28 @@ export class MessengerClient extends Emitter {
   }
 
   /**
-   * One page of the inbox, latest activity first; the next page starts at the reply's `cursor`.
-   * @param {{ cursor?: string, after?: string, limit?: number }} [page]
+   * One page of a folder, latest activity first: the inbox (`folder` absent or `'inbox'`) or the
+   * message requests waiting for this user (`'requests'`); the next page starts at the reply's
+   * `cursor`. Every page says how many requests wait (`requests`).
+   * @param {{ cursor?: string, after?: string, limit?: number, folder?: Folder }} [page]
    */
   conversations(page = {}) {
     return this.#request({ action: 'conversations', ...page });
   }
 
   /**
-   * The whole inbox (every page).
+   * A whole folder (every page): the inbox by default, or `{ folder: 'requests' }`.
+   * @param {{ folder?: Folder }} [options]
    * @returns {Promise<ConversationView[]>}
    */
-  async allConversations() {
+  async allConversations({ folder } = {}) {
     /** @type {ConversationView[]} */
     const all = [];
     /** @type {string | undefined} */
     let cursor;
+    const of = folder === undefined ? {} : { folder };
     for (;;) {
-      const page = await this.conversations(cursor === undefined ? {} : { cursor });
+      const page = await this.conversations(cursor === undefined ? of : { ...of, cursor });
       all.push(...page.conversations);
       if (!page.more || page.cursor === undefined) return all;
       cursor = page.cursor;
@@ -580,6 +591,30 @@ export class MessengerClient extends Emitter {
    */
   blocked(cursor) {
     return this.#request(cursor === undefined ? { action: 'blocked' } : { action: 'blocked', cursor });
+  }
+
+  /**
+   * Accepts a message request (a stranger's 1:1, or a group someone who is not a contact added
+   * this user to): it moves to the inbox, is pushed again, and the sender gets this user's
+   * receipts and presence. Replying (`send`) in it accepts it too. Accepting what is no request
+   * changes nothing. This user's other devices get a `requestState` event.
+   * @param {string} conversation
+   * @returns {Promise<RequestState>}
+   */
+  accept(conversation) {
+    return this.#request({ action: 'accept', conversation });
+  }
+
+  /**
+   * Declines a 1:1 message request: it leaves both folders (its log stays readable, and
+   * `accept` still takes it back), and the sender's further messages in it are refused
+   * (`forbidden`, the words a block gets). Rejects with `bad_request` for a group (leave it
+   * instead) or a conversation that is no request to this user. The sender is never told.
+   * @param {string} conversation
+   * @returns {Promise<RequestState>}
+   */
+  decline(conversation) {
+    return this.#request({ action: 'decline', conversation });
   }
 
   /**
@@ -782,6 +817,8 @@ export class MessengerClient extends Emitter {
       this.#closedFor = frame.reason;
     } else if (frame.type === 'block_state') {
       this.emit('blockState', frame);
+    } else if (frame.type === 'request_state') {
+      this.emit('requestState', frame);
     } else if (frame.type === 'error') {
       // A refused request nobody waits for: a `typing`, an ack without `id`.
       this.emit('error', new MessengerError(frame.code, frame.message, frame));
@@ -855,9 +892,10 @@ export class MessengerClient extends Emitter {
   async #syncPages() {
     let delivered = 0;
     if (this.#fresh && this.#opts.initialSync === 'latest') {
-      // A new device starts at the latest message of each conversation; pushes that arrived
-      // meanwhile are held by the cursors and released here.
-      for (const c of await this.allConversations()) {
+      // A new device starts at the latest message of each conversation, message requests
+      // included; pushes that arrived meanwhile are held by the cursors and released here.
+      const [inbox, requests] = await Promise.all([this.allConversations(), this.allConversations({ folder: 'requests' })]);
+      for (const c of [...inbox, ...requests]) {
         delivered += this.#emit(this.#cursors.advance(c.conversation, c.last_seq));
       }
     }

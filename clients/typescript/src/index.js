@@ -36,6 +36,8 @@ export { MemoryStorage, WebStorage } from './storage.js';
 /** @typedef {import('./protocol.js').BlockState} BlockState */
 /** @typedef {import('./protocol.js').Blocked} Blocked */
 /** @typedef {import('./protocol.js').BlockedView} BlockedView */
+/** @typedef {import('./protocol.js').RequestState} RequestState */
+/** @typedef {import('./protocol.js').Folder} Folder */
 /** @typedef {import('./protocol.js').Reported} Reported */
 /** @typedef {import('./protocol.js').ReportReason} ReportReason */
 /** @typedef {import('./protocol.js').AmendedView} AmendedView */

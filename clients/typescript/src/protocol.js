@@ -97,7 +97,12 @@
 /** @typedef {{ action: 'remove_members', conversation: string, users: string[], client_msg_id?: string }} RemoveMembersRequest */
 /** @typedef {{ action: 'rename_group', conversation: string, name: string, client_msg_id?: string }} RenameGroupRequest */
 /** @typedef {{ action: 'leave_group', conversation: string, client_msg_id?: string }} LeaveGroupRequest */
-/** @typedef {{ action: 'conversations', cursor?: string, after?: string, limit?: number }} ConversationsRequest */
+/**
+ * The folders of the inbox: `inbox`, and `requests` (message requests waiting for you; declined
+ * ones are in neither).
+ * @typedef {'inbox' | 'requests'} Folder
+ */
+/** @typedef {{ action: 'conversations', cursor?: string, after?: string, limit?: number, folder?: Folder }} ConversationsRequest */
 /** @typedef {{ action: 'register_push', platform: Platform, token: string, preview?: boolean }} RegisterPushRequest */
 /** @typedef {{ action: 'unregister_push' }} UnregisterPushRequest */
 /** @typedef {{ action: 'typing', conversation: string }} TypingRequest */
@@ -109,6 +114,8 @@
 /** @typedef {{ action: 'block', user: string }} BlockRequest */
 /** @typedef {{ action: 'unblock', user: string }} UnblockRequest */
 /** @typedef {{ action: 'blocked', cursor?: string }} BlockedRequest */
+/** @typedef {{ action: 'accept', conversation: string }} AcceptRequest */
+/** @typedef {{ action: 'decline', conversation: string }} DeclineRequest */
 /** @typedef {'spam' | 'harassment' | 'hate' | 'nudity' | 'violence' | 'self_harm' | 'other'} ReportReason */
 /**
  * @typedef {{ action: 'report', conversation: string, seq: number, reason: ReportReason,
@@ -121,7 +128,7 @@
  *   | LeaveGroupRequest | ConversationsRequest | RegisterPushRequest
  *   | UnregisterPushRequest | TypingRequest | EditRequest | DeleteRequest | ReactRequest
  *   | MuteRequest | UnmuteRequest | BlockRequest | UnblockRequest | BlockedRequest
- *   | ReportRequest | UploadRequest | DownloadRequest} ClientFrame
+ *   | ReportRequest | AcceptRequest | DeclineRequest | UploadRequest | DownloadRequest} ClientFrame
  */
 
 // ---- server → client
@@ -177,10 +184,16 @@
  * @property {boolean} muted no pushes for it now
  * @property {string} [muted_until] when the mute ends (absent while muted: until unmuted)
  * @property {Preview} [last]
+ * @property {true} [request] a message request to this user, not accepted yet (the `requests`
+ *   folder): the sender gets no receipts or presence from this user until `accept` or a reply
+ * @property {true} [awaiting] this user's own message request, not accepted yet: the other's
+ *   receipts and presence stay hidden until they accept
  */
 /**
+ * One page of a folder. `unread_total` counts the inbox only (the app badge; requests are not
+ * in it), `requests` how many message requests wait.
  * @typedef {{ type: 'conversations', id?: RequestId, conversations: ConversationView[],
- *   more: boolean, cursor?: string, unread_total: number }} Conversations
+ *   more: boolean, cursor?: string, unread_total: number, requests: number }} Conversations
  */
 /** @typedef {{ type: 'typing', conversation: string, user: string }} Typing */
 /**
@@ -204,6 +217,12 @@
  * @typedef {{ type: 'block_state', id?: RequestId, user: string, blocked: boolean }} BlockState
  */
 /** @typedef {{ user: string, blocked_at: string }} BlockedView */
+/**
+ * The reply to `accept` and `decline`, also pushed to your other devices (never to the
+ * request's sender).
+ * @typedef {{ type: 'request_state', id?: RequestId, conversation: string,
+ *   state: 'accepted' | 'declined' }} RequestState
+ */
 /**
  * The reply to `report`: `duplicate` when this user reported the message earlier the same day.
  * @typedef {{ type: 'reported', id?: RequestId, report: string, conversation: string,
@@ -240,7 +259,8 @@
 /**
  * @typedef {Sent | Message | Receipt | Acked | Receipts | Sync | History | Presence | Group | Left
  *   | Conversations | PushRegistered | PushUnregistered | Typing | Edited | Deleted | Reacted
- *   | Muted | Upload | Download | Closed | BlockState | Blocked | Reported | ErrorFrame} ServerFrame
+ *   | Muted | Upload | Download | Closed | BlockState | Blocked | Reported | RequestState
+ *   | ErrorFrame} ServerFrame
  */
 
 /**
@@ -271,6 +291,8 @@
  * @property {BlockState} unblock
  * @property {Blocked} blocked
  * @property {Reported} report
+ * @property {RequestState} accept
+ * @property {RequestState} decline
  * @property {Upload} upload
  * @property {Download} download
  */

@@ -32,6 +32,11 @@ test('groups, receipts, history, inbox, presence, push registration and errors',
   const g = group.conversation;
   await bobs.until(1, 'bob sees the group created');
   assert.deepEqual(bobs.messages[0].event, { type: 'group_created', name: 'Trip', members: ['alice', 'bob'] });
+  // Alice is no contact of bob's: the group is a message request to him until he accepts it
+  // (no receipts from him before that).
+  const bobsRequests = await bob.conversations({ folder: 'requests' });
+  assert.deepEqual([bobsRequests.requests, bobsRequests.conversations.map((c) => [c.conversation, c.request])], [1, [[g, true]]]);
+  assert.equal((await bob.accept(g)).state, 'accepted');
 
   const read = alice.once('receipt', (r) => r.kind === 'read' && r.by === 'bob');
   const sent = await alice.send({ conversation: g, body: 'hello group' });
@@ -66,6 +71,9 @@ test('groups, receipts, history, inbox, presence, push registration and errors',
   assert.deepEqual([again.seq, again.duplicate], [first.seq, true], 'a later retry: the original seq');
   const inbox_ = await alice.allConversations();
   assert.deepEqual(inbox_.map((c) => c.conversation).sort(), ['dm:alice:carol', g].sort());
+  // Carol has not answered alice's message request: alice sees nothing of her until she does.
+  assert.deepEqual((await alice.presence(['carol'])).map((p) => [p.online, p.last_seen]), [[false, null]]);
+  assert.equal((await carol.accept('dm:alice:carol')).state, 'accepted');
   const presence = await alice.presence(['carol', 'stranger']);
   assert.deepEqual(presence.map((p) => [p.user, p.online]), [['carol', true], ['stranger', false]]);
 
@@ -90,13 +98,14 @@ test('groups, receipts, history, inbox, presence, push registration and errors',
   assert.match(violations[0], /^sent .*"fly"/);
 });
 
-test("initialSync 'latest': a new device starts at each conversation's latest message", async (t) => {
+test("initialSync 'latest': a new device starts at each conversation's latest message, message requests included", async (t) => {
   const gw = await Gateway.start();
   t.after(() => gw.stop());
   const s = [checkedWebSocket(), checkedWebSocket(), checkedWebSocket()];
   const alice = new MessengerClient({ url: gw.url, token: gw.tokens('alice', 'web'), WebSocket: s[0].WebSocket });
   t.after(() => alice.close());
   await alice.connect();
+  // Dave never answered: the conversation is a message request to him (his requests folder).
   for (const i of [1, 2, 3, 4, 5]) await alice.send({ to: 'dave', body: `old ${i}` });
 
   const latest = new MessengerClient({ url: gw.url, token: gw.tokens('dave', 'new'), WebSocket: s[1].WebSocket, initialSync: 'latest' });
@@ -244,4 +253,62 @@ test('a photo through upload, send, the live message and download', async (t) =>
     alice.upload({ to: 'bob', file: new Blob(['<p>'], { type: 'text/html' }), name: 'x.html', clientMsgId: 'p-2' }),
     { code: 'bad_request' },
   );
+});
+
+test('message requests through the SDK: the requests folder, accept and decline, on every device of the recipient', async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const sockets = [checkedWebSocket(), checkedWebSocket(), checkedWebSocket(), checkedWebSocket()];
+  const [alice, laptop, bob, mallory] = [['alice', 'web'], ['alice', 'laptop'], ['bob', 'web'], ['mallory', 'web']].map(
+    ([user, device], i) => new MessengerClient({ url: gw.url, token: gw.tokens(user, device), WebSocket: sockets[i].WebSocket }),
+  );
+  t.after(() => Promise.all([alice.close(), laptop.close(), bob.close(), mallory.close()]));
+  await withTimeout(Promise.all([alice.connect(), laptop.connect(), bob.connect(), mallory.connect()]), 'all online');
+  /** @type {unknown[]} */
+  const toldSenders = [];
+  for (const sender of [bob, mallory]) sender.on('requestState', (f) => toldSenders.push(f));
+  const [bobDm, malloryDm] = ['dm:alice:bob', 'dm:alice:mallory'];
+  const alices = inbox(alice);
+  await bob.send({ to: 'alice', body: 'hi, Bob from the climbing gym' });
+  await mallory.send({ to: 'alice', body: 'cheap watches' });
+  await alices.until(2, 'both requests reach alice live');
+
+  // Both wait in alice's requests folder: not in her inbox, not in her badge.
+  const inboxPage = await alice.conversations();
+  assert.deepEqual([inboxPage.conversations, inboxPage.requests, inboxPage.unread_total], [[], 2, 0]);
+  const requests = await alice.allConversations({ folder: 'requests' });
+  assert.deepEqual(requests.map((c) => [c.conversation, c.request, c.unread]).sort(), [[bobDm, true, 1], [malloryDm, true, 1]]);
+  // The sender's own line is awaiting, and alice's presence and read state stay hidden from him.
+  assert.deepEqual((await bob.allConversations()).map((c) => [c.conversation, c.awaiting]), [[bobDm, true]]);
+  await alice.markRead(bobDm, 1);
+  assert.deepEqual((await bob.receipts(bobDm)).members.find((m) => m.user === 'alice'), { user: 'alice', delivered: 0, read: 0 });
+  assert.deepEqual((await bob.presence(['alice'])).map((p) => [p.online, p.last_seen]), [[false, null]]);
+
+  // Accept: answered, and alice's laptop hears of it; bob is not told, but now sees her.
+  const elsewhere = laptop.once('requestState');
+  const accepted = await alice.accept(bobDm);
+  assert.deepEqual([accepted.type, accepted.conversation, accepted.state], ['request_state', bobDm, 'accepted']);
+  assert.deepEqual(await withTimeout(elsewhere, 'the laptop hears of it'), { type: 'request_state', conversation: bobDm, state: 'accepted' });
+  const afterAccept = await alice.conversations();
+  assert.deepEqual([afterAccept.conversations.map((c) => [c.conversation, c.request]), afterAccept.requests], [[[bobDm, undefined]], 1]);
+  assert.deepEqual((await bob.allConversations()).map((c) => [c.conversation, c.awaiting]), [[bobDm, undefined]]);
+  assert.equal((await bob.receipts(bobDm)).members.find((m) => m.user === 'alice')?.read, 1, 'the read pointer it hid');
+  assert.equal((await bob.presence(['alice']))[0].online, true);
+
+  // Decline: in neither folder; mallory's next message is refused with the words a block gets.
+  const declined = await alice.decline(malloryDm);
+  assert.deepEqual([declined.conversation, declined.state], [malloryDm, 'declined']);
+  const afterDecline = await alice.conversations({ folder: 'requests' });
+  assert.deepEqual([afterDecline.conversations, afterDecline.requests], [[], 0]);
+  assert.deepEqual((await alice.allConversations()).map((c) => c.conversation), [bobDm]);
+  await assert.rejects(mallory.send({ to: 'alice', body: 'hello??' }), { code: 'forbidden', message: "you can't message this user" });
+  // Declining what is no request is a bad request; so is declining a group (leave it instead).
+  await assert.rejects(alice.decline(bobDm), { code: 'bad_request' });
+  const deals = await mallory.createGroup({ name: 'Deals', members: ['alice'] });
+  assert.deepEqual((await alice.allConversations({ folder: 'requests' })).map((c) => [c.conversation, c.kind, c.request]), [[deals.conversation, 'group', true]]);
+  await assert.rejects(alice.decline(deals.conversation), { code: 'bad_request' });
+  assert.equal((await alice.leaveGroup(deals.conversation)).type, 'left');
+  assert.equal((await alice.conversations()).requests, 0);
+  assert.deepEqual(toldSenders, [], 'senders are never told');
+  assert.deepEqual(sockets.flatMap((s) => s.violations), []);
 });

@@ -2,7 +2,7 @@
 // The web app in a real browser: Debian's Chromium, headless, driven by playwright-core (which
 // never downloads a browser of its own here: it is given the executable). Two browser contexts
 // (two people, two windows) sign in against a real messenger-local, chat 1:1 both ways, then in
-// a group; screenshots of both windows at the end.
+// a group, and answer message requests; screenshots of both windows at the end.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +59,15 @@ function message(page, text) {
   return page.locator('#message-list li.message', { hasText: text });
 }
 
+/**
+ * Opens a message request from the Requests folder.
+ * @param {import('playwright-core').Page} page @param {string} conversation
+ */
+async function openRequest(page, conversation) {
+  await page.click('#tab-requests');
+  await page.locator(`#requests li[data-conversation="${conversation}"]`).click();
+}
+
 /** @param {import('node:test').TestContext} t */
 async function launch(t) {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
@@ -75,22 +84,34 @@ test('two people sign in in two browser windows and chat, 1:1 and in a group', a
   const alice = await signIn(browser, gw.http, 'alice', 'laptop', errors);
   const bob = await signIn(browser, gw.http, 'bob', 'phone', errors);
 
-  // Alice starts a chat with Bob.
+  // Alice starts a chat with Bob. They never talked: her first message is a message request to
+  // him, and her window says he has not accepted it yet.
   await alice.fill('#new-chat input[name=user]', 'bob');
   await alice.click('#new-chat button');
   await say(alice, 'Hi Bob! Lunch today?');
   await message(alice, 'Lunch today?').locator('.mark').waitFor();
+  await alice.locator('#request-bar[data-state=awaiting]', { hasText: "bob hasn't accepted your message request" }).waitFor();
 
-  // Bob's inbox shows it unread; he opens it, which marks it read, and answers.
-  const bobsChat = bob.locator('#inbox li[data-conversation="dm:alice:bob"]');
-  await bobsChat.locator('.unread', { hasText: '1' }).waitFor();
-  await bobsChat.click();
+  // Bob's Requests folder (not his inbox) shows it unread; he opens it, which marks it read,
+  // and answers, which accepts it: it moves to his inbox.
+  await bob.locator('#requests-count', { hasText: '1' }).waitFor();
+  await bob.click('#tab-requests');
+  const bobsRequest = bob.locator('#requests li[data-conversation="dm:alice:bob"]');
+  await bobsRequest.locator('.unread', { hasText: '1' }).waitFor();
+  assert.equal(await bob.locator('#inbox li[data-conversation="dm:alice:bob"]').count(), 0, 'not in his inbox yet');
+  await bobsRequest.click();
   await message(bob, 'Lunch today?').waitFor();
+  await bob.locator('#request-bar[data-state=request]', { hasText: 'Replying accepts' }).waitFor();
   await say(bob, 'Sure, 12:30 at the usual place.');
+  await bob.locator('#inbox li[data-conversation="dm:alice:bob"]').waitFor();
+  await bob.locator('#request-bar').waitFor({ state: 'hidden' });
+  assert.equal(await bob.locator('#requests li').count(), 0, 'out of his requests');
+  assert.equal(await bob.locator('#requests-count').isHidden(), true);
 
-  // Alice sees the answer, and her message marked read by Bob.
+  // Alice sees the answer, and her message marked read by Bob (hidden until he accepted).
   await message(alice, '12:30 at the usual place').waitFor();
   await message(alice, 'Lunch today?').locator('.mark[data-state=read]').waitFor();
+  await alice.locator('#request-bar').waitFor({ state: 'hidden' });
   assert.equal(await bob.locator('#chat-subtitle').textContent(), 'online', "bob sees alice's presence");
 
   // A group: Alice creates it with Bob; both write in it.
@@ -127,6 +148,11 @@ test('messages sent while away show as unread, and older ones load on scroll-bac
   t.after(() => alice.close());
   await alice.connect();
   await Promise.all(Array.from({ length: 45 }, (_, i) => alice.send({ to: 'carol', body: `note ${i + 1}` })));
+  // Carol knows alice: she accepted the conversation on her phone (a message request otherwise).
+  const phone = new MessengerClient({ url: String(gw.url), token: gw.tokens('carol', 'phone'), ackDelivered: false });
+  t.after(() => phone.close());
+  await phone.connect();
+  assert.equal((await phone.accept('dm:alice:carol')).state, 'accepted');
 
   const browser = await launch(t);
   /** @type {string[]} */
@@ -159,7 +185,8 @@ test('typing shows, and replies, reactions, edits, deletions, mute, blocking and
   await alice.click('#new-chat button');
   await say(alice, 'Dinner at 8?');
   await message(alice, 'Dinner at 8?').locator('.mark').waitFor();
-  await bob.locator('#inbox li[data-conversation="dm:alice:bob"]').click();
+  // A message request to bob: he sees it (and alice typing) before he accepts.
+  await openRequest(bob, 'dm:alice:bob');
   await message(bob, 'Dinner at 8?').waitFor();
 
   // Alice types: bob's header says so.
@@ -174,6 +201,8 @@ test('typing shows, and replies, reactions, edits, deletions, mute, blocking and
   await bob.locator('#compose-mode', { hasText: 'Replying to alice' }).waitFor();
   await say(bob, 'Make it 9');
   await message(alice, 'Make it 9').locator('.quote', { hasText: 'Dinner at 8?' }).waitFor();
+  // His reply accepted alice's request: the conversation is in his inbox now.
+  await bob.locator('#inbox li[data-conversation="dm:alice:bob"]').waitFor();
 
   // Alice edits her message, then deletes it: bob's window follows, quote included.
   await message(alice, 'Dinner at 8?').locator('.action.edit').click();
@@ -219,7 +248,8 @@ test('a photo sent with the 📎 button shows in the other window', async (t) =>
   await alice.fill('#new-chat input[name=user]', 'bob');
   await alice.click('#new-chat button');
   await say(alice, 'Look');
-  await bob.locator('#inbox li[data-conversation="dm:alice:bob"]').click();
+  // A message request to bob: its messages, photos included, reach him before he accepts.
+  await openRequest(bob, 'dm:alice:bob');
   await message(bob, 'Look').waitFor();
 
   // A 2×2 red PNG, through the file input: upload form, POST to the gateway's files, send.
@@ -238,4 +268,54 @@ test('a photo sent with the 📎 button shows in the other window', async (t) =>
   // The sender's window shows it too (its copy's URLs come from `download`).
   await alice.locator('#message-list li.message', { hasText: 'the view' }).locator('img.photo').waitFor();
   assert.deepEqual(errors, []);
+});
+
+test("a stranger's message lands in Requests: accepting moves it to the inbox, declining removes it", async (t) => {
+  const gw = await Gateway.start();
+  t.after(() => gw.stop());
+  const [bob, mallory] = ['bob', 'mallory'].map((user) => new MessengerClient({ url: String(gw.url), token: gw.tokens(user, 'node') }));
+  t.after(() => Promise.all([bob.close(), mallory.close()]));
+  await Promise.all([bob.connect(), mallory.connect()]);
+  const browser = await launch(t);
+  /** @type {string[]} */
+  const errors = [];
+  const alice = await signIn(browser, gw.http, 'alice', 'laptop', errors);
+  await bob.send({ to: 'alice', body: 'Hi Alice, Bob from the climbing gym' });
+  await mallory.send({ to: 'alice', body: 'Cheap watches, click here' });
+
+  // Both wait in Requests, counted on its tab; none in the inbox or in the unread badge.
+  await alice.locator('#requests-count', { hasText: '2' }).waitFor();
+  assert.equal(await alice.locator('#inbox li').count(), 0);
+  assert.equal(await alice.title(), 'Messenger', 'requests are not in the unread badge');
+  await alice.click('#tab-requests');
+  const bobs = alice.locator('#requests li[data-conversation="dm:alice:bob"]');
+  const mallorys = alice.locator('#requests li[data-conversation="dm:alice:mallory"]');
+  await bobs.locator('.preview', { hasText: 'climbing gym' }).waitFor();
+  await mallorys.locator('button.decline').waitFor();
+
+  // Opened, a request says what its sender cannot see; and bob indeed sees alice as never seen.
+  await bobs.click();
+  await message(alice, 'climbing gym').waitFor();
+  await alice.locator('#request-bar[data-state=request]', { hasText: 'bob wants to message you' }).waitFor();
+  mkdirSync(SHOTS, { recursive: true });
+  await alice.screenshot({ path: `${SHOTS}/web-requests.png` });
+  assert.deepEqual((await bob.presence(['alice'])).map((p) => [p.online, p.last_seen]), [[false, null]]);
+  assert.equal((await bob.allConversations())[0].awaiting, true);
+
+  // Accept: in the inbox, out of Requests; bob's request is accepted and alice is online to him.
+  await alice.click('#request-accept');
+  await alice.locator('#inbox li[data-conversation="dm:alice:bob"]').waitFor();
+  await alice.locator('#request-bar').waitFor({ state: 'hidden' });
+  await alice.locator('#requests-count', { hasText: '1' }).waitFor();
+  assert.equal((await bob.allConversations())[0].awaiting, undefined);
+  assert.equal((await bob.presence(['alice']))[0].online, true);
+
+  // Decline mallory's from the list: gone from both folders; mallory's next message is refused.
+  await alice.click('#tab-requests');
+  await mallorys.locator('button.decline').click();
+  await mallorys.waitFor({ state: 'detached' });
+  await alice.locator('#requests-count').waitFor({ state: 'hidden' });
+  assert.equal(await alice.locator('#inbox li[data-conversation="dm:alice:mallory"]').count(), 0);
+  await assert.rejects(mallory.send({ to: 'alice', body: 'hello??' }), { code: 'forbidden', message: "you can't message this user" });
+  assert.deepEqual(errors, [], 'no errors in the page');
 });

@@ -352,8 +352,11 @@ pub async fn seed_direct_conversation(store: &DynamoStore) {
     };
     // The first message of a 1:1 conversation makes both members.
     let effects = Effects {
-        direct: vec![alice, bob],
-        group: None,
+        direct: vec![
+            (alice, messenger::domain::RequestState::Accepted),
+            (bob, messenger::domain::RequestState::Accepted),
+        ],
+        ..Default::default()
     };
     store.append_with(m, &effects, None).await.expect("append");
 }

@@ -59,6 +59,41 @@ async fn send_ack_and_sync_make_exactly_the_documented_requests() {
     assert_eq!(first.write_units(), 12.0);
     poster.take();
 
+    // It is a message request to bob: he accepts it. His membership (GetItem), his groups
+    // token, the two memberships' standing in one transaction; the reply, and the same frame to
+    // his other device (his connections: one BatchGetItem).
+    let conv = messenger::domain::ConversationId::direct(&alice.user, &bob_phone.user);
+    let accept = measure(&store, async || {
+        let req = request(
+            &bob_phone,
+            json!({"action": "accept", "id": "a1", "conversation": conv}),
+        );
+        exec(&app, &req).await
+    })
+    .await;
+    println!("accept: {accept:?}");
+    assert_eq!(
+        requests(&accept),
+        BTreeMap::from([
+            ("BatchGetItem", 1),
+            ("GetItem", 1),
+            ("TransactWriteItems", 1),
+            ("UpdateItem", 1),
+        ])
+    );
+    // Two small items in one transaction (2 WCU each) and the token.
+    assert_eq!(accept.write_units(), 5.0);
+    assert_eq!(
+        poster.take(),
+        vec![
+            (
+                bob_laptop.connection.to_string(),
+                "request_state".to_owned()
+            ),
+            (bob_phone.connection.to_string(), "request_state".to_owned()),
+        ]
+    );
+
     // A 1:1 send to a user with two online devices.
     let steady = measure(&store, async || send("c-2").await).await;
     println!("send: {steady:?}");
@@ -82,7 +117,6 @@ async fn send_ack_and_sync_make_exactly_the_documented_requests() {
         ]
     );
 
-    let conv = messenger::domain::ConversationId::direct(&alice.user, &bob_phone.user);
     let ack = |kind: &'static str| {
         let req = request(
             &bob_phone,
@@ -244,6 +278,15 @@ async fn group_with_everyone_online(
             json!({"action": "add_members", "conversation": conv, "users": chunk}),
         );
         exec(app, &req).await;
+    }
+    // Alice is nobody's contact: the group is a message request to each of them until they
+    // accept it (as members of a group people use have).
+    for m in &members[1..] {
+        exec(
+            app,
+            &request(m, json!({"action": "accept", "conversation": conv})),
+        )
+        .await;
     }
     poster.0.lock().unwrap().clear();
     (

@@ -28,6 +28,14 @@ async fn replies_amendments_typing_mute_and_sync_cost_exactly_the_documented_req
         let send = json!({"action": "send", "to": bob.user, "client_msg_id": cmid, "body": "hi"});
         cost(&store, &app, &alice, send).await;
     }
+    // Bob takes alice's message request: what follows is between people who talk.
+    cost(
+        &store,
+        &app,
+        &bob,
+        json!({"action": "accept", "conversation": dm}),
+    )
+    .await;
     poster.take();
 
     // A reply: the send, plus one read of the quoted message.
@@ -186,8 +194,11 @@ async fn an_inbox_page_costs_one_query_and_one_batched_read_per_100_conversation
             attachments: Vec::new(),
         };
         let effects = messenger::ports::Effects {
-            direct: vec![bob.user.clone(), other.clone()],
-            group: None,
+            direct: vec![
+                (bob.user.clone(), messenger::domain::RequestState::Accepted),
+                (other.clone(), messenger::domain::RequestState::Accepted),
+            ],
+            ..Default::default()
         };
         let stored = store.append_with(first, &effects, None).await.unwrap();
         assert!(matches!(stored, messenger::ports::Append::Stored(_)));
@@ -195,6 +206,16 @@ async fn an_inbox_page_costs_one_query_and_one_batched_read_per_100_conversation
     let alice = caller("alice", "phone", &t);
     let create = json!({"action": "create_group", "name": "g", "members": [bob.user]});
     cost(&store, &app, &alice, create).await;
+    // Alice is no contact of bob's: he takes the group's request, so it is in his inbox.
+    let g = store.of_user(&bob.user).await.unwrap();
+    let g = g.iter().find(|m| m.conversation.is_group()).unwrap();
+    let accepted = messenger::domain::RequestState::Accepted;
+    assert!(
+        store
+            .set_request(&g.conversation, &bob.user, accepted, None)
+            .await
+            .unwrap()
+    );
     poster.take();
 
     let first = cost(&store, &app, &bob, json!({"action": "conversations"})).await;
@@ -264,6 +285,16 @@ async fn a_push_to_an_iphone_carries_the_badge_and_a_muted_conversation_is_not_p
     let g = store.of_user(&bob.user).await.unwrap()[0]
         .conversation
         .clone();
+    // Alice is no contact of theirs: both take the group's request (through the store).
+    for who in [&bob, &carol] {
+        let accepted = messenger::domain::RequestState::Accepted;
+        assert!(
+            store
+                .set_request(&g, &who.user, accepted, None)
+                .await
+                .unwrap()
+        );
+    }
     // Carol mutes the group (through the store: she is offline).
     store
         .set_muted(&g, &carol.user, Some(messenger::domain::muted_forever()))

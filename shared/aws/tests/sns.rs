@@ -104,6 +104,7 @@ impl World {
             "unregister_push" => usecases::unregister_push::unregister_push(app, &req).await,
             "send" => usecases::send::send(app, &req, req.frame().unwrap()).await,
             "ack" => usecases::ack::ack(app, &req, req.frame().unwrap()).await,
+            "accept" => usecases::accept::accept(app, &req, req.frame().unwrap()).await,
             other => panic!("no {other}"),
         };
         result.unwrap_or_else(|e| panic!("{action}: {e}"));
@@ -143,6 +144,23 @@ impl World {
             assert_eq!(last["type"], "sent", "{last}");
         }
         last
+    }
+
+    /// Makes `a` and `b` contacts: `b` writes to `a` (a message request, never pushed), `a`
+    /// accepts. Their 1:1 then holds that message as seq 1.
+    async fn contacts(&self, a: &Caller, b: &Caller) {
+        // `b` may be offline: its `sent` goes nowhere; `a`'s accept shows the message stored.
+        let cmid = format!("hello-{}", self.tag);
+        self.run(
+            b,
+            json!({"action":"send","to":a.user,"client_msg_id":cmid,"body":"hello"}),
+        )
+        .await;
+        let conv = messenger::domain::ConversationId::direct(&a.user, &b.user);
+        let r = self
+            .run(a, json!({"action":"accept","conversation":conv}))
+            .await;
+        assert_eq!(r["state"], "accepted", "{r}");
     }
 
     fn pushes(&self) -> u64 {
@@ -259,11 +277,12 @@ async fn offline_members_get_one_coalesced_push_online_ones_none_stale_ones_one(
     let w = World::new(&sns).await;
     let alice = w.device("alice", true).await;
     let bob = w.device("bob", false).await;
+    w.contacts(&alice, &bob).await;
 
     // A burst to an offline recipient: one push, content-free, for the first message.
     w.send(&alice, &bob, 3).await;
     let got = w.received(&bob).await;
-    assert_eq!(seqs(&got), [1]);
+    assert_eq!(seqs(&got), [2]);
     let note = &got[0]["fcmV1Message"]["message"];
     assert_eq!(
         note["notification"],
@@ -274,14 +293,15 @@ async fn offline_members_get_one_coalesced_push_online_ones_none_stale_ones_one(
     let conv = format!("dm:{}:{}", alice.user, bob.user);
     w.run(
         &bob,
-        json!({"action":"ack","conversation":conv,"seq":3,"kind":"read"}),
+        json!({"action":"ack","conversation":conv,"seq":4,"kind":"read"}),
     )
     .await;
     w.send(&alice, &bob, 1).await;
-    assert_eq!(seqs(&w.received(&bob).await), [1, 4]);
+    assert_eq!(seqs(&w.received(&bob).await), [2, 5]);
 
     // Online: no push.
     let carol = w.device("carol", true).await;
+    w.contacts(&alice, &carol).await;
     w.send(&alice, &carol, 2).await;
     assert_eq!(seqs(&w.received(&carol).await), Vec::<u64>::new());
 
@@ -292,8 +312,9 @@ async fn offline_members_get_one_coalesced_push_online_ones_none_stale_ones_one(
         .lock()
         .unwrap()
         .insert(dave.connection.clone());
+    w.contacts(&alice, &dave).await;
     w.send(&alice, &dave, 1).await;
-    assert_eq!(seqs(&w.received(&dave).await), [1]);
+    assert_eq!(seqs(&w.received(&dave).await), [2]);
     let conns = w
         .app
         .stores
@@ -313,6 +334,7 @@ async fn a_disabled_endpoint_unregisters_the_device_and_the_send_still_succeeds(
     let w = World::new(&sns).await;
     let alice = w.device("alice", true).await;
     let bob = w.device("bob", false).await;
+    w.contacts(&alice, &bob).await;
     let endpoint = w
         .app
         .stores
@@ -333,7 +355,7 @@ async fn a_disabled_endpoint_unregisters_the_device_and_the_send_still_succeeds(
         .unwrap();
 
     let sent = w.send(&alice, &bob, 1).await;
-    assert_eq!(sent["seq"], 1, "the send succeeded");
+    assert_eq!(sent["seq"], 2, "the send succeeded");
     assert_eq!(w.pushes(), 0);
     assert_eq!(w.notifier.counters().snapshot().2, 1, "one refused publish");
     assert_eq!(
@@ -364,7 +386,7 @@ async fn a_disabled_endpoint_unregisters_the_device_and_the_send_still_succeeds(
     )
     .await;
     w.send(&alice, &bob, 1).await;
-    assert_eq!(seqs(&w.received(&bob).await), [2]);
+    assert_eq!(seqs(&w.received(&bob).await), [3]);
     assert_eq!(w.pushes(), 1);
 }
 
@@ -447,6 +469,7 @@ async fn a_token_registered_by_another_user_is_taken_from_its_holder(sns: &SdkCo
     let w = World::new(sns).await;
     let alice = w.device("alice", true).await;
     let (bob, mallory) = (caller("bob", &w.tag), caller("mallory", &w.tag));
+    w.contacts(&alice, &bob).await;
     let shared = format!("shared-{}", w.tag);
     let register = |token: &str| json!({"action":"register_push","platform":"fcm","token":token});
     w.run(&bob, register(&shared)).await;

@@ -418,7 +418,6 @@ where
         members: vec![alice.clone(), bob.clone()],
     });
     let effects = Effects {
-        direct: Vec::new(),
         group: Some(GroupChange {
             create: Some(GroupInfo {
                 conversation: c.clone(),
@@ -429,6 +428,7 @@ where
             join: vec![(alice.clone(), Role::Admin), (bob.clone(), Role::Member)],
             ..GroupChange::default()
         }),
+        ..Effects::default()
     };
     let digest = m.digest.clone();
     stored(store.append_with(m, &effects, None).await.unwrap());
@@ -469,4 +469,134 @@ where
     assert_eq!(found.len(), 1);
     assert_eq!(found[&c].name, "Lisbon trip");
     assert_eq!(found[&c].created_by, alice);
+}
+
+/// A 1:1's first message gives its two memberships their request standing (kept by a later
+/// first-message effect), a reply's `accept` effect and `set_request` change them (both or
+/// neither), a group change marks its requests, and a group change's first read says who has
+/// the caller as a contact.
+pub async fn message_request_standings<S>(store: Arc<S>)
+where
+    S: Conversations + MessageLog + WriteReads + 'static,
+{
+    use crate::domain::RequestState::{Accepted, Awaiting, Declined, Pending, Refused};
+    let t = tag();
+    let (alice, bob, carol) = (user("a", &t), user("b", &t), user("c", &t));
+    let dm = ConversationId::direct(&alice, &bob);
+    let now = Utc::now();
+    let standing = async |c: &ConversationId, u: &UserId| {
+        store.membership(c, u).await.unwrap().map(|m| m.request)
+    };
+    let first = Effects {
+        direct: vec![(alice.clone(), Awaiting), (bob.clone(), Pending)],
+        ..Effects::default()
+    };
+    let m = new_message(&dm, &alice, &format!("r1-{t}"), now, None);
+    stored(store.append_with(m, &first, None).await.unwrap());
+    assert_eq!(standing(&dm, &alice).await, Some(Awaiting));
+    assert_eq!(standing(&dm, &bob).await, Some(Pending));
+    // A crossing first message keeps what the first one set.
+    let crossing = Effects {
+        direct: vec![(bob.clone(), Awaiting), (alice.clone(), Pending)],
+        ..Effects::default()
+    };
+    let m = new_message(&dm, &bob, &format!("r2-{t}"), now, None);
+    stored(store.append_with(m, &crossing, None).await.unwrap());
+    assert_eq!(standing(&dm, &bob).await, Some(Pending));
+
+    // Decline sets both; with a member missing, neither.
+    assert!(
+        store
+            .set_request(&dm, &bob, Declined, Some((&alice, Refused)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        (standing(&dm, &bob).await, standing(&dm, &alice).await),
+        (Some(Declined), Some(Refused))
+    );
+    assert!(
+        !store
+            .set_request(&dm, &bob, Accepted, Some((&carol, Accepted)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(standing(&dm, &bob).await, Some(Declined));
+    let nobody = ConversationId::direct(&alice, &carol);
+    assert!(
+        !store
+            .set_request(&nobody, &alice, Accepted, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.membership(&nobody, &alice).await.unwrap(),
+        None,
+        "no item made"
+    );
+
+    // Bob's contacts, as a group change by alice reads them: not while he declined her.
+    let counted = [bob.clone(), carol.clone()];
+    let g = conv(&t);
+    let keys = GroupKeys {
+        conversation: &g,
+        user: &alice,
+        client_msg_id: None,
+        counts_of: &counted,
+    };
+    assert!(
+        store
+            .read_for_group(keys, now)
+            .await
+            .unwrap()
+            .contacts
+            .is_empty()
+    );
+    // A reply accepts both, with its message.
+    let reply = Effects {
+        accept: vec![bob.clone(), alice.clone()],
+        ..Effects::default()
+    };
+    let m = new_message(&dm, &bob, &format!("r3-{t}"), now, None);
+    stored(store.append_with(m, &reply, None).await.unwrap());
+    assert_eq!(
+        (standing(&dm, &bob).await, standing(&dm, &alice).await),
+        (Some(Accepted), Some(Accepted))
+    );
+    let ctx = store.read_for_group(keys, now).await.unwrap();
+    assert_eq!(ctx.contacts, HashSet::from([bob.clone()]));
+
+    // A group change marks its requests; the rest join accepted.
+    let effects = Effects {
+        group: Some(GroupChange {
+            create: Some(GroupInfo {
+                conversation: g.clone(),
+                name: "G".into(),
+                created_by: alice.clone(),
+                created_at: now,
+            }),
+            join: vec![
+                (alice.clone(), Role::Admin),
+                (bob.clone(), Role::Member),
+                (carol.clone(), Role::Member),
+            ],
+            requests: vec![carol.clone()],
+            ..GroupChange::default()
+        }),
+        ..Effects::default()
+    };
+    let mut m = new_message(&g, &alice, &format!("g-{t}"), now, None);
+    m.body = String::new();
+    m.event = Some(LogEvent::GroupCreated {
+        name: "G".into(),
+        members: vec![alice.clone(), bob.clone(), carol.clone()],
+    });
+    stored(store.append_with(m, &effects, None).await.unwrap());
+    assert_eq!(standing(&g, &bob).await, Some(Accepted));
+    assert_eq!(standing(&g, &carol).await, Some(Pending));
+    let mine = store.of_user(&carol).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|m| m.request).collect::<Vec<_>>(),
+        [Pending]
+    );
 }

@@ -344,8 +344,11 @@ where
     assert_eq!(empty, Default::default());
 
     let effects = Effects {
-        direct: vec![alice.clone(), bob.clone()],
-        group: None,
+        direct: vec![
+            (alice.clone(), crate::domain::RequestState::Accepted),
+            (bob.clone(), crate::domain::RequestState::Accepted),
+        ],
+        ..Default::default()
     };
     let m = new_message(&c, &alice, "c-1", now, None);
     let digest = m.digest.clone();

@@ -99,8 +99,8 @@ pub(crate) async fn change(
     m.body = String::new();
     m.event = Some(event);
     let effects = Effects {
-        direct: Vec::new(),
         group: Some(change),
+        ..Effects::default()
     };
     log.append_with(m, &effects, None).await.expect("append")
 }
@@ -133,8 +133,11 @@ pub(crate) async fn create(
 pub(crate) async fn direct(log: &dyn MessageLog, a: &UserId, b: &UserId) -> ConversationId {
     let c = ConversationId::direct(a, b);
     let effects = Effects {
-        direct: vec![a.clone(), b.clone()],
-        group: None,
+        direct: vec![
+            (a.clone(), crate::domain::RequestState::Accepted),
+            (b.clone(), crate::domain::RequestState::Accepted),
+        ],
+        ..Default::default()
     };
     let m = new_message(&c, a, &format!("first-{}", tag()), Utc::now(), None);
     stored(log.append_with(m, &effects, None).await.expect("append"));
@@ -271,6 +274,10 @@ macro_rules! contract_tests {
         #[tokio::test]
         async fn group_metadata() {
             $crate::contract::group_metadata($make.await).await;
+        }
+        #[tokio::test]
+        async fn message_request_standings() {
+            $crate::contract::message_request_standings($make.await).await;
         }
         #[tokio::test]
         async fn system_events_round_trip() {

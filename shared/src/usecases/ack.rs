@@ -91,7 +91,11 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
     if moved.is_empty() {
         return Ok(());
     }
-    let targets = if conv.is_group() {
+    // The recipient of a request that is not accepted keeps their read state to themselves:
+    // only their own other devices learn it.
+    let targets = if membership.request.is_incoming() {
+        vec![me.clone()]
+    } else if conv.is_group() {
         let covered_from = moved
             .iter()
             .map(|k| pointer(&membership, *k))

@@ -2,7 +2,7 @@
 
 use super::groups::{
     Done, Plan, change_group, check_blocked_by, check_groups_of, check_size, finish, name_of,
-    reply_state, require_admin, unique_ids, users_part,
+    reply_state, requests_of, require_admin, unique_ids, users_part,
 };
 use crate::domain::{LogEvent, RequestDigest, Role, UserId};
 use crate::ports::GroupChange;
@@ -33,6 +33,7 @@ pub async fn add_members(app: &App, req: &Request, frame: MembersFrame) -> Resul
         check_groups_of(app, ctx, &new)?;
         let change = GroupChange {
             join: new.iter().map(|u| (u.clone(), Role::Member)).collect(),
+            requests: requests_of(ctx, me, &new),
             require: vec![(me.clone(), Some(Role::Admin))],
             max_members: app.limits.max_group_members,
             max_groups_per_user: app.limits.max_groups_per_user,

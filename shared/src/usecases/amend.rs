@@ -9,7 +9,8 @@
 use super::views::deliver_entry;
 use super::{blocked_error, require_member_and_blocks};
 use crate::domain::{
-    Amendment, Change, ClientMsgId, ConversationId, Membership, Refusal, Seq, random_hex,
+    Amendment, Change, ClientMsgId, ConversationId, Membership, Refusal, RequestState, Seq,
+    random_hex,
 };
 use crate::ports::Amended;
 use crate::protocol::{AmendedView, MessageView, ServerFrame};
@@ -36,6 +37,10 @@ pub(super) async fn amend(
     let (membership, blocks) = require_member_and_blocks(app, &conv, me).await?;
     // A 1:1 between users who block each other is read-only for both.
     if blocks.any() {
+        return Err(blocked_error(blocks));
+    }
+    // So is a 1:1 whose request the other declined, for its sender.
+    if membership.request == RequestState::Refused {
         return Err(blocked_error(blocks));
     }
     if seq < membership.from_seq {

@@ -22,17 +22,6 @@ pub async fn block(app: &App, req: &Request, frame: UserFrame) -> Result<(), Err
 
 /// Answers a block change and tells the caller's other devices (never the user concerned).
 pub(super) async fn answer(app: &App, req: &Request, user: UserId, blocked: bool) {
-    let me = &req.caller.user;
     let frame = ServerFrame::BlockState { user, blocked };
-    req.reply(app, &frame).await;
-    if let Err(e) = app
-        .deliver(
-            std::slice::from_ref(me),
-            &frame,
-            Some(&req.caller.connection),
-        )
-        .await
-    {
-        tracing::warn!(error = ?e, "could not tell the other devices about the block");
-    }
+    super::reply_on_every_device(app, req, &frame).await;
 }

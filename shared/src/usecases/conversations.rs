@@ -1,8 +1,8 @@
 //! Use case of the `conversations` route: the caller's inbox.
 
-use crate::domain::{ConversationId, Head, Membership, UserId};
+use crate::domain::{ConversationId, Head, Membership, RequestState};
 use crate::protocol::{
-    ConversationKind, ConversationView, ConversationsFrame, PreviewView, ServerFrame,
+    ConversationKind, ConversationView, ConversationsFrame, Folder, PreviewView, ServerFrame,
 };
 use crate::request::Request;
 use crate::{App, Error};
@@ -27,14 +27,6 @@ impl Line {
         let at = self.active_at.to_rfc3339_opts(SecondsFormat::Nanos, true);
         format!("{at}|{}", self.membership.conversation)
     }
-}
-
-/// Every conversation of `user` with its head, newest activity first: one query of the
-/// memberships and one batched read of the heads (100 per request). No request per
-/// conversation.
-async fn inbox(app: &App, user: &UserId) -> Result<Vec<Line>, Error> {
-    let mine = app.stores.conversations.of_user(user).await?;
-    lines(app, mine).await
 }
 
 /// The inbox lines of these memberships (one batched read of their heads), in inbox order.
@@ -63,11 +55,24 @@ async fn lines(app: &App, mine: Vec<Membership>) -> Result<Vec<Line>, Error> {
 /// Unread chat messages over all of a user's conversations (the app badge), given all their
 /// memberships: one batched read of the heads.
 pub(crate) async fn unread_total(app: &App, mine: Vec<Membership>) -> Result<u64, Error> {
-    Ok(lines(app, mine)
+    let mine = mine.into_iter().filter(|m| in_folder(m, Folder::Inbox));
+    Ok(lines(app, mine.collect())
         .await?
         .iter()
         .map(|l| l.membership.unread(&l.head))
         .sum())
+}
+
+/// Whether a membership's conversation is in `folder`: message requests to the caller that are
+/// not answered are in `requests`; declined ones in neither; everything else in the inbox.
+fn in_folder(m: &Membership, folder: Folder) -> bool {
+    match m.request {
+        RequestState::Pending => folder == Folder::Requests,
+        RequestState::Declined => false,
+        RequestState::Accepted | RequestState::Awaiting | RequestState::Refused => {
+            folder == Folder::Inbox
+        }
+    }
 }
 
 /// Where a page starts: after the line a `cursor` (or an `after` conversation) names.
@@ -94,7 +99,12 @@ fn start(lines: &[Line], frame: &ConversationsFrame) -> Result<usize, Error> {
 
 /// `conversations`: the caller's inbox (1:1 and groups), latest activity first, each with the
 /// preview of its latest message or membership change, its unread count and mute state, plus
-/// the total unread count — so a new device draws it from one request per page.
+/// the total unread count — so a new device draws it from one request per page. With
+/// `"folder":"requests"`, the message requests waiting for the caller instead; every page says
+/// how many there are. The unread total counts the inbox only, in either folder.
+///
+/// Requests: one query of the caller's memberships, one batched read of the folder's heads (and,
+/// for the requests folder, of the inbox's heads for the unread total).
 pub async fn conversations(
     app: &App,
     req: &Request,
@@ -103,8 +113,18 @@ pub async fn conversations(
     let me = &req.caller.user;
     let max = app.limits.conversations_page;
     let limit = frame.limit.unwrap_or(max).clamp(1, max);
-    let lines = inbox(app, me).await?;
-    let unread_total = lines.iter().map(|l| l.membership.unread(&l.head)).sum();
+    let mine = app.stores.conversations.of_user(me).await?;
+    let requests = mine
+        .iter()
+        .filter(|m| in_folder(m, Folder::Requests))
+        .count() as u64;
+    let (shown, others): (Vec<_>, Vec<_>) =
+        mine.into_iter().partition(|m| in_folder(m, frame.folder));
+    let lines = lines(app, shown).await?;
+    let unread_total = match frame.folder {
+        Folder::Inbox => lines.iter().map(|l| l.membership.unread(&l.head)).sum(),
+        Folder::Requests => unread_total(app, others).await?,
+    };
     let first = start(&lines, &frame)?;
     let page = &lines[first.min(lines.len())..];
     let more = page.len() > limit;
@@ -154,6 +174,8 @@ pub async fn conversations(
                         .muted_until
                         .filter(|t| muted && *t < crate::domain::muted_forever()),
                     last: head.last.as_ref().map(PreviewView::from),
+                    request: m.request == RequestState::Pending,
+                    awaiting: m.request.is_outgoing(),
                 }
             },
         )
@@ -165,6 +187,7 @@ pub async fn conversations(
             more,
             cursor,
             unread_total,
+            requests,
         },
     )
     .await;

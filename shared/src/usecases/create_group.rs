@@ -3,7 +3,7 @@
 use super::forbidden;
 use super::groups::{
     Done, Plan, change_group, check_blocked_by, check_groups_of, check_size, finish, group_name,
-    name_of, reply_state, unique_ids, users_part,
+    name_of, reply_state, requests_of, unique_ids, users_part,
 };
 use crate::domain::{ConversationId, GroupInfo, LogEvent, RequestDigest, Role, UserId};
 use crate::ports::GroupChange;
@@ -50,6 +50,7 @@ pub async fn create_group(app: &App, req: &Request, frame: CreateGroupFrame) -> 
                 .iter()
                 .map(|u| (u.clone(), if u == me { Role::Admin } else { Role::Member }))
                 .collect(),
+            requests: requests_of(ctx, me, &members),
             max_members: app.limits.max_group_members,
             max_groups_per_user: app.limits.max_groups_per_user,
             ..GroupChange::default()

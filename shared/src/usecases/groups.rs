@@ -128,6 +128,16 @@ pub(super) fn check_groups_of(
 
 /// `forbidden` when one of `users` blocked the caller: nobody can put someone who blocked them
 /// in a group.
+/// Those of `users` for whom a group the caller adds them to is a message request: everyone
+/// but the caller and their contacts (a 1:1 with the caller that is no request to them).
+pub(super) fn requests_of(ctx: &GroupContext, me: &UserId, users: &[UserId]) -> Vec<UserId> {
+    users
+        .iter()
+        .filter(|u| *u != me && !ctx.contacts.contains(*u))
+        .cloned()
+        .collect()
+}
+
 pub(super) fn check_blocked_by(ctx: &GroupContext, users: &[UserId]) -> Result<(), Error> {
     match users.iter().find(|u| ctx.blocked_by.contains(*u)) {
         Some(u) => Err(Error::Forbidden(format!("you can't add {u} to a group"))),
@@ -214,8 +224,8 @@ pub(super) async fn change_group(
             reply_to: None,
         };
         let effects = Effects {
-            direct: Vec::new(),
             group: Some(change),
+            ..Effects::default()
         };
         let head = Some(Head {
             last_seq: ctx.last_seq,

@@ -7,6 +7,7 @@
 //! check that its action belongs to the function serving it, run the use case, and turn any
 //! error into the client's `error` frame, echoing the request's `id` and `client_msg_id`.
 
+pub mod accept;
 pub mod ack;
 pub mod add_members;
 mod amend;
@@ -16,6 +17,7 @@ pub mod blocked;
 pub mod connect;
 pub mod conversations;
 pub mod create_group;
+pub mod decline;
 pub mod delete;
 pub mod disconnect;
 pub mod download;
@@ -146,6 +148,8 @@ pub async fn execute(app: &App, req: &Request, action: Action) -> Result<(), Err
         Action::Unblock => unblock::unblock(app, req, req.frame()?).await,
         Action::Blocked => blocked::blocked(app, req, req.frame()?).await,
         Action::Report => report::report(app, req, req.frame()?).await,
+        Action::Accept => accept::accept(app, req, req.frame()?).await,
+        Action::Decline => decline::decline(app, req, req.frame()?).await,
         Action::RegisterPush => register_push::register_push(app, req, req.frame()?).await,
         Action::UnregisterPush => unregister_push::unregister_push(app, req).await,
     }
@@ -264,6 +268,17 @@ pub(crate) fn blocked_error(state: BlockState) -> Error {
         Error::Forbidden("you blocked this user; unblock them to message them".into())
     } else {
         Error::Forbidden("you can't message this user".into())
+    }
+}
+
+/// Answers the caller with `frame` and sends it to their other devices too (a change of their
+/// own settings: mute, block, a message request's answer), never to anyone else. The other
+/// devices are told best effort: a failure is logged, the change stands.
+pub(crate) async fn reply_on_every_device(app: &App, req: &Request, frame: &ServerFrame) {
+    req.reply(app, frame).await;
+    let me = std::slice::from_ref(&req.caller.user);
+    if let Err(e) = app.deliver(me, frame, Some(&req.caller.connection)).await {
+        tracing::warn!(error = ?e, "could not tell the caller's other devices");
     }
 }
 

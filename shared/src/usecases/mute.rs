@@ -46,16 +46,6 @@ pub(super) async fn set(
         muted: stored.is_some(),
         until: shown,
     };
-    req.reply(app, &frame).await;
-    if let Err(e) = app
-        .deliver(
-            std::slice::from_ref(me),
-            &frame,
-            Some(&req.caller.connection),
-        )
-        .await
-    {
-        tracing::warn!(error = ?e, "could not tell the other devices about the mute");
-    }
+    super::reply_on_every_device(app, req, &frame).await;
     Ok(())
 }

@@ -9,7 +9,8 @@ use crate::{App, Error};
 use std::collections::{BTreeSet, HashMap};
 
 /// Pushes a stored message to the registered devices of the members it reached on no live
-/// connection (`offline`) and have not muted the conversation, at most one push per
+/// connection (`offline`) and have not muted the conversation (nor have it as a message
+/// request), at most one push per
 /// conversation per device until the user acks the pushed message (on any device) or the window
 /// passes; APNs pushes carry the recipient's unread total as the badge. Then publishes the
 /// message's event to the topic. Both are attempted whatever the other did. An error means
@@ -112,7 +113,8 @@ async fn recipient(
     };
     Ok(Recipient {
         acked: membership.as_ref().map_or(0, |m| m.delivered.max(m.read)),
-        muted: membership.is_some_and(|m| m.muted_at(now)),
+        // A message request (not accepted, or declined) is never pushed, like a muted one.
+        muted: membership.is_some_and(|m| m.muted_at(now) || m.request.is_incoming()),
         all,
         badge: None,
     })

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 /// `presence`: the status of the asked users. Status is shown only for the caller and the
 /// people they share a conversation with (1:1 or group); anyone else reads as never seen, as on
 /// Messenger, so presence cannot be used to watch strangers. Someone who blocked the caller
-/// reads as never seen too.
+/// reads as never seen too, and so does the recipient of the caller's message request until
+/// they accept it (unless they share a group).
 ///
 /// Nothing is written: a user is online while they have a live connection, and then last seen
 /// "now"; otherwise last seen when their latest connection closed (or opened, when it ended
@@ -35,12 +36,15 @@ pub async fn presence(app: &App, req: &Request, frame: PresenceFrame) -> Result<
         .into_iter()
         .filter(|u| seen_ids.insert(u.clone()))
         .collect();
+    // A 1:1 the caller started and the other has not accepted (a message request) shows
+    // nothing of them.
     let mine: Vec<ConversationId> = app
         .stores
         .conversations
         .of_user(me)
         .await?
         .into_iter()
+        .filter(|m| !m.request.is_outgoing())
         .map(|m| m.conversation)
         .collect();
     let mut contacts: HashSet<UserId> = mine

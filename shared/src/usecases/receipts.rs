@@ -11,6 +11,9 @@ use crate::{App, Error};
 /// `seq <= read` was read by everyone. Group receipts are pushed only to a message's author; this
 /// is how everyone else (and a new device of the author) sees who has read what.
 ///
+/// The pointers of a member who has not accepted the conversation as a message request show
+/// as 0 to the others.
+///
 /// Requests: the caller's membership, the member list, then the members' items (one batched
 /// read per 100).
 pub async fn receipts(app: &App, req: &Request, frame: ReceiptsFrame) -> Result<(), Error> {
@@ -19,6 +22,14 @@ pub async fn receipts(app: &App, req: &Request, frame: ReceiptsFrame) -> Result<
     require_member(app, conv, me).await?;
     let mut all = app.stores.conversations.pointers(conv).await?;
     all.sort_by(|a, b| a.user.cmp(&b.user));
+    // A member to whom the conversation is a request that is not accepted shows nothing read
+    // or delivered to the others (docs/protocol.md, "Message requests").
+    for m in all
+        .iter_mut()
+        .filter(|m| &m.user != me && m.request.is_incoming())
+    {
+        (m.delivered, m.read) = (0, 0);
+    }
     // A member who joined later never sees what came before `from_seq`: for the aggregate, their
     // pointers start just below it.
     let floor = |p: u64, m: &crate::domain::Membership| p.max(m.from_seq.saturating_sub(1));

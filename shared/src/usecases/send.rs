@@ -4,8 +4,8 @@ use super::views::deliver_entry;
 use super::{
     attachments, blocked_error, conflict, conversation_of, forbidden, other_member, take_token,
 };
-use crate::domain::{ConversationId, Head, Message, NewMessage, RequestDigest, Seq};
-use crate::ports::{Append, Effects, WriteContext, WriteKeys};
+use crate::domain::{ConversationId, Head, Message, NewMessage, RequestDigest, RequestState, Seq};
+use crate::ports::{Append, BlockState, Effects, WriteContext, WriteKeys};
 use crate::protocol::{QuoteView, SendFrame, ServerFrame};
 use crate::ratelimit::Bucket;
 use crate::request::Request;
@@ -39,7 +39,11 @@ pub(super) fn check_body(app: &App, body: &str, has_files: bool) -> Result<(), E
 ///
 /// Between the two users of a 1:1 conversation of whom one blocked the other, a send is
 /// `forbidden` and nothing is stored (the blocked user is told only that they can't message
-/// this user).
+/// this user). So is a send in a 1:1 whose message request the other declined.
+///
+/// Message requests: a 1:1's first message makes it a request to the recipient (no push, no
+/// receipts or presence for the sender) until they accept it — by `accept`, or by replying:
+/// a send by the recipient of a request accepts it in the same atomic write.
 ///
 /// Requests: the caller's token (rate limit), one batched read (membership, head, idempotency
 /// key, the message a reply answers, and in a 1:1 the two block records), the append transaction; then a group's member list
@@ -76,11 +80,32 @@ pub async fn send(app: &App, req: &Request, frame: SendFrame) -> Result<(), Erro
     take_token(app, me, Bucket::Send).await?;
     let seen = app.stores.reads.read_for_write(keys, now).await?;
     let effects = match (&seen.membership, conv.direct_members()) {
-        (Some(_), _) => Effects::default(),
-        // A 1:1 conversation springs into existence with its first message, by either user.
+        (Some(mine), _) => match mine.request {
+            // Declined: the sender may not write until the recipient writes or accepts (a
+            // retry of what was stored before is still answered with the original).
+            RequestState::Refused if seen.sent.is_none() => {
+                return Err(blocked_error(BlockState::default()));
+            }
+            // Replying to a request accepts it, for both sides of a 1:1.
+            RequestState::Pending | RequestState::Declined => Effects {
+                accept: [me.clone()].into_iter().chain(other.clone()).collect(),
+                ..Effects::default()
+            },
+            RequestState::Accepted | RequestState::Awaiting | RequestState::Refused => {
+                Effects::default()
+            }
+        },
+        // A 1:1 conversation springs into existence with its first message, by either user:
+        // a message request to the other until they accept it (docs/protocol.md).
         (None, Some((a, b))) if &a == me || &b == me => Effects {
-            direct: if a == b { vec![a] } else { vec![a, b] },
-            group: None,
+            direct: match &other {
+                None => vec![(me.clone(), RequestState::Accepted)],
+                Some(o) => vec![
+                    (me.clone(), RequestState::Awaiting),
+                    (o.clone(), RequestState::Pending),
+                ],
+            },
+            ..Effects::default()
         },
         (None, _) => return Err(forbidden(&conv)),
     };

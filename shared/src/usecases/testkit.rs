@@ -3,10 +3,11 @@
 
 use crate::attachments::signed::InMemoryObjects;
 use crate::domain::{ConnectionId, DeviceId, UserId};
+use crate::memory::InMemoryStore;
 use crate::ports::{Notifier, NotifyError, PostError, Poster};
 use crate::push::{MessageEvent, Notification, Platform, PushDevice};
 use crate::request::{Caller, Request};
-use crate::{App, Limits};
+use crate::{App, Limits, Stores};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -122,6 +123,7 @@ impl Notifier for RecordingNotifier {
 
 pub struct World {
     pub app: App,
+    pub store: Arc<InMemoryStore>,
     pub poster: Arc<RecordingPoster>,
     pub notifier: Arc<RecordingNotifier>,
     pub objects: Arc<InMemoryObjects>,
@@ -136,14 +138,23 @@ impl World {
         let poster = Arc::new(RecordingPoster::default());
         let notifier = Arc::new(RecordingNotifier::default());
         let objects = Arc::new(InMemoryObjects::in_memory());
+        let store = Arc::new(InMemoryStore::new());
         Self {
-            app: App::in_memory(poster.clone(), limits)
+            store: store.clone(),
+            app: App::new(Stores::from_one(store), poster.clone(), limits)
                 .with_notifier(notifier.clone())
                 .with_objects(objects.clone()),
             poster,
             notifier,
             objects,
         }
+    }
+
+    /// Makes the two users contacts (their 1:1 exists and is no message request), as if they
+    /// had talked before: the tests that start from people who know each other.
+    pub fn contacts(&self, a: &str, b: &str) {
+        self.store
+            .seed_contacts(&UserId::new(a).unwrap(), &UserId::new(b).unwrap());
     }
 
     /// Connects `user` on `device` through the `$connect` use case.

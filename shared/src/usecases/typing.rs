@@ -3,7 +3,7 @@
 //! Gateway message per burst of keystrokes).
 
 use super::{members_of, require_member_and_blocks};
-use crate::domain::{ConversationId, UserId};
+use crate::domain::{ConversationId, RequestState, UserId};
 use crate::protocol::{ConversationFrame, ServerFrame};
 use crate::request::Request;
 use crate::{App, Error};
@@ -59,9 +59,12 @@ pub async fn typing(app: &App, req: &Request, frame: ConversationFrame) -> Resul
     if app.typing.forwarded_since(&key, since) {
         return Ok(());
     }
-    let (_, blocks) = require_member_and_blocks(app, &conv, me).await?;
-    // Between users who block each other (a 1:1 only): dropped, like a throttled one.
-    if blocks.any() || !app.typing.claim(key, now, since) {
+    let (mine, blocks) = require_member_and_blocks(app, &conv, me).await?;
+    // Between users who block each other (a 1:1 only), from the recipient of a request that is
+    // not accepted (their activity stays private), and from a sender whose request was
+    // declined: dropped, like a throttled one.
+    let quiet = mine.request.is_incoming() || mine.request == RequestState::Refused;
+    if blocks.any() || quiet || !app.typing.claim(key, now, since) {
         return Ok(());
     }
     let others: Vec<UserId> = members_of(app, &conv)

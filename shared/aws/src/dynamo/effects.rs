@@ -2,7 +2,9 @@
 //! so a change and the message or event that records it are stored together or not at all.
 //!
 //! - a 1:1 conversation's first message: each member's item, created unless it exists
-//!   (`if_not_exists` on every attribute, so an existing member keeps their pointers);
+//!   (`if_not_exists` on every attribute, so an existing member keeps their pointers), with
+//!   its message-request standing;
+//! - a reply to a message request: the standing of both members back to accepted;
 //! - a group change: the roster `R#<conv>` (one Update whose conditions are the change's: the
 //!   caller's rights, who must or must not be a member, the group's size), the members' items,
 //!   their group counts on their `presence` items (`groups`, with the per-user limit as the
@@ -14,14 +16,16 @@
 use super::codec::{instant_value, n, s, to_item, value};
 use super::memberships::{
     DELIVERED, FROM_SEQ, GroupItem, JOINED_AT, MEMBERS, MembershipItem, MembershipKey, NAME, READ,
-    ROLE, RosterItem, group_key, roster_entry, roster_key,
+    REQUEST, ROLE, RosterItem, group_key, roster_entry, roster_key,
 };
 use super::presence::GROUPS;
 use super::{DynamoStore, USER, backend};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
-use messenger::domain::{ConversationId, Member, Membership, NewMessage, Role, Seq, UserId};
+use messenger::domain::{
+    ConversationId, Member, Membership, NewMessage, RequestState, Role, Seq, UserId,
+};
 use messenger::ports::{Effects, GroupChange, GroupRefusal, StoreError};
 use std::collections::HashMap;
 
@@ -78,9 +82,12 @@ impl DynamoStore {
         let conv = &msg.conversation;
         let mut actions = Vec::new();
         let mut direct = effects.direct.clone();
-        direct.dedup();
-        for u in &direct {
-            actions.push((self.direct_membership(conv, u, msg)?, None));
+        direct.dedup_by(|a, b| a.0 == b.0);
+        for (u, request) in &direct {
+            actions.push((self.direct_membership(conv, u, *request, msg)?, None));
+        }
+        for u in &effects.accept {
+            actions.push((self.accept_request(conv, u)?, None));
         }
         if let Some(change) = &effects.group {
             self.group_actions(conv, change, msg, (seq, chats), &mut actions)?;
@@ -88,25 +95,55 @@ impl DynamoStore {
         Ok(actions)
     }
 
-    /// A 1:1 member's item, created with pointers at 0 from seq 1 unless it exists.
+    /// A member's request standing back to accepted (`REMOVE request`); they must be a member.
+    fn accept_request(
+        &self,
+        conv: &ConversationId,
+        u: &UserId,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.memberships)
+            .set_key(Some(to_item(&MembershipKey { user: u, conv })?))
+            .update_expression("REMOVE #rq")
+            .condition_expression("attribute_exists(#u)")
+            .expression_attribute_names("#rq", REQUEST)
+            .expression_attribute_names("#u", USER)
+            .build()
+            .map_err(backend)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A 1:1 member's item, created with pointers at 0 from seq 1 and this request standing
+    /// unless it exists.
     fn direct_membership(
         &self,
         conv: &ConversationId,
         u: &UserId,
+        request: RequestState,
         msg: &NewMessage,
     ) -> Result<TransactWriteItem, StoreError> {
         let keep = |a: &str, v: &str| format!("{a} = if_not_exists({a}, {v})");
-        let update = Update::builder()
+        // An accepted standing is stored as no attribute. An existing member keeps theirs
+        // (it is absent when accepted, so only a new item gets one: every item of a 1:1 is made
+        // by its first message, both together).
+        let mut sets = vec![
+            keep("#role", ":member"),
+            keep("#from", ":one"),
+            keep("#joined", ":at"),
+            keep("#d", ":zero"),
+            keep("#r", ":zero"),
+        ];
+        let mut update = Update::builder();
+        if request != RequestState::Accepted {
+            sets.push(keep("#rq", ":rq"));
+            update = update
+                .expression_attribute_names("#rq", REQUEST)
+                .expression_attribute_values(":rq", value(&request)?);
+        }
+        let update = update
             .table_name(&self.tables.memberships)
             .set_key(Some(to_item(&MembershipKey { user: u, conv })?))
-            .update_expression(format!(
-                "SET {}, {}, {}, {}, {}",
-                keep("#role", ":member"),
-                keep("#from", ":one"),
-                keep("#joined", ":at"),
-                keep("#d", ":zero"),
-                keep("#r", ":zero"),
-            ))
+            .update_expression(format!("SET {}", sets.join(", ")))
             .expression_attribute_names("#role", ROLE)
             .expression_attribute_names("#from", FROM_SEQ)
             .expression_attribute_names("#joined", JOINED_AT)
@@ -175,8 +212,13 @@ impl DynamoStore {
             actions.push((action, Some(GroupRefusal::GroupChanged)));
         }
         for m in &joined {
-            let membership =
-                Membership::new(conv, &m.user, m.role, seq, m.joined_at).with_read_chats(chats);
+            let request = match change.requests.contains(&m.user) {
+                true => RequestState::Pending,
+                false => RequestState::Accepted,
+            };
+            let membership = Membership::new(conv, &m.user, m.role, seq, m.joined_at)
+                .with_read_chats(chats)
+                .with_request(request);
             let put = Put::builder()
                 .table_name(&t.memberships)
                 .set_item(Some(to_item(&MembershipItem::from(&membership))?))

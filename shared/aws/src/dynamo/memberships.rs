@@ -8,10 +8,11 @@ use super::codec::{self, from_item, n, s, to_item};
 use super::messages::LogKey;
 use super::{DynamoStore, Item, USER, applied, corrupt};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use messenger::domain::{
-    ConversationId, GroupInfo, Member, Membership, ReceiptKind, Role, Seq, UserId,
+    ConversationId, GroupInfo, Member, Membership, ReceiptKind, RequestState, Role, Seq, UserId,
 };
 use messenger::ports::{Conversations, StoreError};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,8 @@ pub(super) const READ: &str = "read";
 const READ_CHATS: &str = "read_chats";
 /// No pushes until then (absent: not muted).
 const MUTED_UNTIL: &str = "muted_until";
+/// The membership's standing as a message request (absent: accepted).
+pub(super) const REQUEST: &str = "request";
 /// What `by_conversation` projects besides the keys: what the member list shows. Not the
 /// pointers, so an ack never writes to the index.
 pub(super) const MEMBER_LIST: [&str; 3] = [ROLE, FROM_SEQ, JOINED_AT];
@@ -73,6 +76,13 @@ pub(super) struct MembershipItem {
         skip_serializing_if = "Option::is_none"
     )]
     muted_until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "is_accepted")]
+    request: RequestState,
+}
+
+/// Accepted memberships (all of them before message requests existed) store no `request`.
+fn is_accepted(r: &RequestState) -> bool {
+    *r == RequestState::Accepted
 }
 
 /// A membership as the `by_conversation` index holds it: the keys and [`MEMBER_LIST`].
@@ -198,6 +208,7 @@ impl From<&Membership> for MembershipItem {
             read: m.read,
             read_chats: m.read_chats,
             muted_until: m.muted_until,
+            request: m.request,
         }
     }
 }
@@ -214,6 +225,7 @@ impl From<MembershipItem> for Membership {
             read: i.read,
             read_chats: i.read_chats,
             muted_until: i.muted_until,
+            request: i.request,
         }
     }
 }
@@ -510,6 +522,57 @@ impl Conversations for DynamoStore {
                 .send()
                 .await,
         )
+    }
+
+    /// One TransactWriteItems of one or two conditional Updates (`REMOVE request` for an
+    /// accepted standing, `SET request` otherwise).
+    async fn set_request(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        state: RequestState,
+        peer: Option<(&UserId, RequestState)>,
+    ) -> Result<bool, StoreError> {
+        let mut actions = Vec::with_capacity(2);
+        for (u, state) in [(user, state)].into_iter().chain(peer) {
+            let update = Update::builder()
+                .table_name(&self.tables.memberships)
+                .set_key(Some(to_item(&MembershipKey { user: u, conv })?))
+                .condition_expression("attribute_exists(#u)")
+                .expression_attribute_names("#u", USER)
+                .expression_attribute_names("#rq", REQUEST);
+            let update = match state {
+                RequestState::Accepted => update.update_expression("REMOVE #rq"),
+                other => update
+                    .update_expression("SET #rq = :rq")
+                    .expression_attribute_values(":rq", codec::value(&other)?),
+            };
+            let update = update.build().map_err(super::backend)?;
+            actions.push(TransactWriteItem::builder().update(update).build());
+        }
+        let r = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let refused = matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(tc))
+                        if tc.cancellation_reasons().iter()
+                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                );
+                if refused {
+                    Ok(false)
+                } else {
+                    Err(super::backend(e))
+                }
+            }
+        }
     }
 
     /// One consistent BatchGetItem per 100 groups.

@@ -4,8 +4,9 @@
 //!   sender's idempotency key and the acked message (`messages`);
 //!   In a 1:1 `send`, the two block records between its members (`memberships`).
 //! - a group change: the group's metadata, roster and head, the caller's idempotency key
-//!   (`messages`), the group counts of the users it would add (`presence`) and whether each of
-//!   them blocked the caller (`memberships`).
+//!   (`messages`), the group counts of the users it would add (`presence`), whether each of
+//!   them blocked the caller, and their membership of their 1:1 with the caller (whether the
+//!   caller is a contact of theirs: `memberships`).
 
 use super::DynamoStore;
 use super::blocks::{BlockKey, pair_of};
@@ -15,7 +16,7 @@ use super::messages::{HeadItem, IdempotencyItem, LogKey, MessageItem};
 use super::presence::{groups_of_item, presence_key};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use messenger::domain::{GroupInfo, Membership};
+use messenger::domain::{ConversationId, GroupInfo, Membership, UserId};
 use messenger::ports::{GroupContext, GroupKeys, StoreError, WriteContext, WriteKeys, WriteReads};
 use std::collections::HashSet;
 
@@ -112,6 +113,19 @@ impl WriteReads for DynamoStore {
             .into_iter()
             .map(|u| BlockKey::of(u, keys.user).item())
             .collect::<Result<Vec<_>, _>>()?;
+        // Whether each of them has a 1:1 with the caller that is no request to them.
+        let direct: Vec<(UserId, ConversationId)> = keys
+            .counts_of
+            .iter()
+            .filter(|u| *u != keys.user)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(|u| (u.clone(), ConversationId::direct(u, keys.user)))
+            .collect();
+        let mut block_keys = block_keys;
+        for (user, conv) in &direct {
+            block_keys.push(to_item(&MembershipKey { user, conv })?);
+        }
         let t = &self.tables;
         let mut reads = vec![(t.messages.clone(), log_keys, true)];
         if !user_keys.is_empty() {
@@ -149,6 +163,11 @@ impl WriteReads for DynamoStore {
         for item in found.remove(&t.memberships).unwrap_or_default() {
             if let Some((blocker, _)) = pair_of(&item) {
                 out.blocked_by.insert(blocker);
+            } else {
+                let m = Membership::from(from_item::<MembershipItem>(item)?);
+                if !m.request.is_incoming() {
+                    out.contacts.insert(m.user);
+                }
             }
         }
         Ok(out)

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use messenger::Stores;
 use messenger::domain::{
     Amendment, Connection, ConnectionId, ConversationId, DeviceId, GroupInfo, Head, Member,
-    Membership, Message, NewMessage, ReceiptKind, Seq, UserId,
+    Membership, Message, NewMessage, ReceiptKind, RequestState, Seq, UserId,
 };
 use messenger::moderation::{Report, ReportId};
 use messenger::ports::{
@@ -195,6 +195,21 @@ impl Conversations for FaultyStore {
         self.guard(
             "Conversations::set_muted",
             self.inner.conversations.set_muted(conv, user, until),
+        )
+        .await
+    }
+    async fn set_request(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        state: RequestState,
+        peer: Option<(&UserId, RequestState)>,
+    ) -> Result<bool, StoreError> {
+        self.guard(
+            "Conversations::set_request",
+            self.inner
+                .conversations
+                .set_request(conv, user, state, peer),
         )
         .await
     }

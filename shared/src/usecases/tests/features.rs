@@ -341,6 +341,8 @@ async fn the_inbox_puts_the_latest_activity_first_with_unread_counts_previews_an
     // GIVEN alice writes to bob, then carol writes to bob twice, later
     let start = Utc::now();
     let (w, now) = world_at(start);
+    w.contacts("alice", "bob");
+    w.contacts("carol", "bob");
     let (alice, bob, carol) = (
         w.connect("alice", "p").await,
         w.connect("bob", "p").await,
@@ -412,6 +414,7 @@ async fn the_inbox_puts_the_latest_activity_first_with_unread_counts_previews_an
 async fn a_new_group_member_has_nothing_unread_from_before_joining() {
     // GIVEN a group with two messages, then dave added
     let w = World::new();
+    w.contacts("alice", "dave");
     let (alice, dave) = (w.connect("alice", "p").await, w.connect("dave", "p").await);
     w.run(
         &alice,
@@ -461,6 +464,7 @@ mod mute {
         // GIVEN bob, offline with a registered phone, who muted his conversation with alice
         let start = Utc::now();
         let (w, now) = world_at(start);
+        w.contacts("alice", "bob");
         let alice = w.connect("alice", "p").await;
         send_to(&w, &alice, "bob", "c-0", "first").await.unwrap();
         let bob = offline_with_device(&w, "bob", "fcm").await;
@@ -512,6 +516,8 @@ mod mute {
     async fn an_apns_push_carries_the_total_unread_as_its_badge() {
         // GIVEN bob offline with an iPhone and one unread message from carol
         let w = World::new();
+        w.contacts("alice", "bob");
+        w.contacts("carol", "bob");
         let (alice, carol) = (w.connect("alice", "p").await, w.connect("carol", "p").await);
         offline_with_device(&w, "bob", "apns").await;
         send_to(&w, &carol, "bob", "c-1", "hey").await.unwrap();

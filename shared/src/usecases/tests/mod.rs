@@ -4,6 +4,7 @@ mod attachments;
 mod features;
 mod properties;
 mod push;
+mod requests;
 
 use super::testkit::World;
 use super::{ack::ack, history::history, presence::presence, send::send, sync::sync};
@@ -206,6 +207,7 @@ async fn a_non_member_cannot_post_read_or_ack() {
 async fn ack_moves_pointers_forward_only_and_receipts_only_on_a_move() {
     // GIVEN three messages from alice to bob
     let w = World::new();
+    w.contacts("alice", "bob");
     let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
     for i in 1..=3 {
         send_to(&w, &alice, "bob", &format!("c-{i}"), "m")
@@ -444,6 +446,9 @@ mod groups {
         // GIVEN a group of alice (creator), bob and carol, with carol on two devices; dave is
         // added after bob's and alice's messages
         let w = World::new();
+        w.contacts("alice", "bob");
+        w.contacts("alice", "carol");
+        w.contacts("alice", "dave");
         let (alice, bob) = (w.connect("alice", "p").await, w.connect("bob", "p").await);
         let (carol, carol2) = (w.connect("carol", "p").await, w.connect("carol", "t").await);
         let r = w.request(&alice, json!({"name": "G", "members": ["bob", "carol"]}));

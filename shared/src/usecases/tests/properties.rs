@@ -14,7 +14,7 @@
 
 use crate::domain::{
     Amendment, Connection, ConnectionId, ConversationId, GroupInfo, Head, LogEvent, Member,
-    Membership, Message, NewMessage, ReceiptKind, Seq, UserId,
+    Membership, Message, NewMessage, ReceiptKind, RequestState, Seq, UserId,
 };
 use crate::ports::{
     Amended, Append, Connections, Conversations, Effects, GroupContext, GroupKeys, MessageLog,
@@ -175,6 +175,16 @@ impl Conversations for Interleaved {
     ) -> Result<bool, StoreError> {
         self.rng.shuffle().await;
         self.conversations.set_muted(c, u, until).await
+    }
+    async fn set_request(
+        &self,
+        c: &ConversationId,
+        u: &UserId,
+        state: RequestState,
+        peer: Option<(&UserId, RequestState)>,
+    ) -> Result<bool, StoreError> {
+        self.rng.shuffle().await;
+        self.conversations.set_request(c, u, state, peer).await
     }
     async fn groups(
         &self,

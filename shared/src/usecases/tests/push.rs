@@ -69,6 +69,7 @@ async fn unregistering_forgets_the_device_and_its_endpoint() {
 async fn a_burst_pushes_once_until_the_user_acks_the_pushed_message() {
     // GIVEN bob registered a device, then went offline
     let w = World::new();
+    w.contacts("alice", "bob");
     let alice = w.connect("alice", "p").await;
     let bob_phone = w.connect("bob", "phone").await;
     register(&w, &bob_phone, "fcm", "t").await;
@@ -105,6 +106,7 @@ async fn the_coalescing_window_lapses() {
         push_window: chrono::Duration::zero(),
         ..Limits::default()
     });
+    w.contacts("alice", "bob");
     let alice = w.connect("alice", "p").await;
     let bob = w.caller("bob", "phone");
     register(&w, &bob, "fcm", "t").await;
@@ -137,6 +139,7 @@ async fn a_member_whose_only_connection_cannot_be_posted_to_is_pushed() {
     // GIVEN bob online on one device with a registered phone, and posts to that connection
     // failing (throttled or 5xx after the poster's retries, but not gone)
     let w = World::new();
+    w.contacts("alice", "bob");
     let alice = w.connect("alice", "p").await;
     let bob = w.connect("bob", "phone").await;
     register(&w, &bob, "fcm", "t").await;
@@ -168,6 +171,7 @@ async fn a_push_failing_for_a_passing_reason_fails_the_record_and_its_retry_push
         push_inline: false,
         ..Limits::default()
     });
+    w.contacts("alice", "bob");
     let alice = w.connect("alice", "p").await;
     let bob = w.caller("bob", "phone");
     register(&w, &bob, "fcm", "t").await;
@@ -226,6 +230,7 @@ async fn a_membership_event_from_the_stream_is_published_but_not_pushed() {
 async fn a_disabled_token_unregisters_the_device_and_the_send_still_succeeds() {
     // GIVEN bob's offline phone whose token the platform has disabled
     let w = World::new();
+    w.contacts("alice", "bob");
     let alice = w.connect("alice", "p").await;
     let bob = w.caller("bob", "phone");
     register(&w, &bob, "fcm", "dead-token").await;
@@ -248,6 +253,9 @@ async fn a_disabled_token_unregisters_the_device_and_the_send_still_succeeds() {
 async fn a_lagging_stream_pushes_neither_members_added_after_the_message_nor_the_removed() {
     // GIVEN a group of alice, bob and carol; bob and carol, and dave, offline with devices
     let w = World::new();
+    w.contacts("alice", "bob");
+    w.contacts("alice", "carol");
+    w.contacts("alice", "dave");
     let alice = w.connect("alice", "p").await;
     let (bob, carol, dave) = (
         w.caller("bob", "phone"),

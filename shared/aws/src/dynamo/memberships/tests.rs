@@ -18,6 +18,7 @@ fn membership() -> Membership {
         read: 5,
         read_chats: 3,
         muted_until: Some(t0()),
+        request: RequestState::Pending,
     }
 }
 
@@ -37,11 +38,21 @@ fn a_membership_round_trips_and_its_format_is_pinned() {
             ("read", n(5)),
             ("read_chats", n(3)),
             ("muted_until", s("2026-11-29T05:45:39.120000000Z")),
+            ("request", s("pending")),
         ])
     );
-    for name in [USER, CONV, ROLE, DELIVERED, READ, READ_CHATS, MUTED_UNTIL]
-        .into_iter()
-        .chain(MEMBER_LIST)
+    for name in [
+        USER,
+        CONV,
+        ROLE,
+        DELIVERED,
+        READ,
+        READ_CHATS,
+        MUTED_UNTIL,
+        REQUEST,
+    ]
+    .into_iter()
+    .chain(MEMBER_LIST)
     {
         assert!(stored.contains_key(name), "{name} is an attribute");
     }
@@ -49,10 +60,13 @@ fn a_membership_round_trips_and_its_format_is_pinned() {
     assert_eq!(Membership::from(back), m);
     let plain = Membership {
         role: Role::Member,
+        request: RequestState::Accepted,
         ..m
     };
     let stored = to_item(&MembershipItem::from(&plain)).unwrap();
     assert_eq!(stored["role"], s("member"));
+    // Accepted (every membership from before message requests) stores no attribute.
+    assert!(!stored.contains_key(REQUEST));
     assert_eq!(
         Membership::from(from_item::<MembershipItem>(stored).unwrap()),
         plain
