@@ -297,7 +297,9 @@ pub async fn fresh_store_with_faults(
     let clean = fresh_store(bucket).await;
     let sdk = crate::sdk::for_endpoint(&emulator_endpoint()).await;
     let faulty = crate::faults::FaultyHttpClient::wrap(&sdk, plan);
-    let store = DynamoStore::new(&faulty, clean.tables().clone()).with_bucket_size(bucket);
+    let store = DynamoStore::new(&faulty, clean.tables().clone())
+        .with_bucket_size(bucket)
+        .with_unlimited_sdk_retries();
     (store, clean)
 }
 

@@ -6,7 +6,7 @@
 
 use super::codec::{self, from_item, n, s, to_item};
 use super::messages::LogKey;
-use super::{DynamoStore, Item, USER, applied, corrupt};
+use super::{DynamoStore, Failure, Item, USER, applied, classify, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem, Update};
@@ -17,6 +17,7 @@ use messenger::domain::{
 use messenger::ports::{Conversations, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use tokio::time::Instant;
 
 /// The memberships index that answers "members of a conversation" (eventually consistent).
 pub const BY_CONVERSATION: &str = "by_conversation";
@@ -550,28 +551,50 @@ impl Conversations for DynamoStore {
             let update = update.build().map_err(super::backend)?;
             actions.push(TransactWriteItem::builder().update(update).build());
         }
-        let r = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let refused = matches!(
-                    e.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionCanceledException(tc))
-                        if tc.cancellation_reasons().iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                );
-                if refused {
-                    Ok(false)
-                } else {
-                    Err(super::backend(e))
+        // Retried like every write here (throttling, a conflicting transaction, no usable
+        // answer) inside the store's budget: setting a standing twice is the same as once.
+        let deadline = Instant::now() + self.retry_budget;
+        let mut attempt = 0;
+        loop {
+            let r = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let err = match r {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            let failure = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => {
+                    let codes: Vec<&str> = tc
+                        .cancellation_reasons()
+                        .iter()
+                        .filter_map(|r| r.code())
+                        .collect();
+                    let throttled = ["ThrottlingError", "ProvisionedThroughputExceeded"];
+                    if codes.contains(&"ConditionalCheckFailed") {
+                        return Ok(false);
+                    } else if codes.iter().any(|c| throttled.contains(c)) {
+                        Failure::Throttled
+                    } else if codes.contains(&"TransactionConflict") {
+                        Failure::Race
+                    } else {
+                        return Err(super::backend(err));
+                    }
                 }
+                _ => match classify(&err) {
+                    Failure::Permanent => return Err(super::backend(err)),
+                    failure => failure,
+                },
+            };
+            if Instant::now() >= deadline {
+                return Err(super::backend(err));
             }
+            tokio::time::sleep(super::backoff(attempt, failure)).await;
+            attempt += 1;
         }
     }
 
