@@ -28,10 +28,11 @@ use axum::{Json, Router};
 use chrono::Utc;
 use messenger::auth::{Authenticator, IssuerVerifier};
 use messenger::ports::Poster;
+use messenger::request::{Caller, Frame};
 use messenger::routes::Route;
 use messenger::{App, Limits, Stores};
 use messenger_lambda::authorizer;
-use messenger_lambda::{WsEvent, WsResponse, status};
+use messenger_lambda::{Invocation, WsEvent, WsResponse, status};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -281,9 +282,12 @@ async fn connect(
         user_agent: user_agent.clone(),
         authorizer,
     };
-    let response = gw
-        .invoke(Route::Connect, ctx.connect(&headers, &query, connected_at))
-        .await;
+    let connect_event = ctx.connect(&headers, &query, connected_at);
+    // The caller every frame of this connection is invoked as, decoded once from the
+    // `$connect` event the way the handler decodes each event (the authorizer's context, the
+    // connection id and time never change for a connection).
+    let caller = messenger_lambda::caller(&connect_event);
+    let response = gw.invoke(Route::Connect, connect_event).await;
     if !(200..300).contains(&response.status_code) {
         let code = u16::try_from(response.status_code)
             .ok()
@@ -291,6 +295,10 @@ async fn connect(
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return api_error(code, "Connection refused by $connect", "ForbiddenException");
     }
+    // `$connect` refuses an event without a caller (403) before this.
+    let Ok(caller) = caller else {
+        return api_error(StatusCode::FORBIDDEN, "Forbidden", "ForbiddenException");
+    };
 
     // Registered before the 101 goes out: a client that has seen its handshake complete can be
     // posted to at once (posts queue until the socket task starts).
@@ -314,7 +322,9 @@ async fn connect(
                     .await
             });
         })
-        .on_upgrade(move |socket| async move { gw.run_socket(ctx, entry, rx, socket).await })
+        .on_upgrade(
+            move |socket| async move { gw.run_socket(ctx, caller, entry, rx, socket).await },
+        )
 }
 
 /// Whether an integration's returned body goes back to the client: only on a two-way route.
@@ -352,16 +362,33 @@ impl Gateway {
     }
 
     /// Invokes the selected route for one client frame, concurrently with the socket's other
-    /// frames (API Gateway does not serialise a connection's invocations).
-    pub(crate) fn dispatch(self: &Arc<Self>, ctx: &ConnectionContext, entry: &Entry, body: Body) {
+    /// frames (API Gateway does not serialise a connection's invocations). The invocation is
+    /// handed over in-process, as the handler would decode it from the `MESSAGE` event
+    /// (`events.rs` builds that event; `$connect` and `$disconnect` still go through theirs).
+    pub(crate) fn dispatch(self: &Arc<Self>, caller: &Caller, entry: &Entry, body: Body) {
         let route = match &body {
             Body::Text(t) => Route::select(Some(t)),
             Body::Binary(_) => Route::Default,
         };
-        let event = ctx.message(route.key(), body, Utc::now());
-        let (gw, entry) = (self.clone(), entry.clone());
+        let (gw, entry, caller) = (self.clone(), entry.clone(), caller.clone());
         tokio::spawn(async move {
-            let response = gw.invoke(route, event).await;
+            let invocation = Invocation {
+                caller,
+                request_id: events::request_id(),
+                route_key: route.key(),
+                frame: match &body {
+                    Body::Text(t) => Frame::Text(t),
+                    Body::Binary(_) => Frame::Binary,
+                },
+            };
+            let call = routes::serve(&gw.app, route, invocation);
+            let response = match tokio::time::timeout(gw.config.integration_timeout, call).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::warn!(route = route.key(), "integration timed out");
+                    status(504)
+                }
+            };
             if let Some(out) = route_response(&gw.config.two_way_routes, route.key(), response) {
                 entry.queue(out);
             }

@@ -11,6 +11,7 @@ use crate::registry::{Entry, Outbound};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::Utc;
 use futures_util::SinkExt;
+use messenger::request::Caller;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -59,6 +60,7 @@ impl Gateway {
     pub(crate) async fn run_socket(
         self: Arc<Self>,
         ctx: ConnectionContext,
+        caller: Caller,
         entry: Entry,
         mut rx: mpsc::UnboundedReceiver<Outbound>,
         mut socket: WebSocket,
@@ -103,11 +105,11 @@ impl Gateway {
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(t))) => {
                         entry.touch();
-                        self.dispatch(&ctx, &entry, Body::Text(t.to_string()));
+                        self.dispatch(&caller, &entry, Body::Text(t.to_string()));
                     }
                     Some(Ok(Message::Binary(b))) => {
                         entry.touch();
-                        self.dispatch(&ctx, &entry, Body::Binary(b.to_vec()));
+                        self.dispatch(&caller, &entry, Body::Binary(b.to_vec()));
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => entry.touch(),
                     Some(Ok(Message::Close(_))) | None => {
