@@ -310,7 +310,9 @@ async fn connect(
         // that memset the gateway's hottest spot and cost ~140 KiB per connection (see
         // docs/benchmarks.md). Frames larger than 8 KiB still arrive; the buffer grows.
         .read_buffer_size(8 * 1024)
-        .write_buffer_size(0)
+        // The socket task writes what is queued with one flush (socket.rs): frames collect
+        // in the write buffer up to this, then go out in one write.
+        .write_buffer_size(16 * 1024)
         .max_frame_size(gw.config.max_frame_bytes)
         .max_message_size(gw.config.max_message_bytes)
         .on_failed_upgrade(move |e| {
@@ -371,7 +373,8 @@ impl Gateway {
             Body::Binary(_) => Route::Default,
         };
         let (gw, entry, caller) = (self.clone(), entry.clone(), caller.clone());
-        tokio::spawn(async move {
+        // Boxed here, once: the handler's future is several KiB, and spawning moves it.
+        tokio::spawn(Box::pin(async move {
             let invocation = Invocation {
                 caller,
                 request_id: events::request_id(),
@@ -392,7 +395,7 @@ impl Gateway {
             if let Some(out) = route_response(&gw.config.two_way_routes, route.key(), response) {
                 entry.queue(out);
             }
-        });
+        }));
     }
 }
 
@@ -489,7 +492,7 @@ async fn get_connection(
     let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Json(json!({
         "connectedAt": fmt(entry.connected_at),
-        "identity": { "sourceIp": entry.source_ip, "userAgent": entry.user_agent },
+        "identity": { "sourceIp": &*entry.source_ip, "userAgent": entry.user_agent.as_deref() },
         "lastActiveAt": fmt(entry.last_active()),
     }))
     .into_response()

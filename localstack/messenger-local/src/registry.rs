@@ -92,8 +92,9 @@ pub struct Entry {
     pub connected_at: DateTime<Utc>,
     /// Milliseconds since the epoch of the last frame in either direction.
     pub last_active: Arc<AtomicI64>,
-    pub source_ip: String,
-    pub user_agent: Option<String>,
+    /// Shared, not copied: an entry is cloned for every post to it.
+    pub source_ip: Arc<str>,
+    pub user_agent: Option<Arc<str>>,
 }
 
 impl Entry {
@@ -110,8 +111,8 @@ impl Entry {
             closing: Arc::default(),
             connected_at,
             last_active: Arc::new(AtomicI64::new(connected_at.timestamp_millis())),
-            source_ip,
-            user_agent,
+            source_ip: source_ip.into(),
+            user_agent: user_agent.map(Into::into),
         };
         (entry, rx)
     }
@@ -137,7 +138,12 @@ impl Entry {
 
     /// The socket task took `frame` off the queue and wrote it (or gave up on it).
     pub fn dequeued(&self, frame: &Outbound) {
-        self.queued.fetch_sub(frame.cost(), Ordering::Relaxed);
+        self.released(frame.cost());
+    }
+
+    /// Frames that cost `cost` together ([`Outbound::cost`]) left the queue.
+    pub fn released(&self, cost: usize) {
+        self.queued.fetch_sub(cost, Ordering::Relaxed);
     }
 }
 
