@@ -36,9 +36,12 @@ use messenger_lambda::{Invocation, WsEvent, WsResponse, status};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 /// How the emulated API behaves. Defaults are API Gateway's quotas.
 #[derive(Clone)]
@@ -367,14 +370,20 @@ impl Gateway {
     /// frames (API Gateway does not serialise a connection's invocations). The invocation is
     /// handed over in-process, as the handler would decode it from the `MESSAGE` event
     /// (`events.rs` builds that event; `$connect` and `$disconnect` still go through theirs).
-    pub(crate) fn dispatch(self: &Arc<Self>, caller: &Caller, entry: &Entry, body: Body) {
+    ///
+    /// The socket task polls the invocation once itself: one that completes at once (on the
+    /// in-memory store, most do) costs no task; one that waits (a store or a post over the
+    /// network, a fault) goes on in a task of its own, so the socket reads on meanwhile. A
+    /// panic in that first poll is caught, as the task would have caught it.
+    pub(crate) async fn dispatch(self: &Arc<Self>, caller: &Caller, entry: &Entry, body: Body) {
         let route = match &body {
             Body::Text(t) => Route::select(Some(t)),
             Body::Binary(_) => Route::Default,
         };
-        let (gw, entry, caller) = (self.clone(), entry.clone(), caller.clone());
-        // Boxed here, once: the handler's future is several KiB, and spawning moves it.
-        tokio::spawn(Box::pin(async move {
+        let deadline = Instant::now() + self.config.integration_timeout;
+        let (gw, caller) = (self.clone(), caller.clone());
+        // Boxed: the handler's future is several KiB, and a waiting one moves into a task.
+        let mut call = Box::pin(async move {
             let invocation = Invocation {
                 caller,
                 request_id: events::request_id(),
@@ -384,18 +393,38 @@ impl Gateway {
                     Body::Binary(_) => Frame::Binary,
                 },
             };
-            let call = routes::serve(&gw.app, route, invocation);
-            let response = match tokio::time::timeout(gw.config.integration_timeout, call).await {
-                Ok(response) => response,
-                Err(_) => {
-                    tracing::warn!(route = route.key(), "integration timed out");
-                    status(504)
-                }
-            };
-            if let Some(out) = route_response(&gw.config.two_way_routes, route.key(), response) {
-                entry.queue(out);
+            routes::serve(&gw.app, route, invocation).await
+        });
+        let first = std::future::poll_fn(|cx| {
+            Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| {
+                call.as_mut().poll(cx)
+            })))
+        })
+        .await;
+        match first {
+            Ok(Poll::Ready(response)) => self.respond(route, entry, response),
+            Ok(Poll::Pending) => {
+                let (gw, entry) = (self.clone(), entry.clone());
+                tokio::spawn(async move {
+                    let response = match tokio::time::timeout_at(deadline, call).await {
+                        Ok(response) => response,
+                        Err(_) => {
+                            tracing::warn!(route = route.key(), "integration timed out");
+                            status(504)
+                        }
+                    };
+                    gw.respond(route, &entry, response);
+                });
             }
-        }));
+            Err(_) => tracing::error!(route = route.key(), "integration panicked"),
+        }
+    }
+
+    /// What an invocation returned reaches the client only on a two-way route.
+    fn respond(&self, route: Route, entry: &Entry, response: WsResponse) {
+        if let Some(out) = route_response(&self.config.two_way_routes, route.key(), response) {
+            entry.queue(out);
+        }
     }
 }
 

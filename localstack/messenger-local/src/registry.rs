@@ -213,11 +213,25 @@ impl Registry {
         if data.len() > self.max_message_bytes {
             return Err(PostError::TooLarge);
         }
-        let entry = self.get(id).ok_or(PostError::Gone)?;
         let out = match String::from_utf8(data) {
             Ok(text) => Outbound::Text(text),
             Err(e) => Outbound::Binary(e.into_bytes()),
         };
+        self.post_frame(id, out)
+    }
+
+    /// [`post`](Self::post) of a frame already known to be text or binary (the in-process
+    /// poster's frames are text).
+    fn post_frame(&self, id: &str, out: Outbound) -> Result<(), PostError> {
+        let len = match &out {
+            Outbound::Text(t) => t.len(),
+            Outbound::Binary(b) => b.len(),
+            Outbound::Close(..) => 0,
+        };
+        if len > self.max_message_bytes {
+            return Err(PostError::TooLarge);
+        }
+        let entry = self.get(id).ok_or(PostError::Gone)?;
         let cost = out.cost();
         let before = entry.queued.fetch_add(cost, Ordering::Relaxed);
         if before + cost > self.max_queued_bytes {
@@ -257,7 +271,10 @@ pub struct LocalPoster(pub Arc<Registry>);
 #[async_trait]
 impl Poster for LocalPoster {
     async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), ports::PostError> {
-        match self.0.post(conn.as_str(), data.as_bytes().to_vec()) {
+        match self
+            .0
+            .post_frame(conn.as_str(), Outbound::Text(data.to_owned()))
+        {
             Ok(()) => Ok(()),
             Err(PostError::Gone) => Err(ports::PostError::Gone),
             Err(PostError::TooLarge) => Err(ports::PostError::Failed(

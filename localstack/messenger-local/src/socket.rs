@@ -158,11 +158,11 @@ impl Gateway {
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(t))) => {
                         entry.touch();
-                        self.dispatch(&caller, &entry, Body::Text(t.to_string()));
+                        self.dispatch(&caller, &entry, Body::Text(t.to_string())).await;
                     }
                     Some(Ok(Message::Binary(b))) => {
                         entry.touch();
-                        self.dispatch(&caller, &entry, Body::Binary(b.to_vec()));
+                        self.dispatch(&caller, &entry, Body::Binary(b.to_vec())).await;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => entry.touch(),
                     Some(Ok(Message::Close(_))) | None => {
