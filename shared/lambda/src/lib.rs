@@ -1,10 +1,14 @@
 //! Messenger in the Lambda shape: API Gateway WebSocket events in, proxy responses out.
 //!
-//! The Lambda binaries (through `messenger-aws`) and the embedded gateway (`messenger-local`)
-//! both call [`handle`] with the same events, so the embedded mode runs exactly the code a
-//! deployment runs. The core (`messenger`) knows nothing of these event types: this crate reads
-//! the caller from the authorizer's context and the frame from the body, and hands them over.
-//! - [`handle`]: one WebSocket route event, served by one [`Function`].
+//! The Lambda binaries (through `messenger-aws`) call [`handle`] with the event the runtime
+//! hands them; it decodes it ([`Invocation::of_event`]) and [`serve`]s it. The embedded gateway
+//! (`messenger-local`) decodes each connection's caller once, from its `$connect` event, and
+//! hands each frame's [`Invocation`] to the same [`serve`] in-process, so the embedded mode runs
+//! the code a deployment runs after decoding. The core (`messenger`) knows nothing of these event
+//! types: this crate reads the caller from the authorizer's context and the frame from the body,
+//! and hands them over.
+//! - [`handle`]: one WebSocket route event, served by one [`Function`]; [`serve`]: one decoded
+//!   invocation.
 //! - [`authorizer`]: the `$connect` REQUEST authorizer's decision.
 //! - [`jwks`]: an identity provider's signing keys over HTTPS (the core's JWKS port).
 //!
