@@ -1,33 +1,39 @@
 #!/usr/bin/env bash
 # Reproduces the tables of docs/benchmarks.md, loopback only, each target in-process with the
-# load generator; a fixed open-loop rate (latency) and a closed loop (capacity):
-#   1. the embedded gateway (in-memory store) vs the raw reference server, at 100, 1,000 and
-#      5,000 connections;
-#   2. the embedded gateway on the in-memory store vs on DynamoDB (MiniStack, started and
-#      stopped here unless one is already running from localstack/ministack), at 100, 1,000 and
-#      5,000 connections (open loop; closed loop up to 1,000);
-#   3. groups of GROUP_SIZE members on both stores.
+# load generator:
+#   1. issue 18's targets, REPEAT times (default 3), targets alternating: the embedded gateway
+#      (in-memory store) vs the raw reference server at 1,000 connections, closed loop (window 1:
+#      capacity and CPU per message) and open loop at TARGET_RATE (default 5,000) sends/s
+#      (latency);
+#   2. the embedded gateway vs the reference at 100, 1,000 and 5,000 connections, a fixed
+#      open-loop rate (RATE) and a closed loop, and two diagnostics of the reference;
+#   3. opt-in (DynamoDB on MiniStack, which is slow: ~10 more minutes): the embedded gateway on
+#      the in-memory store vs on DynamoDB (MiniStack, started and stopped here unless one is
+#      already running from localstack/ministack) at DYNAMO_SIZES connections, and groups of
+#      GROUP_SIZE members on both stores at GROUP_SIZES connections.
 #
-#   bench/run.sh                 # everything (~15 minutes of runs after the release build)
+#   bench/run.sh                 # 1 and 2 (~8 minutes of runs after the release build)
+#   REPEAT=1 SIZES="" bench/run.sh                # only the issue's four runs
 #   SIZES="100 1000" bench/run.sh
-#   SIZES="" GROUP_SIZES="" bench/run.sh          # only the DynamoDB comparison
-#   DYNAMO_SIZES="" bench/run.sh                  # no MiniStack
+#   DYNAMO_SIZES="100 1000 5000" GROUP_SIZES=1000 bench/run.sh   # everything (~20 minutes)
 #   OUT=/tmp/results bench/run.sh
 #
 # Results: one JSON file per run in $OUT (default bench/results), then the markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+REPEAT=${REPEAT:-3}         # rounds of the issue's runs
+TARGET_RATE=${TARGET_RATE:-5000}  # the issue's open-loop rate at 1,000 connections
 SIZES=${SIZES-"100 1000 5000"}
 RATE=${RATE:-1000}          # open loop: total sends/s, the same at every size
-DYNAMO_SIZES=${DYNAMO_SIZES-"100 1000 5000"}
+DYNAMO_SIZES=${DYNAMO_SIZES-""}
 # Open loop on both stores, well under MiniStack's capacity on this machine (~80 sends/s, 5
 # DynamoDB requests each, closed loop, with other builds running); it queues past it.
 DYNAMO_RATE=${DYNAMO_RATE:-50}
 DYNAMO_DRAIN=${DYNAMO_DRAIN:-60}  # closed loop on MiniStack: 1,000 sends in flight take ~12 s
 GROUP_SIZE=${GROUP_SIZE:-10}
 GROUP_DYNAMO_RATE=${GROUP_DYNAMO_RATE:-20}  # a 10-member group send is 14 requests
-GROUP_SIZES=${GROUP_SIZES-"1000"} # connections of the group runs (a multiple of GROUP_SIZE)
+GROUP_SIZES=${GROUP_SIZES-""}   # connections of the group runs (a multiple of GROUP_SIZE)
 DURATION=${DURATION:-10}    # measured seconds
 WARMUP=${WARMUP:-2}
 OUT=${OUT:-bench/results}
@@ -50,6 +56,19 @@ run() { # name, args...
         || echo "   (run reported lost/duplicated messages or failed: see $OUT/$name.json)"
 }
 
+# 1. The issue's targets: capacity and CPU per message at 1,000 connections (closed loop), and
+# latency at TARGET_RATE sends/s with 1,000 connections (open loop); rounds alternate targets so
+# drifting background load hits both alike.
+for r in $(seq 1 "$REPEAT"); do
+    for target in embedded reference; do
+        run "$target-1000-window1-r$r" --$target --connections 1000 --window 1
+    done
+    for target in embedded reference; do
+        run "$target-1000-rate$TARGET_RATE-r$r" --$target --connections 1000 --rate "$TARGET_RATE"
+    done
+done
+
+# 2. Sizes.
 for n in ${SIZES}; do
     w=$(window_for "$n")
     # Alternate targets so drifting background load hits both alike.
@@ -107,4 +126,5 @@ if [ -n "$DYNAMO_SIZES$GROUP_SIZES" ]; then
     done
 fi
 
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 bench/tables.py "$OUT"

@@ -5,6 +5,8 @@ usage: bench/tables.py RESULTS_DIR
 """
 import json
 import pathlib
+import re
+import statistics
 import sys
 
 
@@ -92,6 +94,46 @@ def groups(runs):
               f'{per_msg(r, "requests_per_message")} | {p["cpu_us_per_delivered"] or 0:.0f} |')
 
 
+def targets(runs):
+    """Issue 18's runs: <target>-1000-window1-r<k> and <target>-1000-rate<R>-r<k>, per round."""
+    rounds = sorted({m.group(1) for n in runs
+                     if (m := re.fullmatch(r"embedded-1000-window1-r(\d+)", n))}, key=int)
+    if not rounds:
+        return
+    rates = sorted({m.group(1) for n in runs
+                    if (m := re.fullmatch(r"embedded-1000-rate(\d+)-r\d+", n))})
+    rate = rates[0] if rates else None
+    print("\n### Issue 18's targets: 1,000 connections, embedded vs reference, round by round\n")
+    print("Closed loop (window 1): capacity and CPU per message; open loop at "
+          f"{rate or '?'} sends/s: p99 send→message. Targets: capacity ratio ≥ 0.80, "
+          "CPU ratio ≤ 1.5×, embedded p99 ≤ 1 ms.\n")
+    print("| round | capacity msg/s embedded / reference | capacity ratio | CPU µs/msg embedded / "
+          "reference | CPU ratio | p99 send→message ms embedded / reference | CPU µs/msg at "
+          "the rate, embedded / reference | load (closed / open) |")
+    print("|---:|---|---:|---|---:|---|---|---|")
+    caps, cpus, p99s = [], [], []
+    for k in rounds:
+        e, r = runs.get(f"embedded-1000-window1-r{k}"), runs.get(f"reference-1000-window1-r{k}")
+        eo = runs.get(f"embedded-1000-rate{rate}-r{k}") if rate else None
+        ro = runs.get(f"reference-1000-rate{rate}-r{k}") if rate else None
+        if not (e and r and eo and ro):
+            continue
+        te, tr = e["throughput"]["delivered_per_s"], r["throughput"]["delivered_per_s"]
+        ce, cr = e["process"]["cpu_us_per_delivered"], r["process"]["cpu_us_per_delivered"]
+        pe, pr = eo["latency_ms"]["send_to_message"]["p99"], ro["latency_ms"]["send_to_message"]["p99"]
+        oe, orr = eo["process"]["cpu_us_per_delivered"], ro["process"]["cpu_us_per_delivered"]
+        caps.append(te / tr)
+        cpus.append(ce / cr)
+        p99s.append(pe)
+        load_c = e["machine"]["loadavg"].split()[0] + "–" + r["machine"]["loadavg"].split()[0]
+        load_o = eo["machine"]["loadavg"].split()[0] + "–" + ro["machine"]["loadavg"].split()[0]
+        print(f"| {k} | {te:.0f} / {tr:.0f} | {te / tr:.2f} | {ce:.0f} / {cr:.0f} | "
+              f"{ce / cr:.2f}× | {pe:.2f} / {pr:.2f} | {oe:.0f} / {orr:.0f} | {load_c} / {load_o} |")
+    if caps:
+        print(f"| median | | **{statistics.median(caps):.2f}** | | **{statistics.median(cpus):.2f}×** "
+              f"| **{statistics.median(p99s):.2f}** | | |")
+
+
 def main():
     runs = load(sys.argv[1] if len(sys.argv) > 1 else "bench/results")
     if not runs:
@@ -117,6 +159,7 @@ def main():
         print(f'| {e["run"]["connections"]} | {load_} | {te:.0f} | {tr:.0f} | '
               f'{te / tr if tr else 0:.2f} | {ce or 0:.0f} | {cr or 0:.0f} | '
               f'{(ce / cr) if ce and cr else 0:.1f}× |')
+    targets(runs)
     stores(runs)
     groups(runs)
     bad = [n for n, r in runs.items() if not r["ok"]]

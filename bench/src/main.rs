@@ -18,6 +18,11 @@ use messenger_bench::{BenchConfig, Load, Store, Target, Topology};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// mimalloc instead of the system's malloc, for every target alike (the gateway, the reference
+/// server and the load generator share this process): see docs/benchmarks.md, "Findings".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_STATUS: &str = "\
 Exit status: 0 when nothing was lost or duplicated, 1 when something was, 2 on errors.
 Logs of the in-process gateway: RUST_LOG (default warn).";

@@ -306,45 +306,25 @@ impl App {
             })
             .collect();
         delivery.posts = targets.len() * jsons.len();
-        // Bounded concurrency without stream-combinator closures, whose borrowed futures trip
-        // the compiler's `Send` inference (rust-lang/rust#102211) when the caller is spawned.
-        let mut pending = targets.into_iter();
-        let mut in_flight = FuturesUnordered::new();
-        loop {
-            while in_flight.len() < self.limits.post_concurrency.max(1) {
-                let Some(conn) = pending.next() else { break };
-                in_flight.push(self.post_one(conn, &jsons));
-            }
-            let Some((conn, result)) = in_flight.next().await else {
-                break;
-            };
-            match result {
-                Ok(()) => {
-                    delivery.online.insert(conn.user.clone());
+        if let [conn] = targets[..] {
+            // One connection (a 1:1 message to a user on one device): nothing to run beside.
+            let (conn, result) = self.post_one(conn, &jsons).await;
+            self.settle(now, &mut delivery, conn, result).await;
+        } else {
+            // Bounded concurrency without stream-combinator closures, whose borrowed futures
+            // trip the compiler's `Send` inference (rust-lang/rust#102211) when the caller is
+            // spawned.
+            let mut pending = targets.into_iter();
+            let mut in_flight = FuturesUnordered::new();
+            loop {
+                while in_flight.len() < self.limits.post_concurrency.max(1) {
+                    let Some(conn) = pending.next() else { break };
+                    in_flight.push(self.post_one(conn, &jsons));
                 }
-                Err(PostError::Gone) if now - conn.connected_at < CONNECTING_GRACE => {
-                    // Still in `$connect`, where API Gateway answers 410 to a socket about to
-                    // open: deleting its record would leave that device without pushes. It
-                    // syncs once open; a truly dead one goes with a later post or its TTL.
-                    delivery.gone += 1;
-                    tracing::info!(connection = %conn.id, user = %conn.user, "410 from a connection still connecting; record kept");
-                }
-                Err(PostError::Gone) => {
-                    delivery.gone += 1;
-                    tracing::info!(connection = %conn.id, user = %conn.user, "stale connection removed");
-                    if let Err(e) = self.stores.connections.remove(&conn.user, &conn.id).await {
-                        tracing::warn!(connection = %conn.id, error = %e, "could not remove stale connection");
-                    }
-                }
-                Err(e) => {
-                    // Not gone, just failed (throttled, 5xx, timed out, after the poster's
-                    // retries): this connection did not get the frame, so it does not count its
-                    // user as reached — a user reached nowhere else gets a push. The message is
-                    // stored: the device sees the gap in seqs at its next message, or syncs when
-                    // it reconnects.
-                    delivery.failed += 1;
-                    tracing::warn!(connection = %conn.id, user = %conn.user, error = %e, "delivery failed");
-                }
+                let Some((conn, result)) = in_flight.next().await else {
+                    break;
+                };
+                self.settle(now, &mut delivery, conn, result).await;
             }
         }
         delivery.offline = users
@@ -353,6 +333,45 @@ impl App {
             .cloned()
             .collect();
         Ok(delivery)
+    }
+
+    /// Counts one connection's posts in `delivery`: its user reached, or the connection gone
+    /// (its record deleted unless it may still be connecting), or failed.
+    async fn settle(
+        &self,
+        now: DateTime<Utc>,
+        delivery: &mut Delivery,
+        conn: &Connection,
+        result: Result<(), PostError>,
+    ) {
+        match result {
+            Ok(()) => {
+                delivery.online.insert(conn.user.clone());
+            }
+            Err(PostError::Gone) if now - conn.connected_at < CONNECTING_GRACE => {
+                // Still in `$connect`, where API Gateway answers 410 to a socket about to
+                // open: deleting its record would leave that device without pushes. It
+                // syncs once open; a truly dead one goes with a later post or its TTL.
+                delivery.gone += 1;
+                tracing::info!(connection = %conn.id, user = %conn.user, "410 from a connection still connecting; record kept");
+            }
+            Err(PostError::Gone) => {
+                delivery.gone += 1;
+                tracing::info!(connection = %conn.id, user = %conn.user, "stale connection removed");
+                if let Err(e) = self.stores.connections.remove(&conn.user, &conn.id).await {
+                    tracing::warn!(connection = %conn.id, error = %e, "could not remove stale connection");
+                }
+            }
+            Err(e) => {
+                // Not gone, just failed (throttled, 5xx, timed out, after the poster's
+                // retries): this connection did not get the frame, so it does not count its
+                // user as reached — a user reached nowhere else gets a push. The message is
+                // stored: the device sees the gap in seqs at its next message, or syncs when
+                // it reconnects.
+                delivery.failed += 1;
+                tracing::warn!(connection = %conn.id, user = %conn.user, error = %e, "delivery failed");
+            }
+        }
     }
 
     /// Posts `jsons` to one connection in order, stopping at the first failure.

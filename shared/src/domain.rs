@@ -220,7 +220,13 @@ impl RequestDigest {
             h.update(part.as_bytes());
         }
         let sum = h.finalize();
-        Self(sum[..16].iter().map(|b| format!("{b:02x}")).collect())
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = String::with_capacity(32);
+        for b in &sum[..16] {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        Self(hex)
     }
 
     /// A digest as stored.

@@ -286,6 +286,26 @@ impl Connections for InMemoryStore {
             })
             .collect())
     }
+
+    /// As the port's default, without building each user's presence first (every fan-out
+    /// asks this).
+    async fn of_users(
+        &self,
+        users: &[UserId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let s = self.lock();
+        // Each user once, as the port's default (a map by user) has it.
+        let mut seen = std::collections::HashSet::with_capacity(users.len());
+        Ok(users
+            .iter()
+            .filter(|u| seen.insert(*u))
+            .filter_map(|u| s.users.get(u))
+            .flat_map(|r| r.connections.values())
+            .filter(|c| c.expires_at > now)
+            .cloned()
+            .collect())
+    }
 }
 
 #[async_trait]

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use messenger_lambda::{AuthorizerEvent, WsEvent};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What API Gateway knows about a connection, reused in every event of it.
 #[derive(Debug, Clone)]
@@ -26,6 +28,23 @@ pub struct ConnectionContext {
 pub fn random_id() -> String {
     let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes).expect("the OS provides randomness");
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
+}
+
+/// A request id for an invocation the gateway hands over in-process: unique in this process
+/// and of API Gateway's style, without asking the OS for randomness per frame (the ids are for
+/// logs and internal-error messages; nothing relies on them being unpredictable).
+pub fn request_id() -> String {
+    static PREFIX: OnceLock<[u8; 6]> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).expect("the OS provides randomness");
+        bytes
+    });
+    let mut bytes = [0u8; 12];
+    bytes[..6].copy_from_slice(prefix);
+    bytes[6..].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes()[2..]);
     base64::engine::general_purpose::URL_SAFE.encode(bytes)
 }
 

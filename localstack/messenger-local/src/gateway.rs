@@ -28,16 +28,20 @@ use axum::{Json, Router};
 use chrono::Utc;
 use messenger::auth::{Authenticator, IssuerVerifier};
 use messenger::ports::Poster;
+use messenger::request::{Caller, Frame};
 use messenger::routes::Route;
 use messenger::{App, Limits, Stores};
 use messenger_lambda::authorizer;
-use messenger_lambda::{WsEvent, WsResponse, status};
+use messenger_lambda::{Invocation, WsEvent, WsResponse, status};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 /// How the emulated API behaves. Defaults are API Gateway's quotas.
 #[derive(Clone)]
@@ -281,9 +285,12 @@ async fn connect(
         user_agent: user_agent.clone(),
         authorizer,
     };
-    let response = gw
-        .invoke(Route::Connect, ctx.connect(&headers, &query, connected_at))
-        .await;
+    let connect_event = ctx.connect(&headers, &query, connected_at);
+    // The caller every frame of this connection is invoked as, decoded once from the
+    // `$connect` event the way the handler decodes each event (the authorizer's context, the
+    // connection id and time never change for a connection).
+    let caller = messenger_lambda::caller(&connect_event);
+    let response = gw.invoke(Route::Connect, connect_event).await;
     if !(200..300).contains(&response.status_code) {
         let code = u16::try_from(response.status_code)
             .ok()
@@ -291,6 +298,10 @@ async fn connect(
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return api_error(code, "Connection refused by $connect", "ForbiddenException");
     }
+    // `$connect` refuses an event without a caller (403) before this.
+    let Ok(caller) = caller else {
+        return api_error(StatusCode::FORBIDDEN, "Forbidden", "ForbiddenException");
+    };
 
     // Registered before the 101 goes out: a client that has seen its handshake complete can be
     // posted to at once (posts queue until the socket task starts).
@@ -302,7 +313,9 @@ async fn connect(
         // that memset the gateway's hottest spot and cost ~140 KiB per connection (see
         // docs/benchmarks.md). Frames larger than 8 KiB still arrive; the buffer grows.
         .read_buffer_size(8 * 1024)
-        .write_buffer_size(0)
+        // The socket task writes what is queued with one flush (socket.rs): frames collect
+        // in the write buffer up to this, then go out in one write.
+        .write_buffer_size(16 * 1024)
         .max_frame_size(gw.config.max_frame_bytes)
         .max_message_size(gw.config.max_message_bytes)
         .on_failed_upgrade(move |e| {
@@ -314,7 +327,9 @@ async fn connect(
                     .await
             });
         })
-        .on_upgrade(move |socket| async move { gw.run_socket(ctx, entry, rx, socket).await })
+        .on_upgrade(
+            move |socket| async move { gw.run_socket(ctx, caller, entry, rx, socket).await },
+        )
 }
 
 /// Whether an integration's returned body goes back to the client: only on a two-way route.
@@ -352,20 +367,64 @@ impl Gateway {
     }
 
     /// Invokes the selected route for one client frame, concurrently with the socket's other
-    /// frames (API Gateway does not serialise a connection's invocations).
-    pub(crate) fn dispatch(self: &Arc<Self>, ctx: &ConnectionContext, entry: &Entry, body: Body) {
+    /// frames (API Gateway does not serialise a connection's invocations). The invocation is
+    /// handed over in-process, as the handler would decode it from the `MESSAGE` event
+    /// (`events.rs` builds that event; `$connect` and `$disconnect` still go through theirs).
+    ///
+    /// The socket task polls the invocation once itself: one that completes at once (on the
+    /// in-memory store, most do) costs no task; one that waits (a store or a post over the
+    /// network, a fault) goes on in a task of its own, so the socket reads on meanwhile. A
+    /// panic in that first poll is caught, as the task would have caught it.
+    pub(crate) async fn dispatch(self: &Arc<Self>, caller: &Caller, entry: &Entry, body: Body) {
         let route = match &body {
             Body::Text(t) => Route::select(Some(t)),
             Body::Binary(_) => Route::Default,
         };
-        let event = ctx.message(route.key(), body, Utc::now());
-        let (gw, entry) = (self.clone(), entry.clone());
-        tokio::spawn(async move {
-            let response = gw.invoke(route, event).await;
-            if let Some(out) = route_response(&gw.config.two_way_routes, route.key(), response) {
-                entry.queue(out);
-            }
+        let deadline = Instant::now() + self.config.integration_timeout;
+        let (gw, caller) = (self.clone(), caller.clone());
+        // Boxed: the handler's future is several KiB, and a waiting one moves into a task.
+        let mut call = Box::pin(async move {
+            let invocation = Invocation {
+                caller,
+                request_id: events::request_id(),
+                route_key: route.key(),
+                frame: match &body {
+                    Body::Text(t) => Frame::Text(t),
+                    Body::Binary(_) => Frame::Binary,
+                },
+            };
+            routes::serve(&gw.app, route, invocation).await
         });
+        let first = std::future::poll_fn(|cx| {
+            Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| {
+                call.as_mut().poll(cx)
+            })))
+        })
+        .await;
+        match first {
+            Ok(Poll::Ready(response)) => self.respond(route, entry, response),
+            Ok(Poll::Pending) => {
+                let (gw, entry) = (self.clone(), entry.clone());
+                tokio::spawn(async move {
+                    let response = match tokio::time::timeout_at(deadline, call).await {
+                        Ok(response) => response,
+                        Err(_) => {
+                            tracing::warn!(route = route.key(), "integration timed out");
+                            status(504)
+                        }
+                    };
+                    gw.respond(route, &entry, response);
+                });
+            }
+            Err(_) => tracing::error!(route = route.key(), "integration panicked"),
+        }
+    }
+
+    /// What an invocation returned reaches the client only on a two-way route.
+    fn respond(&self, route: Route, entry: &Entry, response: WsResponse) {
+        if let Some(out) = route_response(&self.config.two_way_routes, route.key(), response) {
+            entry.queue(out);
+        }
     }
 }
 
@@ -462,7 +521,7 @@ async fn get_connection(
     let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Json(json!({
         "connectedAt": fmt(entry.connected_at),
-        "identity": { "sourceIp": entry.source_ip, "userAgent": entry.user_agent },
+        "identity": { "sourceIp": &*entry.source_ip, "userAgent": entry.user_agent.as_deref() },
         "lastActiveAt": fmt(entry.last_active()),
     }))
     .into_response()

@@ -9,7 +9,8 @@
 //!   [`registry::LocalPoster`], the in-process PostToConnection with the same 410 semantics.
 //! - `socket`: one socket's task (frames in and out, write timeout, idle and 2-hour timers).
 //! - `server`: the HTTP/1.1 server under it, with the handshake cap and header-read timeout.
-//! - [`events`]: API Gateway event JSON of the real shape.
+//! - [`events`]: API Gateway event JSON of the real shape (`$connect`, `$disconnect`, the
+//!   authorizer's; a frame's invocation is handed over decoded, `gateway.rs`).
 //! - [`notifier`]: records the pushes and topic events SNS would send (`GET /_local/pushes`).
 //! - [`routes`]: each route key invokes the function the route table names, in-process.
 //! - [`files`]: attachments: a local directory served with S3-shaped signed upload forms and

@@ -42,7 +42,8 @@ struct Endpoint {
 pub struct LocalNotifier {
     endpoints: Mutex<HashMap<String, Endpoint>>,
     pushes: Mutex<Vec<RecordedPush>>,
-    events: Mutex<Vec<Value>>,
+    /// Kept typed: turned into the topic's JSON only when someone looks (`snapshot`).
+    events: Mutex<Vec<MessageEvent>>,
     reports: Mutex<Vec<Value>>,
 }
 
@@ -58,7 +59,14 @@ impl LocalNotifier {
             .filter(|p| user.is_none_or(|u| p.user == u))
             .cloned()
             .collect();
-        json!({ "pushes": pushes, "events": *lock(&self.events), "reports": *lock(&self.reports) })
+        let events: Vec<Value> = lock(&self.events)
+            .iter()
+            .map(|event| {
+                let attributes = json!({ "user": event.from, "conversation": event.conversation });
+                json!({ "message": event, "attributes": attributes })
+            })
+            .collect();
+        json!({ "pushes": pushes, "events": events, "reports": *lock(&self.reports) })
     }
 }
 
@@ -141,8 +149,7 @@ impl Notifier for LocalNotifier {
     }
 
     async fn publish(&self, event: &MessageEvent) -> Result<(), NotifyError> {
-        let attributes = json!({ "user": event.from, "conversation": event.conversation });
-        lock(&self.events).push(json!({ "message": event, "attributes": attributes }));
+        lock(&self.events).push(event.clone());
         Ok(())
     }
 }

@@ -92,8 +92,9 @@ pub struct Entry {
     pub connected_at: DateTime<Utc>,
     /// Milliseconds since the epoch of the last frame in either direction.
     pub last_active: Arc<AtomicI64>,
-    pub source_ip: String,
-    pub user_agent: Option<String>,
+    /// Shared, not copied: an entry is cloned for every post to it.
+    pub source_ip: Arc<str>,
+    pub user_agent: Option<Arc<str>>,
 }
 
 impl Entry {
@@ -110,8 +111,8 @@ impl Entry {
             closing: Arc::default(),
             connected_at,
             last_active: Arc::new(AtomicI64::new(connected_at.timestamp_millis())),
-            source_ip,
-            user_agent,
+            source_ip: source_ip.into(),
+            user_agent: user_agent.map(Into::into),
         };
         (entry, rx)
     }
@@ -137,7 +138,12 @@ impl Entry {
 
     /// The socket task took `frame` off the queue and wrote it (or gave up on it).
     pub fn dequeued(&self, frame: &Outbound) {
-        self.queued.fetch_sub(frame.cost(), Ordering::Relaxed);
+        self.released(frame.cost());
+    }
+
+    /// Frames that cost `cost` together ([`Outbound::cost`]) left the queue.
+    pub fn released(&self, cost: usize) {
+        self.queued.fetch_sub(cost, Ordering::Relaxed);
     }
 }
 
@@ -207,11 +213,25 @@ impl Registry {
         if data.len() > self.max_message_bytes {
             return Err(PostError::TooLarge);
         }
-        let entry = self.get(id).ok_or(PostError::Gone)?;
         let out = match String::from_utf8(data) {
             Ok(text) => Outbound::Text(text),
             Err(e) => Outbound::Binary(e.into_bytes()),
         };
+        self.post_frame(id, out)
+    }
+
+    /// [`post`](Self::post) of a frame already known to be text or binary (the in-process
+    /// poster's frames are text).
+    fn post_frame(&self, id: &str, out: Outbound) -> Result<(), PostError> {
+        let len = match &out {
+            Outbound::Text(t) => t.len(),
+            Outbound::Binary(b) => b.len(),
+            Outbound::Close(..) => 0,
+        };
+        if len > self.max_message_bytes {
+            return Err(PostError::TooLarge);
+        }
+        let entry = self.get(id).ok_or(PostError::Gone)?;
         let cost = out.cost();
         let before = entry.queued.fetch_add(cost, Ordering::Relaxed);
         if before + cost > self.max_queued_bytes {
@@ -251,7 +271,10 @@ pub struct LocalPoster(pub Arc<Registry>);
 #[async_trait]
 impl Poster for LocalPoster {
     async fn post(&self, conn: &ConnectionId, data: &str) -> Result<(), ports::PostError> {
-        match self.0.post(conn.as_str(), data.as_bytes().to_vec()) {
+        match self
+            .0
+            .post_frame(conn.as_str(), Outbound::Text(data.to_owned()))
+        {
             Ok(()) => Ok(()),
             Err(PostError::Gone) => Err(ports::PostError::Gone),
             Err(PostError::TooLarge) => Err(ports::PostError::Failed(

@@ -8,9 +8,12 @@
 use crate::events::{Body, ConnectionContext};
 use crate::gateway::Gateway;
 use crate::registry::{Entry, Outbound};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chrono::Utc;
 use futures_util::SinkExt;
+use messenger::request::Caller;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -37,20 +40,67 @@ enum WriteFailed {
     Closed(u16, &'static str),
 }
 
-/// Writes one frame, giving up after `timeout` or when the gateway closes the socket.
+/// Most frames written with one flush: what was queued when the socket task woke, up to this.
+const WRITE_BATCH: usize = 64;
+
+/// What the socket task took off its queue at once: frames to write with one flush, and
+/// whether a close was queued behind them.
+struct Batch {
+    frames: Vec<Message>,
+    /// What the frames count against the queue's bound.
+    cost: usize,
+    close: Option<(u16, &'static str)>,
+}
+
+impl Batch {
+    /// `first`, then whatever else is queued already (up to [`WRITE_BATCH`] frames, stopping
+    /// at a close): frames posted while the socket task was busy go out in one write.
+    fn take(first: Outbound, rx: &mut mpsc::UnboundedReceiver<Outbound>) -> Self {
+        let mut batch = Self {
+            frames: Vec::new(),
+            cost: 0,
+            close: None,
+        };
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            batch.cost += out.cost();
+            match out {
+                Outbound::Text(t) => batch.frames.push(Message::Text(Utf8Bytes::from(t))),
+                Outbound::Binary(b) => batch.frames.push(Message::Binary(b.into())),
+                Outbound::Close(code, reason) => {
+                    batch.close = Some((code, reason));
+                    break;
+                }
+            }
+            if batch.frames.len() < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        batch
+    }
+}
+
+/// Writes frames with one flush, giving up after `timeout` or when the gateway closes the
+/// socket (`closed`) meanwhile.
 async fn write(
     socket: &mut WebSocket,
-    entry: &Entry,
-    message: Message,
+    closed: Pin<&mut impl Future<Output = (u16, &'static str)>>,
+    frames: Vec<Message>,
     timeout: Duration,
 ) -> Result<(), WriteFailed> {
+    let writing = async {
+        for frame in frames {
+            socket.feed(frame).await?;
+        }
+        socket.flush().await
+    };
     tokio::select! {
-        written = tokio::time::timeout(timeout, socket.send(message)) => match written {
+        written = tokio::time::timeout(timeout, writing) => match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(WriteFailed::Broken),
             Err(_) => Err(WriteFailed::TimedOut),
         },
-        (code, reason) = entry.closing.closed() => Err(WriteFailed::Closed(code, reason)),
+        (code, reason) = closed => Err(WriteFailed::Closed(code, reason)),
     }
 }
 
@@ -59,6 +109,7 @@ impl Gateway {
     pub(crate) async fn run_socket(
         self: Arc<Self>,
         ctx: ConnectionContext,
+        caller: Caller,
         entry: Entry,
         mut rx: mpsc::UnboundedReceiver<Outbound>,
         mut socket: WebSocket,
@@ -70,23 +121,24 @@ impl Gateway {
         // How the socket ends: with our close frame, by completing the client's close (its
         // reply is queued by the WebSocket layer), or not at all (it cannot take a frame).
         let mut goodbye = Goodbye::CloseFrame;
+        // Both live as long as the loop: no future or timer is made anew per frame. The idle
+        // timer fires at the earliest moment the socket can have been quiet for `idle`; it
+        // then checks when the last frame was and, if there was one, waits again.
+        let closed = entry.closing.closed();
+        tokio::pin!(closed);
+        let timer = tokio::time::sleep_until(deadline.min(Instant::now() + idle));
+        tokio::pin!(timer);
         let (code, reason): (u16, &'static str) = loop {
-            let quiet = (Utc::now() - entry.last_active())
-                .to_std()
-                .unwrap_or_default();
-            let wake = deadline.min(Instant::now() + idle.saturating_sub(quiet));
             tokio::select! {
-                why = entry.closing.closed() => break why,
+                why = &mut closed => break why,
                 out = rx.recv() => {
-                    let message = match &out {
-                        Some(Outbound::Text(t)) => Message::Text(t.as_str().into()),
-                        Some(Outbound::Binary(b)) => Message::Binary(b.clone().into()),
-                        Some(Outbound::Close(code, reason)) => break (*code, *reason),
-                        None => break (1001, "Going away"),
+                    let Some(out) = out else { break (1001, "Going away") };
+                    let batch = Batch::take(out, &mut rx);
+                    let written = match batch.frames.is_empty() {
+                        true => Ok(()),
+                        false => write(&mut socket, closed.as_mut(), batch.frames, write_timeout).await,
                     };
-                    let out = out.expect("a frame");
-                    let written = write(&mut socket, &entry, message, write_timeout).await;
-                    entry.dequeued(&out);
+                    entry.released(batch.cost);
                     match written {
                         Ok(()) => {}
                         Err(WriteFailed::Broken) => {
@@ -99,15 +151,18 @@ impl Gateway {
                         }
                         Err(WriteFailed::Closed(code, reason)) => break (code, reason),
                     }
+                    if let Some(why) = batch.close {
+                        break why;
+                    }
                 }
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(t))) => {
                         entry.touch();
-                        self.dispatch(&ctx, &entry, Body::Text(t.to_string()));
+                        self.dispatch(&caller, &entry, Body::Text(t.to_string())).await;
                     }
                     Some(Ok(Message::Binary(b))) => {
                         entry.touch();
-                        self.dispatch(&ctx, &entry, Body::Binary(b.to_vec()));
+                        self.dispatch(&caller, &entry, Body::Binary(b.to_vec())).await;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => entry.touch(),
                     Some(Ok(Message::Close(_))) | None => {
@@ -122,13 +177,16 @@ impl Gateway {
                         break (1006, "Connection lost");
                     }
                 },
-                _ = tokio::time::sleep_until(wake) => {
-                    if Instant::now() >= deadline {
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= deadline {
                         break (1001, "Going away");
                     }
-                    if (Utc::now() - entry.last_active()).to_std().unwrap_or_default() >= idle {
+                    let quiet = (Utc::now() - entry.last_active()).to_std().unwrap_or_default();
+                    if quiet >= idle {
                         break (1001, "Going away");
                     }
+                    timer.as_mut().reset(deadline.min(now + (idle - quiet)));
                 }
             }
         };

@@ -374,7 +374,8 @@ pub fn build_app(sdk: &SdkConfig, config: &Config) -> (App, Arc<RoutePoster>) {
 
 /// The whole `main` of a WebSocket route function: tracing, config (or exit with a clear
 /// message), SDK clients, then the runtime loop handing each event to
-/// [`messenger_lambda::handle`] — the same handler the embedded gateway calls.
+/// [`messenger_lambda::handle`] — which decodes the event and runs [`messenger_lambda::serve`],
+/// the same code the embedded gateway hands its decoded invocations to.
 pub async fn run_route(function: Function) -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = Config::from_env().unwrap_or_else(|e| fail_fast(&e));

@@ -1,10 +1,14 @@
 //! Messenger in the Lambda shape: API Gateway WebSocket events in, proxy responses out.
 //!
-//! The Lambda binaries (through `messenger-aws`) and the embedded gateway (`messenger-local`)
-//! both call [`handle`] with the same events, so the embedded mode runs exactly the code a
-//! deployment runs. The core (`messenger`) knows nothing of these event types: this crate reads
-//! the caller from the authorizer's context and the frame from the body, and hands them over.
-//! - [`handle`]: one WebSocket route event, served by one [`Function`].
+//! The Lambda binaries (through `messenger-aws`) call [`handle`] with the event the runtime
+//! hands them; it decodes it ([`Invocation::of_event`]) and [`serve`]s it. The embedded gateway
+//! (`messenger-local`) decodes each connection's caller once, from its `$connect` event, and
+//! hands each frame's [`Invocation`] to the same [`serve`] in-process, so the embedded mode runs
+//! the code a deployment runs after decoding. The core (`messenger`) knows nothing of these event
+//! types: this crate reads the caller from the authorizer's context and the frame from the body,
+//! and hands them over.
+//! - [`handle`]: one WebSocket route event, served by one [`Function`]; [`serve`]: one decoded
+//!   invocation.
 //! - [`authorizer`]: the `$connect` REQUEST authorizer's decision.
 //! - [`jwks`]: an identity provider's signing keys over HTTPS (the core's JWKS port).
 //!
@@ -69,22 +73,64 @@ pub fn caller(event: &WsEvent) -> Result<Caller, Error> {
     })
 }
 
-/// Serves one API Gateway WebSocket event on `function`: `$connect` and `$disconnect` run
-/// their use case (a non-2xx status refuses the handshake); every other function runs the
-/// frame pipeline ([`usecases::serve_frame`]) and answers by posting.
+/// Serves one API Gateway WebSocket event on `function`: decodes it ([`Invocation::of_event`])
+/// and serves the invocation ([`serve`]). The Lambda binaries call this with the event the
+/// runtime handed them.
 pub async fn handle(app: &App, function: Function, event: WsEvent) -> WsResponse {
-    let caller = match caller(&event) {
-        Ok(c) => c,
+    match Invocation::of_event(&event) {
+        Ok(invocation) => serve(app, function, invocation).await,
         Err(e) => {
             // Only a misconfigured API (a route without the authorizer's context) gets here.
             tracing::error!(error = %e, route = ?event.request_context.route_key, "event without caller");
-            return status(403);
+            status(403)
         }
-    };
+    }
+}
+
+/// What a route invocation carries once its event is decoded: the caller (from the
+/// authorizer's context, never from the frame), API Gateway's request id and route key, and the
+/// frame. [`handle`] decodes it from the JSON event; the embedded gateway builds it in-process
+/// from what it already knows about the connection, and both are served by [`serve`].
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    pub caller: Caller,
+    pub request_id: String,
+    pub route_key: &'a str,
+    /// The frame of a `MESSAGE` event (`$connect` and `$disconnect` have none).
+    pub frame: Frame<'a>,
+}
+
+impl<'a> Invocation<'a> {
+    /// Decodes an API Gateway WebSocket event.
+    pub fn of_event(event: &'a WsEvent) -> Result<Self, Error> {
+        let ctx = &event.request_context;
+        Ok(Self {
+            caller: caller(event)?,
+            request_id: ctx.request_id.clone().unwrap_or_default(),
+            route_key: ctx.route_key.as_deref().unwrap_or(""),
+            frame: if event.is_base64_encoded {
+                Frame::Binary
+            } else {
+                Frame::Text(event.body.as_deref().unwrap_or(""))
+            },
+        })
+    }
+}
+
+/// Serves one decoded invocation on `function`: `$connect` and `$disconnect` run their use case
+/// (a non-2xx status refuses the handshake); every other function runs the frame pipeline
+/// ([`usecases::serve_frame`]) and answers by posting.
+pub async fn serve(app: &App, function: Function, invocation: Invocation<'_>) -> WsResponse {
+    let Invocation {
+        caller,
+        request_id,
+        route_key,
+        frame,
+    } = invocation;
     match function {
-        Function::Connect => lifecycle(app, &event, &caller, usecases::connect::connect).await,
+        Function::Connect => lifecycle(app, route_key, &caller, usecases::connect::connect).await,
         Function::Disconnect => {
-            lifecycle(app, &event, &caller, usecases::disconnect::disconnect).await
+            lifecycle(app, route_key, &caller, usecases::disconnect::disconnect).await
         }
         Function::Default
         | Function::Send
@@ -93,12 +139,6 @@ pub async fn handle(app: &App, function: Function, event: WsEvent) -> WsResponse
         | Function::Presence
         | Function::Groups
         | Function::Devices => {
-            let request_id = event.request_context.request_id.clone().unwrap_or_default();
-            let frame = if event.is_base64_encoded {
-                Frame::Binary
-            } else {
-                Frame::Text(event.body.as_deref().unwrap_or(""))
-            };
             usecases::serve_frame(app, function, caller, request_id, frame).await;
             status(200)
         }
@@ -108,13 +148,13 @@ pub async fn handle(app: &App, function: Function, event: WsEvent) -> WsResponse
 /// Runs a lifecycle route (`$connect`, `$disconnect`): no frame, no reply; 200 or 500.
 async fn lifecycle(
     app: &App,
-    event: &WsEvent,
+    route_key: &str,
     caller: &Caller,
     run: impl AsyncFnOnce(&App, &Caller) -> Result<(), Error>,
 ) -> WsResponse {
     let span = tracing::info_span!(
         "lifecycle",
-        route = event.request_context.route_key.as_deref().unwrap_or(""),
+        route = route_key,
         connection = %caller.connection,
         user = %caller.user,
     );
