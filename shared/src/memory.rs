@@ -153,13 +153,7 @@ impl State {
             members.remove(u);
         }
         for (u, role) in &change.join {
-            let request = match change.requests.contains(u) {
-                true => RequestState::Pending,
-                false => RequestState::Accepted,
-            };
-            let m = Membership::new(conv, u, *role, seq, at)
-                .with_read_chats(chats)
-                .with_request(request);
+            let m = change.joining(conv, u, *role, (seq, chats), at);
             members.insert(u.clone(), m);
         }
         for u in &change.promote {

@@ -287,6 +287,28 @@ pub struct GroupChange {
     pub max_groups_per_user: usize,
 }
 
+impl GroupChange {
+    /// The membership this change gives `user`, joining as `role` at the event `seq` (at `at`,
+    /// with `chats` chat messages in the log up to it): nothing unread before it, and a message
+    /// request when they are one of [`requests`](Self::requests).
+    pub fn joining(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        role: Role,
+        (seq, chats): (Seq, u64),
+        at: DateTime<Utc>,
+    ) -> Membership {
+        let request = match self.requests.contains(user) {
+            true => RequestState::Pending,
+            false => RequestState::Accepted,
+        };
+        Membership::new(conv, user, role, seq, at)
+            .with_read_chats(chats)
+            .with_request(request)
+    }
+}
+
 /// Why an append with [`Effects`] stored nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupRefusal {

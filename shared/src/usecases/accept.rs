@@ -20,7 +20,8 @@ pub async fn accept(app: &App, req: &Request, frame: ConversationFrame) -> Resul
     let me = &req.caller.user;
     let mine = require_member(app, conv, me).await?;
     let peer = other_member(conv, me);
-    if mine.request.is_incoming() {
+    let was_request = mine.request.is_incoming();
+    if was_request {
         // The sender's side of a 1:1 becomes normal with it.
         let both = peer.as_ref().map(|p| (p, RequestState::Accepted));
         set(app, req, conv, RequestState::Accepted, both).await?;
@@ -28,7 +29,7 @@ pub async fn accept(app: &App, req: &Request, frame: ConversationFrame) -> Resul
     answer(app, req, conv.clone(), RequestAnswer::Accepted).await;
     // What the request kept from a 1:1's sender, they now get: the receipts of where the
     // caller's pointers stand (as a normal conversation would have told them).
-    if let Some(peer) = peer.filter(|_| mine.request.is_incoming()) {
+    if let Some(peer) = peer.filter(|_| was_request) {
         let receipts: Vec<ServerFrame> = [
             (ReceiptKind::Delivered, mine.delivered),
             (ReceiptKind::Read, mine.read),

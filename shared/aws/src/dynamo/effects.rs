@@ -23,9 +23,7 @@ use super::{DynamoStore, USER, backend};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
-use messenger::domain::{
-    ConversationId, Member, Membership, NewMessage, RequestState, Role, Seq, UserId,
-};
+use messenger::domain::{ConversationId, Member, NewMessage, RequestState, Role, Seq, UserId};
 use messenger::ports::{Effects, GroupChange, GroupRefusal, StoreError};
 use std::collections::HashMap;
 
@@ -212,13 +210,7 @@ impl DynamoStore {
             actions.push((action, Some(GroupRefusal::GroupChanged)));
         }
         for m in &joined {
-            let request = match change.requests.contains(&m.user) {
-                true => RequestState::Pending,
-                false => RequestState::Accepted,
-            };
-            let membership = Membership::new(conv, &m.user, m.role, seq, m.joined_at)
-                .with_read_chats(chats)
-                .with_request(request);
+            let membership = change.joining(conv, &m.user, m.role, (seq, chats), m.joined_at);
             let put = Put::builder()
                 .table_name(&t.memberships)
                 .set_item(Some(to_item(&MembershipItem::from(&membership))?))
