@@ -27,10 +27,15 @@ fn mutated_frames_and_tokens_are_all_answered_and_none_panics() {
     let report = run(&config).unwrap_or_else(|f| panic!("{f}"));
     println!("{}", serde_json::to_string(&report).unwrap());
     assert_eq!(report.frames, 6_000);
-    // The mutations reach past parsing: some frames were handled by their use case…
-    let results: u64 = ["sent", "acked", "sync", "history", "presence", "group"]
+    // The mutations reach past parsing: some frames were handled by their use case. Every
+    // result frame counts — 780 to 1,070 of the 6,000 over 26 seeds; the six kinds this counted
+    // before (sent, acked, sync, history, presence, group) summed 276 to 429 and fell under 300
+    // in 7 of those seeds, since message requests refuse more mutated sends.
+    let results: u64 = report
+        .replies
         .iter()
-        .filter_map(|t| report.replies.get(*t))
+        .filter(|(kind, _)| !kind.starts_with("error:") && !kind.starts_with("unanswered:"))
+        .map(|(_, n)| n)
         .sum();
     assert!(results > 300, "{:?}", report.replies);
     // … and every kind of refusal was met.
