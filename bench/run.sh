@@ -12,7 +12,7 @@
 #      already running from localstack/ministack) at DYNAMO_SIZES connections, and groups of
 #      GROUP_SIZE members on both stores at GROUP_SIZES connections.
 #
-#   bench/run.sh                 # 1 and 2 (~8 minutes of runs after the release build)
+#   bench/run.sh                 # 1 and 2 (~8 minutes of runs after the build)
 #   REPEAT=1 SIZES="" bench/run.sh                # only the four runs
 #   SIZES="100 1000" bench/run.sh
 #   DYNAMO_SIZES="100 1000 5000" GROUP_SIZES=1000 bench/run.sh   # everything (~20 minutes)
@@ -39,8 +39,9 @@ WARMUP=${WARMUP:-2}
 OUT=${OUT:-bench/results}
 mkdir -p "$OUT"
 
-if [ -z "${NO_BUILD:-}" ]; then cargo build --release --locked -p messenger-bench; fi
-BIN=target/release/messenger-bench
+# The `fast` profile (Cargo.toml): release at opt-level 3, for both targets alike.
+if [ -z "${NO_BUILD:-}" ]; then cargo build --profile fast --locked -p messenger-bench; fi
+BIN=target/fast/messenger-bench
 
 # 5,000 connections with the server in-process need ~10,000 descriptors; the binary raises its
 # soft limit up to the hard one, so only the hard limit matters.

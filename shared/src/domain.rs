@@ -129,8 +129,9 @@ impl ConversationId {
     pub fn direct_members(&self) -> Option<(UserId, UserId)> {
         let rest = self.0.strip_prefix("dm:")?;
         let (a, b) = rest.split_once(':')?;
+        // Canonical: both ids valid and in order (then `direct(a, b)` is this very id).
         let (a, b) = (UserId::new(a).ok()?, UserId::new(b).ok()?);
-        (a <= b && Self::direct(&a, &b) == *self).then_some((a, b))
+        (a <= b).then_some((a, b))
     }
 }
 
@@ -574,6 +575,19 @@ mod tests {
             None
         );
         assert_eq!(ConversationId::new("g:123").unwrap().direct_members(), None);
+        for bad in ["dm:alice:bob:carol", "dm:alice", "dm::bob", "dm:alice:"] {
+            let id = ConversationId::new(bad).unwrap();
+            assert_eq!(id.direct_members(), None, "{bad}");
+        }
+        let (alice, bob) = (user("alice"), user("bob"));
+        assert_eq!(
+            ConversationId::direct(&bob, &alice).direct_members(),
+            Some((alice.clone(), bob))
+        );
+        assert_eq!(
+            ConversationId::direct(&alice, &alice).direct_members(),
+            Some((alice.clone(), alice))
+        );
     }
 
     #[test]

@@ -115,10 +115,14 @@ fn split(frame: Frame<'_>) -> (Option<Value>, Option<String>, Result<Value, Erro
         let e = Error::BadRequest("a frame must be a JSON object".into());
         return (None, None, Err(e));
     }
-    let client_msg_id = body
-        .get("client_msg_id")
-        .and_then(Value::as_str)
-        .map(|s| s.chars().take(MAX_REQUEST_ID_LEN).collect());
+    let client_msg_id = body.get("client_msg_id").and_then(Value::as_str).map(|s| {
+        match s.char_indices().nth(MAX_REQUEST_ID_LEN) {
+            // Cut at the first char past the limit (a string of at most that many bytes has at
+            // most that many chars: no scan).
+            Some((cut, _)) if s.len() > MAX_REQUEST_ID_LEN => s[..cut].to_owned(),
+            _ => s.to_owned(),
+        }
+    });
     let id = match body.get("id") {
         None | Some(Value::Null) => None,
         Some(v @ Value::Number(_)) => Some(v.clone()),
@@ -153,5 +157,20 @@ mod tests {
             split(Frame::Text("[1]")).2,
             Err(Error::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn an_echoed_client_msg_id_is_cut_to_128_chars() {
+        let echo = |cmid: &str| {
+            let frame = serde_json::json!({"action": "send", "client_msg_id": cmid}).to_string();
+            split(Frame::Text(&frame)).1.unwrap()
+        };
+        assert_eq!(echo("c-1"), "c-1");
+        assert_eq!(echo(&"x".repeat(128)), "x".repeat(128));
+        assert_eq!(echo(&"x".repeat(129)), "x".repeat(128));
+        // Chars, not bytes: 40 three-byte chars (120 bytes) fit, 200 are cut at the 128th.
+        assert_eq!(echo(&"€".repeat(40)), "€".repeat(40));
+        assert_eq!(echo(&"€".repeat(200)), "€".repeat(128));
+        assert_eq!(echo(&"€".repeat(128)), "€".repeat(128));
     }
 }
