@@ -47,7 +47,8 @@ ASSUMPTIONS = {
     # Share of messages whose recipient has no live connection and gets an SNS push.
     "offline_push_fraction": 0.10,
     # Stored bytes per message: the message item (body, keys, sender, client_msg_id, sent_at,
-    # TTL) plus DynamoDB's 100 bytes of per-item overhead. Idempotency items expire in a day.
+    # TTL) plus DynamoDB's 100 bytes of per-item overhead. Idempotency items expire after 7
+    # days (KEY_WINDOW): a steady ~28-49 TB at the seed, not counted here (docs/scale.md).
     "stored_bytes_per_message": 350 + 100,
     # Connections per cell (one AWS account + region, see the cell plan).
     "cell_connections": 5e6,

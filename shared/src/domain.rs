@@ -165,7 +165,20 @@ pub struct Message {
     pub rev: Option<Seq>,
 }
 
+/// How long a `client_msg_id` stands for the request that first used it (docs/protocol.md,
+/// "Idempotency"): a retry within 7 days of the original is answered with it; after that, or
+/// once the message has expired, the same id makes a new request. Bounded so that idempotency
+/// keys do not cost storage for as long as messages are kept.
+pub const KEY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
 impl Message {
+    /// When this message's idempotency key stops standing for it: [`KEY_WINDOW`] after it was
+    /// sent, or when the message expires, whichever comes first.
+    pub fn key_expires_at(&self) -> DateTime<Utc> {
+        let window = self.sent_at + KEY_WINDOW;
+        self.expires_at.map_or(window, |e| e.min(window))
+    }
+
     /// The files this message has and `next` (the same message, changed) no longer has.
     pub fn files_removed_by(&self, next: &Message) -> Vec<Attachment> {
         self.attachments

@@ -33,8 +33,9 @@ struct State {
     /// conversation → user → membership
     members: BTreeMap<ConversationId, BTreeMap<UserId, Membership>>,
     logs: HashMap<ConversationId, Log>,
-    /// (sender, client_msg_id) → where the message was stored, and for which request
-    sent: HashMap<(UserId, ClientMsgId), SentKey>,
+    /// (sender, client_msg_id) → where the message was stored, for which request, and until
+    /// when the key stands for it (`Message::key_expires_at`)
+    sent: HashMap<(UserId, ClientMsgId), (SentKey, DateTime<Utc>)>,
     groups: HashMap<ConversationId, GroupInfo>,
     push_devices: HashMap<UserId, BTreeMap<DeviceId, PushDevice>>,
     /// (platform, token) → the device that last registered it
@@ -80,6 +81,13 @@ impl State {
         self.blocks
             .get(blocker)
             .is_some_and(|b| b.contains_key(blocked))
+    }
+
+    /// What `user`'s key `cmid` stands for at `at`: nothing once its window has passed or
+    /// its message has expired (the DynamoDB store's key item says the same).
+    fn sent_key(&self, user: &UserId, cmid: &ClientMsgId, at: DateTime<Utc>) -> Option<SentKey> {
+        let (key, until) = self.sent.get(&(user.clone(), cmid.clone()))?;
+        (*until > at).then(|| key.clone())
     }
 
     /// How many groups `user` is in.
@@ -315,8 +323,7 @@ impl WriteReads for InMemoryStore {
         let log = s.logs.get(conv).unwrap_or(&empty);
         let sent = keys
             .client_msg_id
-            .and_then(|cmid| s.sent.get(&(keys.user.clone(), cmid.clone())))
-            .cloned();
+            .and_then(|cmid| s.sent_key(keys.user, cmid, now));
         let at = keys.message.and_then(|seq| Some((seq, log.get(seq)?)));
         let message = at.map(|(_, m)| m).filter(|m| live(m, now)).cloned();
         let message_chats = at.map_or(0, |(seq, _)| log.chats[(seq - 1) as usize]);
@@ -340,7 +347,7 @@ impl WriteReads for InMemoryStore {
     async fn read_for_group(
         &self,
         keys: GroupKeys<'_>,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<GroupContext, StoreError> {
         let s = self.lock();
         let conv = keys.conversation;
@@ -355,8 +362,7 @@ impl WriteReads for InMemoryStore {
             chats: s.logs.get(conv).map_or(0, |l| l.head.chats),
             sent: keys
                 .client_msg_id
-                .and_then(|cmid| s.sent.get(&(keys.user.clone(), cmid.clone())))
-                .cloned(),
+                .and_then(|cmid| s.sent_key(keys.user, cmid, now)),
             groups_of: keys
                 .counts_of
                 .iter()
@@ -532,8 +538,7 @@ impl MessageLog for InMemoryStore {
         _seen: Option<Head>,
     ) -> Result<Append, StoreError> {
         let mut s = self.lock();
-        let key = (msg.from.clone(), msg.client_msg_id.clone());
-        if let Some(sent) = s.sent.get(&key) {
+        if let Some(sent) = s.sent_key(&msg.from, &msg.client_msg_id, msg.sent_at) {
             if !sent.is_same_request(&msg.conversation, &msg.digest) {
                 return Ok(Append::Conflict(sent.clone()));
             }
@@ -553,21 +558,21 @@ impl MessageLog for InMemoryStore {
         let conv = msg.conversation.clone();
         let seq = s.logs.get(&conv).map_or(0, |l| l.head.last_seq) + 1;
         let (digest, at) = (msg.digest.clone(), msg.sent_at);
+        let key = (msg.from.clone(), msg.client_msg_id.clone());
         let message = msg.stored_as(seq);
+        let key_until = message.key_expires_at();
         let chats = s
             .logs
             .entry(conv.clone())
             .or_default()
             .push(message.clone());
         s.apply(&conv, effects, seq, chats, at);
-        s.sent.insert(
-            key,
-            SentKey {
-                conversation: conv,
-                seq,
-                digest: Some(digest),
-            },
-        );
+        let sent = SentKey {
+            conversation: conv,
+            seq,
+            digest: Some(digest),
+        };
+        s.sent.insert(key, (sent, key_until));
         Ok(Append::Stored(Appended { message, chats }))
     }
 

@@ -152,6 +152,12 @@ async fn chat_sync_and_history(stack: &DeployedStack, seen: &Exercised) {
     let item = raw_item(stack, "MessagesTableName", key).await;
     let expires = sent_at + chrono::Duration::days(RETENTION_DAYS);
     assert_eq!(item["ttl"], N(ttl_secs(expires).to_string()), "{item:?}");
+    // Its idempotency key lapses after the key window (7 days), or with the message if sooner.
+    let key = [("pk", S("I#walk-amy#w-1".into())), ("sk", N("0".into()))];
+    let idem = raw_item(stack, "MessagesTableName", key).await;
+    let lapses = expires.min(sent_at + messenger::domain::KEY_WINDOW);
+    assert_eq!(idem["ttl"], N(ttl_secs(lapses).to_string()), "{idem:?}");
+    assert_eq!(idem["seq"], N("1".into()), "{idem:?}");
 
     // Amy's first message made it a message request to ben: he takes it, so she gets his
     // receipts.

@@ -264,6 +264,50 @@ pub async fn paging_after_and_before(log: Arc<dyn MessageLog>) {
     assert_eq!(page[1].body, "body of m2");
 }
 
+/// A `client_msg_id` stands for its request for [`KEY_WINDOW`](crate::domain::KEY_WINDOW)
+/// after it was sent: a retry inside the window is the original; at its end the same key is a
+/// new request (a new message, which the key then stands for). A message that expires sooner
+/// ends its key with it.
+pub async fn a_key_stands_for_its_request_for_its_window(log: Arc<dyn MessageLog>) {
+    use crate::domain::KEY_WINDOW;
+    let t = tag();
+    let c = conv(&t);
+    let alice = user("alice", &t);
+    let send = |cmid: &str, at: DateTime<Utc>, expires: Option<DateTime<Utc>>| {
+        let log = log.clone();
+        let m = new_message(&c, &alice, cmid, at, expires);
+        async move { append(log.as_ref(), m).await }
+    };
+    let t0 = Utc::now();
+    let first = appended(send("c-1", t0, None).await);
+    let last_moment = t0 + KEY_WINDOW - Duration::milliseconds(1);
+    assert_eq!(
+        send("c-1", last_moment, None).await,
+        Append::Duplicate(first.clone()),
+        "a retry inside the window is the original"
+    );
+    let second = appended(send("c-1", t0 + KEY_WINDOW, None).await);
+    assert_eq!(second.message.seq, 2, "at the window's end the key is free");
+    assert_eq!(
+        send("c-1", t0 + KEY_WINDOW + Duration::days(1), None).await,
+        Append::Duplicate(second),
+        "the key now stands for the new message"
+    );
+    // A message kept for an hour: its key lapses with it, well inside the window.
+    let hour = Some(t0 + Duration::hours(1));
+    let third = appended(send("c-2", t0, hour).await);
+    assert_eq!(
+        send("c-2", t0 + Duration::minutes(59), hour).await,
+        Append::Duplicate(third)
+    );
+    let fourth = stored(send("c-2", t0 + Duration::hours(1), None).await);
+    assert_eq!(fourth.seq, 4);
+    assert_eq!(
+        log.last_seqs(std::slice::from_ref(&c)).await.unwrap()[&c],
+        4
+    );
+}
+
 /// Messages whose retention ended are never returned, and do not count against a page's
 /// limit, even when whole buckets before the live ones have expired.
 pub async fn expired_messages_are_filtered(log: Arc<dyn MessageLog>) {

@@ -264,6 +264,10 @@ macro_rules! contract_tests {
             $crate::contract::paging_after_and_before($make.await).await;
         }
         #[tokio::test]
+        async fn a_key_stands_for_its_request_for_its_window() {
+            $crate::contract::a_key_stands_for_its_request_for_its_window($make.await).await;
+        }
+        #[tokio::test]
         async fn expired_messages_are_filtered() {
             $crate::contract::expired_messages_are_filtered($make.await).await;
         }

@@ -345,7 +345,7 @@ impl DynamoStore {
                     .map_err(backend)?,
                 )
                 .build(),
-            // An idempotency key whose message has expired no longer blocks a new send.
+            // An idempotency key past its window (or its message's expiry) no longer blocks a new send.
             TransactWriteItem::builder()
                 .put(
                     put(

@@ -384,8 +384,9 @@ impl IdempotencyItem {
             conv: m.conversation.clone(),
             seq: m.seq,
             digest: Some(digest.as_str().to_owned()),
-            expires_at: m.expires_at,
-            ttl: m.expires_at,
+            // The key window or the message's retention, whichever ends first; TTL deletes it.
+            expires_at: Some(m.key_expires_at()),
+            ttl: Some(m.key_expires_at()),
             token: Some(token.to_owned()),
         }
     }
@@ -404,8 +405,9 @@ impl IdempotencyItem {
         }
     }
 
-    /// Whether the key still stands for a send at `at`: once its message has expired, the
-    /// same `client_msg_id` may store a new one (the transaction's condition says the same).
+    /// Whether the key still stands for a send at `at`: once its window has passed or its
+    /// message has expired, the same `client_msg_id` may store a new one (the transaction's
+    /// condition says the same).
     pub(super) fn holds_at(&self, at: DateTime<Utc>) -> bool {
         self.expires_at.is_none_or(|e| e > at)
     }

@@ -148,6 +148,38 @@ async fn a_retried_send_returns_the_original_and_delivers_it_again_storing_nothi
 }
 
 #[tokio::test]
+async fn a_send_retried_after_the_key_window_is_a_new_message() {
+    // GIVEN a message alice sent, and a clock we move
+    let mut w = World::new();
+    let t0 = chrono::Utc::now();
+    let offset = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let o = offset.clone();
+    w.app.clock = std::sync::Arc::new(move || {
+        t0 + chrono::TimeDelta::seconds(o.load(std::sync::atomic::Ordering::SeqCst))
+    });
+    let at =
+        |d: chrono::TimeDelta| offset.store(d.num_seconds(), std::sync::atomic::Ordering::SeqCst);
+    let alice = w.connect("alice", "p").await;
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    let seq_dup = |w: &World| {
+        let r = w.take(&alice);
+        (r[0]["seq"].as_u64(), r[0]["duplicate"] == true)
+    };
+    assert_eq!(seq_dup(&w), (Some(1), false));
+    // WHEN she retries it on the window's last second, and again once it has passed
+    at(crate::domain::KEY_WINDOW - chrono::TimeDelta::seconds(1));
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    let inside = seq_dup(&w);
+    at(crate::domain::KEY_WINDOW);
+    send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
+    let after = seq_dup(&w);
+    // THEN the first retry is the original, the second a new message (7 days: docs/protocol.md)
+    assert_eq!(inside, (Some(1), true));
+    assert_eq!(after, (Some(2), false));
+    assert_eq!(crate::domain::KEY_WINDOW, chrono::TimeDelta::days(7));
+}
+
+#[tokio::test]
 async fn an_oversize_body_is_refused_and_nothing_is_stored() {
     // GIVEN a 5-byte limit
     let w = World::with_limits(Limits {

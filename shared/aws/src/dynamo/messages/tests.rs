@@ -3,6 +3,7 @@
 use super::*;
 use crate::dynamo::codec::tests::{item, t0};
 use aws_sdk_dynamodb::types::AttributeValue;
+use messenger::domain::KEY_WINDOW;
 
 fn message(seq: Seq, expires_at: Option<DateTime<Utc>>) -> Message {
     Message {
@@ -138,7 +139,7 @@ fn a_system_message_stores_its_event_as_json() {
 }
 
 #[test]
-fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
+fn the_idempotency_key_is_pinned_and_lapses_after_its_window_or_with_its_message() {
     let m = message(12, None);
     let digest = RequestDigest::of("send", &m.conversation, &[&m.body]);
     let key = IdempotencyItem::new(&m, &digest, "5eed");
@@ -151,6 +152,12 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
             ("conv", s("dm:alice:bob")),
             ("seq", n(12)),
             ("digest", s(digest.as_str())),
+            // A message kept forever: its key stands for it for KEY_WINDOW (7 days).
+            ("expires_at", s("2026-12-06T05:45:39.120000000Z")),
+            (
+                "ttl",
+                AttributeValue::N(((t0() + KEY_WINDOW).timestamp() + 1).to_string())
+            ),
             ("token", s("5eed")),
         ])
     );
@@ -176,7 +183,9 @@ fn the_idempotency_key_is_pinned_and_lapses_with_its_message() {
     unmarked.remove("token");
     let unmarked: IdempotencyItem = from_item(unmarked).unwrap();
     assert!(!unmarked.written_by("5eed"));
-    assert!(key.holds_at(t0() + chrono::Duration::days(10_000)));
+    let lapses = t0() + KEY_WINDOW;
+    assert!(key.holds_at(lapses - chrono::Duration::nanoseconds(1)));
+    assert!(!key.holds_at(lapses), "lapses at the window's exact end");
     // A key stored before digests existed: it stands for any request in its conversation.
     let mut old = stored;
     old.remove("digest");
