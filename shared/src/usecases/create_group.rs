@@ -1,10 +1,10 @@
 //! Use case of the `create_group` route: a new group with the caller as admin.
 
-use super::forbidden;
 use super::groups::{
     Done, Plan, change_group, check_blocked_by, check_groups_of, check_size, finish, group_name,
     name_of, reply_state, requests_of, unique_ids, users_part,
 };
+use super::{conflict, forbidden};
 use crate::domain::{ConversationId, GroupInfo, LogEvent, RequestDigest, Role, UserId};
 use crate::ports::GroupChange;
 use crate::protocol::CreateGroupFrame;
@@ -14,7 +14,8 @@ use crate::{App, Error};
 /// `create_group`: the caller becomes admin, `members` members, all from the created event on.
 /// The group, its members and its created event are one atomic write. With a `client_msg_id`
 /// the group's id comes from it, so a retry lands on the same group: it answers with the group
-/// as it now is, and adds nobody (a creator who has left since gets `forbidden`).
+/// as it now is, and adds nobody (a creator who has left since gets `forbidden`); once the key
+/// has lapsed (`KEY_WINDOW`), the same key is `conflict`.
 pub async fn create_group(app: &App, req: &Request, frame: CreateGroupFrame) -> Result<(), Error> {
     let me = &req.caller.user;
     let name = group_name(app, &frame.name)?;
@@ -31,7 +32,12 @@ pub async fn create_group(app: &App, req: &Request, frame: CreateGroupFrame) -> 
     let now = app.now();
     let done = change_group(app, req, &conv, cmid, digest, &members, |ctx| {
         if ctx.info.is_some() || !ctx.members.is_empty() {
-            return Err(Error::Forbidden(format!("conversation {conv} exists")));
+            // The id comes from the key: this key made the group, and has lapsed since
+            // (`KEY_WINDOW`), so this is a new request with a used key.
+            return Err(match cmid {
+                Some(cmid) => conflict(cmid),
+                None => Error::Forbidden(format!("conversation {conv} exists")),
+            });
         }
         check_blocked_by(ctx, &members)?;
         check_groups_of(app, ctx, &members)?;

@@ -180,6 +180,38 @@ async fn a_send_retried_after_the_key_window_is_a_new_message() {
 }
 
 #[tokio::test]
+async fn a_create_group_retried_after_the_key_window_is_a_conflict() {
+    // GIVEN a group alice created with a key, and a clock we move past the key's window
+    let mut w = World::new();
+    let t0 = chrono::Utc::now();
+    let later = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let l = later.clone();
+    w.app.clock = std::sync::Arc::new(move || match l.load(std::sync::atomic::Ordering::SeqCst) {
+        false => t0,
+        true => t0 + crate::domain::KEY_WINDOW,
+    });
+    let alice = w.connect("alice", "p").await;
+    let create = || {
+        w.request(
+            &alice,
+            json!({"name": "G", "members": ["bob"], "client_msg_id": "g-1"}),
+        )
+    };
+    let r = create();
+    super::create_group::create_group(&w.app, &r, r.frame().unwrap())
+        .await
+        .unwrap();
+    // WHEN she sends the same create_group once the key has lapsed
+    later.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = create();
+    let err = super::create_group::create_group(&w.app, &r, r.frame().unwrap())
+        .await
+        .unwrap_err();
+    // THEN its key made that group already: conflict (use a new key)
+    assert_eq!(err.code(), crate::protocol::ErrorCode::Conflict, "{err:?}");
+}
+
+#[tokio::test]
 async fn an_oversize_body_is_refused_and_nothing_is_stored() {
     // GIVEN a 5-byte limit
     let w = World::with_limits(Limits {
