@@ -30,8 +30,9 @@ pub struct InMemoryStore {
 struct State {
     /// user → their record: live connections and last-seen (one item per user on DynamoDB)
     users: HashMap<UserId, UserRecord>,
-    /// conversation → user → membership
-    members: BTreeMap<ConversationId, BTreeMap<UserId, Membership>>,
+    /// conversation → user → membership (hashed by conversation: every send and ack looks one
+    /// up; a user's conversations are sorted when listed)
+    members: HashMap<ConversationId, BTreeMap<UserId, Membership>>,
     logs: HashMap<ConversationId, Log>,
     /// (sender, client_msg_id) → where the message was stored, for which request, and until
     /// when the key stands for it (`Message::key_expires_at`)
@@ -424,13 +425,16 @@ impl Conversations for InMemoryStore {
     }
 
     async fn of_user(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
-        Ok(self
+        let mut mine: Vec<Membership> = self
             .lock()
             .members
             .values()
             .filter_map(|m| m.get(user))
             .cloned()
-            .collect())
+            .collect();
+        // In conversation order, as the DynamoDB query returns them.
+        mine.sort_unstable_by(|a, b| a.conversation.cmp(&b.conversation));
+        Ok(mine)
     }
 
     async fn advance(

@@ -11,11 +11,19 @@ pub const PREVIEW_CHARS: usize = 100;
 
 /// The first `max` characters of `text`, with `…` when it was longer.
 pub fn truncate(text: &str, max: usize) -> String {
-    let mut out: String = text.chars().take(max).collect();
-    if text.chars().nth(max).is_some() {
-        out.push('…');
+    // At most `max` bytes is at most `max` chars: no scan (the common case, on every append).
+    if text.len() <= max {
+        return text.to_owned();
     }
-    out
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => {
+            let mut out = String::with_capacity(cut + '…'.len_utf8());
+            out.push_str(&text[..cut]);
+            out.push('…');
+            out
+        }
+        None => text.to_owned(),
+    }
 }
 
 /// What the log of one conversation has reached.
@@ -96,6 +104,19 @@ impl Head {
 mod tests {
     use super::*;
     use crate::domain::{ClientMsgId, ConversationId, LogEvent, NewMessage};
+
+    #[test]
+    fn truncate_counts_chars_and_marks_a_cut() {
+        assert_eq!(truncate("", 3), "");
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "abc…");
+        // Multi-byte chars are counted as chars and cut on a char boundary.
+        assert_eq!(truncate("ééé", 3), "ééé");
+        assert_eq!(truncate("éééé", 3), "ééé…");
+        assert_eq!(truncate("👍👍👍👍", 2), "👍👍…");
+        assert_eq!(truncate(&"x".repeat(100), 100), "x".repeat(100));
+        assert_eq!(truncate(&"x".repeat(101), 100), "x".repeat(100) + "…");
+    }
 
     fn entry(seq: Seq, body: &str, event: Option<LogEvent>) -> Message {
         NewMessage {
