@@ -233,14 +233,7 @@ impl RequestDigest {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part.as_bytes());
         }
-        let sum = h.finalize();
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = String::with_capacity(32);
-        for b in &sum[..16] {
-            hex.push(char::from(HEX[usize::from(b >> 4)]));
-            hex.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        Self(hex)
+        Self(hex(&h.finalize()[..16]))
     }
 
     /// A digest as stored.
@@ -530,11 +523,22 @@ impl LogEvent {
     }
 }
 
+/// `bytes` as lowercase hex, two digits a byte (digests, signatures, random ids).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
 /// `bytes` random bytes as lowercase hex.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).expect("the OS provides randomness");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&buf)
 }
 
 impl ConversationId {
@@ -547,8 +551,7 @@ impl ConversationId {
             Some(c) => seed = Sha256::digest(format!("{creator}\0{c}")).into(),
             None => getrandom::fill(&mut seed).expect("the OS provides randomness"),
         }
-        let hex: String = seed[..10].iter().map(|b| format!("{b:02x}")).collect();
-        Self(format!("g:{hex}"))
+        Self(format!("g:{}", hex(&seed[..10])))
     }
 
     /// Whether this is a group (not a 1:1 conversation).
@@ -601,6 +604,12 @@ mod tests {
             ConversationId::direct(&alice, &alice).direct_members(),
             Some((alice.clone(), alice))
         );
+    }
+
+    #[test]
+    fn hex_is_two_lowercase_digits_a_byte() {
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct PushDevice {
 pub fn token_digest(platform: Platform, token: &str) -> String {
     use sha2::{Digest, Sha256};
     let sum = Sha256::digest(format!("{}\0{token}", platform.sns_key()));
-    sum[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::domain::hex(&sum[..16])
 }
 
 /// A request to push one device about one message, for [`crate::ports::PushDevices::claim`].
