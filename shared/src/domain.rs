@@ -6,7 +6,7 @@ mod amend;
 mod head;
 
 pub use amend::{Amendment, Change, Emoji, Reaction, Refusal};
-pub use head::{Head, PREVIEW_CHARS, Preview, truncate};
+pub use head::{Head, PREVIEW_CHARS, Preview, first_chars, truncate};
 
 pub use crate::attachments::{Attachment, AttachmentId};
 use chrono::{DateTime, Utc};

@@ -2,7 +2,7 @@
 //! Gateway event on Lambda, a socket of the embedded gateway): the authenticated [`Caller`], the
 //! ids to echo, and the frame, parsed once ([`Request::parse`]).
 
-use crate::domain::{ConnectionId, DeviceId, UserId};
+use crate::domain::{ConnectionId, DeviceId, UserId, first_chars};
 use crate::protocol::ServerFrame;
 use crate::{App, Error};
 use chrono::{DateTime, Utc};
@@ -115,14 +115,10 @@ fn split(frame: Frame<'_>) -> (Option<Value>, Option<String>, Result<Value, Erro
         let e = Error::BadRequest("a frame must be a JSON object".into());
         return (None, None, Err(e));
     }
-    let client_msg_id = body.get("client_msg_id").and_then(Value::as_str).map(|s| {
-        match s.char_indices().nth(MAX_REQUEST_ID_LEN) {
-            // Cut at the first char past the limit (a string of at most that many bytes has at
-            // most that many chars: no scan).
-            Some((cut, _)) if s.len() > MAX_REQUEST_ID_LEN => s[..cut].to_owned(),
-            _ => s.to_owned(),
-        }
-    });
+    let client_msg_id = body
+        .get("client_msg_id")
+        .and_then(Value::as_str)
+        .map(|s| first_chars(s, MAX_REQUEST_ID_LEN).to_owned());
     let id = match body.get("id") {
         None | Some(Value::Null) => None,
         Some(v @ Value::Number(_)) => Some(v.clone()),

@@ -11,18 +11,25 @@ pub const PREVIEW_CHARS: usize = 100;
 
 /// The first `max` characters of `text`, with `…` when it was longer.
 pub fn truncate(text: &str, max: usize) -> String {
-    // At most `max` bytes is at most `max` chars: no scan (the common case, on every append).
-    if text.len() <= max {
+    let kept = first_chars(text, max);
+    if kept.len() == text.len() {
         return text.to_owned();
     }
+    let mut out = String::with_capacity(kept.len() + '…'.len_utf8());
+    out.push_str(kept);
+    out.push('…');
+    out
+}
+
+/// The first `max` characters of `text` (all of it when it has no more).
+pub fn first_chars(text: &str, max: usize) -> &str {
+    // At most `max` bytes is at most `max` chars: no scan (the common case, on every append).
+    if text.len() <= max {
+        return text;
+    }
     match text.char_indices().nth(max) {
-        Some((cut, _)) => {
-            let mut out = String::with_capacity(cut + '…'.len_utf8());
-            out.push_str(&text[..cut]);
-            out.push('…');
-            out
-        }
-        None => text.to_owned(),
+        Some((cut, _)) => &text[..cut],
+        None => text,
     }
 }
 
