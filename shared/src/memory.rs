@@ -84,11 +84,11 @@ impl State {
             .is_some_and(|b| b.contains_key(blocked))
     }
 
-    /// What `user`'s key `cmid` stands for at `at`: nothing once its window has passed or
-    /// its message has expired (the DynamoDB store's key item says the same).
-    fn sent_key(&self, user: &UserId, cmid: &ClientMsgId, at: DateTime<Utc>) -> Option<SentKey> {
-        let (key, until) = self.sent.get(&(user.clone(), cmid.clone()))?;
-        (*until > at).then(|| key.clone())
+    /// What the key (sender, `client_msg_id`) stands for at `at`: nothing once its window has
+    /// passed or its message has expired (the DynamoDB store's key item says the same).
+    fn sent_key(&self, key: &(UserId, ClientMsgId), at: DateTime<Utc>) -> Option<SentKey> {
+        let (sent, until) = self.sent.get(key)?;
+        (*until > at).then(|| sent.clone())
     }
 
     /// How many groups `user` is in.
@@ -324,7 +324,7 @@ impl WriteReads for InMemoryStore {
         let log = s.logs.get(conv).unwrap_or(&empty);
         let sent = keys
             .client_msg_id
-            .and_then(|cmid| s.sent_key(keys.user, cmid, now));
+            .and_then(|cmid| s.sent_key(&(keys.user.clone(), cmid.clone()), now));
         let at = keys.message.and_then(|seq| Some((seq, log.get(seq)?)));
         let message = at.map(|(_, m)| m).filter(|m| live(m, now)).cloned();
         let message_chats = at.map_or(0, |(seq, _)| log.chats[(seq - 1) as usize]);
@@ -363,7 +363,7 @@ impl WriteReads for InMemoryStore {
             chats: s.logs.get(conv).map_or(0, |l| l.head.chats),
             sent: keys
                 .client_msg_id
-                .and_then(|cmid| s.sent_key(keys.user, cmid, now)),
+                .and_then(|cmid| s.sent_key(&(keys.user.clone(), cmid.clone()), now)),
             groups_of: keys
                 .counts_of
                 .iter()
@@ -542,7 +542,8 @@ impl MessageLog for InMemoryStore {
         _seen: Option<Head>,
     ) -> Result<Append, StoreError> {
         let mut s = self.lock();
-        if let Some(sent) = s.sent_key(&msg.from, &msg.client_msg_id, msg.sent_at) {
+        let key = (msg.from.clone(), msg.client_msg_id.clone());
+        if let Some(sent) = s.sent_key(&key, msg.sent_at) {
             if !sent.is_same_request(&msg.conversation, &msg.digest) {
                 return Ok(Append::Conflict(sent.clone()));
             }
@@ -562,7 +563,6 @@ impl MessageLog for InMemoryStore {
         let conv = msg.conversation.clone();
         let seq = s.logs.get(&conv).map_or(0, |l| l.head.last_seq) + 1;
         let (digest, at) = (msg.digest.clone(), msg.sent_at);
-        let key = (msg.from.clone(), msg.client_msg_id.clone());
         let message = msg.stored_as(seq);
         let key_until = message.key_expires_at();
         let chats = s
