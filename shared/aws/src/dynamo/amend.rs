@@ -6,39 +6,11 @@
 use super::append::{head_update, put};
 use super::codec::{from_item, n, to_item};
 use super::messages::{HeadItem, LogKey, MessageItem, PK, REV};
-use super::{DynamoStore, Failure, backend, backoff, classify, corrupt};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use super::{DynamoStore, Failure, backend, backoff, cancellation, classify, corrupt};
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem};
 use messenger::domain::{Amendment, Head, Message};
 use messenger::ports::{Amended, StoreError};
 use tokio::time::Instant;
-
-/// What a cancelled amend transaction says: a lost race or a conflict (another append or
-/// amendment moved the head or the message: retry soon), throttling inside the transaction
-/// (retry after a longer pause), or a reason retrying cannot fix (`Err`, with the reasons).
-fn cancellation(e: &TransactWriteItemsError) -> Option<Result<Failure, String>> {
-    let TransactWriteItemsError::TransactionCanceledException(tc) = e else {
-        return None;
-    };
-    let mut throttled = false;
-    let mut other = Vec::new();
-    for (i, r) in tc.cancellation_reasons().iter().enumerate() {
-        match r.code() {
-            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict") => {}
-            Some("ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded") => {
-                throttled = true
-            }
-            Some(code) => other.push(format!("action {i}: {code}")),
-        }
-    }
-    Some(if !other.is_empty() {
-        Err(other.join(", "))
-    } else if throttled {
-        Ok(Failure::Throttled)
-    } else {
-        Ok(Failure::Race)
-    })
-}
 
 impl DynamoStore {
     /// A consistent read of the head and the message (one BatchGetItem), the change computed
@@ -223,6 +195,7 @@ impl DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     use aws_sdk_dynamodb::types::CancellationReason;
     use aws_sdk_dynamodb::types::error::TransactionCanceledException;
 

@@ -6,7 +6,7 @@
 
 use super::codec::{self, from_item, n, s, to_item};
 use super::messages::LogKey;
-use super::{DynamoStore, Failure, Item, USER, applied, classify, corrupt};
+use super::{DynamoStore, Failure, Item, USER, applied, cancellation, classify, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem, Update};
@@ -568,21 +568,19 @@ impl Conversations for DynamoStore {
                 Err(e) => e,
             };
             let failure = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => {
-                    let codes: Vec<&str> = tc
+                // A membership's condition failed: the standing is refused, not raced.
+                Some(TransactWriteItemsError::TransactionCanceledException(tc))
+                    if tc
                         .cancellation_reasons()
                         .iter()
-                        .filter_map(|r| r.code())
-                        .collect();
-                    let throttled = ["ThrottlingError", "ProvisionedThroughputExceeded"];
-                    if codes.contains(&"ConditionalCheckFailed") {
-                        return Ok(false);
-                    } else if codes.iter().any(|c| throttled.contains(c)) {
-                        Failure::Throttled
-                    } else if codes.contains(&"TransactionConflict") {
-                        Failure::Race
-                    } else {
-                        return Err(super::backend(err));
+                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                {
+                    return Ok(false);
+                }
+                Some(cancelled @ TransactWriteItemsError::TransactionCanceledException(_)) => {
+                    match cancellation(cancelled) {
+                        Some(Ok(failure)) => failure,
+                        _ => return Err(super::backend(err)),
                     }
                 }
                 _ => match classify(&err) {

@@ -50,6 +50,7 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -195,6 +196,34 @@ where
         // connection broke) and responses that could not be read.
         _ => Failure::Unknown,
     }
+}
+
+/// What a cancelled transaction says when its failed conditions mean a lost race (an amend's:
+/// another append or amendment moved the head or the message): a lost race or a conflict
+/// (retry soon), throttling inside the transaction (retry after a longer pause), or a reason
+/// retrying cannot fix (`Err`, with the reasons). `None` for any other error.
+pub(crate) fn cancellation(e: &TransactWriteItemsError) -> Option<Result<Failure, String>> {
+    let TransactWriteItemsError::TransactionCanceledException(tc) = e else {
+        return None;
+    };
+    let mut throttled = false;
+    let mut other = Vec::new();
+    for (i, r) in tc.cancellation_reasons().iter().enumerate() {
+        match r.code() {
+            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict") => {}
+            Some("ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded") => {
+                throttled = true
+            }
+            Some(code) => other.push(format!("action {i}: {code}")),
+        }
+    }
+    Some(if !other.is_empty() {
+        Err(other.join(", "))
+    } else if throttled {
+        Ok(Failure::Throttled)
+    } else {
+        Ok(Failure::Race)
+    })
 }
 
 /// A random delay in `[0, min(cap, base·2^attempt)]` ("full jitter"): concurrent senders that
