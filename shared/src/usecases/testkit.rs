@@ -134,6 +134,18 @@ impl World {
         Self::with_limits(Limits::default())
     }
 
+    /// Gives the app a clock that reads the instant of this call until moved: the returned
+    /// function sets how far past that instant it reads.
+    pub fn movable_clock(&mut self) -> impl Fn(chrono::TimeDelta) + use<> {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        let start = chrono::Utc::now();
+        let offset_ms = Arc::new(AtomicI64::new(0));
+        let read = offset_ms.clone();
+        self.app.clock =
+            Arc::new(move || start + chrono::TimeDelta::milliseconds(read.load(Ordering::SeqCst)));
+        move |by| offset_ms.store(by.num_milliseconds(), Ordering::SeqCst)
+    }
+
     pub fn with_limits(limits: Limits) -> Self {
         let poster = Arc::new(RecordingPoster::default());
         let notifier = Arc::new(RecordingNotifier::default());

@@ -151,14 +151,7 @@ async fn a_retried_send_returns_the_original_and_delivers_it_again_storing_nothi
 async fn a_send_retried_after_the_key_window_is_a_new_message() {
     // GIVEN a message alice sent, and a clock we move
     let mut w = World::new();
-    let t0 = chrono::Utc::now();
-    let offset = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let o = offset.clone();
-    w.app.clock = std::sync::Arc::new(move || {
-        t0 + chrono::TimeDelta::seconds(o.load(std::sync::atomic::Ordering::SeqCst))
-    });
-    let at =
-        |d: chrono::TimeDelta| offset.store(d.num_seconds(), std::sync::atomic::Ordering::SeqCst);
+    let at = w.movable_clock();
     let alice = w.connect("alice", "p").await;
     send_to(&w, &alice, "bob", "c-1", "hi").await.unwrap();
     let seq_dup = |w: &World| {
@@ -183,13 +176,7 @@ async fn a_send_retried_after_the_key_window_is_a_new_message() {
 async fn a_create_group_retried_after_the_key_window_is_a_conflict() {
     // GIVEN a group alice created with a key, and a clock we move past the key's window
     let mut w = World::new();
-    let t0 = chrono::Utc::now();
-    let later = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let l = later.clone();
-    w.app.clock = std::sync::Arc::new(move || match l.load(std::sync::atomic::Ordering::SeqCst) {
-        false => t0,
-        true => t0 + crate::domain::KEY_WINDOW,
-    });
+    let at = w.movable_clock();
     let alice = w.connect("alice", "p").await;
     let create = || {
         w.request(
@@ -202,7 +189,7 @@ async fn a_create_group_retried_after_the_key_window_is_a_conflict() {
         .await
         .unwrap();
     // WHEN she sends the same create_group once the key has lapsed
-    later.store(true, std::sync::atomic::Ordering::SeqCst);
+    at(crate::domain::KEY_WINDOW);
     let r = create();
     let err = super::create_group::create_group(&w.app, &r, r.frame().unwrap())
         .await
