@@ -15,8 +15,35 @@ use messenger::ports::{Notifier, NotifyError};
 use messenger::push::{MessageEvent, Notification, Platform, PushDevice};
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+
+/// How many of each kind (pushes, topic events, reports) are kept: the most recent. A gateway
+/// left running for days must not grow with every message it ever carried.
+pub const KEPT: usize = 1_000;
+
+/// The last [`KEPT`] of something, oldest first.
+#[derive(Debug)]
+struct Recent<T>(VecDeque<T>);
+
+impl<T> Default for Recent<T> {
+    fn default() -> Self {
+        Self(VecDeque::new())
+    }
+}
+
+impl<T> Recent<T> {
+    fn push(&mut self, item: T) {
+        if self.0.len() == KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back(item);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.0.iter()
+    }
+}
 
 /// One push that would have gone to a device.
 #[derive(Debug, Clone, Serialize)]
@@ -37,14 +64,14 @@ struct Endpoint {
     enabled: bool,
 }
 
-/// Records pushes and topic events in memory.
+/// Records pushes and topic events in memory: the last [`KEPT`] of each.
 #[derive(Debug, Default)]
 pub struct LocalNotifier {
     endpoints: Mutex<HashMap<String, Endpoint>>,
-    pushes: Mutex<Vec<RecordedPush>>,
+    pushes: Mutex<Recent<RecordedPush>>,
     /// Kept typed: turned into the topic's JSON only when someone looks (`snapshot`).
-    events: Mutex<Vec<MessageEvent>>,
-    reports: Mutex<Vec<Value>>,
+    events: Mutex<Recent<MessageEvent>>,
+    reports: Mutex<Recent<Value>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -52,7 +79,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl LocalNotifier {
-    /// Everything recorded so far, optionally only for one user's devices.
+    /// What was recorded (the last [`KEPT`] of each kind, oldest first), optionally only the
+    /// pushes to one user's devices.
     pub fn snapshot(&self, user: Option<&str>) -> Value {
         let pushes: Vec<RecordedPush> = lock(&self.pushes)
             .iter()
@@ -66,7 +94,8 @@ impl LocalNotifier {
                 json!({ "message": event, "attributes": attributes })
             })
             .collect();
-        json!({ "pushes": pushes, "events": events, "reports": *lock(&self.reports) })
+        let reports: Vec<Value> = lock(&self.reports).iter().cloned().collect();
+        json!({ "pushes": pushes, "events": events, "reports": reports })
     }
 }
 
@@ -151,5 +180,38 @@ impl Notifier for LocalNotifier {
     async fn publish(&self, event: &MessageEvent) -> Result<(), NotifyError> {
         lock(&self.events).push(event.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use messenger::domain::ConversationId;
+
+    #[tokio::test]
+    async fn only_the_most_recent_events_are_kept() {
+        // GIVEN a notifier that published more topic events than it keeps
+        let notifier = LocalNotifier::default();
+        let conversation = ConversationId::new("g-recent").unwrap();
+        for seq in 1..=(KEPT as u64 + 5) {
+            let event = MessageEvent {
+                conversation: conversation.clone(),
+                seq,
+                from: UserId::new("amy").unwrap(),
+                sent_at: "2026-12-01T00:00:00.000Z".into(),
+                offline: Vec::new(),
+            };
+            notifier.publish(&event).await.unwrap();
+        }
+        // THEN the snapshot holds the last KEPT of them, oldest first
+        let snapshot = notifier.snapshot(None);
+        let seqs: Vec<u64> = snapshot["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"]["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs.len(), KEPT);
+        assert_eq!((seqs[0], seqs[KEPT - 1]), (6, KEPT as u64 + 5));
     }
 }
