@@ -26,27 +26,33 @@ pub struct InMemoryStore {
     state: Mutex<State>,
 }
 
+/// The state's hash maps: hashed with foldhash (what hashbrown uses by default), seeded per
+/// process. SipHash, std's default, resists hash flooding from untrusted keys at several times
+/// the cost per lookup; this store serves one developer's loopback gateway and the tests, and
+/// its keys are hashed on every send and ack (docs/benchmarks.md, finding 12).
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct State {
     /// user → their record: live connections and last-seen (one item per user on DynamoDB)
-    users: HashMap<UserId, UserRecord>,
+    users: Map<UserId, UserRecord>,
     /// conversation → user → membership (hashed by conversation: every send and ack looks one
     /// up; a user's conversations are sorted when listed)
-    members: HashMap<ConversationId, BTreeMap<UserId, Membership>>,
-    logs: HashMap<ConversationId, Log>,
+    members: Map<ConversationId, BTreeMap<UserId, Membership>>,
+    logs: Map<ConversationId, Log>,
     /// (sender, client_msg_id) → where the message was stored, for which request, and until
     /// when the key stands for it (`Message::key_expires_at`)
-    sent: HashMap<(UserId, ClientMsgId), (SentKey, DateTime<Utc>)>,
-    groups: HashMap<ConversationId, GroupInfo>,
-    push_devices: HashMap<UserId, BTreeMap<DeviceId, PushDevice>>,
+    sent: Map<(UserId, ClientMsgId), (SentKey, DateTime<Utc>)>,
+    groups: Map<ConversationId, GroupInfo>,
+    push_devices: Map<UserId, BTreeMap<DeviceId, PushDevice>>,
     /// (platform, token) → the device that last registered it
-    token_holders: HashMap<(Platform, String), (UserId, DeviceId)>,
+    token_holders: Map<(Platform, String), (UserId, DeviceId)>,
     /// (user, device, conversation) → when the standing push claim was made, and for which seq
-    push_claims: HashMap<(UserId, DeviceId, ConversationId), (DateTime<Utc>, Seq)>,
+    push_claims: Map<(UserId, DeviceId, ConversationId), (DateTime<Utc>, Seq)>,
     /// (user, bucket) → when that token bucket is full again
-    buckets: HashMap<(UserId, Bucket), DateTime<Utc>>,
+    buckets: Map<(UserId, Bucket), DateTime<Utc>>,
     /// blocker → blocked → since when
-    blocks: HashMap<UserId, BTreeMap<UserId, DateTime<Utc>>>,
+    blocks: Map<UserId, BTreeMap<UserId, DateTime<Utc>>>,
     /// every report, by id
     reports: BTreeMap<ReportId, Report>,
 }

@@ -147,10 +147,13 @@ impl Entry {
     }
 }
 
+/// Open sockets by connection id (foldhash: every post looks one up; the ids are ours).
+type Conns = HashMap<String, Entry, foldhash::fast::RandomState>;
+
 /// The open sockets by connection id.
 #[derive(Debug)]
 pub struct Registry {
-    conns: Mutex<HashMap<String, Entry>>,
+    conns: Mutex<Conns>,
     max_message_bytes: usize,
     max_queued_bytes: usize,
     /// Connections closed as slow consumers so far.
@@ -169,7 +172,7 @@ impl Registry {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Conns> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -231,17 +234,21 @@ impl Registry {
         if len > self.max_message_bytes {
             return Err(PostError::TooLarge);
         }
-        let entry = self.get(id).ok_or(PostError::Gone)?;
+        // Looked up and queued under the lock, not cloned out of it: queuing never waits.
+        let mut conns = self.lock();
+        let entry = conns.get(id).ok_or(PostError::Gone)?;
         let cost = out.cost();
         let before = entry.queued.fetch_add(cost, Ordering::Relaxed);
         if before + cost > self.max_queued_bytes {
             entry.queued.fetch_sub(cost, Ordering::Relaxed);
-            if self.remove(id).is_some() {
+            let entry = conns.remove(id);
+            drop(conns);
+            if let Some(entry) = entry {
                 self.slow_consumers.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(connection = id, queued = before, "slow consumer closed");
+                let (code, reason) = SLOW_CONSUMER;
+                entry.closing.close(code, reason);
             }
-            let (code, reason) = SLOW_CONSUMER;
-            entry.closing.close(code, reason);
             return Err(PostError::Gone);
         }
         entry.touch();
