@@ -379,6 +379,14 @@ pub fn muted_forever() -> DateTime<Utc> {
 }
 
 impl Membership {
+    /// Where the pointer of this kind stands.
+    pub fn pointer(&self, kind: ReceiptKind) -> Seq {
+        match kind {
+            ReceiptKind::Delivered => self.delivered,
+            ReceiptKind::Read => self.read,
+        }
+    }
+
     /// Whether pushes for this conversation are off at `now`.
     pub fn muted_at(&self, now: DateTime<Utc>) -> bool {
         self.muted_until.is_some_and(|t| t > now)

@@ -30,19 +30,17 @@ pub async fn accept(app: &App, req: &Request, frame: ConversationFrame) -> Resul
     // What the request kept from a 1:1's sender, they now get: the receipts of where the
     // caller's pointers stand (as a normal conversation would have told them).
     if let Some(peer) = peer.filter(|_| was_request) {
-        let receipts: Vec<ServerFrame> = [
-            (ReceiptKind::Delivered, mine.delivered),
-            (ReceiptKind::Read, mine.read),
-        ]
-        .into_iter()
-        .filter(|(_, seq)| *seq > 0)
-        .map(|(kind, seq)| ServerFrame::Receipt {
-            conversation: conv.clone(),
-            seq,
-            kind,
-            by: me.clone(),
-        })
-        .collect();
+        let receipts: Vec<ServerFrame> = [ReceiptKind::Delivered, ReceiptKind::Read]
+            .into_iter()
+            .map(|kind| (kind, mine.pointer(kind)))
+            .filter(|(_, seq)| *seq > 0)
+            .map(|(kind, seq)| ServerFrame::Receipt {
+                conversation: conv.clone(),
+                seq,
+                kind,
+                by: me.clone(),
+            })
+            .collect();
         if !receipts.is_empty()
             && let Err(e) = app.deliver_all(&[peer], &receipts, None).await
         {

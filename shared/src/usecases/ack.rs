@@ -1,7 +1,7 @@
 //! Use case of the `ack` route: move a delivered/read pointer forward and tell who needs to know.
 
 use super::{forbidden, members_of};
-use crate::domain::{ConversationId, Membership, Message, ReceiptKind, Seq, UserId};
+use crate::domain::{ConversationId, Message, ReceiptKind, Seq, UserId};
 use crate::ports::WriteKeys;
 use crate::protocol::{AckFrame, ServerFrame};
 use crate::request::Request;
@@ -67,7 +67,7 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
     };
     let mut moved = Vec::with_capacity(2);
     for kind in kinds {
-        if pointer(&membership, kind) < frame.seq
+        if membership.pointer(kind) < frame.seq
             && app
                 .stores
                 .conversations
@@ -98,7 +98,7 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
     } else if conv.is_group() {
         let covered_from = moved
             .iter()
-            .map(|k| pointer(&membership, *k))
+            .map(|k| membership.pointer(*k))
             .min()
             .unwrap_or(0);
         let mut to = authors(app, conv, covered_from, frame.seq, seen.message).await?;
@@ -119,14 +119,6 @@ pub async fn ack(app: &App, req: &Request, frame: AckFrame) -> Result<(), Error>
     app.deliver_all(&targets, &receipts, Some(&req.caller.connection))
         .await?;
     Ok(())
-}
-
-/// Where a pointer stood before this ack (as read with the membership).
-fn pointer(m: &Membership, kind: ReceiptKind) -> Seq {
-    match kind {
-        ReceiptKind::Delivered => m.delivered,
-        ReceiptKind::Read => m.read,
-    }
 }
 
 /// The authors of the messages in `(after, upto]` (the newest
