@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the tables of docs/benchmarks.md, loopback only, each target in-process with the
 # load generator:
-#   1. issue 18's targets, REPEAT times (default 3), targets alternating: the embedded gateway
+#   1. issue 18's targets, REPEAT times (default 5: one run varies ±15 % on a shared VM), targets alternating: the embedded gateway
 #      (in-memory store) vs the raw reference server at 1,000 connections, closed loop (window 1:
 #      capacity and CPU per message) and open loop at TARGET_RATE (default 5,000) sends/s
 #      (latency);
@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-REPEAT=${REPEAT:-3}         # rounds of the issue's runs
+REPEAT=${REPEAT:-5}         # rounds of the issue's runs (their medians are reported)
 TARGET_RATE=${TARGET_RATE:-5000}  # the issue's open-loop rate at 1,000 connections
 SIZES=${SIZES-"100 1000 5000"}
 RATE=${RATE:-1000}          # open loop: total sends/s, the same at every size
