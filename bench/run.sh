@@ -3,8 +3,8 @@
 # load generator:
 #   1. issue 18's targets, REPEAT times (default 5: one run varies ±15 % on a shared VM),
 #      targets alternating: the embedded gateway (in-memory store) vs the raw reference server
-#      at 1,000 connections, closed loop (window 1: capacity and CPU per message) and open loop at TARGET_RATE (default 5,000) sends/s
-#      (latency);
+#      at 1,000 connections, closed loop (window 1: capacity and CPU per message) and open
+#      loop at TARGET_RATE (default 5,000) sends/s (latency);
 #   2. the embedded gateway vs the reference at 100, 1,000 and 5,000 connections, a fixed
 #      open-loop rate (RATE) and a closed loop, and two diagnostics of the reference;
 #   3. opt-in (DynamoDB on MiniStack, which is slow: ~10 more minutes): the embedded gateway on
