@@ -551,7 +551,7 @@ impl MessageLog for InMemoryStore {
         let key = (msg.from.clone(), msg.client_msg_id.clone());
         if let Some(sent) = s.sent_key(&key, msg.sent_at) {
             if !sent.is_same_request(&msg.conversation, &msg.digest) {
-                return Ok(Append::Conflict(sent.clone()));
+                return Ok(Append::Conflict(sent));
             }
             let log = s.logs.get(&sent.conversation);
             let original = log.and_then(|l| l.get(sent.seq)).cloned().ok_or_else(|| {
