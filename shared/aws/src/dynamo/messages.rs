@@ -378,15 +378,16 @@ pub(super) struct IdempotencyItem {
 impl IdempotencyItem {
     pub(super) fn new(m: &Message, digest: &RequestDigest, token: &str) -> Self {
         let LogKey { pk, sk } = LogKey::idempotency(&m.from, &m.client_msg_id);
+        // The key window or the message's retention, whichever ends first; TTL deletes it.
+        let lapses = Some(m.key_expires_at());
         Self {
             pk,
             sk,
             conv: m.conversation.clone(),
             seq: m.seq,
             digest: Some(digest.as_str().to_owned()),
-            // The key window or the message's retention, whichever ends first; TTL deletes it.
-            expires_at: Some(m.key_expires_at()),
-            ttl: Some(m.key_expires_at()),
+            expires_at: lapses,
+            ttl: lapses,
             token: Some(token.to_owned()),
         }
     }
