@@ -94,8 +94,7 @@ impl LocalNotifier {
                 json!({ "message": event, "attributes": attributes })
             })
             .collect();
-        let reports: Vec<Value> = lock(&self.reports).iter().cloned().collect();
-        json!({ "pushes": pushes, "events": events, "reports": reports })
+        json!({ "pushes": pushes, "events": events, "reports": lock(&self.reports).0 })
     }
 }
 
