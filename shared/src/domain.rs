@@ -12,6 +12,7 @@ pub use crate::attachments::{Attachment, AttachmentId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Per-conversation sequence number, assigned by the server: 1, 2, 3, … without gaps.
 pub type Seq = u64;
@@ -42,28 +43,49 @@ fn check_id(kind: &'static str, value: &str, extra: &[char]) -> Result<(), Inval
     if value.len() > MAX_ID_LEN {
         return fail("is longer than 128 bytes");
     }
-    let ok = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._@|+-".contains(c) || extra.contains(&c));
+    // Every allowed character is ASCII, so a byte of a multi-byte character never passes.
+    let ok = value.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'.' | b'_' | b'@' | b'|' | b'+' | b'-')
+            || extra.contains(&char::from(b))
+    });
     if !ok {
         return fail("may only contain ASCII letters, digits and . _ @ | + -");
     }
     Ok(())
 }
 
+/// Reads an id from any string a deserializer has (borrowed or not) without copying it
+/// into a `String` first.
+struct IdVisitor<T>(&'static str, fn(&str) -> Result<T, InvalidId>);
+
+impl<T> serde::de::Visitor<'_> for IdVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} (a string)", self.0)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        (self.1)(v).map_err(E::custom)
+    }
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $extra:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        ///
+        /// Shared, not copied: a clone is a reference count (ids are cloned into every request,
+        /// stored message, key and fan-out), and the text is immutable once validated.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates and wraps an id.
-            pub fn new(value: impl Into<String>) -> Result<Self, InvalidId> {
-                let value = value.into();
-                check_id($kind, &value, $extra)?;
-                Ok(Self(value))
+            pub fn new(value: impl AsRef<str>) -> Result<Self, InvalidId> {
+                let value = value.as_ref();
+                check_id($kind, value, $extra)?;
+                Ok(Self(value.into()))
             }
             /// The id as text.
             pub fn as_str(&self) -> &str {
@@ -78,7 +100,17 @@ macro_rules! string_id {
         }
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                id.0.as_ref().to_owned()
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_str(IdVisitor($kind, |v| Self::new(v)))
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
             }
         }
         impl fmt::Display for $name {
@@ -113,7 +145,7 @@ string_id!(
 impl DeviceId {
     /// The device of a token without a `device` claim.
     pub fn unnamed() -> Self {
-        Self("default".into())
+        Self(Arc::from("default"))
     }
 }
 
@@ -122,7 +154,7 @@ impl ConversationId {
     /// User ids cannot contain `:`, so the id is unambiguous.
     pub fn direct(a: &UserId, b: &UserId) -> Self {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        Self(format!("dm:{lo}:{hi}"))
+        Self(format!("dm:{lo}:{hi}").into())
     }
 
     /// The two members of a 1:1 conversation, or `None` for any other kind.
@@ -559,7 +591,7 @@ impl ConversationId {
             Some(c) => seed = Sha256::digest(format!("{creator}\0{c}")).into(),
             None => getrandom::fill(&mut seed).expect("the OS provides randomness"),
         }
-        Self(format!("g:{}", hex(&seed[..10])))
+        Self(format!("g:{}", hex(&seed[..10])).into())
     }
 
     /// Whether this is a group (not a 1:1 conversation).
