@@ -688,13 +688,57 @@ impl ServerFrame {
     }
 }
 
-/// Timestamps on the wire: RFC 3339, UTC, milliseconds.
+/// Timestamps on the wire: RFC 3339, UTC, milliseconds (`2026-12-02T00:26:08.123Z`).
 pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    match WireTime::of(t) {
+        Some(w) => w.as_str().to_owned(),
+        None => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+    }
+}
+
+/// A timestamp as [`format_time`] writes it, on the stack: every server frame has one or two
+/// and the fan-out writes each frame again per recipient, so they skip the formatting
+/// machinery (and its `String`) that `to_rfc3339_opts` goes through. Years 0–9999 only (what
+/// the fixed-width form can say); others take `to_rfc3339_opts`.
+struct WireTime([u8; 24]);
+
+impl WireTime {
+    fn of(t: &DateTime<Utc>) -> Option<Self> {
+        use chrono::{Datelike, Timelike};
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+        // A leap second shows as second 60, as chrono writes it.
+        let millis = t.nanosecond() / 1_000_000;
+        let (second, millis) = match millis >= 1000 {
+            true => (t.second() + 1, millis - 1000),
+            false => (t.second(), millis),
+        };
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, t.month());
+        put(8, 2, t.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, second);
+        put(20, 3, millis);
+        Some(Self(b))
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("ASCII digits and separators")
+    }
 }
 
 fn rfc3339_millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(t))
+    match WireTime::of(t) {
+        Some(w) => s.serialize_str(w.as_str()),
+        None => s.serialize_str(&format_time(t)),
+    }
 }
 
 fn opt_rfc3339_millis<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
@@ -708,6 +752,28 @@ fn opt_rfc3339_millis<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn wire_times_are_what_chrono_writes() {
+        use chrono::TimeZone;
+        let cases = [
+            Utc.timestamp_millis_opt(0).unwrap(),
+            Utc.timestamp_millis_opt(1_796_169_968_123).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
+            // Sub-millisecond digits are cut, not rounded; a leap second shows as :60.
+            Utc.timestamp_opt(1_796_169_968, 999_999_999).unwrap(),
+            Utc.timestamp_opt(1_796_169_599, 1_500_000_000).unwrap(),
+        ];
+        for t in cases {
+            assert_eq!(
+                format_time(&t),
+                t.to_rfc3339_opts(SecondsFormat::Millis, true)
+            );
+        }
+        assert_eq!(format_time(&cases[1]), "2026-12-02T00:06:08.123Z");
+    }
 
     #[test]
     fn frames_serialise_with_type_tag_and_echoed_id() {
