@@ -154,7 +154,11 @@ impl ConversationId {
     /// User ids cannot contain `:`, so the id is unambiguous.
     pub fn direct(a: &UserId, b: &UserId) -> Self {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        Self(format!("dm:{lo}:{hi}").into())
+        let mut id = String::with_capacity(4 + lo.0.len() + hi.0.len());
+        for part in ["dm:", lo.as_str(), ":", hi.as_str()] {
+            id.push_str(part);
+        }
+        Self(id.into())
     }
 
     /// The two members of a 1:1 conversation, or `None` for any other kind.
