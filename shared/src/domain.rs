@@ -69,6 +69,13 @@ impl<T> serde::de::Visitor<'_> for IdVisitor<T> {
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
         (self.1)(v).map_err(E::custom)
     }
+
+    /// As `String` takes them: UTF-8 bytes are text.
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<T, E> {
+        let text = std::str::from_utf8(v)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Bytes(v), &self))?;
+        self.visit_str(text)
+    }
 }
 
 macro_rules! string_id {
@@ -626,6 +633,22 @@ mod tests {
         assert_eq!(
             ConversationId::direct(&b, &a).direct_members(),
             Some((a, b))
+        );
+    }
+
+    #[test]
+    fn ids_read_and_write_as_plain_strings_and_are_checked_when_read() {
+        let alice: UserId = serde_json::from_str(r#""alice""#).unwrap();
+        assert_eq!((alice.as_str(), alice.clone()), ("alice", user("alice")));
+        assert_eq!(serde_json::to_string(&alice).unwrap(), r#""alice""#);
+        let escaped: UserId = serde_json::from_str(r#""\u0061lice""#).unwrap();
+        assert_eq!(escaped, alice);
+        let bad = serde_json::from_str::<UserId>(r#""al ice""#).unwrap_err();
+        assert!(bad.to_string().contains("invalid user id"), "{bad}");
+        let number = serde_json::from_str::<ConversationId>("7").unwrap_err();
+        assert!(
+            number.to_string().contains("expected a conversation id"),
+            "{number}"
         );
     }
 
