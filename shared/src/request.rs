@@ -24,9 +24,12 @@ pub struct Caller {
 }
 
 /// What a client sent on its socket.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Frame<'a> {
     Text(&'a str),
+    /// A text frame that is JSON, parsed already by the carrier (the embedded gateway parses
+    /// it once for its route selection, then hands it over): the same as its `Text`.
+    Json(Value),
     /// Binary frames are not part of the protocol: they are answered with `bad_request`.
     Binary,
 }
@@ -94,21 +97,18 @@ impl Request {
 /// Splits a frame into (request id, client_msg_id, body). The ids are recovered even when the
 /// rest of the frame is invalid, so the error can echo them.
 fn split(frame: Frame<'_>) -> (Option<Value>, Option<String>, Result<Value, Error>) {
-    let text = match frame {
-        Frame::Text(t) => t,
+    let body: Value = match frame {
+        Frame::Json(v) => v,
+        Frame::Text(text) => match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let e = Error::BadRequest(format!("malformed JSON: {e}"));
+                return (None, None, Err(e));
+            }
+        },
         Frame::Binary => {
             let e = Error::BadRequest("binary frames are not supported; send JSON text".into());
             return (None, None, Err(e));
-        }
-    };
-    let body: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            return (
-                None,
-                None,
-                Err(Error::BadRequest(format!("malformed JSON: {e}"))),
-            );
         }
     };
     if !body.is_object() {
@@ -149,6 +149,13 @@ mod tests {
         assert_eq!((id, cmid.as_deref()), (None, Some("c-2")));
         assert!(matches!(body, Err(Error::BadRequest(_))));
         assert!(matches!(split(Frame::Binary).2, Err(Error::BadRequest(_))));
+        // Parsed already, the same frame splits the same way.
+        let text = r#"{"action":"send","id":7,"client_msg_id":"c-3"}"#;
+        let (id, cmid, body) = split(Frame::Json(serde_json::from_str(text).unwrap()));
+        assert_eq!((id, cmid), (Some(Value::from(7)), Some("c-3".into())));
+        assert_eq!(body.unwrap(), split(Frame::Text(text)).2.unwrap());
+        let not_an_object = split(Frame::Json(serde_json::json!([1]))).2;
+        assert!(matches!(not_an_object, Err(Error::BadRequest(_))));
         assert!(matches!(
             split(Frame::Text("[1]")).2,
             Err(Error::BadRequest(_))

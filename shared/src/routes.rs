@@ -270,8 +270,19 @@ impl Route {
             action: Option<std::borrow::Cow<'a, str>>,
         }
         text_frame
+            // An object only: serde would also read a struct from an array (`["send"]`),
+            // where `$request.body.action` finds nothing.
+            .filter(|t| t.trim_start().starts_with('{'))
             .and_then(|t| serde_json::from_str::<Selector<'_>>(t).ok())
             .and_then(|s| s.action.as_deref().and_then(Action::from_name))
+            .map_or(Self::Default, Self::Action)
+    }
+
+    /// [`Route::select`] of a text frame already parsed as JSON (`body`).
+    pub fn of_json(body: &serde_json::Value) -> Self {
+        body.get("action")
+            .and_then(serde_json::Value::as_str)
+            .and_then(Action::from_name)
             .map_or(Self::Default, Self::Action)
     }
 }
@@ -303,6 +314,17 @@ mod tests {
             Integration::Mock
         );
         assert_eq!(select(r#"{"action":"fly"}"#), Route::Default);
+        for frame in [
+            r#"{"action":"send","to":"bob"}"#,
+            r#"{"action":"fly"}"#,
+            r#"{"action":7}"#,
+            r#"{"to":"bob"}"#,
+            r#"["send"]"#,
+            r#""send""#,
+        ] {
+            let parsed = serde_json::from_str(frame).unwrap();
+            assert_eq!(Route::of_json(&parsed), select(frame), "{frame}");
+        }
         assert_eq!(select(r#"{"action":7}"#), Route::Default);
         assert_eq!(select("not json"), Route::Default);
         assert_eq!(Route::select(None), Route::Default);

@@ -376,10 +376,13 @@ impl Gateway {
     /// network, a fault) goes on in a task of its own, so the socket reads on meanwhile. A
     /// panic in that first poll is caught, as the task would have caught it.
     pub(crate) async fn dispatch(self: &Arc<Self>, caller: &Caller, entry: &Entry, body: Body) {
-        let route = match &body {
-            Body::Text(t) => Route::select(Some(t)),
-            Body::Binary(_) => Route::Default,
+        // Parsed once: for the route selection here, and for the handler (a frame that is not
+        // JSON goes to `$default`, whose handler parses it again to say why).
+        let json = match &body {
+            Body::Text(t) => serde_json::from_str::<serde_json::Value>(t).ok(),
+            Body::Binary(_) => None,
         };
+        let route = json.as_ref().map_or(Route::Default, Route::of_json);
         let deadline = Instant::now() + self.config.integration_timeout;
         let (gw, caller) = (self.clone(), caller.clone());
         // Boxed: the handler's future is several KiB, and a waiting one moves into a task.
@@ -388,9 +391,10 @@ impl Gateway {
                 caller,
                 request_id: events::request_id(),
                 route_key: route.key(),
-                frame: match &body {
-                    Body::Text(t) => Frame::Text(t),
-                    Body::Binary(_) => Frame::Binary,
+                frame: match (json, &body) {
+                    (Some(json), _) => Frame::Json(json),
+                    (None, Body::Text(t)) => Frame::Text(t),
+                    (None, Body::Binary(_)) => Frame::Binary,
                 },
             };
             routes::serve(&gw.app, route, invocation).await
