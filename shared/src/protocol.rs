@@ -696,10 +696,10 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
     }
 }
 
-/// A timestamp as [`format_time`] writes it, on the stack: every server frame has one or two
-/// and the fan-out writes each frame again per recipient, so they skip the formatting
-/// machinery (and its `String`) that `to_rfc3339_opts` goes through. Years 0–9999 only (what
-/// the fixed-width form can say); others take `to_rfc3339_opts`.
+/// A timestamp as [`format_time`] writes it, on the stack: most server frames have one or two
+/// (and every message's push step another), so they skip the formatting machinery (and its
+/// `String`) that `to_rfc3339_opts` goes through. Years 0–9999 only (what the fixed-width form
+/// can say); others take `to_rfc3339_opts`.
 struct WireTime([u8; 24]);
 
 impl WireTime {
