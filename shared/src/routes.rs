@@ -264,21 +264,13 @@ impl Route {
     /// `action` names a route goes there; anything else (not JSON, no action, an unknown
     /// action, a binary frame) goes to `$default`.
     pub fn select(text_frame: Option<&str>) -> Self {
-        #[derive(Deserialize)]
-        struct Selector<'a> {
-            #[serde(borrow)]
-            action: Option<std::borrow::Cow<'a, str>>,
-        }
         text_frame
-            // An object only: serde would also read a struct from an array (`["send"]`),
-            // where `$request.body.action` finds nothing.
-            .filter(|t| t.trim_start().starts_with('{'))
-            .and_then(|t| serde_json::from_str::<Selector<'_>>(t).ok())
-            .and_then(|s| s.action.as_deref().and_then(Action::from_name))
-            .map_or(Self::Default, Self::Action)
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .map_or(Self::Default, |body| Self::of_json(&body))
     }
 
-    /// [`Route::select`] of a text frame already parsed as JSON (`body`).
+    /// [`Route::select`] of a text frame already parsed as JSON (`body`): only an object's
+    /// string `action` names a route (an array that holds one, `["send"]`, does not).
     pub fn of_json(body: &serde_json::Value) -> Self {
         body.get("action")
             .and_then(serde_json::Value::as_str)
@@ -314,17 +306,12 @@ mod tests {
             Integration::Mock
         );
         assert_eq!(select(r#"{"action":"fly"}"#), Route::Default);
-        for frame in [
-            r#"{"action":"send","to":"bob"}"#,
-            r#"{"action":"fly"}"#,
-            r#"{"action":7}"#,
-            r#"{"to":"bob"}"#,
-            r#"["send"]"#,
-            r#""send""#,
-        ] {
-            let parsed = serde_json::from_str(frame).unwrap();
-            assert_eq!(Route::of_json(&parsed), select(frame), "{frame}");
+        for not_an_object in [r#"["send"]"#, r#""send""#, r#"[{"action":"send"}]"#] {
+            assert_eq!(select(not_an_object), Route::Default, "{not_an_object}");
         }
+        assert_eq!(select(r#"{"to":"bob"}"#), Route::Default);
+        let parsed = serde_json::json!({"action": "send", "to": "bob"});
+        assert_eq!(Route::of_json(&parsed), Route::Action(Action::Send));
         assert_eq!(select(r#"{"action":7}"#), Route::Default);
         assert_eq!(select("not json"), Route::Default);
         assert_eq!(Route::select(None), Route::Default);
