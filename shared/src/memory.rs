@@ -30,8 +30,8 @@ pub struct InMemoryStore {
 /// process. SipHash, std's default, resists hash flooding from untrusted keys at several times
 /// the cost per lookup; this store serves one developer's loopback gateway and the tests, and
 /// its keys are hashed on every send and ack (docs/benchmarks.md, finding 12).
-type Map<K, V> = HashMap<K, V, Hasher>;
-type Hasher = foldhash::fast::RandomState;
+type Map<K, V> = HashMap<K, V, FoldHash>;
+type FoldHash = foldhash::fast::RandomState;
 
 #[derive(Debug, Default)]
 struct State {
@@ -306,7 +306,7 @@ impl Connections for InMemoryStore {
     ) -> Result<Vec<Connection>, StoreError> {
         let s = self.lock();
         // Each user once, as the port's default (a map by user) has it.
-        let mut seen = HashSet::with_capacity_and_hasher(users.len(), Hasher::default());
+        let mut seen = HashSet::with_capacity_and_hasher(users.len(), FoldHash::default());
         Ok(users
             .iter()
             .filter(|u| seen.insert(*u))
